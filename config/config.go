@@ -1,0 +1,485 @@
+// Package config loads Junction's YAML configuration: ${ENV} expansion,
+// strict decoding with positions, defaults and validation. Every problem is
+// reported as FILE:LINE:COL: message, all of them at once.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults used where the config says nothing.
+const (
+	DefaultHTTPListen   = "127.0.0.1:8080"
+	DefaultAdminListen  = "127.0.0.1:9090"
+	DefaultJournalDir   = "./data"
+	DefaultStream       = "JUNCTION"
+	DefaultMaxBodySize  = ByteSize(1 << 20)
+	DefaultConcurrency  = 64
+	DefaultFsync        = "interval"
+	DefaultSyncInterval = time.Second
+)
+
+// Config is a whole Junction configuration.
+type Config struct {
+	// File is the path the config was read from ("" for the built-in default).
+	File string `yaml:"-"`
+
+	HTTP    HTTP     `yaml:"http"`
+	Admin   Admin    `yaml:"admin"`
+	Journal Journal  `yaml:"journal"`
+	Log     Log      `yaml:"log"`
+	Sources []Plugin `yaml:"-"`
+	Sinks   []Plugin `yaml:"-"`
+	Routes  []Route  `yaml:"-"`
+}
+
+// HTTP configures the shared ingress listener of the http and webhook sources.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+	// MaxBodySize is the largest request body accepted (413 beyond). Default 1MiB.
+	MaxBodySize ByteSize `yaml:"maxBodySize"`
+	// ReadTimeout bounds reading one request. Default 30s.
+	ReadTimeout time.Duration `yaml:"readTimeout"`
+}
+
+// Admin configures the admin listener (health, readiness, metrics).
+type Admin struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log configures Junction's own log.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error (default info)
+	Format string `yaml:"format"` // text | json (default text)
+}
+
+// Journal configures the durable store: embedded NATS JetStream in Dir, or an
+// external JetStream server at URL.
+type Journal struct {
+	Dir string `yaml:"dir"`
+	URL string `yaml:"url"`
+	// Fsync is "interval" (fsync every SyncInterval; a power loss may lose
+	// the last interval, a process crash loses nothing) or "always" (fsync
+	// before every acknowledgement).
+	Fsync        string        `yaml:"fsync"`
+	SyncInterval time.Duration `yaml:"syncInterval"`
+	// Stream is the JetStream stream name. Default JUNCTION.
+	Stream string `yaml:"stream"`
+	// Replicas of the stream on an external cluster. Default 1.
+	Replicas int `yaml:"replicas"`
+	// MaxBytes bounds the journal's size on disk; 0 means unlimited. When it
+	// is full, ingress answers 503.
+	MaxBytes ByteSize `yaml:"maxBytes"`
+	// Credentials file for an external server (NATS .creds); optional.
+	Credentials string `yaml:"credentials"`
+	// User, Password and Token for an external server; optional.
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	Token    string `yaml:"token"`
+}
+
+// Route is one routing rule.
+type Route struct {
+	Name      string     `yaml:"name"`
+	Sources   []Ref      `yaml:"sources"`
+	Filter    Expr       `yaml:"filter"`
+	Filters   yaml.Node  `yaml:"filters"`
+	Transform *Transform `yaml:"transform"`
+	To        []Ref      `yaml:"to"`
+	Delivery  Delivery   `yaml:"delivery"`
+
+	Pos  Pos        `yaml:"-"`
+	Node *yaml.Node `yaml:"-"`
+}
+
+// Where names the route for error messages.
+func (r *Route) Where() string { return fmt.Sprintf("route %q", r.Name) }
+
+// Transform rewrites attributes and data of the events a route matches.
+type Transform struct {
+	Attributes ExprMap `yaml:"attributes"`
+	Data       Expr    `yaml:"data"`
+}
+
+// Load reads and checks the config file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, b, os.LookupEnv)
+}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultName is the file name errors in the built-in config refer to.
+const DefaultName = "(built-in default)"
+
+// DefaultYAML returns the built-in config's text.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// Default returns the built-in config: CloudEvents over HTTP on
+// 127.0.0.1:8080/events, admin on 127.0.0.1:9090, the embedded journal in
+// ./data, and one route that prints every event on standard output.
+// JUNCTION_HTTP_LISTEN, JUNCTION_ADMIN_LISTEN and JUNCTION_JOURNAL_DIR
+// override its addresses and directory.
+func Default(lookup LookupEnv) (*Config, error) {
+	return Parse(DefaultName, defaultYAML, lookup)
+}
+
+// Parse reads a config from YAML bytes; file names it in errors.
+func Parse(file string, data []byte, lookup LookupEnv) (*Config, error) {
+	cfg, errs := parse(data, lookup)
+	if len(errs) > 0 {
+		errs.SetFile(file)
+		return nil, errs.Err()
+	}
+	cfg.File = file
+	return cfg, nil
+}
+
+var topKeys = []string{"http", "admin", "journal", "log", "sources", "sinks", "routes"}
+
+func parse(data []byte, lookup LookupEnv) (*Config, Errors) {
+	var errs Errors
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, errIsEOF(err)) {
+			doc = yaml.Node{}
+		} else {
+			errs = append(errs, yamlSyntaxError(err))
+			return nil, errs
+		}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		errs.Addf(PosOf(&extra), "", "more than one YAML document; put everything in one")
+	}
+	cfg := &Config{}
+	var root *yaml.Node
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		root = doc.Content[0]
+	}
+	if root != nil && !isNull(root) {
+		if root.Kind != yaml.MappingNode {
+			errs.Addf(PosOf(root), "", "expected a mapping with keys %s, got %s", strings.Join(topKeys, ", "), describe(root))
+			return nil, errs
+		}
+		errs = append(errs, ExpandEnv(root, lookup)...)
+		var sources, sinks, routes *yaml.Node
+		top := &yaml.Node{Kind: yaml.MappingNode, Line: root.Line, Column: root.Column}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			k, v := root.Content[i], root.Content[i+1]
+			if seen[k.Value] {
+				errs.Addf(PosOf(k), "", "key %q appears twice", k.Value)
+				continue
+			}
+			seen[k.Value] = true
+			switch k.Value {
+			case "sources":
+				sources = v
+			case "sinks":
+				sinks = v
+			case "routes":
+				routes = v
+			default:
+				top.Content = append(top.Content, k, v)
+			}
+		}
+		if err := Decode(top, cfg); err != nil {
+			errs.Add(top, "", err)
+		}
+		cfg.Sources = plugins(sources, "source", &errs)
+		cfg.Sinks = plugins(sinks, "sink", &errs)
+		cfg.Routes = decodeRoutes(routes, &errs)
+	}
+	cfg.setDefaults()
+	cfg.validate(&errs, root)
+	return cfg, errs
+}
+
+func errIsEOF(err error) error {
+	if err != nil && err.Error() == "EOF" {
+		return err
+	}
+	return errors.New("not eof")
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func yamlSyntaxError(err error) *Error {
+	msg := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		var line int
+		fmt.Sscanf(m[1], "%d", &line)
+		return &Error{Pos: Pos{Line: line, Col: 1}, Msg: "invalid YAML: " + m[2]}
+	}
+	return &Error{Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// sinkCommon are the keys every sink has, read by the loader.
+type sinkCommon struct {
+	Delivery    Delivery `yaml:"delivery"`
+	Concurrency int      `yaml:"concurrency"`
+}
+
+func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
+	if n == nil || isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		errs.Addf(PosOf(n), "", "%ss: expected a list, got %s", kind, describe(n))
+		return nil
+	}
+	var out []Plugin
+	for i, item := range n.Content {
+		where := fmt.Sprintf("%ss[%d]", kind, i)
+		if item.Kind != yaml.MappingNode {
+			errs.Addf(PosOf(item), "", "%s: expected a mapping with name and type, got %s", where, describe(item))
+			continue
+		}
+		p := Plugin{Pos: PosOf(item), Node: item}
+		own := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column}
+		common := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column}
+		var nameNode, typeNode *yaml.Node
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k, v := item.Content[j], item.Content[j+1]
+			switch {
+			case k.Value == "name":
+				nameNode = v
+			case k.Value == "type":
+				typeNode = v
+			case kind == "sink" && (k.Value == "delivery" || k.Value == "concurrency"):
+				common.Content = append(common.Content, k, v)
+			default:
+				own.Content = append(own.Content, k, v)
+			}
+		}
+		if nameNode == nil || nameNode.Kind != yaml.ScalarNode || nameNode.Value == "" {
+			errs.Addf(PosOf(item), where, "missing name")
+		} else {
+			p.Name = nameNode.Value
+			where = p.Where(kind)
+			if !validName(p.Name) {
+				errs.Addf(PosOf(nameNode), where, "invalid name (use letters, digits, '-' and '_', starting with a letter)")
+			}
+		}
+		if typeNode == nil || typeNode.Kind != yaml.ScalarNode || typeNode.Value == "" {
+			errs.Addf(PosOf(item), where, "missing type")
+		} else {
+			p.Type = typeNode.Value
+			p.TypePos = PosOf(typeNode)
+		}
+		if len(common.Content) > 0 {
+			var c sinkCommon
+			errs.Add(common, where, Decode(common, &c))
+			p.Delivery, p.Concurrency = c.Delivery, c.Concurrency
+			if p.Concurrency < 0 || p.Concurrency > 10000 {
+				errs.Addf(PosOf(Locate(common, "concurrency")), where, "concurrency: must be between 1 and 10000")
+			}
+			errs.Add(common, where, p.Delivery.validate("delivery"))
+		}
+		p.Own = own
+		out = append(out, p)
+	}
+	return out
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
+
+func validName(s string) bool { return nameRE.MatchString(s) }
+
+func decodeRoutes(n *yaml.Node, errs *Errors) []Route {
+	if n == nil || isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		errs.Addf(PosOf(n), "", "routes: expected a list, got %s", describe(n))
+		return nil
+	}
+	var out []Route
+	for i, item := range n.Content {
+		var r Route
+		where := fmt.Sprintf("routes[%d]", i)
+		if nm := Locate(item, "name"); nm != item && nm.Kind == yaml.ScalarNode && nm.Value != "" {
+			where = fmt.Sprintf("route %q", nm.Value)
+		}
+		errs.Add(item, where, Decode(item, &r))
+		r.Pos, r.Node = PosOf(item), item
+		if item.Kind == yaml.MappingNode {
+			if r.Name == "" {
+				errs.Addf(PosOf(item), where, "missing name")
+			} else if !validName(r.Name) {
+				errs.Addf(PosOf(Locate(item, "name")), where, "invalid name (use letters, digits, '-' and '_', starting with a letter)")
+			}
+			if to := Locate(item, "to"); len(r.To) == 0 && (to == item || to.Kind == yaml.SequenceNode) {
+				errs.Addf(PosOf(Locate(item, "to")), where, "to: name at least one sink")
+			}
+			errs.Add(item, where, r.Delivery.validate("delivery"))
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (c *Config) setDefaults() {
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultHTTPListen
+	}
+	if c.HTTP.MaxBodySize == 0 {
+		c.HTTP.MaxBodySize = DefaultMaxBodySize
+	}
+	if c.HTTP.ReadTimeout == 0 {
+		c.HTTP.ReadTimeout = 30 * time.Second
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	if c.Journal.Dir == "" && c.Journal.URL == "" {
+		c.Journal.Dir = DefaultJournalDir
+	}
+	if c.Journal.Fsync == "" {
+		c.Journal.Fsync = DefaultFsync
+	}
+	if c.Journal.SyncInterval == 0 {
+		c.Journal.SyncInterval = DefaultSyncInterval
+	}
+	if c.Journal.Stream == "" {
+		c.Journal.Stream = DefaultStream
+	}
+	if c.Journal.Replicas == 0 {
+		c.Journal.Replicas = 1
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	for i := range c.Sinks {
+		if c.Sinks[i].Concurrency == 0 {
+			c.Sinks[i].Concurrency = DefaultConcurrency
+		}
+	}
+}
+
+var streamRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func (c *Config) validate(errs *Errors, root *yaml.Node) {
+	at := func(path string) Pos { return PosOf(Locate(root, path)) }
+	switch c.Journal.Fsync {
+	case "always", "interval":
+	default:
+		errs.Addf(at("journal.fsync"), "", "journal.fsync: must be always or interval, not %q", c.Journal.Fsync)
+	}
+	if c.Journal.SyncInterval < 0 {
+		errs.Addf(at("journal.syncInterval"), "", "journal.syncInterval: must be positive")
+	}
+	if !streamRE.MatchString(c.Journal.Stream) {
+		errs.Addf(at("journal.stream"), "", "journal.stream: %q is not a valid stream name (letters, digits, '-' and '_')", c.Journal.Stream)
+	}
+	if c.Journal.Replicas < 1 || c.Journal.Replicas > 5 {
+		errs.Addf(at("journal.replicas"), "", "journal.replicas: must be between 1 and 5")
+	}
+	if c.Journal.URL != "" && c.Journal.Replicas > 1 && c.Journal.Dir != "" {
+		errs.Addf(at("journal.replicas"), "journal", "replicas > 1 needs an external cluster (url), not dir")
+	}
+	if c.HTTP.MaxBodySize < 0 {
+		errs.Addf(at("http.maxBodySize"), "", "http.maxBodySize: must be positive")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs.Addf(at("log.level"), "", "log.level: must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs.Addf(at("log.format"), "", "log.format: must be text or json, not %q", c.Log.Format)
+	}
+
+	sources := map[string]bool{}
+	for _, s := range c.Sources {
+		if s.Name == "" {
+			continue
+		}
+		if sources[s.Name] {
+			errs.Addf(s.Pos, s.Where("source"), "a source with this name is already defined")
+		}
+		sources[s.Name] = true
+	}
+	sinks := map[string]bool{}
+	for _, s := range c.Sinks {
+		if s.Name == "" {
+			continue
+		}
+		if sinks[s.Name] {
+			errs.Addf(s.Pos, s.Where("sink"), "a sink with this name is already defined")
+		}
+		sinks[s.Name] = true
+	}
+	for _, s := range c.Sinks {
+		if dl := s.Delivery.DeadLetter; dl.Name != "" {
+			if !sinks[dl.Name] {
+				errs.Addf(dl.Pos, s.Where("sink"), "delivery.deadLetter: unknown sink %q%s", dl.Name, suggestion(dl.Name, sinks))
+			} else if dl.Name == s.Name {
+				errs.Addf(dl.Pos, s.Where("sink"), "delivery.deadLetter: a sink cannot be its own dead-letter sink")
+			}
+		}
+	}
+	routes := map[string]bool{}
+	for _, r := range c.Routes {
+		where := r.Where()
+		if r.Name != "" {
+			if routes[r.Name] {
+				errs.Addf(r.Pos, where, "a route with this name is already defined")
+			}
+			routes[r.Name] = true
+		}
+		for _, s := range r.Sources {
+			if !sources[s.Name] {
+				errs.Addf(s.Pos, where, "sources: unknown source %q%s", s.Name, suggestion(s.Name, sources))
+			}
+		}
+		dup := map[string]bool{}
+		for _, s := range r.To {
+			if !sinks[s.Name] {
+				errs.Addf(s.Pos, where, "to: unknown sink %q%s", s.Name, suggestion(s.Name, sinks))
+			}
+			if dup[s.Name] {
+				errs.Addf(s.Pos, where, "to: sink %q is listed twice", s.Name)
+			}
+			dup[s.Name] = true
+		}
+		if dl := r.Delivery.DeadLetter; dl.Name != "" {
+			if !sinks[dl.Name] {
+				errs.Addf(dl.Pos, where, "delivery.deadLetter: unknown sink %q%s", dl.Name, suggestion(dl.Name, sinks))
+			} else if dup[dl.Name] {
+				errs.Addf(dl.Pos, where, "delivery.deadLetter: sink %q is also a destination of this route", dl.Name)
+			}
+		}
+	}
+}
+
+func suggestion(name string, known map[string]bool) string {
+	names := make([]string, 0, len(known))
+	for k := range known {
+		names = append(names, k)
+	}
+	if s := Suggest(name, names); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
+}

@@ -1,0 +1,172 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Expr is an expression's source text and where it stands in the file.
+type Expr struct {
+	Src string
+	Pos Pos
+	// Null is true when the YAML value was null (for transforms: remove).
+	Null bool
+	// Node is the YAML scalar, for error positions inside the expression.
+	Node *yaml.Node
+}
+
+// IsSet reports whether the expression was given.
+func (e Expr) IsSet() bool { return e.Src != "" || e.Null }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (e *Expr) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected an expression (a string), got %s", describe(n))
+	}
+	*e = Expr{Src: n.Value, Pos: PosOf(n), Null: isNull(n), Node: n}
+	if !e.Null && strings.TrimSpace(e.Src) == "" {
+		return fmt.Errorf("empty expression")
+	}
+	return nil
+}
+
+// NamedExpr is one entry of an ordered mapping of names to expressions.
+type NamedExpr struct {
+	Name    string
+	NamePos Pos
+	Expr    Expr
+}
+
+// ExprMap is a mapping of names to expressions that keeps its order.
+type ExprMap []NamedExpr
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (m *ExprMap) UnmarshalYAML(n *yaml.Node) error {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("expected a mapping of names to expressions, got %s", describe(n))
+	}
+	var errs Errors
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if seen[k.Value] {
+			errs.Addf(PosOf(k), "", "key %q appears twice", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		var e Expr
+		if err := e.UnmarshalYAML(v); err != nil {
+			errs.Addf(PosOf(v), "", "%s: %v", k.Value, err)
+			continue
+		}
+		*m = append(*m, NamedExpr{Name: k.Value, NamePos: PosOf(k), Expr: e})
+	}
+	return errs.Err()
+}
+
+// Ref names another part of the config (a sink or a source) and remembers
+// where, so that an unknown name is reported at its place.
+type Ref struct {
+	Name string
+	Pos  Pos
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (r *Ref) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || isNull(n) || n.Value == "" {
+		return fmt.Errorf("expected a name, got %s", describe(n))
+	}
+	*r = Ref{Name: n.Value, Pos: PosOf(n)}
+	return nil
+}
+
+// ByteSize is a size in bytes; in YAML a number of bytes or a number with a
+// unit: 512KiB, 1MiB, 10MB.
+type ByteSize int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected a size such as 1MiB, got %s", describe(n))
+	}
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// ParseByteSize parses "1048576", "1MiB", "512KiB", "10MB", "1GiB".
+func ParseByteSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9') {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("invalid size %q (use bytes or a unit: 512KiB, 1MiB, 10MB)", s)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	units := map[string]int64{
+		"": 1, "b": 1,
+		"kb": 1000, "mb": 1000 * 1000, "gb": 1000 * 1000 * 1000,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+		"k": 1 << 10, "m": 1 << 20, "g": 1 << 30,
+	}
+	mult, ok := units[strings.ToLower(strings.TrimSpace(t[i:]))]
+	if !ok {
+		return 0, fmt.Errorf("invalid size unit in %q (use B, KiB, MiB, GiB, KB, MB or GB)", s)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return n * mult, nil
+}
+
+// String formats b with a binary unit where it divides evenly.
+func (b ByteSize) String() string {
+	switch {
+	case b >= 1<<30 && b%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", b>>30)
+	case b >= 1<<20 && b%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", b>>20)
+	case b >= 1<<10 && b%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", b>>10)
+	}
+	return fmt.Sprintf("%dB", int64(b))
+}
+
+// Plugin is one entry of `sources:` or `sinks:`. The loader reads name and
+// type (and for sinks the common keys of Common); the rest of the mapping is
+// the plugin's own config, which its factory decodes from Node.
+type Plugin struct {
+	Name    string
+	Type    string
+	Pos     Pos
+	TypePos Pos
+	// Node is the plugin's whole mapping.
+	Node *yaml.Node
+	// Own is a copy of Node without the common keys: what the plugin decodes.
+	Own *yaml.Node
+	// Common keys, set for sinks only.
+	Delivery    Delivery
+	Concurrency int
+}
+
+// Where names the plugin for error messages, e.g. `sink "billing"`.
+func (p *Plugin) Where(kind string) string {
+	if p.Name == "" {
+		return kind
+	}
+	return fmt.Sprintf("%s %q", kind, p.Name)
+}

@@ -1,0 +1,319 @@
+// Package journal is Junction's durable queue of deliveries, on NATS
+// JetStream: embedded in the process by default (its store in a directory,
+// no network port opened), or an external JetStream server or cluster.
+//
+// There is one stream. Each entry is one delivery of one event to one sink,
+// on the subject <prefix>.<sink>; each sink has a durable pull consumer on its
+// subject, so a slow sink's backlog stays in the stream and never holds up
+// another sink. The stream has work-queue retention: an entry is removed when
+// its consumer acknowledges it.
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Header names carried by journal entries.
+const (
+	// HeaderRoute names the route that produced the entry.
+	HeaderRoute = "Junction-Route"
+	// HeaderDeadLetter is "1" on an entry that is a dead letter.
+	HeaderDeadLetter = "Junction-Dead-Letter"
+)
+
+// ErrUnavailable means the journal cannot take writes now (not connected,
+// full, or timed out). Nothing of the failed Append is guaranteed stored.
+var ErrUnavailable = errors.New("journal unavailable")
+
+// ErrTooLarge means an entry is larger than the journal's message limit.
+var ErrTooLarge = errors.New("entry too large for the journal")
+
+// Fsync modes.
+const (
+	FsyncInterval = "interval"
+	FsyncAlways   = "always"
+)
+
+// Options configure Open.
+type Options struct {
+	// Dir is the embedded server's store directory. Used when URL is empty.
+	Dir string
+	// URL of an external NATS JetStream server or cluster.
+	URL string
+	// Fsync is FsyncInterval (default) or FsyncAlways (embedded only; an
+	// external server's own setting applies there).
+	Fsync string
+	// SyncInterval is the fsync period with FsyncInterval. Default 1s.
+	SyncInterval time.Duration
+	// Stream is the stream name. Default JUNCTION.
+	Stream string
+	// Replicas of the stream (external cluster only). Default 1.
+	Replicas int
+	// MaxBytes bounds the stream's size; 0 is unlimited. A full journal
+	// refuses new entries (ErrUnavailable).
+	MaxBytes int64
+	// Credentials, User, Password, Token authenticate to an external server.
+	Credentials, User, Password, Token string
+	// Memory stores the stream in memory (tests only: nothing survives).
+	Memory bool
+	// Logger receives the journal's log; nil discards it.
+	Logger *slog.Logger
+}
+
+// Journal is an open journal.
+type Journal struct {
+	opts   Options
+	srv    *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	prefix string
+	lock   *os.File
+	log    *slog.Logger
+}
+
+// MaxPayload is the largest entry the embedded server accepts.
+const MaxPayload = 8 << 20
+
+// Open starts the embedded server (or connects to URL) and creates or
+// updates the stream.
+func Open(ctx context.Context, o Options) (*Journal, error) {
+	if o.Stream == "" {
+		o.Stream = "JUNCTION"
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	j := &Journal{opts: o, log: o.Logger, prefix: "junction." + strings.ToLower(o.Stream)}
+	if err := j.connect(ctx); err != nil {
+		j.Close()
+		return nil, err
+	}
+	if err := j.ensureStream(ctx); err != nil {
+		j.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+func (j *Journal) connect(ctx context.Context) error {
+	o := j.opts
+	natsOpts := []nats.Option{
+		nats.Name("junction"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				j.log.Warn("journal disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { j.log.Info("journal reconnected") }),
+	}
+	if o.URL == "" {
+		if o.Dir == "" && !o.Memory {
+			return fmt.Errorf("open journal: no dir and no url")
+		}
+		if !o.Memory {
+			if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+				return fmt.Errorf("open journal: %w", err)
+			}
+			lock, err := lockDir(o.Dir)
+			if err != nil {
+				return err
+			}
+			j.lock = lock
+		}
+		storeDir := filepath.Join(o.Dir, "jetstream-store")
+		if o.Memory {
+			storeDir = ""
+		}
+		sopts := &server.Options{
+			ServerName:         "junction",
+			JetStream:          true,
+			StoreDir:           storeDir,
+			DontListen:         true,
+			NoSigs:             true,
+			NoLog:              true,
+			MaxPayload:         MaxPayload,
+			SyncAlways:         o.Fsync == FsyncAlways,
+			SyncInterval:       o.SyncInterval,
+			JetStreamMaxMemory: 256 << 20,
+		}
+		if o.Memory {
+			dir, err := os.MkdirTemp("", "junction-journal-*")
+			if err != nil {
+				return fmt.Errorf("open journal: %w", err)
+			}
+			sopts.StoreDir = dir
+		}
+		srv, err := server.NewServer(sopts)
+		if err != nil {
+			return fmt.Errorf("start embedded journal: %w", err)
+		}
+		j.srv = srv
+		srv.Start()
+		if !srv.ReadyForConnections(30 * time.Second) {
+			return fmt.Errorf("start embedded journal: not ready after 30s")
+		}
+		natsOpts = append(natsOpts, nats.InProcessServer(srv))
+	} else {
+		if o.Credentials != "" {
+			natsOpts = append(natsOpts, nats.UserCredentials(o.Credentials))
+		}
+		if o.User != "" {
+			natsOpts = append(natsOpts, nats.UserInfo(o.User, o.Password))
+		}
+		if o.Token != "" {
+			natsOpts = append(natsOpts, nats.Token(o.Token))
+		}
+		natsOpts = append(natsOpts, nats.RetryOnFailedConnect(false))
+	}
+	url := o.URL
+	if url == "" {
+		url = nats.DefaultURL // ignored with InProcessServer
+	}
+	nc, err := nats.Connect(url, natsOpts...)
+	if err != nil {
+		return fmt.Errorf("connect journal %s: %w", o.URL, err)
+	}
+	j.nc = nc
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		return fmt.Errorf("open jetstream: %w", err)
+	}
+	j.js = js
+	return nil
+}
+
+func (j *Journal) ensureStream(ctx context.Context) error {
+	storage := jetstream.FileStorage
+	if j.opts.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	maxBytes := j.opts.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
+	}
+	cfg := jetstream.StreamConfig{
+		Name:        j.opts.Stream,
+		Description: "Junction deliveries",
+		Subjects:    []string{j.prefix + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     storage,
+		Replicas:    j.opts.Replicas,
+		MaxBytes:    maxBytes,
+		Discard:     jetstream.DiscardNew,
+		Duplicates:  0,
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := j.js.CreateOrUpdateStream(cctx, cfg)
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+	}
+	j.stream = s
+	return nil
+}
+
+// Subject is the subject of sink's entries.
+func (j *Journal) Subject(sink string) string { return j.prefix + "." + sink }
+
+// Entry is one delivery to store.
+type Entry struct {
+	Sink  string
+	Route string
+	// DeadLetter marks an entry that carries a dead letter.
+	DeadLetter bool
+	// Data is the encoded event.
+	Data []byte
+}
+
+// Append stores entries and returns once all of them are durable (per the
+// fsync mode) or one has failed. On error, some entries may have been stored:
+// callers that retry may deliver those twice, never lose them.
+func (j *Journal) Append(ctx context.Context, entries []Entry) error {
+	switch len(entries) {
+	case 0:
+		return nil
+	case 1:
+		_, err := j.js.PublishMsg(ctx, j.msg(entries[0]))
+		return classify(err)
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(entries))
+	for _, e := range entries {
+		f, err := j.js.PublishMsgAsync(j.msg(e))
+		if err != nil {
+			return classify(err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return classify(err)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (j *Journal) msg(e Entry) *nats.Msg {
+	m := &nats.Msg{Subject: j.Subject(e.Sink), Data: e.Data, Header: nats.Header{}}
+	m.Header[HeaderRoute] = []string{e.Route}
+	if e.DeadLetter {
+		m.Header[HeaderDeadLetter] = []string{"1"}
+	}
+	return m
+}
+
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, nats.ErrMaxPayload) || strings.Contains(err.Error(), "maximum payload") || strings.Contains(err.Error(), "message size exceeds") {
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// Ready reports whether the journal is connected.
+func (j *Journal) Ready() bool {
+	return j.nc != nil && j.nc.IsConnected()
+}
+
+// Close closes the connection and stops the embedded server.
+func (j *Journal) Close() error {
+	if j.nc != nil {
+		j.nc.Close()
+	}
+	if j.srv != nil {
+		j.srv.Shutdown()
+		j.srv.WaitForShutdown()
+		if j.opts.Memory {
+			os.RemoveAll(j.srv.StoreDir())
+		}
+	}
+	if j.lock != nil {
+		unlockDir(j.lock)
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T, dir string, mut ...func(*Options)) *Journal {
+	t.Helper()
+	o := Options{Dir: dir}
+	for _, m := range mut {
+		m(&o)
+	}
+	j, err := Open(context.Background(), o)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return j
+}
+
+// collector records what a consumer is handed.
+type collector struct {
+	mu   sync.Mutex
+	seen []*Delivery
+}
+
+func (c *collector) add(d *Delivery) {
+	c.mu.Lock()
+	c.seen = append(c.seen, d)
+	c.mu.Unlock()
+}
+
+func (c *collector) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func run(t *testing.T, c *Consumer, handle func(context.Context, *Delivery)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx, context.Background(), handle)
+	}()
+	return func() { cancel(); <-done }
+}
+
+func TestAppendConsumeAck(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	ctx := context.Background()
+	var entries []Entry
+	for i := range 50 {
+		entries = append(entries, Entry{Sink: "a", Route: "r1", Data: fmt.Appendf(nil, "a%d", i)})
+		entries = append(entries, Entry{Sink: "b", Route: "r2", Data: fmt.Appendf(nil, "b%d", i), DeadLetter: i%2 == 0})
+	}
+	if err := j.Append(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := j.Consumer(ctx, "a", ConsumeOptions{Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got collector
+	stop := run(t, ca, func(_ context.Context, d *Delivery) {
+		if d.Route != "r1" || d.DeadLetter || d.Attempt != 1 || d.Data[0] != 'a' {
+			t.Errorf("unexpected delivery %+v", d)
+		}
+		got.add(d)
+		d.Ack()
+	})
+	eventually(t, 5*time.Second, "50 deliveries to a", func() bool { return got.len() == 50 })
+	stop()
+	// Sink b's entries are untouched by a's consumer.
+	cb, err := j.Consumer(ctx, "b", ConsumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := cb.Pending(ctx)
+	if err != nil || n != 50 {
+		t.Fatalf("pending for b = %d, %v; want 50", n, err)
+	}
+	na, _ := ca.Pending(ctx)
+	if na != 0 {
+		t.Fatalf("pending for a after acks = %d, want 0", na)
+	}
+}
+
+func TestRetryWithDelay(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	ctx := context.Background()
+	if err := j.Append(ctx, []Entry{{Sink: "s", Route: "r", Data: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := j.Consumer(ctx, "s", ConsumeOptions{Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got collector
+	var times []time.Time
+	stop := run(t, c, func(_ context.Context, d *Delivery) {
+		times = append(times, time.Now())
+		got.add(d)
+		if d.Attempt < 3 {
+			d.Retry(150 * time.Millisecond)
+			return
+		}
+		d.Ack()
+	})
+	defer stop()
+	eventually(t, 5*time.Second, "3 attempts", func() bool { return got.len() == 3 })
+	for i, d := range got.seen {
+		if d.Attempt != i+1 {
+			t.Errorf("attempt %d has Attempt %d", i+1, d.Attempt)
+		}
+	}
+	if gap := times[1].Sub(times[0]); gap < 140*time.Millisecond {
+		t.Errorf("retry came after %v, want at least the 150ms delay", gap)
+	}
+}
+
+func TestUnackedEntryComesBackAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	j := open(t, dir)
+	if err := j.Append(ctx, []Entry{{Sink: "s", Route: "r", Data: []byte("keep me")}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := j.Consumer(ctx, "s", ConsumeOptions{AckWait: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got collector
+	stop := run(t, c, func(_ context.Context, d *Delivery) { got.add(d) }) // never answers
+	eventually(t, 5*time.Second, "first delivery", func() bool { return got.len() >= 1 })
+	stop()
+	j.Close()
+
+	j = open(t, dir)
+	defer j.Close()
+	c, err = j.Consumer(ctx, "s", ConsumeOptions{AckWait: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again collector
+	stop = run(t, c, func(_ context.Context, d *Delivery) { again.add(d); d.Ack() })
+	defer stop()
+	eventually(t, 10*time.Second, "redelivery after restart", func() bool { return again.len() >= 1 })
+	d := again.seen[0]
+	if string(d.Data) != "keep me" || d.Attempt < 2 {
+		t.Fatalf("redelivered %q attempt %d; want the entry with attempt >= 2", d.Data, d.Attempt)
+	}
+}
+
+func TestFullJournalRefusesWrites(t *testing.T) {
+	j := open(t, t.TempDir(), func(o *Options) { o.MaxBytes = 64 << 10 })
+	defer j.Close()
+	ctx := context.Background()
+	big := make([]byte, 8<<10)
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		err = j.Append(ctx, []Entry{{Sink: "s", Route: "r", Data: big}})
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("append to a full journal: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestTooLargeEntry(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	err := j.Append(context.Background(), []Entry{{Sink: "s", Route: "r", Data: make([]byte, MaxPayload+1)}})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("append of an oversized entry: %v, want ErrTooLarge", err)
+	}
+}
+
+func TestDirIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir)
+	defer j.Close()
+	if _, err := Open(context.Background(), Options{Dir: dir}); err == nil {
+		t.Fatal("second Open of the same dir succeeded; want a lock error")
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	j, err := Open(context.Background(), Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	data := make([]byte, 1024)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := j.Append(context.Background(), []Entry{{Sink: "s", Route: "r", Data: data}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

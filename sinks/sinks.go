@@ -1,0 +1,89 @@
+// Package sinks holds what every sink type shares: the Sink interface, the
+// registry of sink types, and the classification of delivery failures.
+//
+// A sink type is a package of its own (sinks/webhook, sinks/log, ...) that
+// calls Register in its init function; sinks/all imports them all.
+package sinks
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// Sink delivers events to one destination.
+type Sink interface {
+	// Deliver sends one event and returns nil once the destination has
+	// accepted it. A failure is retryable unless wrapped with Permanent; a
+	// retryable failure may carry the destination's requested delay (see
+	// Retryable). ctx carries the attempt's timeout.
+	Deliver(ctx context.Context, e *event.Event) error
+	// Close releases the sink's resources. No Deliver call is running or
+	// will run when Close is called.
+	Close() error
+}
+
+// Config is a sink type's decoded config. Factories return it with its
+// defaults set; the loader decodes the YAML into it strictly, then calls
+// Validate, and Build when the router starts.
+type Config interface {
+	// Validate checks the config without I/O. It may return
+	// config.FieldError values to point at a key.
+	Validate() error
+	// Build makes the sink, doing any I/O needed.
+	Build(ctx context.Context, deps Deps) (Sink, error)
+}
+
+// Deps is what the router gives a sink when building it.
+type Deps struct {
+	// Name is the sink's name in the config.
+	Name string
+	// Logger is scoped to the sink.
+	Logger *slog.Logger
+}
+
+// Factory returns a new Config of one sink type with its defaults set.
+type Factory func() Config
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Factory{}
+)
+
+// Register makes a sink type available under typ. It panics when typ is
+// empty or already registered: both are programming errors found at init.
+func Register(typ string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if typ == "" || f == nil {
+		panic("sinks: Register with an empty type or a nil factory")
+	}
+	if _, dup := registry[typ]; dup {
+		panic(fmt.Sprintf("sinks: type %q registered twice", typ))
+	}
+	registry[typ] = f
+}
+
+// Lookup returns the factory of typ.
+func Lookup(typ string) (Factory, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	f, ok := registry[typ]
+	return f, ok
+}
+
+// Types lists the registered sink types, sorted.
+func Types() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
