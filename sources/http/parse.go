@@ -1,0 +1,735 @@
+package httpsource
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+)
+
+// Media types of the CloudEvents JSON event formats.
+const (
+	// ContentTypeStructured is the media type of one event in structured mode.
+	ContentTypeStructured = "application/cloudevents+json"
+	// ContentTypeBatch is the media type of a batch of events.
+	ContentTypeBatch = "application/cloudevents-batch+json"
+)
+
+// MaxBatchEvents is the largest number of events one batch request may hold;
+// a longer batch is refused whole with 400.
+const MaxBatchEvents = 1000
+
+// maxReason bounds the length of a reason sent back to a client.
+const maxReason = 300
+
+// Reason labels passed to sources.Ingester.Rejected.
+const (
+	ReasonMalformed        = "malformed"
+	ReasonTooLarge         = "too_large"
+	ReasonUnsupportedMedia = "unsupported_media_type"
+	ReasonMethodNotAllowed = "method_not_allowed"
+	ReasonUnavailable      = "unavailable"
+	ReasonCancelled        = "cancelled"
+	ReasonInternal         = "internal"
+)
+
+// RequestError is why a request was refused: the HTTP status to answer, a
+// one-line reason for the body and a label for the rejected-events metric.
+type RequestError struct {
+	// Status is the HTTP status code: 400, 413 or 415.
+	Status int
+	// Reason is one line of text, bounded, without control characters.
+	Reason string
+	// Label is the metric label, one of the Reason* constants.
+	Label string
+}
+
+// Error returns the reason.
+func (e *RequestError) Error() string { return e.Reason }
+
+func malformed(format string, args ...any) *RequestError {
+	return &RequestError{Status: http.StatusBadRequest, Reason: oneLine(fmt.Sprintf(format, args...)), Label: ReasonMalformed}
+}
+
+// ParseRequest reads the CloudEvents in one HTTP request: structured mode
+// (Content-Type application/cloudevents+json), batch mode
+// (application/cloudevents-batch+json) or binary mode (a ce-specversion
+// header; the Content-Type is then the data's). header is expected in the
+// canonical form net/http gives it. Every event returned has passed
+// event.Validate; on error no event is returned.
+//
+// The events may share memory with body (binary mode uses it as the data
+// without a copy), so body must not be changed afterwards.
+func ParseRequest(header http.Header, body []byte) ([]*event.Event, *RequestError) {
+	ct := first(header["Content-Type"])
+	mt := mediaType(ct)
+	switch {
+	case strings.EqualFold(mt, ContentTypeStructured):
+		if err := checkJSON(body); err != nil {
+			return nil, err
+		}
+		b := trimSpace(body)
+		if len(b) == 0 || b[0] != '{' {
+			return nil, malformed("expected a JSON object (one structured CloudEvent), got %s", jsonKind(b))
+		}
+		e, err := parseStructured(b, "")
+		if err != nil {
+			return nil, err
+		}
+		return []*event.Event{e}, nil
+	case strings.EqualFold(mt, ContentTypeBatch):
+		return parseBatch(body)
+	case hasPrefixFold(mt, "application/cloudevents"):
+		return nil, &RequestError{
+			Status: http.StatusUnsupportedMediaType,
+			Reason: oneLine(fmt.Sprintf("unsupported event format %s: use %s or %s", quote(mt), ContentTypeStructured, ContentTypeBatch)),
+			Label:  ReasonUnsupportedMedia,
+		}
+	}
+	if _, ok := header["Ce-Specversion"]; ok {
+		e, err := parseBinary(header, ct, body)
+		if err != nil {
+			return nil, err
+		}
+		return []*event.Event{e}, nil
+	}
+	got := "no Content-Type"
+	if ct != "" {
+		got = "Content-Type " + quote(mt)
+	}
+	return nil, &RequestError{
+		Status: http.StatusUnsupportedMediaType,
+		Reason: oneLine(fmt.Sprintf("not a CloudEvent (%s and no ce-specversion header): send %s, %s, or binary mode with ce-specversion, ce-id, ce-source and ce-type headers", got, ContentTypeStructured, ContentTypeBatch)),
+		Label:  ReasonUnsupportedMedia,
+	}
+}
+
+// parseBatch reads a JSON array of structured events.
+func parseBatch(body []byte) ([]*event.Event, *RequestError) {
+	if err := checkJSON(body); err != nil {
+		return nil, err
+	}
+	b := trimSpace(body)
+	if len(b) == 0 || b[0] != '[' {
+		return nil, malformed("batch: expected a JSON array of events, got %s", jsonKind(b))
+	}
+	var items [][]byte
+	i := skipWS(b, 1)
+	for i < len(b) && b[i] != ']' {
+		start := i
+		i = skipValue(b, i)
+		if i == start {
+			return nil, malformed("batch: expected a JSON array of events")
+		}
+		if len(items) == MaxBatchEvents {
+			return nil, malformed("batch: more than %d events; send at most %d per request", MaxBatchEvents, MaxBatchEvents)
+		}
+		items = append(items, b[start:i])
+		i = skipWS(b, i)
+		if i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+		}
+	}
+	if len(items) == 0 {
+		return nil, malformed("batch: empty array; send at least one event")
+	}
+	events := make([]*event.Event, len(items))
+	for n, raw := range items {
+		if raw[0] != '{' {
+			return nil, malformed("event[%d]: expected a JSON object, got %s", n, jsonKind(raw))
+		}
+		e, err := parseStructured(raw, fmt.Sprintf("event[%d]: ", n))
+		if err != nil {
+			return nil, err
+		}
+		events[n] = e
+	}
+	return events, nil
+}
+
+// parseStructured reads one event in the JSON format from raw, a JSON
+// object known to be valid JSON. where prefixes reasons ("event[3]: ").
+func parseStructured(raw []byte, where string) (*event.Event, *RequestError) {
+	e := new(event.Event)
+	err := unmarshal(e, raw)
+	if err == nil {
+		err = e.Validate()
+	}
+	if err == nil {
+		return e, nil
+	}
+	if e, ok := unmarshalPlusJSON(raw); ok {
+		return e, nil
+	}
+	return nil, malformed("%s%s", where, describe(raw, err))
+}
+
+// unmarshal is event.UnmarshalJSON made safe: some malformed input makes the
+// SDK panic (a number as data_base64, an empty 0.3 datacontentencoding).
+func unmarshal(e *event.Event, raw []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.New("cannot read the event")
+		}
+	}()
+	return e.UnmarshalJSON(raw)
+}
+
+// unmarshalPlusJSON reads an event whose datacontenttype has a +json suffix
+// and whose data is a JSON value other than a string: the JSON format allows
+// it but the SDK only takes JSON data for a few media types. It is tried only
+// after the SDK refused raw.
+func unmarshalPlusJSON(raw []byte) (*event.Event, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return nil, false
+	}
+	data, ok := m["data"]
+	if !ok || len(data) == 0 || data[0] == '"' || string(data) == "null" {
+		return nil, false
+	}
+	dct, ok := jsonString(m["datacontenttype"])
+	if !ok || !hasSuffixFold(mediaType(dct), "+json") {
+		return nil, false
+	}
+	delete(m, "data")
+	rest, err := json.Marshal(m)
+	if err != nil {
+		return nil, false
+	}
+	e := new(event.Event)
+	if unmarshal(e, rest) != nil {
+		return nil, false
+	}
+	e.DataEncoded = data
+	if e.Validate() != nil {
+		return nil, false
+	}
+	return e, true
+}
+
+// v1Attrs and v03Attrs are the context attributes of each specversion
+// (besides data and data_base64).
+var (
+	v1Attrs  = map[string]bool{"specversion": true, "id": true, "source": true, "type": true, "subject": true, "time": true, "datacontenttype": true, "dataschema": true}
+	v03Attrs = map[string]bool{"specversion": true, "id": true, "source": true, "type": true, "subject": true, "time": true, "datacontenttype": true, "schemaurl": true, "datacontentencoding": true}
+)
+
+// describe explains why the SDK refused raw, naming the attribute. It runs
+// only on the error path, so it may be slow.
+func describe(raw []byte, sdkErr error) string {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return "expected a JSON object"
+	}
+	svRaw, ok := m["specversion"]
+	if !ok {
+		return `missing required attribute "specversion"`
+	}
+	sv, ok := jsonString(svRaw)
+	if !ok {
+		return `invalid attribute "specversion": must be a string`
+	}
+	attrs := v1Attrs
+	switch sv {
+	case event.CloudEventsVersionV1:
+	case event.CloudEventsVersionV03:
+		attrs = v03Attrs
+	default:
+		return unsupportedVersion(sv)
+	}
+	for _, a := range []string{"id", "source", "type"} {
+		v, ok := m[a]
+		if !ok {
+			return fmt.Sprintf("missing required attribute %q", a)
+		}
+		s, ok := jsonString(v)
+		if !ok {
+			return fmt.Sprintf("invalid attribute %q: must be a string", a)
+		}
+		if strings.TrimSpace(s) == "" {
+			return fmt.Sprintf("missing required attribute %q: must be a non-empty string", a)
+		}
+	}
+	src, _ := jsonString(m["source"])
+	if _, err := url.Parse(src); err != nil {
+		return `invalid attribute "source": not a URI-reference`
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := m[k]
+		if attrs[k] {
+			if string(v) == "null" {
+				continue
+			}
+			s, ok := jsonString(v)
+			if !ok {
+				return fmt.Sprintf("invalid attribute %q: must be a string", k)
+			}
+			if msg := checkAttr(k, s); msg != "" {
+				return fmt.Sprintf("invalid attribute %q: %s", k, msg)
+			}
+			continue
+		}
+		switch k {
+		case "data":
+			continue
+		case "data_base64":
+			s, ok := jsonString(v)
+			if !ok {
+				return `invalid member "data_base64": must be a base64 string`
+			}
+			if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+				return `invalid member "data_base64": not valid base64`
+			}
+			continue
+		}
+		if !event.IsExtensionNameValid(k) {
+			return fmt.Sprintf("invalid attribute name %s: use only letters a-z and digits", quote(k))
+		}
+		if attrs[strings.ToLower(k)] {
+			return fmt.Sprintf("invalid attribute name %s: attribute names are lower case", quote(k))
+		}
+		if len(v) > 0 && (v[0] == '{' || v[0] == '[') {
+			return fmt.Sprintf("invalid attribute %q: extension values must be strings, numbers or booleans", k)
+		}
+		if len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
+			var f float64
+			if json.Unmarshal(v, &f) != nil || f > 2147483647 || f < -2147483648 {
+				return fmt.Sprintf("invalid attribute %q: integer out of range (CloudEvents integers are 32-bit)", k)
+			}
+		}
+	}
+	dct, _ := jsonString(m["datacontenttype"])
+	if d, ok := m["data"]; ok && len(d) > 0 && d[0] != '"' && string(d) != "null" && !isJSONType(mediaType(dct)) {
+		return fmt.Sprintf(`invalid member "data": must be a JSON string when datacontenttype is %s (not JSON)`, quote(dct))
+	}
+	return sdkReason(sdkErr)
+}
+
+// checkAttr checks the value of an optional context attribute.
+func checkAttr(name, s string) string {
+	switch name {
+	case "time":
+		if s == "" {
+			return ""
+		}
+		if _, err := types.ParseTime(s); err != nil {
+			return "not an RFC 3339 timestamp"
+		}
+	case "datacontenttype":
+		if strings.TrimSpace(s) == "" {
+			return "must be a non-empty media type"
+		}
+		if _, _, err := mime.ParseMediaType(s); err != nil {
+			return "not a media type (RFC 2046)"
+		}
+	case "dataschema":
+		if u, err := url.Parse(s); err != nil || (s != "" && !u.IsAbs()) {
+			return "not an absolute URI"
+		}
+	case "schemaurl":
+		if _, err := url.Parse(s); err != nil {
+			return "not a URI-reference"
+		}
+	case "datacontentencoding":
+		if s != event.Base64 {
+			return `the only allowed value is "base64"`
+		}
+	case "subject":
+		if strings.TrimSpace(s) == "" {
+			return "must be a non-empty string"
+		}
+	}
+	return ""
+}
+
+// sdkReason turns an error of the SDK into a bounded reason.
+func sdkReason(err error) string {
+	var ve event.ValidationError
+	if errors.As(err, &ve) {
+		keys := make([]string, 0, len(ve))
+		for k := range ve {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("invalid attribute %s: %v", quote(k), ve[k])
+		}
+		return strings.Join(parts, "; ")
+	}
+	msg := err.Error()
+	// jsoniter appends the input around the error; it says nothing more.
+	if i := strings.Index(msg, ", error found in #"); i >= 0 {
+		msg = msg[:i]
+	}
+	return "invalid event: " + msg
+}
+
+func unsupportedVersion(sv string) string {
+	return fmt.Sprintf("unsupported specversion %s (use %s or %s)", quote(sv), event.CloudEventsVersionV1, event.CloudEventsVersionV03)
+}
+
+// parseBinary builds an event from ce- headers; ct is the Content-Type (the
+// data's media type) and body the data.
+func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestError) {
+	svs := h["Ce-Specversion"]
+	if len(svs) != 1 {
+		return nil, malformed("header ce-specversion given %d times", len(svs))
+	}
+	sv := strings.TrimSpace(svs[0])
+	var ec event.EventContext
+	switch sv {
+	case event.CloudEventsVersionV1:
+		ec = &event.EventContextV1{}
+	case event.CloudEventsVersionV03:
+		ec = &event.EventContextV03{}
+	default:
+		return nil, malformed("%s", unsupportedVersion(sv))
+	}
+	var seen uint8
+	const seenID, seenSource, seenType = 1, 2, 4
+	for k, vs := range h {
+		if len(k) < 3 || !strings.EqualFold(k[:3], "ce-") {
+			continue
+		}
+		name := k[3:]
+		if strings.EqualFold(name, "specversion") {
+			continue
+		}
+		if len(vs) != 1 {
+			return nil, malformed("header %s given %d times", headerName(k), len(vs))
+		}
+		v, ok := headerValue(vs[0])
+		if !ok {
+			return nil, malformed("invalid attribute %s (header %s): not valid UTF-8", quote(strings.ToLower(name)), headerName(k))
+		}
+		var err error
+		switch {
+		case strings.EqualFold(name, "id"):
+			if strings.TrimSpace(v) == "" {
+				return nil, malformed(`missing required attribute "id": header ce-id is empty`)
+			}
+			seen |= seenID
+			err = ec.SetID(v)
+		case strings.EqualFold(name, "source"):
+			if strings.TrimSpace(v) == "" {
+				return nil, malformed(`missing required attribute "source": header ce-source is empty`)
+			}
+			seen |= seenSource
+			if err = ec.SetSource(v); err != nil {
+				err = errors.New("not a URI-reference")
+			}
+		case strings.EqualFold(name, "type"):
+			if strings.TrimSpace(v) == "" {
+				return nil, malformed(`missing required attribute "type": header ce-type is empty`)
+			}
+			seen |= seenType
+			err = ec.SetType(v)
+		case strings.EqualFold(name, "subject"):
+			err = ec.SetSubject(v)
+		case strings.EqualFold(name, "time"):
+			t, perr := types.ParseTime(strings.TrimSpace(v))
+			if perr != nil {
+				err = errors.New("not an RFC 3339 timestamp")
+			} else {
+				err = ec.SetTime(t)
+			}
+		case strings.EqualFold(name, "datacontenttype"):
+			return nil, malformed("header %s: in binary mode datacontenttype is the Content-Type header", headerName(k))
+		case sv == event.CloudEventsVersionV1 && strings.EqualFold(name, "dataschema"),
+			sv == event.CloudEventsVersionV03 && strings.EqualFold(name, "schemaurl"):
+			if err = ec.SetDataSchema(v); err != nil {
+				err = errors.New("not a URI")
+			}
+		case sv == event.CloudEventsVersionV03 && strings.EqualFold(name, "datacontentencoding"):
+			err = ec.DeprecatedSetDataContentEncoding(v)
+		default:
+			ext := strings.ToLower(name)
+			if !event.IsExtensionNameValid(ext) {
+				return nil, malformed("invalid attribute name %s (header %s): use only letters a-z and digits", quote(ext), headerName(k))
+			}
+			if err = ec.SetExtension(ext, v); err != nil {
+				return nil, malformed("invalid attribute name %s (header %s): reserved for a context attribute", quote(ext), headerName(k))
+			}
+		}
+		if err != nil {
+			return nil, malformed("invalid attribute %s (header %s): %v", quote(strings.ToLower(name)), headerName(k), err)
+		}
+	}
+	switch {
+	case seen&seenID == 0:
+		return nil, malformed(`missing required attribute "id" (header ce-id)`)
+	case seen&seenSource == 0:
+		return nil, malformed(`missing required attribute "source" (header ce-source)`)
+	case seen&seenType == 0:
+		return nil, malformed(`missing required attribute "type" (header ce-type)`)
+	}
+	if ct != "" {
+		_ = ec.SetDataContentType(ct)
+	}
+	e := &event.Event{Context: ec}
+	if len(body) > 0 {
+		e.DataEncoded = body
+	}
+	if err := e.Validate(); err != nil {
+		var ve event.ValidationError
+		if errors.As(err, &ve) && ve["datacontenttype"] != nil {
+			return nil, malformed(`invalid attribute "datacontenttype" (header content-type): not a media type (RFC 2046)`)
+		}
+		return nil, malformed("%s", sdkReason(err))
+	}
+	return e, nil
+}
+
+// headerName is the lower-case name of header k, bounded, for reasons.
+func headerName(k string) string {
+	if len(k) > 64 {
+		k = k[:64] + "..."
+	}
+	return strings.ToLower(k)
+}
+
+// headerValue decodes the percent-encoding of a binary-mode header value
+// (HTTP protocol binding 3.1.3.2). A '%' not followed by two hex digits is
+// kept as it is, for senders that do not encode. ok is false when the
+// result is not valid UTF-8.
+func headerValue(v string) (string, bool) {
+	if strings.IndexByte(v, '%') < 0 {
+		return v, utf8.ValidString(v)
+	}
+	var b strings.Builder
+	b.Grow(len(v))
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '%' && i+2 < len(v) && isHex(v[i+1]) && isHex(v[i+2]) {
+			b.WriteByte(unhex(v[i+1])<<4 | unhex(v[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(c)
+	}
+	s := b.String()
+	return s, utf8.ValidString(s)
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+// checkJSON refuses a body that is not valid JSON, saying where.
+func checkJSON(body []byte) *RequestError {
+	if validJSON(body) {
+		return nil
+	}
+	var v any
+	err := json.Unmarshal(body, &v)
+	var se *json.SyntaxError
+	switch {
+	case len(trimSpace(body)) == 0:
+		return malformed("malformed JSON: empty body")
+	case errors.As(err, &se):
+		return malformed("malformed JSON at byte %d: %s", se.Offset, se.Error())
+	case err != nil:
+		return malformed("malformed JSON: %s", err.Error())
+	case !utf8.Valid(body):
+		return malformed("malformed JSON: not valid UTF-8")
+	}
+	return malformed("malformed JSON: nested more than %d deep", maxJSONDepth)
+}
+
+// jsonKind names the kind of the JSON value that b starts with.
+func jsonKind(b []byte) string {
+	if len(b) == 0 {
+		return "nothing"
+	}
+	switch b[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// jsonString returns the string that the JSON value v holds.
+func jsonString(v json.RawMessage) (string, bool) {
+	if len(v) == 0 || v[0] != '"' {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+func trimSpace(b []byte) []byte {
+	i := skipWS(b, 0)
+	j := len(b)
+	for j > i && isSpace(b[j-1]) {
+		j--
+	}
+	return b[i:j]
+}
+
+// skipValue returns the index just past the JSON value that starts at b[i].
+// b must be valid JSON; on anything else it stops without reading past b.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) {
+		switch b[i] {
+		case ',', ']', '}', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the JSON string at b[i].
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
+
+// mediaType is the media type of a Content-Type value, without parameters.
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.TrimSpace(ct)
+}
+
+// isJSONType reports whether data of media type mt is a JSON value in the
+// JSON event format (no media type means JSON).
+func isJSONType(mt string) bool {
+	return mt == "" || strings.EqualFold(mt, "application/json") || strings.EqualFold(mt, "text/json") || hasSuffixFold(mt, "+json")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
+}
+
+// quote quotes an untrusted value for a reason, bounded.
+func quote(s string) string {
+	const max = 64
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return fmt.Sprintf("%q...", s[:cut])
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// oneLine makes s safe as a one-line reason: control characters and invalid
+// UTF-8 become spaces or U+FFFD, and it is cut at maxReason bytes.
+func oneLine(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f || c >= 0x80 {
+			clean = false
+			break
+		}
+	}
+	if clean && len(s) <= maxReason {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029':
+			r = ' '
+		}
+		if b.Len()+utf8.RuneLen(r) > maxReason-3 {
+			b.WriteString("...")
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
