@@ -1,0 +1,686 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"mime"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	cetypes "github.com/cloudevents/sdk-go/v2/types"
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+	"github.com/expr-lang/expr/vm/runtime"
+	"github.com/google/uuid"
+	"gopkg.in/yaml.v3"
+
+	"github.com/junctionhq/junction/config"
+)
+
+// Names in the expression environment.
+const (
+	envHeaders = "headers"
+	envBody    = "body"
+	envRawBody = "rawBody"
+	envPath    = "path"
+	envQuery   = "query"
+	envMethod  = "method"
+)
+
+// uses records which names of the environment the expressions read, so
+// that a request builds (and parses) only those.
+type uses uint8
+
+const (
+	useHeaders uses = 1 << iota
+	useBody
+	useRawBody
+	usePath
+	useQuery
+	useMethod
+	useAll = useHeaders | useBody | useRawBody | usePath | useQuery | useMethod
+)
+
+func (u *uses) mark(name string) {
+	switch name {
+	case envHeaders:
+		*u |= useHeaders
+	case envBody:
+		*u |= useBody
+	case envRawBody:
+		*u |= useRawBody
+	case envPath:
+		*u |= usePath
+	case envQuery:
+		*u |= useQuery
+	case envMethod:
+		*u |= useMethod
+	case "$env":
+		*u |= useAll
+	}
+}
+
+// compileEnv types the environment for the checker: headers and query are
+// maps, body is anything.
+var compileEnv = types.Map{
+	envHeaders: types.TypeOf(map[string]any{}),
+	envBody:    types.Any,
+	envRawBody: types.String,
+	envPath:    types.String,
+	envQuery:   types.TypeOf(map[string]any{}),
+	envMethod:  types.String,
+}
+
+// fetchFunc replaces every member access (a.b, a["b"], a[0]) so that a
+// missing field, a wrong type or an index out of range gives nil instead of
+// a run-time error.
+const fetchFunc = "$fetch"
+
+type program struct {
+	name string // attribute name; "" for data
+	prog *vm.Program
+	null bool // the YAML value was null: leave the attribute unset
+}
+
+// compiled is what Validate makes of the expressions.
+type compiled struct {
+	attrs []program
+	data  *program
+	uses  uses
+	// setID and setContentType record whether the config gives these
+	// attributes (the defaults apply otherwise).
+	setID, setContentType bool
+}
+
+// memberPatcher marks the environment names used and makes member access
+// nil-safe.
+type memberPatcher struct{ uses *uses }
+
+func (p memberPatcher) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		p.uses.mark(n.Value)
+	case *ast.MemberNode:
+		if n.Method {
+			return
+		}
+		ast.Patch(node, &ast.CallNode{
+			Callee:    &ast.IdentifierNode{Value: fetchFunc},
+			Arguments: []ast.Node{n.Node, n.Property},
+		})
+	}
+}
+
+// fetch is member access that never fails: nil when from has no such
+// member.
+func fetch(params ...any) (v any, err error) {
+	from, key := params[0], params[1]
+	switch f := from.(type) {
+	case nil:
+		return nil, nil
+	case map[string]any:
+		k, ok := key.(string)
+		if !ok {
+			return nil, nil
+		}
+		return f[k], nil
+	case []any:
+		i, ok := index(key, len(f))
+		if !ok {
+			return nil, nil
+		}
+		return f[i], nil
+	case string, bool, float64, int:
+		return nil, nil
+	}
+	defer func() {
+		if recover() != nil {
+			v, err = nil, nil
+		}
+	}()
+	return runtime.Fetch(from, key), nil
+}
+
+// index converts an expression index to a position in a list of n items;
+// negative indexes count from the end, as in expr.
+func index(key any, n int) (int, bool) {
+	var i int
+	switch k := key.(type) {
+	case int:
+		i = k
+	case float64:
+		if k != math.Trunc(k) || math.Abs(k) > float64(n)+1 {
+			return 0, false
+		}
+		i = int(k)
+	default:
+		return 0, false
+	}
+	if i < 0 {
+		i += n
+	}
+	return i, i >= 0 && i < n
+}
+
+var exprOptions = []expr.Option{
+	expr.Env(compileEnv),
+	expr.AllowUndefinedVariables(), // after Env, which sets strictness
+	expr.Function(fetchFunc, fetch, new(func(any, any) any)),
+}
+
+func compileOne(e config.Expr, key string, u *uses) (*vm.Program, error) {
+	opts := append(exprOptions[:len(exprOptions):len(exprOptions)], expr.Patch(memberPatcher{uses: u}))
+	p, err := expr.Compile(e.Src, opts...)
+	if err != nil {
+		return nil, exprError(e, key, err)
+	}
+	return p, nil
+}
+
+// exprError places a compile error at its position in the YAML file, with
+// expr's message and caret snippet.
+func exprError(e config.Expr, key string, err error) error {
+	pos := e.Pos
+	msg := err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message + fe.Snippet
+		if fe.Line == 1 && !strings.Contains(e.Src, "\n") && e.Node != nil {
+			switch e.Node.Style {
+			case 0:
+				pos.Col += fe.Column
+			case yaml.SingleQuotedStyle:
+				if !strings.Contains(e.Src, "'") {
+					pos.Col += fe.Column + 1
+				}
+			case yaml.DoubleQuotedStyle:
+				if !strings.ContainsAny(e.Src, "\"\\") {
+					pos.Col += fe.Column + 1
+				}
+			}
+		}
+	}
+	return &config.Error{Pos: pos, Msg: key + ": " + msg}
+}
+
+// Core CloudEvents attributes. specversion is always 1.0.
+var required = map[string]bool{"id": true, "source": true, "type": true}
+
+// maxAttrName is the longest attribute name accepted (the CloudEvents
+// spec's recommended limit).
+const maxAttrName = 20
+
+func validAttrName(s string) bool {
+	if s == "" || len(s) > maxAttrName {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func compile(attrs config.ExprMap, data config.Expr) (*compiled, []error) {
+	var errs []error
+	c := &compiled{}
+	for _, a := range attrs {
+		key := "attributes." + a.Name
+		switch {
+		case !validAttrName(a.Name):
+			errs = append(errs, &config.Error{Pos: a.NamePos, Msg: fmt.Sprintf("%s: %q is not a CloudEvents attribute name (lower-case letters a-z and digits, at most %d)", key, a.Name, maxAttrName)})
+			continue
+		case a.Name == "specversion":
+			errs = append(errs, &config.Error{Pos: a.NamePos, Msg: key + ": cannot be set (it is always 1.0)"})
+			continue
+		case a.Name == "data":
+			errs = append(errs, &config.Error{Pos: a.NamePos, Msg: key + ": data is not an attribute; use the data key"})
+			continue
+		case a.Expr.Null && required[a.Name]:
+			errs = append(errs, &config.Error{Pos: a.Expr.Pos, Msg: fmt.Sprintf("%s: cannot be null (%s is required; leave the key out for the default)", key, a.Name)})
+			continue
+		}
+		c.setID = c.setID || a.Name == "id"
+		c.setContentType = c.setContentType || a.Name == "datacontenttype"
+		p := program{name: a.Name, null: a.Expr.Null}
+		if !a.Expr.Null {
+			prog, err := compileOne(a.Expr, key, &c.uses)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			p.prog = prog
+		}
+		c.attrs = append(c.attrs, p)
+	}
+	if data.IsSet() {
+		p := program{null: data.Null}
+		if !data.Null {
+			prog, err := compileOne(data, "data", &c.uses)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			p.prog = prog
+		}
+		c.data = &p
+	}
+	return c, errs
+}
+
+var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
+
+func run(p *vm.Program, env map[string]any) (any, error) {
+	m := vmPool.Get().(*vm.VM)
+	defer vmPool.Put(m)
+	return m.Run(p, env)
+}
+
+// runError is a run-time expression error as one line without the snippet.
+func runError(err error) string {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return fe.Message
+	}
+	return err.Error()
+}
+
+// env builds the expression environment of one request. isJSON reports
+// whether body was parsed as JSON.
+func (c *compiled) env(r *http.Request, body []byte, mediaType string) (env map[string]any, isJSON bool) {
+	env = make(map[string]any, 6)
+	if c.uses&useHeaders != 0 {
+		h := make(map[string]any, len(r.Header))
+		for k, v := range r.Header {
+			if len(v) > 0 {
+				h[strings.ToLower(k)] = v[0]
+			}
+		}
+		env[envHeaders] = h
+	}
+	if c.uses&useBody != 0 {
+		env[envBody], isJSON = parseBody(body, mediaType)
+	}
+	if c.uses&useRawBody != 0 {
+		env[envRawBody] = string(body)
+	}
+	if c.uses&usePath != 0 {
+		env[envPath] = r.URL.Path
+	}
+	if c.uses&useQuery != 0 {
+		q := map[string]any{}
+		for k, v := range r.URL.Query() {
+			if len(v) > 0 {
+				q[k] = v[0]
+			}
+		}
+		env[envQuery] = q
+	}
+	if c.uses&useMethod != 0 {
+		env[envMethod] = r.Method
+	}
+	return env, isJSON
+}
+
+// parseBody is the body parsed as JSON when it is JSON, else the body as a
+// string.
+func parseBody(body []byte, mediaType string) (v any, isJSON bool) {
+	if len(body) == 0 {
+		return "", false
+	}
+	if isJSONType(mediaType) || looksLikeJSON(body) {
+		if err := json.Unmarshal(body, &v); err == nil {
+			return v, true
+		}
+	}
+	return string(body), false
+}
+
+func looksLikeJSON(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{', '[', '"', '-', 't', 'f', 'n', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// mediaTypeOf returns the lower-case media type of a Content-Type value,
+// without parameters.
+func mediaTypeOf(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.TrimSpace(ct)
+	for i := 0; i < len(ct); i++ {
+		if c := ct[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(ct)
+		}
+	}
+	return ct
+}
+
+// isJSONType reports whether a media type says JSON.
+func isJSONType(mt string) bool {
+	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}
+
+// embedsJSON reports whether the CloudEvents SDK writes data of this media
+// type into structured JSON unquoted, so that it must be valid JSON ("" is
+// an absent datacontenttype, which the SDK takes as JSON).
+func embedsJSON(mt string) bool {
+	switch mt {
+	case "", event.ApplicationJSON, event.TextJSON, event.ApplicationCloudEventsJSON, event.ApplicationCloudEventsBatchJSON:
+		return true
+	}
+	return false
+}
+
+const defaultContentType = "application/octet-stream"
+
+// event makes the CloudEvent of one request.
+func (w *Webhook) event(r *http.Request, body []byte) (*event.Event, error) {
+	c := w.compiled
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = defaultContentType
+	}
+	mt := mediaTypeOf(ct)
+
+	ec := &event.EventContextV1{Source: w.source, Type: DefaultEventType}
+	e := &event.Event{Context: ec}
+	if !c.setID {
+		if w.idFromHeader {
+			ec.ID = r.Header.Get(headerWebhookID)
+		}
+		if ec.ID == "" {
+			ec.ID = uuid.NewString()
+		}
+	}
+
+	var env map[string]any
+	bodyIsJSON := false // known to be valid JSON
+	if c.uses != 0 {
+		env, bodyIsJSON = c.env(r, body, mt)
+	}
+
+	// Data first, so that the attributes can override its content type.
+	data, dataCT := body, ct
+	if c.data != nil {
+		var err error
+		data, dataCT, err = evalData(c.data, env)
+		if err != nil {
+			return nil, err
+		}
+		bodyIsJSON = false
+	}
+	if len(data) > 0 {
+		e.DataEncoded = data
+		if !c.setContentType {
+			_ = ec.SetDataContentType(dataCT)
+		}
+	}
+
+	for i := range c.attrs {
+		a := &c.attrs[i]
+		var v any
+		if !a.null {
+			var err error
+			v, err = run(a.prog, env)
+			if err != nil {
+				return nil, fmt.Errorf("attribute %s: %s", a.name, runError(err))
+			}
+		}
+		if err := setAttr(e, a.name, v); err != nil {
+			return nil, fmt.Errorf("attribute %s: %w", a.name, err)
+		}
+	}
+
+	if e.DataEncoded != nil {
+		if embedsJSON(mediaTypeOf(e.DataContentType())) {
+			if !bodyIsJSON && !json.Valid(e.DataEncoded) {
+				what := "body"
+				if c.data != nil {
+					what = "data"
+				}
+				return nil, fmt.Errorf("%s is not valid JSON, but its content type is %s", what, orJSON(e.DataContentType()))
+			}
+		} else {
+			// Bytes that are not UTF-8 travel base64-encoded in structured mode.
+			e.DataBase64 = !utf8.Valid(e.DataEncoded)
+		}
+	}
+	if err := e.Validate(); err != nil {
+		return nil, invalidEvent(err)
+	}
+	return e, nil
+}
+
+func orJSON(ct string) string {
+	if ct == "" {
+		return "absent (taken as application/json)"
+	}
+	return ct
+}
+
+// invalidEvent formats a CloudEvents validation error as one line.
+func invalidEvent(err error) error {
+	var ve event.ValidationError
+	if !errors.As(err, &ve) {
+		return fmt.Errorf("invalid event: %w", err)
+	}
+	keys := make([]string, 0, len(ve))
+	for k := range ve {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = strings.TrimPrefix(k, "extension:") + ": " + ve[k].Error()
+	}
+	return errors.New("invalid event: " + strings.Join(parts, "; "))
+}
+
+// evalData runs the data expression: nil gives no data, a string is taken
+// as text, bytes as octets, anything else is encoded as JSON.
+func evalData(p *program, env map[string]any) ([]byte, string, error) {
+	if p.null {
+		return nil, "", nil
+	}
+	v, err := run(p.prog, env)
+	if err != nil {
+		return nil, "", fmt.Errorf("data: %s", runError(err))
+	}
+	switch v := v.(type) {
+	case nil:
+		return nil, "", nil
+	case string:
+		return []byte(v), "text/plain; charset=utf-8", nil
+	case []byte:
+		return v, defaultContentType, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, "", fmt.Errorf("data: encode as JSON: %w", err)
+	}
+	return b, event.ApplicationJSON, nil
+}
+
+// setAttr sets attribute name of e to v; nil (or "") leaves it unset, which
+// is an error for id, source and type.
+func setAttr(e *event.Event, name string, v any) error {
+	ec := e.Context
+	if v == nil {
+		if required[name] {
+			return fmt.Errorf("the expression gave nil, but %s is required", name)
+		}
+		unset(e, name)
+		return nil
+	}
+	switch name {
+	case "time":
+		t, err := toTime(v)
+		if err != nil {
+			return err
+		}
+		return ec.SetTime(t)
+	case "id", "source", "type", "subject", "datacontenttype", "dataschema":
+		s, err := toString(v)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(s) == "" {
+			if required[name] {
+				return fmt.Errorf("the expression gave an empty string, but %s is required", name)
+			}
+			unset(e, name)
+			return nil
+		}
+		switch name {
+		case "id":
+			return ec.SetID(s)
+		case "source":
+			return ec.SetSource(s)
+		case "type":
+			return ec.SetType(s)
+		case "subject":
+			return ec.SetSubject(s)
+		case "datacontenttype":
+			if _, _, err := mime.ParseMediaType(s); err != nil {
+				return fmt.Errorf("%q is not a media type", s)
+			}
+			return ec.SetDataContentType(s)
+		default:
+			return ec.SetDataSchema(s)
+		}
+	}
+	x, err := extensionValue(v)
+	if err != nil {
+		return err
+	}
+	if s, ok := x.(string); ok && s == "" {
+		return nil
+	}
+	return ec.SetExtension(name, x)
+}
+
+func unset(e *event.Event, name string) {
+	ec := e.Context
+	switch name {
+	case "subject":
+		_ = ec.SetSubject("")
+	case "datacontenttype":
+		_ = ec.SetDataContentType("")
+	case "dataschema":
+		_ = ec.SetDataSchema("")
+	case "time":
+		_ = ec.SetTime(time.Time{})
+	default:
+		_ = ec.SetExtension(name, nil)
+	}
+}
+
+// toString converts a scalar expression result to a string.
+func toString(v any) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case int:
+		return strconv.Itoa(v), nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case float64:
+		return formatFloat(v), nil
+	case time.Time:
+		return v.UTC().Format(time.RFC3339Nano), nil
+	}
+	return "", fmt.Errorf("must be a string, got %s", kind(v))
+}
+
+func formatFloat(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// toTime converts a time result: a time, an RFC 3339 string, or Unix
+// seconds.
+func toTime(v any) (time.Time, error) {
+	switch v := v.(type) {
+	case time.Time:
+		return v, nil
+	case string:
+		ts, err := cetypes.ParseTimestamp(v)
+		if err != nil || ts == nil {
+			return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", truncate(v))
+		}
+		return ts.Time, nil
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > 1e12 {
+			return time.Time{}, fmt.Errorf("%v is not a Unix time", v)
+		}
+		sec, frac := math.Modf(v)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	case int:
+		return time.Unix(int64(v), 0).UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("must be an RFC 3339 time or Unix seconds, got %s", kind(v))
+}
+
+// extensionValue converts a result to a CloudEvents extension value:
+// string, boolean, integer (int32), or a timestamp. Other numbers become
+// strings.
+func extensionValue(v any) (any, error) {
+	switch v := v.(type) {
+	case string, bool:
+		return v, nil
+	case int:
+		if v >= math.MinInt32 && v <= math.MaxInt32 {
+			return int32(v), nil
+		}
+		return strconv.Itoa(v), nil
+	case float64:
+		if v == math.Trunc(v) && v >= math.MinInt32 && v <= math.MaxInt32 {
+			return int32(v), nil
+		}
+		return formatFloat(v), nil
+	case time.Time:
+		return cetypes.Timestamp{Time: v}, nil
+	}
+	return nil, fmt.Errorf("must be a string, number, boolean or time, got %s", kind(v))
+}
+
+func kind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
