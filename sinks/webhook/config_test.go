@@ -1,0 +1,177 @@
+package webhook
+
+import (
+	_ "embed"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/sinks"
+)
+
+//go:embed example.yaml
+var exampleYAML string
+
+//go:embed README.md
+var readme string
+
+// check decodes a sink's own keys like the loader does and returns every
+// problem as FILE:LINE:COL lines.
+func check(t *testing.T, src string) (*Config, string) {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatalf("bad test YAML: %v", err)
+	}
+	node := doc.Content[0]
+	c := NewConfig()
+	var errs config.Errors
+	if err := config.Decode(node, c); err != nil {
+		errs.Add(node, `sink "hook"`, err)
+	} else {
+		errs.Add(node, `sink "hook"`, c.Validate())
+	}
+	if err := errs.Err(); err != nil {
+		return c, err.Error()
+	}
+	return c, ""
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"minimal", "url: http://127.0.0.1:9999/hook", ""},
+		{"full", `
+url: https://hooks.example.com/in
+format: structured
+method: PUT
+headers:
+  Authorization: Bearer x
+  X-Custom: "a\tb"
+tls:
+  caFile: /etc/ca.pem
+  certFile: /etc/c.pem
+  keyFile: /etc/c.key
+  serverName: hooks.internal
+maxIdleConns: 8`, ""},
+		{"missing url", "format: binary", `config:1:1: sink "hook": url: required`},
+		{"scheme", "url: ftp://example.com/x", `config:1:6: sink "hook": url: scheme must be http or https, not "ftp"`},
+		{"no host", "url: 'http:///hook'", `config:1:6: sink "hook": url: missing host in "http:///hook"`},
+		{"bad url", "url: 'http://a b/'", `config:1:6: sink "hook": url: invalid URL "http://a b/": invalid character " " in host name`},
+		{"format", "url: http://h/\nformat: json", `config:2:9: sink "hook": format: must be binary or structured, not "json"`},
+		{"method", "url: http://h/\nmethod: GET", `config:2:9: sink "hook": method: must be POST or PUT, not "GET"`},
+		{"method lower case", "url: http://h/\nmethod: post", `config:2:9: sink "hook": method: must be POST or PUT, not "post"`},
+		{"headers", `
+url: http://h/
+headers:
+  Content-Type: text/plain
+  ce-id: "1"
+  bad name: x
+  X-Secret: "s3cret\r\nInjected: yes"
+  X-Ok: fine`, strings.Join([]string{
+			`config:4:17: sink "hook": headers.Content-Type: set by the sink; it cannot be configured`,
+			`config:5:10: sink "hook": headers.ce-id: set by the sink; it cannot be configured`,
+			`config:6:13: sink "hook": headers.bad name: invalid header name`,
+			`config:7:13: sink "hook": headers.X-Secret: invalid header value (control characters are not allowed)`,
+		}, "\n")},
+		{"headers not a map", "url: http://h/\nheaders: [a]", `config:2:10: sink "hook": headers: expected a mapping, got a list`},
+		{"tls on http", "url: http://h/\ntls:\n  caFile: /ca.pem", `config:3:3: sink "hook": tls: only applies to an https url`},
+		{"cert without key", "url: https://h/\ntls:\n  certFile: /c.pem", `config:3:3: sink "hook": tls.keyFile: required with tls.certFile`},
+		{"key without cert", "url: https://h/\ntls:\n  keyFile: /c.key", `config:3:3: sink "hook": tls.certFile: required with tls.keyFile`},
+		{"tls unknown key", "url: https://h/\ntls:\n  caFil: /ca.pem", `config:3:3: sink "hook": tls: unknown key "caFil" (did you mean "caFile"?)`},
+		{"maxIdleConns", "url: http://h/\nmaxIdleConns: 0", `config:2:15: sink "hook": maxIdleConns: must be at least 1`},
+		{"maxIdleConns type", "url: http://h/\nmaxIdleConns: many", `config:2:15: sink "hook": maxIdleConns: invalid integer "many"`},
+		{"no timeout key", "url: http://h/\ntimeout: 5s", `config:2:1: sink "hook": unknown key "timeout" (known keys: format, headers, maxIdleConns, method, tls, url)`},
+		{"every problem at once", "format: xml\nmethod: DELETE\nmaxIdleConns: -1", strings.Join([]string{
+			`config:1:1: sink "hook": url: required`,
+			`config:1:9: sink "hook": format: must be binary or structured, not "xml"`,
+			`config:2:9: sink "hook": method: must be POST or PUT, not "DELETE"`,
+			`config:3:15: sink "hook": maxIdleConns: must be at least 1`,
+		}, "\n")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, got := check(t, tc.yaml)
+			if got != tc.want {
+				t.Errorf("errors:\n got %s\nwant %s", got, tc.want)
+			}
+			if strings.Contains(got, "s3cret") {
+				t.Errorf("an error shows a header value: %s", got)
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, errs := check(t, "url: http://127.0.0.1:9999/hook")
+	if errs != "" {
+		t.Fatal(errs)
+	}
+	if c.Format != "binary" || c.Method != "POST" || c.MaxIdleConns != 64 || c.TLS != nil || c.Headers != nil {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	f, ok := sinks.Lookup("webhook")
+	if !ok {
+		t.Fatal(`sink type "webhook" is not registered`)
+	}
+	if _, ok := f().(*Config); !ok {
+		t.Fatalf("factory returns %T", f())
+	}
+}
+
+func TestExample(t *testing.T) {
+	for _, env := range []struct {
+		vars map[string]string
+		auth string
+	}{
+		{nil, "Bearer dev-token"},
+		{map[string]string{"HOOK_TOKEN": "prod-token"}, "Bearer prod-token"},
+	} {
+		lookup := func(k string) (string, bool) { v, ok := env.vars[k]; return v, ok }
+		cfg, err := config.Parse("example.yaml", []byte(exampleYAML), lookup)
+		if err != nil {
+			t.Fatalf("parse example.yaml:\n%v", err)
+		}
+		var found bool
+		for _, p := range cfg.Sinks {
+			if p.Type != Type {
+				continue
+			}
+			found = true
+			c := NewConfig()
+			var errs config.Errors
+			if err := config.Decode(p.Own, c); err != nil {
+				errs.Add(p.Own, p.Where("sink"), err)
+			} else {
+				errs.Add(p.Own, p.Where("sink"), c.Validate())
+			}
+			if err := errs.Err(); err != nil {
+				t.Fatalf("example.yaml:\n%v", err)
+			}
+			if c.URL != "http://127.0.0.1:9999/hook" || c.Format != FormatBinary || c.Headers["Authorization"] != env.auth {
+				t.Errorf("example sink: %+v", c)
+			}
+			pol := p.Delivery.Apply(config.DefaultPolicy)
+			if pol.Retry != 5 || pol.BackoffPolicy != "exponential" || pol.BackoffDelay.String() != "200ms" || pol.DeadLetter != "dead" {
+				t.Errorf("example delivery: %+v", pol)
+			}
+		}
+		if !found {
+			t.Fatal("example.yaml has no webhook sink")
+		}
+	}
+}
+
+func TestReadmeEmbedsExample(t *testing.T) {
+	if !strings.Contains(readme, exampleYAML) {
+		t.Error("README.md does not contain example.yaml verbatim; paste it in again")
+	}
+}
