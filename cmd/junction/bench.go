@@ -1,0 +1,347 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/router"
+)
+
+type benchOpts struct {
+	duration    time.Duration
+	connections int
+	routes      int
+	size        int
+	fsync       string
+	json        bool
+	drain       time.Duration
+	dir         string
+}
+
+type benchResult struct {
+	Sent         int64              `json:"sent"`
+	Accepted     int64              `json:"accepted"`
+	Refused      int64              `json:"refused"`
+	Errors       int64              `json:"errors"`
+	Delivered    int64              `json:"delivered"`
+	Lost         int64              `json:"lost"`
+	Duplicates   int64              `json:"duplicates"`
+	IngestEPS    float64            `json:"ingest_eps"`
+	DeliveredEPS float64            `json:"delivered_eps"`
+	E2EMs        map[string]float64 `json:"e2e_ms"`
+	RSSMB        float64            `json:"rss_mb"`
+	Connections  int                `json:"connections"`
+	Routes       int                `json:"routes"`
+	Size         int                `json:"size"`
+	Fsync        string             `json:"fsync"`
+	DurationS    float64            `json:"duration_s"`
+	Cores        int                `json:"cores"`
+}
+
+func bench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o benchOpts
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send events")
+	fs.IntVar(&o.connections, "connections", 16, "keep-alive HTTP connections sending at once")
+	fs.IntVar(&o.routes, "routes", 10, "routes in the config; all but one do not match")
+	fs.IntVar(&o.size, "size", 1024, "payload bytes per event")
+	fs.StringVar(&o.fsync, "fsync", "interval", "journal fsync mode: interval or always")
+	fs.BoolVar(&o.json, "json", false, "print the summary as one JSON object (progress goes to stderr)")
+	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long to wait for deliveries after sending stops")
+	fs.StringVar(&o.dir, "dir", "", "journal directory (default: a temporary directory, removed afterwards)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: junction bench [flags]\n\nStarts a router with a local webhook sink in this process, sends CloudEvents\nin binary mode over HTTP, and reports throughput, end-to-end latency, losses\nand duplicates.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch {
+	case o.duration <= 0:
+		fmt.Fprintln(stderr, "junction bench: --duration must be positive")
+		return 2
+	case o.connections < 1 || o.connections > 4096:
+		fmt.Fprintln(stderr, "junction bench: --connections must be between 1 and 4096")
+		return 2
+	case o.routes < 1 || o.routes > 100000:
+		fmt.Fprintln(stderr, "junction bench: --routes must be between 1 and 100000")
+		return 2
+	case o.size < 0 || o.size > 512<<10:
+		fmt.Fprintln(stderr, "junction bench: --size must be between 0 and 524288")
+		return 2
+	case o.fsync != "interval" && o.fsync != "always":
+		fmt.Fprintln(stderr, "junction bench: --fsync must be interval or always")
+		return 2
+	}
+	progress := stdout
+	if o.json {
+		progress = stderr
+	}
+	res, err := runBench(o, progress)
+	if err != nil {
+		fmt.Fprintln(stderr, "junction bench:", err)
+		return 1
+	}
+	if o.json {
+		b, _ := json.Marshal(res)
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		printBench(stdout, res)
+	}
+	if res.Lost > 0 {
+		return 1
+	}
+	return 0
+}
+
+// benchSink is the local webhook sink: it records each event id once and
+// the latency from the time the sender stamped into the event.
+type benchSink struct {
+	mu        sync.Mutex
+	seen      []uint8
+	lat       []float64
+	delivered atomic.Int64
+	dups      atomic.Int64
+}
+
+func (s *benchSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	id, err := strconv.Atoi(strings.TrimPrefix(r.Header.Get("Ce-Id"), "b-"))
+	sent, err2 := strconv.ParseInt(r.Header.Get("Ce-Benchsent"), 10, 64)
+	if err != nil || err2 != nil || id < 0 {
+		http.Error(w, "not a bench event", http.StatusBadRequest)
+		return
+	}
+	lat := float64(time.Now().UnixNano()-sent) / 1e6
+	s.mu.Lock()
+	if id >= len(s.seen) {
+		grown := make([]uint8, max(2*len(s.seen), id+1, 1<<16))
+		copy(grown, s.seen)
+		s.seen = grown
+	}
+	first := s.seen[id] == 0
+	if s.seen[id] < 255 {
+		s.seen[id]++
+	}
+	if first {
+		s.lat = append(s.lat, lat)
+	}
+	s.mu.Unlock()
+	if first {
+		s.delivered.Add(1)
+	} else {
+		s.dups.Add(1)
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func benchConfig(o benchOpts, sinkURL, dir string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "http:\n  listen: 127.0.0.1:0\nadmin:\n  listen: \"off\"\nlog:\n  level: warn\njournal:\n  dir: %q\n  fsync: %s\n", dir, o.fsync)
+	fmt.Fprintf(&b, "sources:\n  - name: bench\n    type: http\n    path: /events\n")
+	fmt.Fprintf(&b, "sinks:\n  - name: sink\n    type: webhook\n    url: %s\n    concurrency: %d\n    delivery:\n      retry: 1000\n      backoffDelay: 50ms\n      maxDelay: 1s\n", sinkURL, max(16, o.connections))
+	b.WriteString("routes:\n")
+	for i := 1; i < o.routes; i++ {
+		fmt.Fprintf(&b, "  - name: other-%d\n    filter: type == \"bench.other.%d\"\n    to: [sink]\n", i, i)
+	}
+	b.WriteString("  - name: bench\n    filter: type == \"bench.event\"\n    to: [sink]\n")
+	return b.String()
+}
+
+func runBench(o benchOpts, progress io.Writer) (*benchResult, error) {
+	sink := &benchSink{}
+	sinkLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	sinkSrv := &http.Server{Handler: sink}
+	go sinkSrv.Serve(sinkLn)
+	defer sinkSrv.Close()
+
+	dir := o.dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "junction-bench-*"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+	}
+	yml := benchConfig(o, "http://"+sinkLn.Addr().String()+"/", dir)
+	cfg, err := config.Parse("(bench)", []byte(yml), os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := router.Compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := router.New(ctx, plan, router.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Listen(); err != nil {
+		return nil, err
+	}
+	url := "http://" + r.IngressAddr() + "/events"
+	runDone := make(chan error, 1)
+	go func() { runDone <- r.Run(ctx) }()
+
+	fmt.Fprintf(progress, "junction bench: %d connections, %d routes (1 matching), %d-byte events, fsync %s, for %v on %d cores\n",
+		o.connections, o.routes, o.size, o.fsync, o.duration, runtime.NumCPU())
+
+	payload := bytes.Repeat([]byte("x"), o.size)
+	if o.size >= 2 {
+		payload[0], payload[len(payload)-1] = '"', '"'
+	}
+	transport := &http.Transport{MaxIdleConns: o.connections, MaxIdleConnsPerHost: o.connections, MaxConnsPerHost: o.connections}
+	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	var sent, accepted, refused, errs atomic.Int64
+	var nextID atomic.Int64
+	stopSend := make(chan struct{})
+	var wg sync.WaitGroup
+	var rssPeak float64
+	start := time.Now()
+	for range o.connections {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stopSend:
+					return
+				default:
+				}
+				id := nextID.Add(1) - 1
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(payload))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Ce-Specversion", "1.0")
+				req.Header.Set("Ce-Id", "b-"+strconv.FormatInt(id, 10))
+				req.Header.Set("Ce-Source", "/bench")
+				req.Header.Set("Ce-Type", "bench.event")
+				req.Header.Set("Ce-Benchsent", strconv.FormatInt(time.Now().UnixNano(), 10))
+				sent.Add(1)
+				resp, err := client.Do(req)
+				if err != nil {
+					errs.Add(1)
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusAccepted {
+					accepted.Add(1)
+				} else {
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	tick := time.NewTicker(time.Second)
+	deadline := time.After(o.duration)
+	var lastAcc, lastDel int64
+sending:
+	for {
+		select {
+		case <-tick.C:
+			acc, del := accepted.Load(), sink.delivered.Load()
+			rss := rssMB()
+			rssPeak = math.Max(rssPeak, rss)
+			fmt.Fprintf(progress, "  %4.0fs  accepted %9d (%7d/s)  delivered %9d (%7d/s)  rss %5.0f MiB\n",
+				time.Since(start).Seconds(), acc, acc-lastAcc, del, del-lastDel, rss)
+			lastAcc, lastDel = acc, del
+		case <-deadline:
+			break sending
+		}
+	}
+	close(stopSend)
+	wg.Wait()
+	sendTime := time.Since(start)
+	drainEnd := time.Now().Add(o.drain)
+	for sink.delivered.Load() < accepted.Load() && time.Now().Before(drainEnd) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	total := time.Since(start)
+	tick.Stop()
+	rssPeak = math.Max(rssPeak, rssMB())
+	cancel()
+	<-runDone
+
+	sink.mu.Lock()
+	lat := append([]float64(nil), sink.lat...)
+	sink.mu.Unlock()
+	sort.Float64s(lat)
+	res := &benchResult{
+		Sent: sent.Load(), Accepted: accepted.Load(), Refused: refused.Load(), Errors: errs.Load(),
+		Delivered: sink.delivered.Load(), Duplicates: sink.dups.Load(),
+		IngestEPS:    float64(accepted.Load()) / sendTime.Seconds(),
+		DeliveredEPS: float64(sink.delivered.Load()) / total.Seconds(),
+		E2EMs:        map[string]float64{"p50": pct(lat, 0.50), "p99": pct(lat, 0.99), "p999": pct(lat, 0.999)},
+		RSSMB:        math.Round(rssPeak*10) / 10,
+		Connections:  o.connections, Routes: o.routes, Size: o.size, Fsync: o.fsync,
+		DurationS: math.Round(sendTime.Seconds()*100) / 100, Cores: runtime.NumCPU(),
+	}
+	if lost := res.Accepted - res.Delivered; lost > 0 {
+		res.Lost = lost
+	}
+	return res, nil
+}
+
+func pct(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return math.Round(sorted[i]*1000) / 1000
+}
+
+// rssMB is this process's resident set in MiB (router, sink and load
+// generator together), from /proc; 0 where there is no /proc.
+func rssMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
+
+func printBench(w io.Writer, r *benchResult) {
+	fmt.Fprintf(w, "\n%-22s %d\n", "sent", r.Sent)
+	fmt.Fprintf(w, "%-22s %d (refused %d, errors %d)\n", "accepted (202)", r.Accepted, r.Refused, r.Errors)
+	fmt.Fprintf(w, "%-22s %d\n", "delivered", r.Delivered)
+	fmt.Fprintf(w, "%-22s %d\n", "lost", r.Lost)
+	fmt.Fprintf(w, "%-22s %d\n", "duplicates", r.Duplicates)
+	fmt.Fprintf(w, "%-22s %.0f events/s\n", "ingest", r.IngestEPS)
+	fmt.Fprintf(w, "%-22s %.0f events/s\n", "delivered", r.DeliveredEPS)
+	fmt.Fprintf(w, "%-22s p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms\n", "end-to-end latency", r.E2EMs["p50"], r.E2EMs["p99"], r.E2EMs["p999"])
+	fmt.Fprintf(w, "%-22s %.0f MiB (router, sink and load generator)\n", "peak resident set", r.RSSMB)
+}

@@ -1,0 +1,125 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/journal"
+	"github.com/junctionhq/junction/sinks"
+)
+
+// sinkRuntime dispatches one sink's journal entries.
+type sinkRuntime struct {
+	r        *Router
+	name     string
+	sink     sinks.Sink
+	plan     SinkPlan
+	log      *slog.Logger
+	consumer *journal.Consumer
+}
+
+func (s *sinkRuntime) open(ctx context.Context) error {
+	timeout := s.r.plan.maxTimeout(s.name)
+	c, err := s.r.journal.Consumer(ctx, s.name, journal.ConsumeOptions{
+		Concurrency: s.plan.Plugin.Concurrency,
+		// Entries may wait in the client's buffer while every worker is
+		// busy: allow for that before the journal hands them out again.
+		AckWait: 2*timeout + 5*time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	s.consumer = c
+	return nil
+}
+
+// policy returns the delivery policy of an entry.
+func (s *sinkRuntime) policy(d *journal.Delivery) config.Policy {
+	if d.DeadLetter {
+		return s.plan.Policy
+	}
+	for _, rt := range s.r.plan.Routes {
+		if rt.Name == d.Route {
+			if p, ok := rt.Policy[s.name]; ok {
+				return p
+			}
+		}
+	}
+	// The route is gone from the config: deliver with the sink's policy.
+	return s.plan.Policy
+}
+
+// handle makes one delivery attempt and answers the journal: ack on success,
+// retry with backoff while the policy allows, else dead-letter (then ack) or
+// drop. A dead-letter write that fails leaves the entry pending.
+func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
+	m := s.r.metrics
+	var e event.Event
+	if err := e.UnmarshalJSON(d.Data); err != nil {
+		s.log.Error("drop unreadable journal entry", "route", d.Route, "seq", d.Seq, "err", err)
+		m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDropped).Inc()
+		d.Drop("unreadable event")
+		return
+	}
+	pol := s.policy(d)
+	actx, cancel := context.WithTimeout(ctx, pol.Timeout)
+	start := time.Now()
+	err := s.sink.Deliver(actx, &e)
+	cancel()
+	m.Duration.WithLabelValues(s.name).Observe(time.Since(start).Seconds())
+	if err == nil {
+		m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDelivered).Inc()
+		d.Ack()
+		return
+	}
+	if errors.Is(actx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("attempt timed out after %v: %w", pol.Timeout, err)
+	}
+	log := s.log.With("route", d.Route, "ce_id", e.ID(), "ce_type", e.Type(), "attempt", d.Attempt)
+	permanent, after := sinks.Classify(err)
+	if ctx.Err() != nil {
+		// Shutting down: the attempt was cut short; try again after restart.
+		d.Retry(pol.BackoffDelay)
+		return
+	}
+	if !permanent && d.Attempt <= pol.Retry {
+		delay := pol.Backoff(d.Attempt)
+		if after > delay {
+			delay = after
+		}
+		log.Debug("delivery failed; will retry", "delay", delay, "err", err)
+		m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeRetried).Inc()
+		d.Retry(delay)
+		return
+	}
+	reason := "retries exhausted"
+	if permanent {
+		reason = "permanent failure"
+	}
+	if pol.DeadLetter == "" || d.DeadLetter {
+		log.Error("delivery failed; event dropped", "reason", reason, "attempts", d.Attempt, "err", err)
+		m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDropped).Inc()
+		d.Ack()
+		return
+	}
+	dl := deadLetter(&e, d.Route, s.name, d.Attempt, err.Error())
+	data, merr := dl.MarshalJSON()
+	if merr == nil {
+		merr = s.r.journal.Append(ctx, []journal.Entry{{Sink: pol.DeadLetter, Route: d.Route, DeadLetter: true, Data: data}})
+	}
+	if merr != nil {
+		// Keep the delivery pending: it will come back and try again.
+		log.Error("dead-letter write failed; delivery stays pending", "dead_letter", pol.DeadLetter, "err", merr)
+		d.Retry(pol.MaxDelay)
+		return
+	}
+	log.Warn("delivery failed; dead-lettered", "reason", reason, "attempts", d.Attempt, "dead_letter", pol.DeadLetter, "err", err)
+	m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDeadLettered).Inc()
+	d.Ack()
+}

@@ -1,0 +1,44 @@
+package router
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// ingressHandler serves every HTTP source on its path; any other path is 404.
+func (r *Router) ingressHandler() http.Handler {
+	mux := http.NewServeMux()
+	for _, s := range r.httpSrcs {
+		h := s.src.Handler(r.ingester(s.name))
+		mux.Handle(s.src.Path(), h)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h, pattern := mux.Handler(req)
+		if pattern == "" || pattern != req.URL.Path {
+			http.Error(w, "unknown path "+oneLine(req.URL.Path, 200), http.StatusNotFound)
+			return
+		}
+		h.ServeHTTP(w, req)
+	})
+}
+
+// adminHandler serves /healthz, /readyz and /metrics.
+func (r *Router) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		status := map[string]any{"journal": r.journal != nil && r.journal.Ready(), "ready": r.Ready()}
+		if !r.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(status)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.Registry, promhttp.HandlerOpts{}))
+	return mux
+}

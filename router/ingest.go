@@ -1,0 +1,178 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/journal"
+	"github.com/junctionhq/junction/sources"
+)
+
+// ingester is one source's door into the router.
+type ingester struct {
+	r        *Router
+	source   string
+	routes   []*Route
+	received prometheus.Counter
+}
+
+var _ sources.Ingester = (*ingester)(nil)
+
+func (r *Router) ingester(source string) *ingester {
+	in := &ingester{r: r, source: source, received: r.metrics.Received.WithLabelValues(source)}
+	for _, rt := range r.plan.Routes {
+		if rt.Sources == nil || rt.Sources[source] {
+			in.routes = append(in.routes, rt)
+		}
+	}
+	return in
+}
+
+// Ingester returns the Ingester of the named source, for sources started
+// outside Run and for tests.
+func (r *Router) Ingester(source string) sources.Ingester { return r.ingester(source) }
+
+func (in *ingester) Rejected(reason string) {
+	in.r.metrics.Rejected.WithLabelValues(in.source, reason).Inc()
+}
+
+// Ingest routes events and journals their deliveries; see sources.Ingester.
+func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
+	r := in.r
+	var entries []journal.Entry
+	unrouted := 0
+	for _, e := range events {
+		env := filters.NewEnv(e)
+		matched := false
+		for _, rt := range in.routes {
+			if rt.Match != nil {
+				ok, err := rt.Match.Match(env)
+				if err != nil {
+					r.metrics.FilterErrors.WithLabelValues(rt.Name).Inc()
+					r.log.Debug("filter failed", "route", rt.Name, "ce_id", e.ID(), "err", err)
+					continue
+				}
+				if !ok {
+					continue
+				}
+			}
+			matched = true
+			out := e
+			if rt.Transform != nil {
+				t, err := rt.Transform.Apply(env)
+				if err != nil {
+					ents, err := in.transformFailed(rt, e, err)
+					if err != nil {
+						return err
+					}
+					entries = append(entries, ents...)
+					continue
+				}
+				out = t
+			}
+			data, err := out.MarshalJSON()
+			if err != nil {
+				return fmt.Errorf("encode event %s: %w", e.ID(), err)
+			}
+			for _, sink := range rt.To {
+				entries = append(entries, journal.Entry{Sink: sink, Route: rt.Name, Data: data})
+			}
+		}
+		if !matched {
+			unrouted++
+		}
+	}
+	start := time.Now()
+	if err := r.journal.Append(ctx, entries); err != nil {
+		switch {
+		case errors.Is(err, journal.ErrTooLarge):
+			return fmt.Errorf("%w: %w", sources.ErrTooLarge, err)
+		default:
+			r.log.Warn("journal append failed", "source", in.source, "err", err)
+			return fmt.Errorf("%w: %w", sources.ErrUnavailable, err)
+		}
+	}
+	if len(entries) > 0 {
+		r.metrics.AppendDuration.Observe(time.Since(start).Seconds())
+	}
+	in.received.Add(float64(len(events)))
+	if unrouted > 0 {
+		r.metrics.Unrouted.Add(float64(unrouted))
+	}
+	return nil
+}
+
+// transformFailed handles a transform that failed at run time: the original
+// event is dead-lettered (per sink of the route) when the route has a
+// dead-letter sink, else it is logged, counted and dropped.
+func (in *ingester) transformFailed(rt *Route, e *event.Event, cause error) ([]journal.Entry, error) {
+	r := in.r
+	r.metrics.TransformErrs.WithLabelValues(rt.Name).Inc()
+	var entries []journal.Entry
+	for _, sink := range rt.To {
+		pol := rt.Policy[sink]
+		if pol.DeadLetter == "" {
+			r.log.Error("transform failed; event dropped (the route has no deadLetter)",
+				"route", rt.Name, "sink", sink, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source(), "err", cause)
+			r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDropped).Inc()
+			continue
+		}
+		dl := deadLetter(e, rt.Name, sink, 0, "transform: "+cause.Error())
+		data, err := dl.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
+		}
+		entries = append(entries, journal.Entry{Sink: pol.DeadLetter, Route: rt.Name, DeadLetter: true, Data: data})
+		r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDeadLettered).Inc()
+	}
+	return entries, nil
+}
+
+// Extension attributes set on dead letters.
+const (
+	ExtRoute    = "junctionroute"
+	ExtSink     = "junctionsink"
+	ExtAttempts = "junctionattempts"
+	ExtError    = "junctionerror"
+)
+
+// MaxErrorLen bounds the junctionerror extension.
+const MaxErrorLen = 512
+
+// deadLetter returns a copy of e with the dead-letter extensions.
+func deadLetter(e *event.Event, route, sink string, attempts int, cause string) *event.Event {
+	dl := e.Clone()
+	dl.SetExtension(ExtRoute, route)
+	dl.SetExtension(ExtSink, sink)
+	dl.SetExtension(ExtAttempts, int32(attempts))
+	dl.SetExtension(ExtError, oneLine(cause, MaxErrorLen))
+	return &dl
+}
+
+// oneLine makes s a single line of at most n bytes.
+func oneLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		cut := n
+		for cut > 0 && s[cut]&0xc0 == 0x80 {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}

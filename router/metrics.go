@@ -1,0 +1,76 @@
+package router
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Delivery outcomes, the values of the outcome label.
+const (
+	OutcomeDelivered    = "delivered"
+	OutcomeRetried      = "retried"
+	OutcomeDeadLettered = "dead_lettered"
+	OutcomeDropped      = "dropped"
+)
+
+// Metrics are the router's Prometheus series.
+type Metrics struct {
+	Registry       *prometheus.Registry
+	Received       *prometheus.CounterVec
+	Rejected       *prometheus.CounterVec
+	Unrouted       prometheus.Counter
+	Deliveries     *prometheus.CounterVec
+	Duration       *prometheus.HistogramVec
+	Pending        *prometheus.GaugeVec
+	FilterErrors   *prometheus.CounterVec
+	TransformErrs  *prometheus.CounterVec
+	AppendDuration prometheus.Histogram
+}
+
+func newMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_events_received_total",
+			Help: "Events accepted from each source (journaled, or unrouted).",
+		}, []string{"source"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_events_rejected_total",
+			Help: "Requests or messages a source refused, by reason.",
+		}, []string{"source", "reason"}),
+		Unrouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "junction_events_unrouted_total",
+			Help: "Valid events that no route matched.",
+		}),
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_deliveries_total",
+			Help: "Delivery attempts by outcome: delivered, retried, dead_lettered, dropped.",
+		}, []string{"route", "sink", "outcome"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "junction_delivery_duration_seconds",
+			Help:    "Duration of one delivery attempt.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"sink"}),
+		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "junction_pending_deliveries",
+			Help: "Deliveries in the journal not yet acknowledged, per sink.",
+		}, []string{"sink"}),
+		FilterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_filter_errors_total",
+			Help: "Filter evaluations that failed at run time (the event did not match).",
+		}, []string{"route"}),
+		TransformErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_transform_errors_total",
+			Help: "Transforms that failed at run time.",
+		}, []string{"route"}),
+		AppendDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "junction_journal_append_duration_seconds",
+			Help:    "Time to make one ingest call's deliveries durable.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+	}
+	m.Registry.MustRegister(m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
+		m.Pending, m.FilterErrors, m.TransformErrs, m.AppendDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,339 @@
+// Package router is Junction's engine: it takes events from sources, matches
+// them against routes, transforms them, journals one delivery per (event,
+// route, sink), and dispatches the journal's deliveries to sinks with
+// retries, backoff and dead-lettering.
+//
+// Store first, then deliver: Ingest returns only once every delivery of the
+// events is in the journal, and sources acknowledge their producers only
+// after that. From then on a delivery survives a crash and is retried until
+// its route's policy says stop.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/journal"
+	"github.com/junctionhq/junction/sinks"
+	"github.com/junctionhq/junction/sources"
+)
+
+// Options configure New.
+type Options struct {
+	// Logger receives the router's log; nil discards it.
+	Logger *slog.Logger
+	// DrainTimeout bounds how long shutdown waits for deliveries in flight.
+	// Default 15s.
+	DrainTimeout time.Duration
+	// Memory keeps the journal in memory (tests of routing only).
+	Memory bool
+}
+
+// Router runs one plan.
+type Router struct {
+	plan    *Plan
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+	journal *journal.Journal
+
+	sinks     map[string]*sinkRuntime
+	sinkOrder []*sinkRuntime
+	httpSrcs  []httpSource
+	runSrcs   []runSource
+
+	ingressLn net.Listener
+	adminLn   net.Listener
+	ready     atomic.Bool
+}
+
+type httpSource struct {
+	name string
+	src  sources.HTTPSource
+}
+
+type runSource struct {
+	name string
+	src  sources.Source
+}
+
+// New opens the journal and builds every sink and source of plan. It starts
+// nothing: Run does. On error, whatever was built is closed.
+func New(ctx context.Context, plan *Plan, o Options) (r *Router, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DrainTimeout == 0 {
+		o.DrainTimeout = 15 * time.Second
+	}
+	cfg := plan.Config
+	r = &Router{plan: plan, opts: o, log: o.Logger, metrics: newMetrics(), sinks: map[string]*sinkRuntime{}}
+	defer func() {
+		if err != nil {
+			r.closeAll()
+		}
+	}()
+	jc := cfg.Journal
+	r.journal, err = journal.Open(ctx, journal.Options{
+		Dir: jc.Dir, URL: jc.URL, Fsync: jc.Fsync, SyncInterval: jc.SyncInterval,
+		Stream: jc.Stream, Replicas: jc.Replicas, MaxBytes: int64(jc.MaxBytes),
+		Credentials: jc.Credentials, User: jc.User, Password: jc.Password, Token: jc.Token,
+		Memory: o.Memory, Logger: r.log.With("component", "journal"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, sp := range plan.Sinks {
+		log := r.log.With("sink", sp.Plugin.Name)
+		s, err := sp.Config.Build(ctx, sinks.Deps{Name: sp.Plugin.Name, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("build sink %q: %w", sp.Plugin.Name, err)
+		}
+		rt := &sinkRuntime{r: r, name: sp.Plugin.Name, sink: s, plan: sp, log: log}
+		r.sinks[rt.name] = rt
+		r.sinkOrder = append(r.sinkOrder, rt)
+	}
+	paths := map[string]string{}
+	for _, sp := range plan.Sources {
+		name := sp.Plugin.Name
+		built, err := sp.Config.Build(ctx, sources.Deps{
+			Name:        name,
+			Logger:      r.log.With("source", name),
+			MaxBodySize: int64(cfg.HTTP.MaxBodySize),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("build source %q: %w", name, err)
+		}
+		switch s := built.(type) {
+		case sources.HTTPSource:
+			if other, dup := paths[s.Path()]; dup {
+				return nil, fmt.Errorf("sources %q and %q both use path %s", other, name, s.Path())
+			}
+			paths[s.Path()] = name
+			r.httpSrcs = append(r.httpSrcs, httpSource{name: name, src: s})
+		case sources.Source:
+			r.runSrcs = append(r.runSrcs, runSource{name: name, src: s})
+		default:
+			return nil, fmt.Errorf("build source %q: type %q built %T, neither a Source nor an HTTPSource", name, sp.Plugin.Type, built)
+		}
+	}
+	for _, rt := range r.sinkOrder {
+		if err := rt.open(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Metrics returns the router's metrics.
+func (r *Router) Metrics() *Metrics { return r.metrics }
+
+// Ready reports whether the journal and every source are ready.
+func (r *Router) Ready() bool { return r.ready.Load() && r.journal.Ready() }
+
+// IngressAddr is the address the HTTP ingress listens on, once Run started it.
+func (r *Router) IngressAddr() string {
+	if r.ingressLn == nil {
+		return ""
+	}
+	return r.ingressLn.Addr().String()
+}
+
+// AdminAddr is the address the admin API listens on, once Run started it.
+func (r *Router) AdminAddr() string {
+	if r.adminLn == nil {
+		return ""
+	}
+	return r.adminLn.Addr().String()
+}
+
+// Listen binds the ingress and admin listeners; Run calls it when the caller
+// has not.
+func (r *Router) Listen() error {
+	cfg := r.plan.Config
+	var err error
+	if r.adminLn == nil && cfg.Admin.Listen != "off" {
+		if r.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
+	}
+	if r.ingressLn == nil && len(r.httpSrcs) > 0 || r.ingressLn == nil && len(r.plan.Sources) == 0 {
+		if r.ingressLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+			return fmt.Errorf("http listener: %w", err)
+		}
+	}
+	return nil
+}
+
+// Run starts dispatch, sources and the HTTP listeners, and blocks until ctx
+// ends; then it shuts down gracefully: sources stop (in-flight requests
+// finish), deliveries in flight drain up to DrainTimeout, sinks and the
+// journal close.
+func (r *Router) Run(ctx context.Context) error {
+	defer r.closeAll()
+	if err := r.Listen(); err != nil {
+		return err
+	}
+	var errOnce sync.Once
+	var runErr error
+	fail, cancelFail := context.WithCancel(ctx)
+	defer cancelFail()
+	setErr := func(err error) {
+		errOnce.Do(func() { runErr = err })
+		cancelFail()
+	}
+
+	// Admin first, so that health answers during start-up.
+	var adminSrv *http.Server
+	if r.adminLn != nil {
+		adminSrv = &http.Server{Handler: r.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := adminSrv.Serve(r.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				setErr(fmt.Errorf("admin server: %w", err))
+			}
+		}()
+		r.log.Info("admin listening", "addr", r.AdminAddr())
+	}
+
+	// Dispatch.
+	drainCtx, stopDrain := context.WithCancel(context.Background())
+	defer stopDrain()
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
+	var dispatchWG sync.WaitGroup
+	for _, rt := range r.sinkOrder {
+		dispatchWG.Add(1)
+		go func() {
+			defer dispatchWG.Done()
+			if err := rt.consumer.Run(dispatchCtx, drainCtx, rt.handle); err != nil {
+				setErr(err)
+			}
+		}()
+	}
+	pendingCtx, stopPending := context.WithCancel(context.Background())
+	go r.trackPending(pendingCtx)
+
+	// Sources.
+	var ingressSrv *http.Server
+	if r.ingressLn != nil {
+		ingressSrv = &http.Server{
+			Handler:           r.ingressHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       r.plan.Config.HTTP.ReadTimeout,
+			IdleTimeout:       2 * time.Minute,
+		}
+		go func() {
+			if err := ingressSrv.Serve(r.ingressLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				setErr(fmt.Errorf("http ingress: %w", err))
+			}
+		}()
+		r.log.Info("http ingress listening", "addr", r.IngressAddr())
+	}
+	srcCtx, stopSources := context.WithCancel(context.Background())
+	var srcWG sync.WaitGroup
+	for _, s := range r.runSrcs {
+		srcWG.Add(1)
+		go func() {
+			defer srcWG.Done()
+			if err := s.src.Run(srcCtx, r.ingester(s.name)); err != nil && srcCtx.Err() == nil {
+				setErr(fmt.Errorf("source %q: %w", s.name, err))
+			}
+		}()
+	}
+	r.ready.Store(true)
+	r.log.Info("junction ready", "summary", r.plan.Summary())
+
+	<-fail.Done()
+	r.ready.Store(false)
+	r.log.Info("shutting down")
+
+	// 1. Stop taking events: in-flight requests finish.
+	shutCtx, cancel := context.WithTimeout(context.Background(), r.opts.DrainTimeout)
+	defer cancel()
+	if ingressSrv != nil {
+		if err := ingressSrv.Shutdown(shutCtx); err != nil {
+			r.log.Warn("http ingress shutdown", "err", err)
+		}
+	}
+	stopSources()
+	srcWG.Wait()
+
+	// 2. Stop fetching; let deliveries in flight finish until the deadline.
+	stopDispatch()
+	done := make(chan struct{})
+	go func() { dispatchWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-shutCtx.Done():
+		r.log.Warn("drain deadline reached; deliveries in flight will be retried after restart")
+		stopDrain()
+		<-done
+	}
+	stopPending()
+	if adminSrv != nil {
+		adminSrv.Shutdown(shutCtx)
+	}
+	r.log.Info("stopped")
+	return runErr
+}
+
+func (r *Router) closeAll() {
+	for _, rt := range r.sinkOrder {
+		if err := rt.sink.Close(); err != nil {
+			rt.log.Warn("close sink", "err", err)
+		}
+	}
+	r.sinkOrder = nil
+	if r.journal != nil {
+		r.journal.Close()
+		r.journal = nil
+	}
+	if r.ingressLn != nil {
+		r.ingressLn.Close()
+	}
+	if r.adminLn != nil {
+		r.adminLn.Close()
+	}
+}
+
+func (r *Router) trackPending(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for _, rt := range r.sinkOrder {
+			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if n, err := rt.consumer.Pending(qctx); err == nil {
+				r.metrics.Pending.WithLabelValues(rt.name).Set(float64(n))
+			}
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// maxTimeout is the longest per-attempt timeout any policy gives sink.
+func (p *Plan) maxTimeout(sink string) time.Duration {
+	d := config.DefaultPolicy.Timeout
+	for _, sp := range p.Sinks {
+		if sp.Plugin.Name == sink {
+			d = max(d, sp.Policy.Timeout)
+		}
+	}
+	for _, rt := range p.Routes {
+		if pol, ok := rt.Policy[sink]; ok {
+			d = max(d, pol.Timeout)
+		}
+	}
+	return d
+}
