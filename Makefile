@@ -9,7 +9,8 @@ FUZZTIME  ?= 10s
 FUZZ_TARGETS := \
 	./config:FuzzParse \
 	./sources/http:FuzzParseRequest \
-	./sources/webhook:FuzzRequestToEvent \
+	./sources/webhook:FuzzRequest \
+	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter
 
 .PHONY: help build test unit fuzz lint bench run clean docker

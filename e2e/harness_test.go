@@ -1,0 +1,328 @@
+// Package e2e holds end-to-end tests: they build the real junction binary,
+// run it on loopback with real HTTP sinks, and check what arrives.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "junction-e2e-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "junction")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/junction")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build junction:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// eventually polls ok until it is true or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// junction is a running junction process.
+type junction struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	dir    string
+	cfg    string
+	ingest string // http://host:port
+	admin  string
+	stdout *lockedBuffer
+	stderr *lockedBuffer
+	exited chan struct{}
+}
+
+// writeConfig writes a config to dir: the text's {{HTTP}}, {{ADMIN}} and
+// {{DATA}} are replaced by free loopback addresses and a journal directory.
+func writeConfig(t testing.TB, dir, text string) (path, ingest, admin string) {
+	t.Helper()
+	ingest, admin = freePort(t), freePort(t)
+	text = strings.NewReplacer("{{HTTP}}", ingest, "{{ADMIN}}", admin, "{{DATA}}", filepath.Join(dir, "data")).Replace(text)
+	path = filepath.Join(dir, "junction.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, "http://" + ingest, "http://" + admin
+}
+
+// start runs junction serve on the config text (see writeConfig) and waits
+// until it is ready.
+func start(t testing.TB, text string) *junction {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, ingest, admin := writeConfig(t, dir, text)
+	j := &junction{t: t, dir: dir, cfg: cfg, ingest: ingest, admin: admin}
+	j.restart()
+	t.Cleanup(j.stop)
+	return j
+}
+
+// restart starts the process again with the same config and journal.
+func (j *junction) restart() {
+	j.t.Helper()
+	j.stdout, j.stderr = &lockedBuffer{}, &lockedBuffer{}
+	j.cmd = exec.Command(binary, "serve", "--config", j.cfg)
+	j.cmd.Dir = j.dir
+	j.cmd.Stdout, j.cmd.Stderr = j.stdout, j.stderr
+	if err := j.cmd.Start(); err != nil {
+		j.t.Fatal(err)
+	}
+	j.exited = make(chan struct{})
+	go func() { j.cmd.Wait(); close(j.exited) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(j.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-j.exited:
+			j.t.Fatalf("junction exited during start-up:\n%s", j.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			j.t.Fatalf("junction not ready after 30s:\n%s", j.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill stops the process with SIGKILL: no shutdown code runs.
+func (j *junction) kill() {
+	j.cmd.Process.Signal(syscall.SIGKILL)
+	<-j.exited
+}
+
+// stop stops the process with SIGTERM and waits for it.
+func (j *junction) stop() {
+	select {
+	case <-j.exited:
+		return
+	default:
+	}
+	j.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-j.exited:
+	case <-time.After(30 * time.Second):
+		j.cmd.Process.Kill()
+		<-j.exited
+		j.t.Errorf("junction did not stop within 30s of SIGTERM:\n%s", j.stderr.String())
+	}
+	if j.t.Failed() {
+		j.t.Logf("junction log:\n%s", j.stderr.String())
+	}
+}
+
+// metric returns the value of the series whose name and labels contain all
+// of parts (e.g. `junction_deliveries_total`, `outcome="retried"`), summed.
+func (j *junction) metric(parts ...string) float64 {
+	j.t.Helper()
+	resp, err := http.Get(j.admin + "/metrics")
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		ok := true
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// post sends a request to the ingress and returns the status and body.
+func post(t testing.TB, url, contentType string, header map[string]string, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// binaryEvent posts a binary-mode CloudEvent.
+func binaryEvent(t testing.TB, url, id, typ, data string) int {
+	t.Helper()
+	code, body := post(t, url, "application/json", map[string]string{
+		"ce-specversion": "1.0", "ce-id": id, "ce-source": "/test", "ce-type": typ,
+	}, data)
+	if code != http.StatusAccepted {
+		t.Logf("POST %s id %s: %d %s", url, id, code, body)
+	}
+	return code
+}
+
+// sink is a webhook sink on loopback that records every event it receives
+// and answers with what answer says.
+type sink struct {
+	mu     sync.Mutex
+	events []event.Event
+	calls  int
+	answer func(call int, e *event.Event) int
+	srv    *http.Server
+	ln     net.Listener
+	url    string
+}
+
+func newSink(t testing.TB, answer func(call int, e *event.Event) int) *sink {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveSink(t, ln, answer)
+}
+
+func serveSink(t testing.TB, ln net.Listener, answer func(call int, e *event.Event) int) *sink {
+	s := &sink{answer: answer, ln: ln, url: "http://" + ln.Addr().String() + "/hook"}
+	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e, err := cehttp.NewEventFromHTTPRequest(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		s.calls++
+		call := s.calls
+		s.mu.Unlock()
+		code := http.StatusOK
+		if s.answer != nil {
+			code = s.answer(call, e)
+		}
+		if code >= 200 && code < 300 {
+			s.mu.Lock()
+			s.events = append(s.events, *e)
+			s.mu.Unlock()
+		}
+		w.WriteHeader(code)
+	})}
+	go s.srv.Serve(ln)
+	t.Cleanup(func() { s.srv.Close() })
+	return s
+}
+
+func (s *sink) received() []event.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]event.Event(nil), s.events...)
+}
+
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.events)
+}
+
+func (s *sink) callCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+var logLineRE = regexp.MustCompile(`(?m)^\{.*\}$`)
+
+// ctx returns a context that ends with the test.
+func ctx(t testing.TB) context.Context {
+	c, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return c
+}
