@@ -95,6 +95,7 @@ type junction struct {
 	admin  string
 	stdout *lockedBuffer
 	stderr *lockedBuffer
+	env    []string
 	exited chan struct{}
 }
 
@@ -123,12 +124,35 @@ func start(t testing.TB, text string) *junction {
 	return j
 }
 
+// startFile runs junction serve on an existing config file with extra
+// environment variables; JUNCTION_HTTP_LISTEN, JUNCTION_ADMIN_LISTEN and
+// JUNCTION_JOURNAL_DIR are set to free addresses and a temporary directory.
+func startFile(t testing.TB, cfg string, env ...string) *junction {
+	t.Helper()
+	dir := t.TempDir()
+	abs, err := filepath.Abs(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest, admin := freePort(t), freePort(t)
+	j := &junction{t: t, dir: dir, cfg: abs, ingest: "http://" + ingest, admin: "http://" + admin}
+	j.env = append([]string{
+		"JUNCTION_HTTP_LISTEN=" + ingest,
+		"JUNCTION_ADMIN_LISTEN=" + admin,
+		"JUNCTION_JOURNAL_DIR=" + filepath.Join(dir, "data"),
+	}, env...)
+	j.restart()
+	t.Cleanup(j.stop)
+	return j
+}
+
 // restart starts the process again with the same config and journal.
 func (j *junction) restart() {
 	j.t.Helper()
 	j.stdout, j.stderr = &lockedBuffer{}, &lockedBuffer{}
 	j.cmd = exec.Command(binary, "serve", "--config", j.cfg)
 	j.cmd.Dir = j.dir
+	j.cmd.Env = append(os.Environ(), j.env...)
 	j.cmd.Stdout, j.cmd.Stderr = j.stdout, j.stderr
 	if err := j.cmd.Start(); err != nil {
 		j.t.Fatal(err)
@@ -252,7 +276,7 @@ func binaryEvent(t testing.TB, url, id, typ, data string) int {
 }
 
 // sink is a webhook sink on loopback that records every event it receives
-// and answers with what answer says.
+// and answers with the status answer returns (-1: 429 with Retry-After: 1).
 type sink struct {
 	mu     sync.Mutex
 	events []event.Event
@@ -287,6 +311,10 @@ func serveSink(t testing.TB, ln net.Listener, answer func(call int, e *event.Eve
 		code := http.StatusOK
 		if s.answer != nil {
 			code = s.answer(call, e)
+		}
+		if code == -1 {
+			w.Header().Set("Retry-After", "1")
+			code = http.StatusTooManyRequests
 		}
 		if code >= 200 && code < 300 {
 			s.mu.Lock()

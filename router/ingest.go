@@ -91,13 +91,11 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 	}
 	start := time.Now()
 	if err := r.journal.Append(ctx, entries); err != nil {
-		switch {
-		case errors.Is(err, journal.ErrTooLarge):
-			return fmt.Errorf("%w: %w", sources.ErrTooLarge, err)
-		default:
-			r.log.Warn("journal append failed", "source", in.source, "err", err)
-			return fmt.Errorf("%w: %w", sources.ErrUnavailable, err)
+		if errors.Is(err, journal.ErrTooLarge) {
+			return &ingestError{kind: sources.ErrTooLarge, err: err}
 		}
+		r.log.Warn("journal append failed", "source", in.source, "err", err)
+		return &ingestError{kind: sources.ErrUnavailable, err: err}
 	}
 	if len(entries) > 0 {
 		r.metrics.AppendDuration.Observe(time.Since(start).Seconds())
@@ -108,6 +106,13 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 	}
 	return nil
 }
+
+// ingestError is a journal error that also matches the sources sentinel of
+// its kind, without repeating its text.
+type ingestError struct{ kind, err error }
+
+func (e *ingestError) Error() string   { return e.err.Error() }
+func (e *ingestError) Unwrap() []error { return []error{e.kind, e.err} }
 
 // transformFailed handles a transform that failed at run time: the original
 // event is dead-lettered (per sink of the route) when the route has a

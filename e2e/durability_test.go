@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// TestFullJournal fills the journal: ingress answers 503 with Retry-After,
+// and a dead letter that cannot be written keeps its delivery pending until
+// space is freed; then it reaches the dead-letter sink.
+func TestFullJournal(t *testing.T) {
+	var open atomic.Bool
+	blocked := newSink(t, func(int, *event.Event) int {
+		if open.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+	failing := newSink(t, func(int, *event.Event) int { return http.StatusInternalServerError })
+	dead := newSink(t, ok)
+	j := start(t, strings.Replace(base, `journal: {dir: "{{DATA}}"}`, `journal: {dir: "{{DATA}}", maxBytes: 256KiB}`, 1)+fmt.Sprintf(`
+sinks:
+  - {name: blocked, type: webhook, url: %q}
+  - {name: failing, type: webhook, url: %q}
+  - {name: dead, type: webhook, url: %q}
+routes:
+  - name: fill
+    filter: type == "fill"
+    to: [blocked]
+    delivery: {retry: 1000, backoffPolicy: constant, backoffDelay: 200ms}
+  - name: fail
+    filter: type == "fail"
+    to: [failing]
+    delivery: {retry: 2, backoffPolicy: constant, backoffDelay: 700ms, maxDelay: 300ms, deadLetter: dead}
+`, blocked.url, failing.url, dead.url))
+	url := j.ingest + "/events"
+	if code := binaryEvent(t, url, "victim", "fail", `{}`); code != 202 {
+		t.Fatalf("victim: %d", code)
+	}
+	// Fill the journal until it refuses even small events.
+	refused := false
+	for i, size := 0, 8<<10; i < 2000 && size >= 16; i++ {
+		payload := `"` + strings.Repeat("x", size) + `"`
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(payload))
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range map[string]string{"ce-specversion": "1.0", "ce-id": fmt.Sprint("fill-", i), "ce-source": "/t", "ce-type": "fill"} {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case 202:
+		case 503:
+			refused = true
+			size /= 2
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+		default:
+			t.Fatalf("fill %d: %d", i, resp.StatusCode)
+		}
+	}
+	if !refused {
+		t.Fatal("the journal never refused a write")
+	}
+	// The victim exhausts its retries while the journal is full.
+	eventually(t, 10*time.Second, "a failed dead-letter write", func() bool {
+		return strings.Contains(j.stderr.String(), "dead-letter write failed; delivery stays pending")
+	})
+	if dead.count() != 0 {
+		t.Fatal("dead letter arrived although the journal was full")
+	}
+	open.Store(true)
+	eventually(t, 15*time.Second, "the dead letter after space was freed", func() bool { return dead.count() == 1 })
+	if e := dead.received()[0]; e.ID() != "victim" || e.Extensions()["junctionsink"] != "failing" {
+		t.Errorf("dead letter: %s", e)
+	}
+}
+
+func TestRetryAfterHonoured(t *testing.T) {
+	var mu sync.Mutex
+	var times []time.Time
+	hook := newSink(t, func(call int, _ *event.Event) int {
+		mu.Lock()
+		times = append(times, time.Now())
+		mu.Unlock()
+		if call == 1 {
+			return -1 // 429 with Retry-After: 1
+		}
+		return http.StatusOK
+	})
+	j := start(t, base+fmt.Sprintf(`
+sinks:
+  - {name: hook, type: webhook, url: %q}
+routes:
+  - name: r
+    to: [hook]
+    delivery: {retry: 3, backoffDelay: 20ms, maxDelay: 50ms}
+`, hook.url))
+	binaryEvent(t, j.ingest+"/events", "ra", "t", `{}`)
+	eventually(t, 10*time.Second, "delivery after the 429", func() bool { return hook.count() == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := times[1].Sub(times[0]); gap < time.Second {
+		t.Errorf("retry came %v after a 429 with Retry-After: 1; want at least 1s", gap)
+	}
+}
+
+// TestGracefulShutdownDrains stops junction with SIGTERM while a delivery is
+// in flight: the delivery completes and is acknowledged, so it is not
+// delivered again after a restart.
+func TestGracefulShutdownDrains(t *testing.T) {
+	var inFlight atomic.Bool
+	hook := newSink(t, func(int, *event.Event) int {
+		inFlight.Store(true)
+		time.Sleep(700 * time.Millisecond)
+		return http.StatusOK
+	})
+	j := start(t, base+fmt.Sprintf(`
+sinks:
+  - {name: hook, type: webhook, url: %q}
+routes:
+  - name: r
+    to: [hook]
+    delivery: {timeout: 1s}
+`, hook.url))
+	binaryEvent(t, j.ingest+"/events", "g1", "t", `{}`)
+	eventually(t, 5*time.Second, "delivery in flight", inFlight.Load)
+	j.stop()
+	if code := j.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM:\n%s", code, j.stderr.String())
+	}
+	if hook.count() != 1 {
+		t.Fatalf("sink completed %d deliveries before exit, want 1", hook.count())
+	}
+	j.restart()
+	// The entry was acknowledged: the journal holds nothing for the sink.
+	eventually(t, 5*time.Second, "pending gauge", func() bool {
+		return strings.Contains(metricsText(t, j), `junction_pending_deliveries{sink="hook"} 0`)
+	})
+	if hook.callCount() != 1 {
+		t.Fatalf("sink called %d times, want 1 (no redelivery after a drained shutdown)", hook.callCount())
+	}
+}
+
+func metricsText(t *testing.T, j *junction) string {
+	resp, err := http.Get(j.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,74 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// bigOrder is the event the quickstart README sends.
+func bigOrder(t *testing.T, j *junction, id string) {
+	t.Helper()
+	code, body := post(t, j.ingest+"/events", "application/json", map[string]string{
+		"ce-specversion": "1.0", "ce-id": id, "ce-source": "/shop", "ce-type": "com.example.order.created",
+	}, `{"orderId":"o-1","amount":250,"customerId":"c-42"}`)
+	if code != 202 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+}
+
+// consoleLines returns the JSON lines a log sink printed.
+func consoleLines(s string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(s, "\n") {
+		var m map[string]any
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestQuickstartDelivers(t *testing.T) {
+	billing := newSink(t, ok)
+	j := startFile(t, "../examples/quickstart/junction.yaml", "BILLING_URL="+billing.url)
+	bigOrder(t, j, "order-1")
+	eventually(t, 10*time.Second, "the big order at billing", func() bool { return billing.count() == 1 })
+	e := billing.received()[0]
+	if e.Type() != "com.example.order.big" || e.Subject() != "c-42" || string(e.Data()) != `{"id":"o-1","total":250}` {
+		t.Errorf("billing got %s", e)
+	}
+	eventually(t, 5*time.Second, "the event on the console", func() bool { return len(consoleLines(j.stdout.String())) == 1 })
+	line := consoleLines(j.stdout.String())[0]
+	if line["id"] != "order-1" || line["type"] != "com.example.order.created" {
+		t.Errorf("console printed %v", line)
+	}
+}
+
+func TestQuickstartDeadLetters(t *testing.T) {
+	j := startFile(t, "../examples/quickstart/junction.yaml", "BILLING_URL=http://"+freePort(t)+"/hook")
+	bigOrder(t, j, "order-2")
+	var dl map[string]any
+	eventually(t, 15*time.Second, "a dead letter on stderr", func() bool {
+		for _, l := range consoleLines(j.stderr.String()) {
+			if l["id"] == "order-2" {
+				dl = l
+				return true
+			}
+		}
+		return false
+	})
+	if dl["junctionroute"] != "big-orders" || dl["junctionsink"] != "billing" || fmt.Sprint(dl["junctionattempts"]) != "4" ||
+		!strings.Contains(fmt.Sprint(dl["junctionerror"]), "connection refused") {
+		t.Errorf("dead letter: %v", dl)
+	}
+	var ev event.Event
+	b, _ := json.Marshal(dl)
+	if err := json.Unmarshal(b, &ev); err != nil || ev.Type() != "com.example.order.big" {
+		t.Errorf("dead letter is not the routed event: %v %v", err, ev)
+	}
+}
