@@ -13,7 +13,7 @@ FUZZ_TARGETS := \
 	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter
 
-.PHONY: help build test unit fuzz lint bench run clean docker
+.PHONY: help build test unit fuzz lint bench run clean docker services
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -24,7 +24,10 @@ build: ## build bin/junction
 run: ## run junction on its built-in default (CloudEvents on :8080/events, printed on stdout)
 	$(GO) run ./cmd/junction serve
 
-test: lint unit fuzz ## everything CI runs: vet, gofmt, all tests with -race, short fuzzing
+test: services lint unit fuzz ## everything CI runs: start test servers, vet, gofmt, all tests with -race, short fuzzing
+
+services: ## install and start the servers the integration tests use (fauxqs, NATS, RabbitMQ)
+	bash scripts/services.sh
 
 unit: ## all tests, with the race detector
 	$(GO) test -race -count=1 -timeout 10m ./...

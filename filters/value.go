@@ -1,0 +1,46 @@
+package filters
+
+import (
+	"fmt"
+
+	"github.com/junctionhq/junction/config"
+)
+
+// String is a compiled expression over an event whose result is used as a
+// string: a sink's subject, routing key or message group id. Sinks compile
+// it once when they are built and evaluate it per event.
+type String struct {
+	p   *program
+	key string
+}
+
+// CompileString compiles e, found at the key path key of a plugin's config
+// ("subject", "messageGroupId"), for use with String.Eval. Errors are
+// config.Errors at the expression's position.
+func CompileString(key string, e config.Expr) (*String, error) {
+	if !e.IsSet() || e.Null {
+		return nil, config.Errors{{Pos: e.Pos, Msg: key + ": expected an expression"}}
+	}
+	p, err := compile(e.Src, false)
+	if err != nil {
+		return nil, compileError(e, key, err)
+	}
+	return &String{p: p, key: key}, nil
+}
+
+// Eval evaluates the expression against env. A nil result, or a result
+// that is not a string, number or bool, is an error naming the key.
+func (s *String) Eval(env *Env) (string, error) {
+	v, err := s.p.run(env)
+	if err != nil {
+		return "", fmt.Errorf("evaluate %s: %w", s.key, err)
+	}
+	if v == nil {
+		return "", fmt.Errorf("evaluate %s: the expression yielded nil", s.key)
+	}
+	out, err := toString(v)
+	if err != nil {
+		return "", fmt.Errorf("evaluate %s: %w", s.key, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Starts the real servers the integration tests use, idempotently, and waits
+# until each is ready:
+#   SQS       fauxqs 1.9.2 (npm) on 127.0.0.1:${JUNCTION_FAUXQS_PORT:-4566}
+#   NATS      nats-server with JetStream on 127.0.0.1:4222
+#   RabbitMQ  rabbitmq-server on 127.0.0.1:5672
+# Installed tools go to .cache/ (ignored by git). What this script starts is
+# recorded in .cache/pids; `scripts/services.sh stop` stops those only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="$PWD/.cache"
+mkdir -p "$CACHE/logs"
+PIDS="$CACHE/pids"
+FAUXQS_VERSION=1.9.2
+FAUXQS_PORT="${JUNCTION_FAUXQS_PORT:-4566}"
+
+log() { echo "services: $*"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # name seconds command...
+  local name=$1 secs=$2; shift 2
+  for _ in $(seq 1 $((secs * 10))); do
+    if "$@" >/dev/null 2>&1; then log "$name ready"; return 0; fi
+    sleep 0.1
+  done
+  log "$name not ready after ${secs}s"; return 1
+}
+
+if [ "${1:-}" = "stop" ]; then
+  [ -f "$PIDS" ] || exit 0
+  while read -r name pid; do
+    if kill "$pid" 2>/dev/null; then log "stopped $name ($pid)"; fi
+  done < "$PIDS"
+  rm -f "$PIDS"
+  exit 0
+fi
+
+# --- SQS: fauxqs ---------------------------------------------------------
+if curl -sf "http://127.0.0.1:$FAUXQS_PORT/health" >/dev/null 2>&1; then
+  log "fauxqs already running on $FAUXQS_PORT"
+else
+  if [ ! -f "$CACHE/fauxqs/node_modules/fauxqs/dist/cli.js" ]; then
+    command -v npm >/dev/null || { log "npm is missing: apt-get install -y nodejs npm"; exit 1; }
+    log "installing fauxqs@$FAUXQS_VERSION"
+    mkdir -p "$CACHE/fauxqs"
+    (cd "$CACHE/fauxqs" && [ -f package.json ] || echo '{"private":true}' > package.json)
+    (cd "$CACHE/fauxqs" && npm install --no-audit --no-fund --silent "fauxqs@$FAUXQS_VERSION")
+  fi
+  log "starting fauxqs on $FAUXQS_PORT"
+  FAUXQS_PORT=$FAUXQS_PORT nohup node "$CACHE/fauxqs/node_modules/fauxqs/dist/cli.js" \
+    > "$CACHE/logs/fauxqs.log" 2>&1 &
+  echo "fauxqs $!" >> "$PIDS"
+  wait_for fauxqs 30 curl -sf "http://127.0.0.1:$FAUXQS_PORT/health"
+fi
+
+# --- NATS with JetStream ----------------------------------------------------
+if port_open 4222; then
+  log "nats already running on 4222"
+else
+  if ! command -v nats-server >/dev/null; then
+    log "installing nats-server"
+    apt-get update -qq && apt-get install -y -qq nats-server >/dev/null
+  fi
+  mkdir -p "$CACHE/nats"
+  log "starting nats-server on 4222"
+  nohup nats-server -a 127.0.0.1 -p 4222 -js -sd "$CACHE/nats" > "$CACHE/logs/nats.log" 2>&1 &
+  echo "nats $!" >> "$PIDS"
+  wait_for nats 20 port_open 4222
+fi
+
+# --- RabbitMQ -----------------------------------------------------------------
+if port_open 5672; then
+  log "rabbitmq already running on 5672"
+else
+  if ! command -v rabbitmq-server >/dev/null; then
+    log "installing rabbitmq-server"
+    apt-get update -qq && apt-get install -y -qq rabbitmq-server >/dev/null
+  fi
+  log "starting rabbitmq-server"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  wait_for rabbitmq 90 port_open 5672
+fi
