@@ -69,44 +69,14 @@ func Compile(cfg *config.Config) (*Plan, error) {
 	var errs config.Errors
 	p := &Plan{Config: cfg}
 	for _, pl := range cfg.Sources {
-		where := pl.Where("source")
-		if pl.Type == "" {
-			continue
+		if c, ok := decodePlugin(pl, "source", newSourceConfig, sources.Types, &errs); ok {
+			p.Sources = append(p.Sources, SourcePlan{Plugin: pl, Config: c})
 		}
-		f, ok := sources.Lookup(pl.Type)
-		if !ok {
-			errs.Addf(pl.TypePos, where, "unknown source type %q (known: %s)", pl.Type, strings.Join(sources.Types(), ", "))
-			continue
-		}
-		c := f()
-		if err := config.Decode(pl.Own, c); err != nil {
-			errs.Add(pl.Own, where, err)
-			continue
-		}
-		if err := c.Validate(); err != nil {
-			errs.Add(pl.Own, where, err)
-			continue
-		}
-		p.Sources = append(p.Sources, SourcePlan{Plugin: pl, Config: c})
 	}
 	sinkPolicy := map[string]config.Policy{}
 	for _, pl := range cfg.Sinks {
-		where := pl.Where("sink")
-		if pl.Type == "" {
-			continue
-		}
-		f, ok := sinks.Lookup(pl.Type)
+		c, ok := decodePlugin(pl, "sink", newSinkConfig, sinks.Types, &errs)
 		if !ok {
-			errs.Addf(pl.TypePos, where, "unknown sink type %q (known: %s)", pl.Type, strings.Join(sinks.Types(), ", "))
-			continue
-		}
-		c := f()
-		if err := config.Decode(pl.Own, c); err != nil {
-			errs.Add(pl.Own, where, err)
-			continue
-		}
-		if err := c.Validate(); err != nil {
-			errs.Add(pl.Own, where, err)
 			continue
 		}
 		pol := pl.Delivery.Apply(config.DefaultPolicy)
@@ -129,6 +99,46 @@ func Compile(cfg *config.Config) (*Plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+func newSourceConfig(typ string) (sources.Config, bool) {
+	f, ok := sources.Lookup(typ)
+	if !ok {
+		return nil, false
+	}
+	return f(), true
+}
+
+func newSinkConfig(typ string) (sinks.Config, bool) {
+	f, ok := sinks.Lookup(typ)
+	if !ok {
+		return nil, false
+	}
+	return f(), true
+}
+
+// decodePlugin makes the config of plugin pl of kind ("source", "sink"):
+// the type's factory, strict decoding of its own keys, Validate. Problems go
+// to errs; ok is false when there were any.
+func decodePlugin[C interface{ Validate() error }](pl config.Plugin, kind string, newConfig func(string) (C, bool), types func() []string, errs *config.Errors) (c C, ok bool) {
+	if pl.Type == "" {
+		return c, false // reported by config
+	}
+	where := pl.Where(kind)
+	c, found := newConfig(pl.Type)
+	if !found {
+		errs.Addf(pl.TypePos, where, "unknown %s type %q (known: %s)", kind, pl.Type, strings.Join(types(), ", "))
+		return c, false
+	}
+	if err := config.Decode(pl.Own, c); err != nil {
+		errs.Add(pl.Own, where, err)
+		return c, false
+	}
+	if err := c.Validate(); err != nil {
+		errs.Add(pl.Own, where, err)
+		return c, false
+	}
+	return c, true
 }
 
 func compileRoute(rc *config.Route, sinkPolicy map[string]config.Policy) (*Route, error) {

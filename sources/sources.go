@@ -11,13 +11,12 @@ package sources
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
-	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/registry"
 )
 
 // ErrUnavailable is returned by Ingest when the journal cannot take writes
@@ -84,41 +83,19 @@ type Deps struct {
 // Factory returns a new Config of one source type with its defaults set.
 type Factory func() Config
 
-var (
-	mu       sync.RWMutex
-	registry = map[string]Factory{}
-)
+var types = registry.New[Factory]("source")
 
 // Register makes a source type available under typ. It panics when typ is
 // empty or already registered: both are programming errors found at init.
 func Register(typ string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if typ == "" || f == nil {
-		panic("sources: Register with an empty type or a nil factory")
+	if f == nil {
+		panic("sources: Register with a nil factory")
 	}
-	if _, dup := registry[typ]; dup {
-		panic(fmt.Sprintf("sources: type %q registered twice", typ))
-	}
-	registry[typ] = f
+	types.Register(typ, f)
 }
 
 // Lookup returns the factory of typ.
-func Lookup(typ string) (Factory, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	f, ok := registry[typ]
-	return f, ok
-}
+func Lookup(typ string) (Factory, bool) { return types.Lookup(typ) }
 
 // Types lists the registered source types, sorted.
-func Types() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	out := make([]string, 0, len(registry))
-	for t := range registry {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}
+func Types() []string { return types.Types() }

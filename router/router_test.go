@@ -1,0 +1,330 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/sinks"
+	"github.com/junctionhq/junction/sources"
+)
+
+// recorder is a sink type for these tests: it records what it is given and
+// fails as its `fail` key says (none, retryable, permanent).
+type recorder struct {
+	mu     sync.Mutex
+	events []event.Event
+	calls  int
+	fail   string
+}
+
+var (
+	recordersMu sync.Mutex
+	recorders   = map[string]*recorder{}
+)
+
+type recorderConfig struct {
+	Fail string `yaml:"fail"`
+}
+
+func (c *recorderConfig) Validate() error {
+	switch c.Fail {
+	case "", "retryable", "permanent":
+		return nil
+	}
+	return config.FieldErrorf("fail", "must be retryable or permanent")
+}
+
+func (c *recorderConfig) Build(_ context.Context, deps sinks.Deps) (sinks.Sink, error) {
+	recordersMu.Lock()
+	defer recordersMu.Unlock()
+	r := &recorder{fail: c.Fail}
+	recorders[deps.Name] = r
+	return r, nil
+}
+
+func (r *recorder) Deliver(_ context.Context, e *event.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	switch r.fail {
+	case "retryable":
+		return errors.New("try again")
+	case "permanent":
+		return sinks.Permanent(errors.New("never"))
+	}
+	r.events = append(r.events, *e)
+	return nil
+}
+
+func (r *recorder) Close() error { return nil }
+
+func (r *recorder) got() []event.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]event.Event(nil), r.events...)
+}
+
+// idleSource is a source type for these tests that produces nothing.
+type idleSource struct{}
+
+func (*idleSource) Validate() error { return nil }
+func (*idleSource) Build(context.Context, sources.Deps) (any, error) {
+	return idleSource{}, nil
+}
+func (idleSource) Run(ctx context.Context, _ sources.Ingester) error {
+	<-ctx.Done()
+	return nil
+}
+
+func init() {
+	sinks.Register("test-recorder", func() sinks.Config { return &recorderConfig{} })
+	sources.Register("test-idle", func() sources.Config { return &idleSource{} })
+}
+
+func recorderNamed(name string) *recorder {
+	recordersMu.Lock()
+	defer recordersMu.Unlock()
+	return recorders[name]
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// value reads a counter or gauge.
+func value(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var m dto.Metric
+	if err := (<-ch).Write(&m); err != nil {
+		return -1
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}
+
+func compile(t *testing.T, yml string) *Plan {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(yml), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startRouter runs plan with an in-memory journal until the test ends.
+func startRouter(t *testing.T, p *Plan) *Router {
+	t.Helper()
+	p.Config.HTTP.Listen = "127.0.0.1:0"
+	p.Config.Admin.Listen = "off"
+	r, err := New(context.Background(), p, Options{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	eventually(t, 5*time.Second, "ready", r.Ready)
+	return r
+}
+
+func newEvent(id, typ string, data any) *event.Event {
+	e := event.New()
+	e.SetID(id)
+	e.SetSource("/test")
+	e.SetType(typ)
+	if data != nil {
+		e.SetData("application/json", data)
+	}
+	return &e
+}
+
+func TestPolicyPrecedence(t *testing.T) {
+	p := compile(t, `
+sinks:
+  - name: a
+    type: test-recorder
+    delivery: {retry: 2, timeout: 3s, deadLetter: dead}
+  - {name: b, type: test-recorder}
+  - {name: dead, type: test-recorder}
+routes:
+  - name: r
+    to: [a, b]
+    delivery: {backoffPolicy: linear, timeout: 4s}
+`)
+	r := p.Routes[0]
+	a, b := r.Policy["a"], r.Policy["b"]
+	if a.Retry != 2 || a.Timeout != 4*time.Second || a.BackoffPolicy != "linear" || a.DeadLetter != "dead" {
+		t.Errorf("policy for a = %+v; want the sink's retry and deadLetter, the route's timeout and backoff", a)
+	}
+	if b.Retry != config.DefaultPolicy.Retry || b.Timeout != 4*time.Second || b.DeadLetter != "" {
+		t.Errorf("policy for b = %+v; want defaults with the route's timeout", b)
+	}
+	if p.Sinks[0].Policy.DeadLetter != "" {
+		t.Error("a dead-letter sink's own policy must not dead-letter again")
+	}
+	if got := p.maxTimeout("a"); got != 10*time.Second {
+		t.Errorf("maxTimeout(a) = %v, want the 10s default (it is the largest)", got)
+	}
+	if p.Summary() != "0 sources, 3 sinks, 1 route" {
+		t.Errorf("summary %q", p.Summary())
+	}
+}
+
+func TestCompileReportsPluginErrors(t *testing.T) {
+	cfg, err := config.Parse("test.yaml", []byte(`
+sinks:
+  - {name: a, type: test-recorder, fail: sometimes}
+  - {name: b, type: nope}
+routes:
+  - {name: r, to: [a], filter: 'type =='}
+`), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Compile(cfg)
+	if err == nil {
+		t.Fatal("compile succeeded")
+	}
+	for _, want := range []string{
+		`test.yaml:3:42: sink "a": fail: must be retryable or permanent`,
+		`test.yaml:4:21: sink "b": unknown sink type "nope" (known: test-recorder)`,
+		`test.yaml:6:32: route "r": filter: unexpected token EOF`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("errors lack %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestFanOutAndUnrouted(t *testing.T) {
+	p := compile(t, `
+sources:
+  - {name: elsewhere, type: test-idle}
+sinks:
+  - {name: one, type: test-recorder}
+  - {name: two, type: test-recorder}
+  - {name: three, type: test-recorder}
+routes:
+  - {name: orders, filter: 'type == "order"', to: [one, two]}
+  - {name: big, filter: 'data.amount > 10', to: [three]}
+  - {name: other-source, sources: [elsewhere], to: [three]}
+`)
+	r := startRouter(t, p)
+	in := r.Ingester("src")
+	err := in.Ingest(context.Background(), []*event.Event{
+		newEvent("1", "order", map[string]any{"amount": 50}),
+		newEvent("2", "order", map[string]any{"amount": 5}),
+		newEvent("3", "unknown", nil),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "deliveries", func() bool {
+		return len(recorderNamed("one").got()) == 2 && len(recorderNamed("two").got()) == 2 && len(recorderNamed("three").got()) == 1
+	})
+	if id := recorderNamed("three").got()[0].ID(); id != "1" {
+		t.Errorf("three got %s, want 1 (the only event over 10, and not from source elsewhere)", id)
+	}
+	if got := value(r.metrics.Unrouted); got != 1 {
+		t.Errorf("unrouted = %v, want 1", got)
+	}
+	if got := value(r.metrics.Received.WithLabelValues("src")); got != 3 {
+		t.Errorf("received = %v, want 3", got)
+	}
+}
+
+func TestTransformFailureIsDeadLettered(t *testing.T) {
+	p := compile(t, `
+sinks:
+  - {name: out, type: test-recorder}
+  - {name: dead, type: test-recorder}
+routes:
+  - name: r
+    to: [out]
+    transform:
+      attributes:
+        type: data.newType
+    delivery: {deadLetter: dead}
+`)
+	r := startRouter(t, p)
+	if err := r.Ingester("src").Ingest(context.Background(), []*event.Event{
+		newEvent("ok", "t", map[string]any{"newType": "u"}),
+		newEvent("bad", "t", map[string]any{}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "one delivery and one dead letter", func() bool {
+		return len(recorderNamed("out").got()) == 1 && len(recorderNamed("dead").got()) == 1
+	})
+	if e := recorderNamed("out").got()[0]; e.ID() != "ok" || e.Type() != "u" {
+		t.Errorf("delivered %s", e)
+	}
+	dl := recorderNamed("dead").got()[0]
+	ext := dl.Extensions()
+	if dl.ID() != "bad" || dl.Type() != "t" || ext[ExtRoute] != "r" || ext[ExtSink] != "out" ||
+		!strings.HasPrefix(fmt.Sprint(ext[ExtError]), "transform: ") || fmt.Sprint(ext[ExtAttempts]) != "0" {
+		t.Errorf("dead letter = %s", dl)
+	}
+	if got := value(r.metrics.TransformErrs.WithLabelValues("r")); got != 1 {
+		t.Errorf("transform errors = %v", got)
+	}
+}
+
+func TestPermanentFailureDropsWithoutDeadLetter(t *testing.T) {
+	p := compile(t, `
+sinks:
+  - {name: never, type: test-recorder, fail: permanent}
+routes:
+  - {name: r, to: [never], delivery: {retry: 5}}
+`)
+	r := startRouter(t, p)
+	if err := r.Ingester("src").Ingest(context.Background(), []*event.Event{newEvent("x", "t", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "dropped", func() bool {
+		return value(r.metrics.Deliveries.WithLabelValues("r", "never", OutcomeDropped)) == 1
+	})
+	if calls := recorderNamed("never").calls; calls != 1 {
+		t.Errorf("permanent failure attempted %d times, want 1", calls)
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	if got := oneLine("a\nb\tc\x00d", 100); got != "a b cd" {
+		t.Errorf("oneLine = %q", got)
+	}
+	if got := oneLine(strings.Repeat("é", 10), 5); got != "éé…" {
+		t.Errorf("oneLine cut = %q", got)
+	}
+}
