@@ -3,7 +3,6 @@ package httpsource
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -70,25 +69,3 @@ func BenchmarkBatch10(b *testing.B) {
 }
 
 var _ io.ReadCloser = (*body)(nil)
-
-// BenchmarkValidJSON compares validJSON with encoding/json's Valid on a
-// 1 KiB structured event.
-func BenchmarkValidJSON(b *testing.B) {
-	data := []byte(structuredOf(1))
-	b.Run("validJSON", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		for i := 0; i < b.N; i++ {
-			if !validJSON(data) {
-				b.Fatal("invalid")
-			}
-		}
-	})
-	b.Run("json.Valid", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		for i := 0; i < b.N; i++ {
-			if !json.Valid(data) {
-				b.Fatal("invalid")
-			}
-		}
-	})
-}

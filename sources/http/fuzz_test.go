@@ -1,10 +1,8 @@
 package httpsource
 
 import (
-	"encoding/json"
 	"net/http"
 	"testing"
-	"unicode/utf8"
 )
 
 // FuzzParseRequest feeds arbitrary content types, ce- headers and bodies to
@@ -57,34 +55,4 @@ func FuzzParseRequest(f *testing.F) {
 			}
 		}
 	})
-}
-
-// FuzzValidJSON checks validJSON against encoding/json.
-func FuzzValidJSON(f *testing.F) {
-	for _, s := range []string{structured, batchOf(2), `"\u00e9\n"`, `-0.5e+10`, `[1,]`, `{"a":1,}`, `01`, "\"\xff\"", `[[[]]]`, ` null `, `"\ud800"`, `1.`, `{"a" 1}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		want := json.Valid(b) && utf8.Valid(b)
-		if got := validJSON(b); got != want && !(want && depth(b) > maxJSONDepth) {
-			t.Fatalf("validJSON(%q) = %v, want %v", b, got, want)
-		}
-	})
-}
-
-// depth is an upper bound of the nesting of b.
-func depth(b []byte) int {
-	n, max := 0, 0
-	for _, c := range b {
-		switch c {
-		case '[', '{':
-			n++
-			if n > max {
-				max = n
-			}
-		case ']', '}':
-			n--
-		}
-	}
-	return max
 }

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -45,13 +44,8 @@ var _ sources.Config = (*Config)(nil)
 // Validate checks the config without I/O.
 func (c *Config) Validate() error {
 	var errs []error
-	switch {
-	case c.Path == "":
-		errs = append(errs, config.FieldErrorf("path", "required: the URL path to serve, such as /events"))
-	case !strings.HasPrefix(c.Path, "/"):
-		errs = append(errs, config.FieldErrorf("path", "must start with \"/\", got %q", c.Path))
-	case strings.ContainsAny(c.Path, "?# \t\r\n"):
-		errs = append(errs, config.FieldErrorf("path", "must be a plain path without spaces, '?' or '#', got %q", c.Path))
+	if err := sources.CheckPath(c.Path); err != nil {
+		errs = append(errs, err)
 	}
 	if c.MaxBodySize < 0 {
 		errs = append(errs, config.FieldErrorf("maxBodySize", "must be positive"))
@@ -67,20 +61,13 @@ func (c *Config) Validate() error {
 // Build makes the source. It does no I/O: the router serves Handler on the
 // shared listener.
 func (c *Config) Build(_ context.Context, deps sources.Deps) (any, error) {
-	limit := int64(c.MaxBodySize)
-	if limit <= 0 {
-		limit = deps.MaxBodySize
-	}
-	if limit <= 0 {
-		limit = int64(config.DefaultMaxBodySize)
-	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Source{
 		path:    c.Path,
-		maxBody: limit,
+		maxBody: deps.BodyLimit(c.MaxBodySize),
 		log:     log,
 	}
 	for _, o := range c.AllowedOrigins {
@@ -129,96 +116,29 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		w.Header().Set("Allow", allow)
-		h.refuse(w, &RequestError{
-			Status: http.StatusMethodNotAllowed,
-			Reason: oneLine(fmt.Sprintf("method %s not allowed: send events with POST", quote(r.Method))),
-			Label:  ReasonMethodNotAllowed,
-		})
+		h.refuse(w, http.StatusMethodNotAllowed, sources.ReasonMethodNotAllowed,
+			fmt.Sprintf("method %s not allowed: send events with POST", quote(r.Method)))
 		return
 	}
-	body, rerr := h.readBody(w, r)
-	if rerr != nil {
-		h.refuse(w, rerr)
+	body, err := sources.ReadBody(w, r, h.s.maxBody)
+	if err != nil {
+		status, label, reason := sources.ReadError(err)
+		h.refuse(w, status, label, reason)
 		return
 	}
 	events, rerr := ParseRequest(r.Header, body)
 	if rerr != nil {
-		h.refuse(w, rerr)
+		h.refuse(w, rerr.Status, rerr.Label, rerr.Reason)
 		return
 	}
-	ctx := r.Context()
-	err := h.in.Ingest(ctx, events)
-	if err == nil {
-		w.WriteHeader(http.StatusAccepted)
-		return
-	}
-	e := events[0]
-	log := h.s.log.With("ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source(), "events", len(events))
-	switch {
-	case errors.Is(err, sources.ErrUnavailable):
-		log.Warn("refused events: journal unavailable", "error", err)
-		h.unavailable(w, ReasonUnavailable, "journal unavailable; retry later")
-	case errors.Is(err, sources.ErrTooLarge):
-		h.refuse(w, &RequestError{Status: http.StatusRequestEntityTooLarge, Reason: "event too large for the journal", Label: ReasonTooLarge})
-	case ctx.Err() != nil:
-		// The client is gone or the server is shutting down. Never let
-		// net/http answer 200 for events that were not journaled.
-		log.Debug("ingest cancelled", "error", err)
-		h.unavailable(w, ReasonCancelled, "request cancelled before the events were journaled; retry")
-	case errors.Is(err, context.DeadlineExceeded):
-		log.Warn("refused events: journal too slow", "error", err)
-		h.unavailable(w, ReasonUnavailable, "journal too slow; retry later")
-	default:
-		log.Error("ingest events", "error", err)
-		h.refuse(w, &RequestError{Status: http.StatusInternalServerError, Reason: oneLine("ingest events: " + err.Error()), Label: ReasonInternal})
-	}
+	err = h.in.Ingest(r.Context(), events)
+	sources.AnswerIngest(w, r, h.in, events, err, h.s.log)
 }
 
-// readBody reads the whole body, refusing it beyond the limit.
-func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *RequestError) {
-	limit := h.s.maxBody
-	if r.ContentLength > limit {
-		return nil, h.tooLarge()
-	}
-	rd := http.MaxBytesReader(w, r.Body, limit)
-	var body []byte
-	var err error
-	if r.ContentLength >= 0 {
-		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(rd, body)
-	} else {
-		body, err = io.ReadAll(rd)
-	}
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, h.tooLarge()
-		}
-		return nil, malformed("read body: %v", err)
-	}
-	return body, nil
-}
-
-func (h *handler) tooLarge() *RequestError {
-	return &RequestError{
-		Status: http.StatusRequestEntityTooLarge,
-		Reason: fmt.Sprintf("body over the limit of %s", config.ByteSize(h.s.maxBody)),
-		Label:  ReasonTooLarge,
-	}
-}
-
-func (h *handler) unavailable(w http.ResponseWriter, label, reason string) {
-	w.Header().Set("Retry-After", "1")
-	h.refuse(w, &RequestError{Status: http.StatusServiceUnavailable, Reason: reason, Label: label})
-}
-
-// refuse answers e and counts it.
-func (h *handler) refuse(w http.ResponseWriter, e *RequestError) {
-	h.in.Rejected(e.Label)
-	if e.Status < 500 {
-		h.s.log.Debug("refused request", "status", e.Status, "reason", e.Label, "detail", e.Reason)
-	}
-	http.Error(w, e.Reason, e.Status)
+// refuse answers status with reason and counts it under label.
+func (h *handler) refuse(w http.ResponseWriter, status int, label, reason string) {
+	h.s.log.Debug("refused request", "status", status, "reason", label, "detail", reason)
+	sources.Refuse(w, h.in, status, label, reason)
 }
 
 // options answers the abuse-protection handshake of the CloudEvents web hook
@@ -233,7 +153,7 @@ func (h *handler) options(w http.ResponseWriter, r *http.Request) {
 			hd.Set("WebHook-Allowed-Origin", granted)
 			hd.Set("WebHook-Allowed-Rate", "*")
 		} else {
-			h.s.log.Info("refused web hook handshake", "origin", oneLine(origin))
+			h.s.log.Info("refused web hook handshake", "origin", sources.OneLine(origin))
 		}
 	}
 	w.WriteHeader(http.StatusOK)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -225,9 +226,9 @@ func TestHandler(t *testing.T) {
 		{name: "event too large for the journal", header: ct(ContentTypeStructured), body: structured, fail: fmt.Errorf("append: %w", sources.ErrTooLarge), status: 413, label: "too_large",
 			reason: `event too large for the journal`},
 		{name: "journal timeout", header: ct(ContentTypeStructured), body: structured, fail: fmt.Errorf("append: %w", context.DeadlineExceeded), status: 503, label: "unavailable",
-			reason: `journal too slow; retry later`},
+			reason: `journal unavailable; retry later`, wantHeader: map[string]string{"Retry-After": "1"}},
 		{name: "other ingest error", header: ct(ContentTypeStructured), body: structured, fail: errors.New("append: disk\non fire"), status: 500, label: "internal",
-			reason: `ingest events: append: disk on fire`},
+			reason: `internal error: the events were not stored`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -364,7 +365,7 @@ func TestReasonsAreOneBoundedLine(t *testing.T) {
 
 func checkReason(t testing.TB, r string) {
 	t.Helper()
-	if r == "" || len(r) > maxReason {
+	if r == "" || len(r) > sources.MaxReason {
 		t.Errorf("reason of %d bytes: %q", len(r), r)
 	}
 	for _, c := range r {
@@ -554,7 +555,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "ok", mod: func(c *Config) {}},
 		{name: "no path", mod: func(c *Config) { c.Path = "" }, want: "path: required: the URL path to serve, such as /events"},
 		{name: "relative path", mod: func(c *Config) { c.Path = "events" }, want: `path: must start with "/", got "events"`},
-		{name: "query in path", mod: func(c *Config) { c.Path = "/events?x" }, want: `path: must be a plain path without spaces, '?' or '#', got "/events?x"`},
+		{name: "query in path", mod: func(c *Config) { c.Path = "/events?x" }, want: `path: must be a plain URL path (no spaces, '?', '#', '{' or '}'), got "/events?x"`},
+		{name: "wildcard in path", mod: func(c *Config) { c.Path = "/events/{id}" }, want: `path: must be a plain URL path (no spaces, '?', '#', '{' or '}'), got "/events/{id}"`},
 		{name: "negative size", mod: func(c *Config) { c.MaxBodySize = -1 }, want: "maxBodySize: must be positive"},
 		{name: "bad origin", mod: func(c *Config) { c.AllowedOrigins = []string{"a.example.com", ""} }, want: `allowedOrigins[1]: must be an origin such as eventemitter.example.com or "*", got ""`},
 	}
@@ -641,5 +643,55 @@ func TestDecodeErrors(t *testing.T) {
 	want := "config:5:18: maxBodySize: invalid size \"lots\" (use bytes or a unit: 512KiB, 1MiB, 10MB)\nconfig:6:5: unknown key \"origins\""
 	if !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("got\n%s\nwant prefix\n%s", err, want)
+	}
+}
+
+// TestBinaryDataSurvivesJournalEncoding checks that binary-mode data comes
+// back byte for byte from the JSON format the journal stores, and that data
+// claiming to be JSON must be JSON.
+func TestBinaryDataSurvivesJournalEncoding(t *testing.T) {
+	tests := []struct {
+		name, ct string
+		body     []byte
+		status   int
+	}{
+		{"json", "application/json", []byte(`{"a":[1,2]}`), 0},
+		{"bad json", "application/json", []byte(`{bad`), 400},
+		{"bad +json", "application/vnd.x+json", []byte(`nope`), 400},
+		{"no content type, json", "", []byte(`[1]`), 0},
+		{"no content type, bytes", "", []byte{0xff, 0x00, 'x'}, 0},
+		{"text", "text/plain", []byte("héllo\n"), 0},
+		{"binary", "application/octet-stream", []byte{0x00, 0xfe, 0xff}, 0},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		h.Set("Ce-Specversion", "1.0")
+		h.Set("Ce-Id", "1")
+		h.Set("Ce-Source", "/s")
+		h.Set("Ce-Type", "t")
+		if tt.ct != "" {
+			h.Set("Content-Type", tt.ct)
+		}
+		events, rerr := ParseRequest(h, tt.body)
+		if tt.status != 0 {
+			if rerr == nil || rerr.Status != tt.status {
+				t.Errorf("%s: got %v, want status %d", tt.name, rerr, tt.status)
+			}
+			continue
+		}
+		if rerr != nil {
+			t.Fatalf("%s: %v", tt.name, rerr)
+		}
+		b, err := events[0].MarshalJSON()
+		if err != nil || !json.Valid(b) {
+			t.Fatalf("%s: journal encoding %q: %v", tt.name, b, err)
+		}
+		var back event.Event
+		if err := back.UnmarshalJSON(b); err != nil {
+			t.Fatalf("%s: decode: %v", tt.name, err)
+		}
+		if !bytes.Equal(back.Data(), tt.body) {
+			t.Errorf("%s: data after the journal = %q, want %q", tt.name, back.Data(), tt.body)
+		}
 	}
 }

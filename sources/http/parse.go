@@ -14,6 +14,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/junctionhq/junction/sources"
 )
 
 // Media types of the CloudEvents JSON event formats.
@@ -28,28 +30,15 @@ const (
 // a longer batch is refused whole with 400.
 const MaxBatchEvents = 1000
 
-// maxReason bounds the length of a reason sent back to a client.
-const maxReason = 300
-
-// Reason labels passed to sources.Ingester.Rejected.
-const (
-	ReasonMalformed        = "malformed"
-	ReasonTooLarge         = "too_large"
-	ReasonUnsupportedMedia = "unsupported_media_type"
-	ReasonMethodNotAllowed = "method_not_allowed"
-	ReasonUnavailable      = "unavailable"
-	ReasonCancelled        = "cancelled"
-	ReasonInternal         = "internal"
-)
-
 // RequestError is why a request was refused: the HTTP status to answer, a
 // one-line reason for the body and a label for the rejected-events metric.
 type RequestError struct {
 	// Status is the HTTP status code: 400, 413 or 415.
 	Status int
-	// Reason is one line of text, bounded, without control characters.
+	// Reason is one line of text, bounded, without control characters (see
+	// sources.OneLine).
 	Reason string
-	// Label is the metric label, one of the Reason* constants.
+	// Label is the metric label, one of the sources.Reason* constants.
 	Label string
 }
 
@@ -57,7 +46,7 @@ type RequestError struct {
 func (e *RequestError) Error() string { return e.Reason }
 
 func malformed(format string, args ...any) *RequestError {
-	return &RequestError{Status: http.StatusBadRequest, Reason: oneLine(fmt.Sprintf(format, args...)), Label: ReasonMalformed}
+	return &RequestError{Status: http.StatusBadRequest, Reason: sources.OneLine(fmt.Sprintf(format, args...)), Label: sources.ReasonMalformed}
 }
 
 // ParseRequest reads the CloudEvents in one HTTP request: structured mode
@@ -91,8 +80,8 @@ func ParseRequest(header http.Header, body []byte) ([]*event.Event, *RequestErro
 	case hasPrefixFold(mt, "application/cloudevents"):
 		return nil, &RequestError{
 			Status: http.StatusUnsupportedMediaType,
-			Reason: oneLine(fmt.Sprintf("unsupported event format %s: use %s or %s", quote(mt), ContentTypeStructured, ContentTypeBatch)),
-			Label:  ReasonUnsupportedMedia,
+			Reason: sources.OneLine(fmt.Sprintf("unsupported event format %s: use %s or %s", quote(mt), ContentTypeStructured, ContentTypeBatch)),
+			Label:  sources.ReasonUnsupportedMedia,
 		}
 	}
 	if _, ok := header["Ce-Specversion"]; ok {
@@ -108,8 +97,8 @@ func ParseRequest(header http.Header, body []byte) ([]*event.Event, *RequestErro
 	}
 	return nil, &RequestError{
 		Status: http.StatusUnsupportedMediaType,
-		Reason: oneLine(fmt.Sprintf("not a CloudEvent (%s and no ce-specversion header): send %s, %s, or binary mode with ce-specversion, ce-id, ce-source and ce-type headers", got, ContentTypeStructured, ContentTypeBatch)),
-		Label:  ReasonUnsupportedMedia,
+		Reason: sources.OneLine(fmt.Sprintf("not a CloudEvent (%s and no ce-specversion header): send %s, %s, or binary mode with ce-specversion, ce-id, ce-source and ce-type headers", got, ContentTypeStructured, ContentTypeBatch)),
+		Label:  sources.ReasonUnsupportedMedia,
 	}
 }
 
@@ -317,7 +306,7 @@ func describe(raw []byte, sdkErr error) string {
 	if d, ok := m["data"]; ok && len(d) > 0 && d[0] != '"' && string(d) != "null" && !isJSONType(mediaType(dct)) {
 		return fmt.Sprintf(`invalid member "data": must be a JSON string when datacontenttype is %s (not JSON)`, quote(dct))
 	}
-	return sdkReason(sdkErr)
+	return sources.EventReason(sdkErr)
 }
 
 // checkAttr checks the value of an optional context attribute.
@@ -355,29 +344,6 @@ func checkAttr(name, s string) string {
 		}
 	}
 	return ""
-}
-
-// sdkReason turns an error of the SDK into a bounded reason.
-func sdkReason(err error) string {
-	var ve event.ValidationError
-	if errors.As(err, &ve) {
-		keys := make([]string, 0, len(ve))
-		for k := range ve {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = fmt.Sprintf("invalid attribute %s: %v", quote(k), ve[k])
-		}
-		return strings.Join(parts, "; ")
-	}
-	msg := err.Error()
-	// jsoniter appends the input around the error; it says nothing more.
-	if i := strings.Index(msg, ", error found in #"); i >= 0 {
-		msg = msg[:i]
-	}
-	return "invalid event: " + msg
 }
 
 func unsupportedVersion(sv string) string {
@@ -485,13 +451,25 @@ func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestE
 	e := &event.Event{Context: ec}
 	if len(body) > 0 {
 		e.DataEncoded = body
+		// The event is journaled in the JSON format: JSON data must be
+		// JSON, and bytes that are not text travel as data_base64.
+		switch mt := mediaType(ct); {
+		case mt != "" && isJSONType(mt):
+			if !sources.ValidJSON(body) {
+				return nil, malformed("data is not valid JSON, but content-type is %s", quote(mt))
+			}
+		case mt == "":
+			e.DataBase64 = !sources.ValidJSON(body)
+		default:
+			e.DataBase64 = !utf8.Valid(body)
+		}
 	}
 	if err := e.Validate(); err != nil {
 		var ve event.ValidationError
 		if errors.As(err, &ve) && ve["datacontenttype"] != nil {
 			return nil, malformed(`invalid attribute "datacontenttype" (header content-type): not a media type (RFC 2046)`)
 		}
-		return nil, malformed("%s", sdkReason(err))
+		return nil, malformed("%s", sources.EventReason(err))
 	}
 	return e, nil
 }
@@ -544,7 +522,7 @@ func unhex(c byte) byte {
 
 // checkJSON refuses a body that is not valid JSON, saying where.
 func checkJSON(body []byte) *RequestError {
-	if validJSON(body) {
+	if sources.ValidJSON(body) {
 		return nil
 	}
 	var v any
@@ -560,7 +538,7 @@ func checkJSON(body []byte) *RequestError {
 	case !utf8.Valid(body):
 		return malformed("malformed JSON: not valid UTF-8")
 	}
-	return malformed("malformed JSON: nested more than %d deep", maxJSONDepth)
+	return malformed("malformed JSON: nested more than %d deep", sources.MaxJSONDepth)
 }
 
 // jsonKind names the kind of the JSON value that b starts with.
@@ -704,32 +682,4 @@ func quote(s string) string {
 		return fmt.Sprintf("%q...", s[:cut])
 	}
 	return fmt.Sprintf("%q", s)
-}
-
-// oneLine makes s safe as a one-line reason: control characters and invalid
-// UTF-8 become spaces or U+FFFD, and it is cut at maxReason bytes.
-func oneLine(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f || c >= 0x80 {
-			clean = false
-			break
-		}
-	}
-	if clean && len(s) <= maxReason {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029':
-			r = ' '
-		}
-		if b.Len()+utf8.RuneLen(r) > maxReason-3 {
-			b.WriteString("...")
-			break
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

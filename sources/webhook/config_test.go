@@ -32,7 +32,7 @@ func TestConfigErrors(t *testing.T) {
 		name, body, want string
 	}{
 		{"missing path", `methods: [POST]`,
-			`test.yaml:2:5: source "gh": path: required`},
+			`test.yaml:2:5: source "gh": path: required: the URL path to serve, such as /events`},
 		{"relative path", `path: hooks`,
 			`test.yaml:4:11: source "gh": path: must start with "/", got "hooks"`},
 		{"path with query", `path: /hooks?x=1`,

@@ -7,7 +7,6 @@ import (
 	"math"
 	"mime"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/sources"
 )
 
 // Names in the expression environment.
@@ -297,7 +297,7 @@ func runError(err error) string {
 }
 
 // env builds the expression environment of one request. isJSON reports
-// whether body was parsed as JSON.
+// whether body was parsed as JSON (and so is valid JSON).
 func (c *compiled) env(r *http.Request, body []byte, mediaType string) (env map[string]any, isJSON bool) {
 	env = make(map[string]any, 6)
 	if c.uses&useHeaders != 0 {
@@ -333,13 +333,13 @@ func (c *compiled) env(r *http.Request, body []byte, mediaType string) (env map[
 	return env, isJSON
 }
 
-// parseBody is the body parsed as JSON when it is JSON, else the body as a
-// string.
+// parseBody is the body parsed as JSON when it is JSON (sources.ValidJSON:
+// strict, in valid UTF-8), else the body as a string.
 func parseBody(body []byte, mediaType string) (v any, isJSON bool) {
 	if len(body) == 0 {
 		return "", false
 	}
-	if isJSONType(mediaType) || looksLikeJSON(body) {
+	if (isJSONType(mediaType) || looksLikeJSON(body)) && sources.ValidJSON(body) {
 		if err := json.Unmarshal(body, &v); err == nil {
 			return v, true
 		}
@@ -453,7 +453,7 @@ func (w *Webhook) event(r *http.Request, body []byte) (*event.Event, error) {
 
 	if e.DataEncoded != nil {
 		if embedsJSON(mediaTypeOf(e.DataContentType())) {
-			if !bodyIsJSON && !json.Valid(e.DataEncoded) {
+			if !bodyIsJSON && !sources.ValidJSON(e.DataEncoded) {
 				what := "body"
 				if c.data != nil {
 					what = "data"
@@ -466,7 +466,7 @@ func (w *Webhook) event(r *http.Request, body []byte) (*event.Event, error) {
 		}
 	}
 	if err := e.Validate(); err != nil {
-		return nil, invalidEvent(err)
+		return nil, errors.New(sources.EventReason(err))
 	}
 	return e, nil
 }
@@ -476,24 +476,6 @@ func orJSON(ct string) string {
 		return "absent (taken as application/json)"
 	}
 	return ct
-}
-
-// invalidEvent formats a CloudEvents validation error as one line.
-func invalidEvent(err error) error {
-	var ve event.ValidationError
-	if !errors.As(err, &ve) {
-		return fmt.Errorf("invalid event: %w", err)
-	}
-	keys := make([]string, 0, len(ve))
-	for k := range ve {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = strings.TrimPrefix(k, "extension:") + ": " + ve[k].Error()
-	}
-	return errors.New("invalid event: " + strings.Join(parts, "; "))
 }
 
 // evalData runs the data expression: nil gives no data, a string is taken

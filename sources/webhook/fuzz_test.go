@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/junctionhq/junction/sources"
 )
 
 func FuzzMatchV1(f *testing.F) {
@@ -109,7 +111,7 @@ data: body.payload`)
 					t.Fatalf("structured JSON of an accepted event: %v\n%s", err, b)
 				}
 			case http.StatusBadRequest, http.StatusUnauthorized, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge:
-				if reason := rw.Body.String(); strings.Count(reason, "\n") != 1 || len(reason) > maxReason+10 {
+				if reason := rw.Body.String(); strings.Count(reason, "\n") != 1 || len(reason) > sources.MaxReason+1 {
 					t.Fatalf("reason is not one bounded line: %q", reason)
 				}
 				if rec.last() != nil {

@@ -13,14 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
@@ -73,17 +71,8 @@ func NewConfig() *Config {
 // Validate checks the config and compiles its expressions.
 func (c *Config) Validate() error {
 	var errs []error
-	switch {
-	case c.Path == "":
-		errs = append(errs, config.FieldErrorf("path", "required"))
-	case !strings.HasPrefix(c.Path, "/"):
-		errs = append(errs, config.FieldErrorf("path", "must start with \"/\", got %q", c.Path))
-	case strings.ContainsAny(c.Path, " \t\r\n?#{}"):
-		errs = append(errs, config.FieldErrorf("path", "must be a plain URL path (no spaces, '?', '#', '{' or '}'), got %q", c.Path))
-	default:
-		if _, err := url.ParseRequestURI(c.Path); err != nil {
-			errs = append(errs, config.FieldErrorf("path", "%q is not a URL path: %v", c.Path, errors.Unwrap(err)))
-		}
+	if err := sources.CheckPath(c.Path); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Methods != nil && len(c.Methods) == 0 {
 		errs = append(errs, config.FieldErrorf("methods", "list at least one method, or leave the key out for POST"))
@@ -133,7 +122,7 @@ func (c *Config) Build(_ context.Context, deps sources.Deps) (any, error) {
 		source:   cetypes.URIRef{URL: *u},
 		path:     c.Path,
 		methods:  c.Methods,
-		maxBody:  int64(c.MaxBodySize),
+		maxBody:  deps.BodyLimit(c.MaxBodySize),
 		compiled: c.compiled,
 		log:      deps.Logger,
 		now:      time.Now,
@@ -142,12 +131,6 @@ func (c *Config) Build(_ context.Context, deps sources.Deps) (any, error) {
 		w.methods = []string{http.MethodPost}
 	}
 	w.allow = strings.Join(w.methods, ", ")
-	if w.maxBody == 0 {
-		w.maxBody = deps.MaxBodySize
-	}
-	if w.maxBody <= 0 {
-		w.maxBody = int64(config.DefaultMaxBodySize)
-	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
@@ -190,133 +173,39 @@ type handler struct {
 	in sources.Ingester
 }
 
-// Labels passed to Ingester.Rejected.
-const (
-	reasonMalformed    = "malformed"
-	reasonTooLarge     = "too_large"
-	reasonUnauthorized = "unauthorized"
-	reasonMethod       = "method_not_allowed"
-	reasonUnavailable  = "unavailable"
-	reasonCancelled    = "cancelled" // the request ended before ingest did
-	reasonInternal     = "internal"
-)
-
 func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w := h.w
 	if !slices.Contains(w.methods, r.Method) {
 		rw.Header().Set("Allow", w.allow)
-		h.reject(rw, r, http.StatusMethodNotAllowed, reasonMethod, "method "+r.Method+" not allowed (use "+w.allow+")")
+		h.reject(rw, r, http.StatusMethodNotAllowed, sources.ReasonMethodNotAllowed, "method "+r.Method+" not allowed (use "+w.allow+")")
 		return
 	}
-	body, err := readBody(rw, r, w.maxBody)
+	body, err := sources.ReadBody(rw, r, w.maxBody)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			h.reject(rw, r, http.StatusRequestEntityTooLarge, reasonTooLarge, fmt.Sprintf("body larger than %d bytes", w.maxBody))
-			return
-		}
-		h.reject(rw, r, http.StatusBadRequest, reasonMalformed, "read body: "+err.Error())
+		status, label, reason := sources.ReadError(err)
+		h.reject(rw, r, status, label, reason)
 		return
 	}
 	if w.verifier != nil {
 		if err := w.verifier.verify(r.Header, body, w.now()); err != nil {
-			h.reject(rw, r, http.StatusUnauthorized, reasonUnauthorized, err.Error())
+			h.reject(rw, r, http.StatusUnauthorized, sources.ReasonUnauthorized, err.Error())
 			return
 		}
 	}
 	e, err := w.event(r, body)
 	if err != nil {
-		h.reject(rw, r, http.StatusBadRequest, reasonMalformed, err.Error())
+		h.reject(rw, r, http.StatusBadRequest, sources.ReasonMalformed, err.Error())
 		return
 	}
-	err = h.in.Ingest(r.Context(), []*event.Event{e})
-	if err == nil {
-		rw.WriteHeader(http.StatusAccepted)
-		return
-	}
-	log := w.log.With("ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source())
-	switch {
-	case errors.Is(err, sources.ErrTooLarge):
-		h.in.Rejected(reasonTooLarge)
-		log.Debug("webhook: event too large for the journal", "err", err)
-		http.Error(rw, "event too large for the journal", http.StatusRequestEntityTooLarge)
-	case r.Context().Err() != nil:
-		h.in.Rejected(reasonCancelled)
-		log.Debug("webhook: request cancelled before the event was journaled", "err", err)
-		rw.Header().Set("Retry-After", "1")
-		http.Error(rw, "request cancelled before the event was stored, retry", http.StatusServiceUnavailable)
-	case errors.Is(err, sources.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		h.in.Rejected(reasonUnavailable)
-		log.Warn("webhook: journal unavailable", "err", err)
-		rw.Header().Set("Retry-After", "1")
-		http.Error(rw, "journal unavailable, retry later", http.StatusServiceUnavailable)
-	default:
-		h.in.Rejected(reasonInternal)
-		log.Error("webhook: ingest failed", "err", err)
-		http.Error(rw, "internal error: could not store the event", http.StatusInternalServerError)
-	}
+	events := []*event.Event{e}
+	err = h.in.Ingest(r.Context(), events)
+	sources.AnswerIngest(rw, r, h.in, events, err, w.log)
 }
 
+// reject answers status with reason and counts it under label.
 func (h *handler) reject(rw http.ResponseWriter, r *http.Request, status int, label, reason string) {
-	h.in.Rejected(label)
-	reason = oneLine(reason)
-	h.w.log.Debug("webhook: request rejected", "status", status, "reason", reason, "remote", r.RemoteAddr)
-	http.Error(rw, reason, status)
-}
-
-// readBody reads the whole body, at most limit bytes (*http.MaxBytesError
-// beyond).
-func readBody(rw http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, &http.MaxBytesError{Limit: limit}
-	}
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
-	}
-	body := http.MaxBytesReader(rw, r.Body, limit)
-	size := 512
-	if r.ContentLength >= 0 {
-		size = int(r.ContentLength) + 1 // +1: see EOF without growing
-	}
-	b := make([]byte, 0, size)
-	for {
-		n, err := body.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-	}
-}
-
-// maxReason bounds a reason sent back to the client.
-const maxReason = 300
-
-// oneLine makes s one line of at most maxReason bytes (and "..."), without
-// control characters or invalid UTF-8.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == utf8.RuneError:
-			return '?'
-		case r < 0x20 || r == 0x7f:
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > maxReason {
-		cut := maxReason
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "..."
-	}
-	return s
+	h.w.log.Debug("webhook: request rejected", "status", status, "reason", label, "detail", reason, "remote", r.RemoteAddr)
+	sources.Refuse(rw, h.in, status, label, reason)
 }
 
 // isToken reports whether s is an RFC 9110 token (a method or header name).

@@ -71,8 +71,10 @@ func TestBodies(t *testing.T) {
 		{"empty body", "application/json", "", "", false, 202, ""},
 		{"invalid json", "application/json", `{"a":`, "", false, 400,
 			"body is not valid JSON, but its content type is application/json"},
+		{"json with invalid UTF-8", "application/json", "{\"a\":\"\xff\"}", "", false, 400,
+			"body is not valid JSON, but its content type is application/json"},
 		{"bad content type", "not a type;;", "x", "", false, 400,
-			"invalid event: datacontenttype: failed to parse RFC 2046 media type mime: expected slash after first token"},
+			`invalid attribute "datacontenttype": failed to parse RFC 2046 media type mime: expected slash after first token`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{}
@@ -273,6 +275,12 @@ func TestAttributes(t *testing.T) {
 			reason: "body is not valid JSON, but its content type is absent (taken as application/json)",
 		},
 		{
+			name:    "body expression on JSON with invalid UTF-8",
+			attrs:   "subject: body.ref",
+			headers: githubHeaders, body: "{\"ref\":\"\xff\"}",
+			reason: "body is not valid JSON, but its content type is application/json",
+		},
+		{
 			name:   "bad datacontenttype",
 			attrs:  "datacontenttype: '\"no type\"'",
 			body:   "text",
@@ -420,7 +428,7 @@ func TestTooLarge(t *testing.T) {
 		t.Errorf("body of exactly the limit: status %d, want 202", resp.status)
 	}
 	resp := send(t, srv, request{path: "/h", body: strings.Repeat("a", 1025)})
-	if resp.status != http.StatusRequestEntityTooLarge || resp.body != "body larger than 1024 bytes\n" {
+	if resp.status != http.StatusRequestEntityTooLarge || resp.body != "body over the limit of 1KiB\n" {
 		t.Errorf("Content-Length over the limit: %d %q, want 413", resp.status, resp.body)
 	}
 	// Unknown length: the limit is found while reading.
@@ -459,9 +467,10 @@ func TestIngestErrors(t *testing.T) {
 		label      string
 		body       string
 	}{
-		{fmt.Errorf("append: %w", sources.ErrUnavailable), 503, "1", "unavailable", "journal unavailable, retry later\n"},
+		{fmt.Errorf("append: %w", sources.ErrUnavailable), 503, "1", "unavailable", "journal unavailable; retry later\n"},
+		{fmt.Errorf("append: %w", context.DeadlineExceeded), 503, "1", "unavailable", "journal unavailable; retry later\n"},
 		{fmt.Errorf("append: %w", sources.ErrTooLarge), 413, "", "too_large", "event too large for the journal\n"},
-		{errors.New("disk on fire"), 500, "", "internal", "internal error: could not store the event\n"},
+		{errors.New("disk on fire"), 500, "", "internal", "internal error: the events were not stored\n"},
 	} {
 		t.Run(tc.err.Error(), func(t *testing.T) {
 			rec := &recorder{err: tc.err}
@@ -477,21 +486,6 @@ func TestIngestErrors(t *testing.T) {
 				t.Errorf("rejected %v, want one %s", rec.rejected, tc.label)
 			}
 		})
-	}
-}
-
-func TestOneLine(t *testing.T) {
-	long := strings.Repeat("é", 400)
-	for _, tc := range []struct{ in, want string }{
-		{"a\nb\r\n\tc", "a b   c"},
-		{"ok", "ok"},
-		{"bad \xff byte", "bad ? byte"},
-		{"esc\x1b[31m \x00 del\x7f", "esc [31m   del "},
-		{long, long[:maxReason] + "..."},
-	} {
-		if got := oneLine(tc.in); got != tc.want {
-			t.Errorf("oneLine(%.20q) = %.40q, want %.40q", tc.in, got, tc.want)
-		}
 	}
 }
 
