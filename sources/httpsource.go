@@ -1,0 +1,225 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/config"
+)
+
+// Reasons passed to Ingester.Rejected; they label
+// junction_events_rejected_total.
+const (
+	ReasonMalformed        = "malformed"
+	ReasonTooLarge         = "too_large"
+	ReasonUnsupportedMedia = "unsupported_media_type"
+	ReasonMethodNotAllowed = "method_not_allowed"
+	ReasonUnauthorized     = "unauthorized"
+	ReasonUnavailable      = "unavailable"
+	// ReasonCancelled: the request ended before its events were journaled.
+	ReasonCancelled = "cancelled"
+	ReasonInternal  = "internal"
+)
+
+// MaxReason bounds a reason sent back to a client, in bytes.
+const MaxReason = 300
+
+// OneLine makes s safe to send back as a reason: one line of at most
+// MaxReason bytes (cut with "..." when longer), where control characters
+// (C0, DEL, C1, U+2028 and U+2029) become spaces and invalid UTF-8 becomes
+// '?'. A short printable ASCII s is returned as it is, without allocating.
+func OneLine(s string) string {
+	if len(s) <= MaxReason && printableASCII(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(min(len(s), MaxReason+utf8.UTFMax))
+	for _, r := range s {
+		if b.Len() > MaxReason {
+			break
+		}
+		switch {
+		case r == utf8.RuneError:
+			r = '?'
+		case r < 0x20, r >= 0x7f && r < 0xa0, r == '\u2028', r == '\u2029':
+			r = ' '
+		}
+		b.WriteRune(r)
+	}
+	out := b.String()
+	if len(out) > MaxReason {
+		cut := MaxReason - len("...")
+		for cut > 0 && !utf8.RuneStart(out[cut]) {
+			cut--
+		}
+		out = out[:cut] + "..."
+	}
+	return out
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// EventReason describes an error of the CloudEvents SDK (from parsing an
+// event or from Validate) as a one-line reason naming the attributes:
+// `invalid attribute "id": MUST be a non-empty string; ...`, else
+// "invalid event: " and the error, without the input that the SDK's JSON
+// parser appends to its errors.
+func EventReason(err error) string {
+	var ve event.ValidationError
+	if errors.As(err, &ve) {
+		keys := make([]string, 0, len(ve))
+		for k := range ve {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("invalid attribute %q: %v", strings.TrimPrefix(k, "extension:"), ve[k])
+		}
+		return OneLine(strings.Join(parts, "; "))
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, ", error found in #"); i >= 0 {
+		msg = msg[:i]
+	}
+	return OneLine("invalid event: " + msg)
+}
+
+// CheckPath checks the path key of an HTTP source's config: a plain URL path
+// starting with "/" that http.ServeMux takes literally (no wildcards). Its
+// errors are config.FieldErrors at "path".
+func CheckPath(path string) error {
+	switch {
+	case path == "":
+		return config.FieldErrorf("path", "required: the URL path to serve, such as /events")
+	case !strings.HasPrefix(path, "/"):
+		return config.FieldErrorf("path", "must start with \"/\", got %q", path)
+	case strings.ContainsAny(path, " \t\r\n?#{}"):
+		return config.FieldErrorf("path", "must be a plain URL path (no spaces, '?', '#', '{' or '}'), got %q", path)
+	}
+	if _, err := url.ParseRequestURI(path); err != nil {
+		return config.FieldErrorf("path", "%q is not a URL path: %v", path, errors.Unwrap(err))
+	}
+	return nil
+}
+
+// BodyLimit is the body limit of an HTTP source in bytes: own when it is set
+// (above zero), else the ingress-wide http.maxBodySize, else
+// config.DefaultMaxBodySize.
+func (d Deps) BodyLimit(own config.ByteSize) int64 {
+	switch {
+	case own > 0:
+		return int64(own)
+	case d.MaxBodySize > 0:
+		return d.MaxBodySize
+	}
+	return int64(config.DefaultMaxBodySize)
+}
+
+// ReadBody reads the whole request body, at most limit bytes: beyond it, the
+// error is an *http.MaxBytesError. A Content-Length over the limit is refused
+// before reading. ReadError says how to answer its errors.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	size := 512
+	if r.ContentLength >= 0 {
+		size = int(r.ContentLength) + 1 // +1: see EOF without growing
+	}
+	b := make([]byte, 0, size)
+	for {
+		// body.Read, not io.ReadFull or io.ReadAll: the reader then stays
+		// on the stack.
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
+// ReadError is the refusal of a request whose body ReadBody could not read:
+// 413 (ReasonTooLarge) when the body is over the limit, else 400
+// (ReasonMalformed).
+func ReadError(err error) (status int, label, reason string) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return http.StatusRequestEntityTooLarge, ReasonTooLarge, "body over the limit of " + config.ByteSize(tooLarge.Limit).String()
+	}
+	return http.StatusBadRequest, ReasonMalformed, "read body: " + err.Error()
+}
+
+// Refuse answers status with a one-line plain-text reason and counts the
+// refusal under label. A 503 gets Retry-After: 1.
+func Refuse(w http.ResponseWriter, in Ingester, status int, label, reason string) {
+	in.Rejected(label)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	http.Error(w, OneLine(reason), status)
+}
+
+// AnswerIngest answers an HTTP request whose events in.Ingest took with the
+// result err: 202 when nil; 413 when the journal refused the size; 503 with
+// Retry-After when the journal is unavailable or too slow, or the request was
+// cancelled (never a 2xx for events that were not journaled); else 500,
+// whose reason does not reveal err. Failures are logged on log with the
+// first event's ce_id, ce_type and ce_source.
+func AnswerIngest(w http.ResponseWriter, r *http.Request, in Ingester, events []*event.Event, err error, log *slog.Logger) {
+	if err == nil {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if len(events) > 0 {
+		e := events[0]
+		log = log.With("ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source())
+		if len(events) > 1 {
+			log = log.With("events", len(events))
+		}
+	}
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		log.Debug("refused events: too large for the journal", "err", err)
+		Refuse(w, in, http.StatusRequestEntityTooLarge, ReasonTooLarge, "event too large for the journal")
+	case r.Context().Err() != nil:
+		log.Debug("ingest cancelled", "err", err)
+		Refuse(w, in, http.StatusServiceUnavailable, ReasonCancelled, "request cancelled before the events were journaled; retry")
+	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		log.Warn("refused events: journal unavailable", "err", err)
+		Refuse(w, in, http.StatusServiceUnavailable, ReasonUnavailable, "journal unavailable; retry later")
+	default:
+		log.Error("ingest events", "err", err)
+		Refuse(w, in, http.StatusInternalServerError, ReasonInternal, "internal error: the events were not stored")
+	}
+}
