@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,11 @@ type benchOpts struct {
 	json        bool
 	drain       time.Duration
 	dir         string
+	cpuProfile  string
+	memProfile  string
+	baseline    bool
+	url         string
+	sinkAddr    string
 }
 
 type benchResult struct {
@@ -51,6 +57,7 @@ type benchResult struct {
 	Routes       int                `json:"routes"`
 	Size         int                `json:"size"`
 	Fsync        string             `json:"fsync"`
+	Target       string             `json:"target"`
 	DurationS    float64            `json:"duration_s"`
 	Cores        int                `json:"cores"`
 }
@@ -67,6 +74,11 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.json, "json", false, "print the summary as one JSON object (progress goes to stderr)")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long to wait for deliveries after sending stops")
 	fs.StringVar(&o.dir, "dir", "", "journal directory (default: a temporary directory, removed afterwards)")
+	fs.BoolVar(&o.baseline, "baseline", false, "drive a trivial in-process forwarder (no journal, no routing) instead of Junction, for comparison")
+	fs.StringVar(&o.url, "url", "", "drive an already running Junction at this ingress URL (e.g. http://127.0.0.1:8080/events); route type bench.event to the bench's sink (--sink)")
+	fs.StringVar(&o.sinkAddr, "sink", "127.0.0.1:0", "address of the bench's webhook sink (with --url, give a fixed one, e.g. 127.0.0.1:9999)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: junction bench [flags]\n\nStarts a router with a local webhook sink in this process, sends CloudEvents\nin binary mode over HTTP, and reports throughput, end-to-end latency, losses\nand duplicates.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -90,12 +102,37 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	case o.fsync != "interval" && o.fsync != "always":
 		fmt.Fprintln(stderr, "junction bench: --fsync must be interval or always")
 		return 2
+	case o.baseline && o.url != "":
+		fmt.Fprintln(stderr, "junction bench: --baseline and --url exclude each other")
+		return 2
+	case o.url != "" && !strings.HasPrefix(o.url, "http://") && !strings.HasPrefix(o.url, "https://"):
+		fmt.Fprintln(stderr, "junction bench: --url must be an http:// or https:// URL")
+		return 2
 	}
 	progress := stdout
 	if o.json {
 		progress = stderr
 	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "junction bench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "junction bench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := runBench(o, progress)
+	if o.memProfile != "" {
+		if f, ferr := os.Create(o.memProfile); ferr == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "junction bench:", err)
 		return 1
@@ -115,6 +152,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 // benchSink is the local webhook sink: it records each event id once and
 // the latency from the time the sender stamped into the event.
 type benchSink struct {
+	run       string // ids are b-<run>-<n>; other ids are another run's
+	foreign   atomic.Int64
 	mu        sync.Mutex
 	seen      []uint8
 	lat       []float64
@@ -124,7 +163,13 @@ type benchSink struct {
 
 func (s *benchSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.Copy(io.Discard, r.Body)
-	id, err := strconv.Atoi(strings.TrimPrefix(r.Header.Get("Ce-Id"), "b-"))
+	rest, mine := strings.CutPrefix(r.Header.Get("Ce-Id"), "b-"+s.run+"-")
+	if !mine {
+		s.foreign.Add(1) // a late delivery from an earlier run: accept and ignore
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	id, err := strconv.Atoi(rest)
 	sent, err2 := strconv.ParseInt(r.Header.Get("Ce-Benchsent"), 10, 64)
 	if err != nil || err2 != nil || id < 0 {
 		http.Error(w, "not a bench event", http.StatusBadRequest)
@@ -166,48 +211,114 @@ func benchConfig(o benchOpts, sinkURL, dir string) string {
 	return b.String()
 }
 
-func runBench(o benchOpts, progress io.Writer) (*benchResult, error) {
-	sink := &benchSink{}
-	sinkLn, err := net.Listen("tcp", "127.0.0.1:0")
+// startRouter runs Junction in this process with the bench config and
+// returns its ingress URL and a stop function.
+func startRouter(o benchOpts, sinkURL string) (string, func(), error) {
+	dir := o.dir
+	cleanup := func() {}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "junction-bench-*")
+		if err != nil {
+			return "", nil, err
+		}
+		dir, cleanup = d, func() { os.RemoveAll(d) }
+	}
+	cfg, err := config.Parse("(bench)", []byte(benchConfig(o, sinkURL, dir)), os.LookupEnv)
 	if err != nil {
-		return nil, err
+		cleanup()
+		return "", nil, err
+	}
+	plan, err := router.Compile(cfg)
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := router.New(ctx, plan, router.Options{Logger: log})
+	if err == nil {
+		err = r.Listen()
+	}
+	if err != nil {
+		cancel()
+		cleanup()
+		return "", nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return "http://" + r.IngressAddr() + "/events", func() { cancel(); <-done; cleanup() }, nil
+}
+
+// startForwarder runs the baseline: a trivial non-durable forwarder that
+// receives a POST, forwards it to the sink with a shared client, and answers.
+func startForwarder(o benchOpts, sinkURL string) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 4 * o.connections, MaxIdleConnsPerHost: 4 * o.connections}}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, sinkURL, bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		resp, err := client.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		w.WriteHeader(http.StatusAccepted)
+	})}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String() + "/events", func() { srv.Close() }, nil
+}
+
+func runBench(o benchOpts, progress io.Writer) (*benchResult, error) {
+	sink := &benchSink{run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
+	sinkLn, err := net.Listen("tcp", o.sinkAddr)
+	if err != nil {
+		return nil, fmt.Errorf("bench sink: %w", err)
 	}
 	sinkSrv := &http.Server{Handler: sink}
 	go sinkSrv.Serve(sinkLn)
 	defer sinkSrv.Close()
+	sinkURL := "http://" + sinkLn.Addr().String() + "/"
 
-	dir := o.dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "junction-bench-*"); err != nil {
-			return nil, err
+	target, url := "junction", o.url
+	stop := func() {}
+	switch {
+	case o.url != "":
+		target = "url"
+		fmt.Fprintf(progress, "junction bench: driving %s; route events of type bench.event to %s\n", o.url, sinkURL)
+	case o.baseline:
+		target = "baseline"
+		url, stop, err = startForwarder(o, sinkURL)
+	default:
+		url, stop, err = startRouter(o, sinkURL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
 		}
-		defer os.RemoveAll(dir)
-	}
-	yml := benchConfig(o, "http://"+sinkLn.Addr().String()+"/", dir)
-	cfg, err := config.Parse("(bench)", []byte(yml), os.LookupEnv)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := router.Compile(cfg)
-	if err != nil {
-		return nil, err
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	r, err := router.New(ctx, plan, router.Options{Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	if err := r.Listen(); err != nil {
-		return nil, err
-	}
-	url := "http://" + r.IngressAddr() + "/events"
-	runDone := make(chan error, 1)
-	go func() { runDone <- r.Run(ctx) }()
+	}()
 
-	fmt.Fprintf(progress, "junction bench: %d connections, %d routes (1 matching), %d-byte events, fsync %s, for %v on %d cores\n",
-		o.connections, o.routes, o.size, o.fsync, o.duration, runtime.NumCPU())
+	switch target {
+	case "junction":
+		fmt.Fprintf(progress, "junction bench: %d connections, %d routes (1 matching), %d-byte events, fsync %s, for %v on %d cores\n",
+			o.connections, o.routes, o.size, o.fsync, o.duration, runtime.NumCPU())
+	case "baseline":
+		fmt.Fprintf(progress, "junction bench --baseline: a trivial forwarder (no journal), %d connections, %d-byte events, for %v on %d cores\n",
+			o.connections, o.size, o.duration, runtime.NumCPU())
+	}
 
 	payload := bytes.Repeat([]byte("x"), o.size)
 	if o.size >= 2 {
@@ -235,7 +346,7 @@ func runBench(o benchOpts, progress io.Writer) (*benchResult, error) {
 				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(payload))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Ce-Specversion", "1.0")
-				req.Header.Set("Ce-Id", "b-"+strconv.FormatInt(id, 10))
+				req.Header.Set("Ce-Id", "b-"+sink.run+"-"+strconv.FormatInt(id, 10))
 				req.Header.Set("Ce-Source", "/bench")
 				req.Header.Set("Ce-Type", "bench.event")
 				req.Header.Set("Ce-Benchsent", strconv.FormatInt(time.Now().UnixNano(), 10))
@@ -283,8 +394,8 @@ sending:
 	total := time.Since(start)
 	tick.Stop()
 	rssPeak = math.Max(rssPeak, rssMB())
-	cancel()
-	<-runDone
+	stop()
+	stopped = true
 
 	sink.mu.Lock()
 	lat := append([]float64(nil), sink.lat...)
@@ -297,7 +408,7 @@ sending:
 		DeliveredEPS: float64(sink.delivered.Load()) / total.Seconds(),
 		E2EMs:        map[string]float64{"p50": pct(lat, 0.50), "p99": pct(lat, 0.99), "p999": pct(lat, 0.999)},
 		RSSMB:        math.Round(rssPeak*10) / 10,
-		Connections:  o.connections, Routes: o.routes, Size: o.size, Fsync: o.fsync,
+		Connections:  o.connections, Routes: o.routes, Size: o.size, Fsync: o.fsync, Target: target,
 		DurationS: math.Round(sendTime.Seconds()*100) / 100, Cores: runtime.NumCPU(),
 	}
 	if lost := res.Accepted - res.Delivered; lost > 0 {
@@ -343,5 +454,12 @@ func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(w, "%-22s %.0f events/s\n", "ingest", r.IngestEPS)
 	fmt.Fprintf(w, "%-22s %.0f events/s\n", "delivered", r.DeliveredEPS)
 	fmt.Fprintf(w, "%-22s p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms\n", "end-to-end latency", r.E2EMs["p50"], r.E2EMs["p99"], r.E2EMs["p999"])
-	fmt.Fprintf(w, "%-22s %.0f MiB (router, sink and load generator)\n", "peak resident set", r.RSSMB)
+	who := "router, sink and load generator"
+	switch r.Target {
+	case "url":
+		who = "this process: sink and load generator"
+	case "baseline":
+		who = "forwarder, sink and load generator"
+	}
+	fmt.Fprintf(w, "%-22s %.0f MiB (%s)\n", "peak resident set", r.RSSMB, who)
 }
