@@ -1,6 +1,8 @@
 package filters
 
 import (
+	"fmt"
+
 	"testing"
 
 	"github.com/junctionhq/junction/config"
@@ -94,6 +96,83 @@ func BenchmarkNewEnv(b *testing.B) {
 	for b.Loop() {
 		if NewEnv(ev).v.Type == "" {
 			b.Fatal("no type")
+		}
+	}
+}
+
+// routes returns n realistic routes: route i is
+// `type == "com.example.event.<i>" && data.amount > 10`.
+func routes(b *testing.B, n int) []Matcher {
+	ms := make([]Matcher, n)
+	for i := range ms {
+		m, err := CompileFilter(config.Expr{Src: fmt.Sprintf(`type == "com.example.event.%d" && data.amount > 10`, i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ms[i] = m
+	}
+	return ms
+}
+
+// benchRoute routes one event that matches exactly one of n routes, as the
+// router does: Candidates, then Match for each candidate. "event" is the
+// whole cost of an event (NewEnv and the JSON parse of its payload
+// included), "route" the routing alone against an environment whose
+// payload is parsed already. "scan" matches every route, without the index.
+func benchRoute(b *testing.B, n int, scan bool) {
+	ms := routes(b, n)
+	ix := NewIndex(ms)
+	ev := newEvent(b, withType(fmt.Sprintf("com.example.event.%d", n/2)))
+	run := func(b *testing.B, env func() *Env) {
+		dst := make([]int, 0, 16)
+		b.ReportAllocs()
+		for b.Loop() {
+			e := env()
+			dst = ix.Candidates(e, dst[:0])
+			matched := 0
+			for _, i := range dst {
+				if ok, err := ms[i].Match(e); ok && err == nil {
+					matched++
+				}
+			}
+			if matched != 1 {
+				b.Fatalf("%d routes matched, want 1", matched)
+			}
+		}
+	}
+	b.Run("event", func(b *testing.B) { run(b, func() *Env { return NewEnv(ev) }) })
+	shared := NewEnv(ev)
+	b.Run("route", func(b *testing.B) { run(b, func() *Env { return shared }) })
+	if scan {
+		b.Run("scan", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				matched := 0
+				for _, m := range ms {
+					if ok, err := m.Match(shared); ok && err == nil {
+						matched++
+					}
+				}
+				if matched != 1 {
+					b.Fatalf("%d routes matched, want 1", matched)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkRoute10(b *testing.B)    { benchRoute(b, 10, true) }
+func BenchmarkRoute1000(b *testing.B)  { benchRoute(b, 1000, true) }
+func BenchmarkRoute10000(b *testing.B) { benchRoute(b, 10000, false) }
+
+// BenchmarkCompile10000 is the start-up cost of 10,000 routes: compiling
+// their filters and indexing them.
+func BenchmarkCompile10000(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		ix := NewIndex(routes(b, 10000))
+		if e, _, _ := ix.Stats(); e != 10000 {
+			b.Fatalf("%d routes indexed by equality, want 10000", e)
 		}
 	}
 }

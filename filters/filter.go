@@ -23,7 +23,8 @@ var (
 
 // exprFilter is a compiled `filter:` expression.
 type exprFilter struct {
-	p *program
+	p     *program
+	conds []cond // required conditions that an Index can look up
 }
 
 // CompileFilter compiles a route's `filter:` expression (expr-lang). It must
@@ -41,7 +42,7 @@ func CompileFilter(e config.Expr) (Matcher, error) {
 	if err != nil {
 		return nil, compileError(e, "filter", err)
 	}
-	return &exprFilter{p: p}, nil
+	return &exprFilter{p: p, conds: exprConds(e.Src)}, nil
 }
 
 // Match implements Matcher.

@@ -17,21 +17,36 @@ import (
 
 // ingester is one source's door into the router.
 type ingester struct {
-	r        *Router
-	source   string
+	r      *Router
+	source string
+	// routes are those that take events from source, in config order;
+	// index finds the ones that may match an event.
 	routes   []*Route
+	index    *filters.Index
 	received prometheus.Counter
 }
 
 var _ sources.Ingester = (*ingester)(nil)
 
+// ingester returns the Ingester of a source: built in New for the sources
+// of the plan, made on the spot for any other name.
 func (r *Router) ingester(source string) *ingester {
+	if in, ok := r.ingesters[source]; ok {
+		return in
+	}
+	return r.newIngester(source)
+}
+
+func (r *Router) newIngester(source string) *ingester {
 	in := &ingester{r: r, source: source, received: r.metrics.Received.WithLabelValues(source)}
+	var matchers []filters.Matcher
 	for _, rt := range r.plan.Routes {
 		if rt.Sources == nil || rt.Sources[source] {
 			in.routes = append(in.routes, rt)
+			matchers = append(matchers, rt.Match)
 		}
 	}
+	in.index = filters.NewIndex(matchers)
 	return in
 }
 
@@ -48,10 +63,12 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 	r := in.r
 	var entries []journal.Entry
 	unrouted := 0
+	var buf [16]int
 	for _, e := range events {
 		env := filters.NewEnv(e)
 		matched := false
-		for _, rt := range in.routes {
+		for _, i := range in.index.Candidates(env, buf[:0]) {
+			rt := in.routes[i]
 			if rt.Match != nil {
 				ok, err := rt.Match.Match(env)
 				if err != nil {

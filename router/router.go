@@ -49,6 +49,7 @@ type Router struct {
 	sinkOrder []*sinkRuntime
 	httpSrcs  []httpSource
 	runSrcs   []runSource
+	ingesters map[string]*ingester
 
 	ingressLn net.Listener
 	adminLn   net.Listener
@@ -75,7 +76,7 @@ func New(ctx context.Context, plan *Plan, o Options) (r *Router, err error) {
 		o.DrainTimeout = 15 * time.Second
 	}
 	cfg := plan.Config
-	r = &Router{plan: plan, opts: o, log: o.Logger, metrics: newMetrics(), sinks: map[string]*sinkRuntime{}}
+	r = &Router{plan: plan, opts: o, log: o.Logger, metrics: newMetrics(), sinks: map[string]*sinkRuntime{}, ingesters: map[string]*ingester{}}
 	defer func() {
 		if err != nil {
 			r.closeAll()
@@ -104,6 +105,12 @@ func New(ctx context.Context, plan *Plan, o Options) (r *Router, err error) {
 	paths := map[string]string{}
 	for _, sp := range plan.Sources {
 		name := sp.Plugin.Name
+		in := r.newIngester(name)
+		r.ingesters[name] = in
+		if len(in.routes) > 0 {
+			exact, prefix, always := in.index.Stats()
+			r.log.Info("route index", "source", name, "routes", len(in.routes), "by_equality", exact, "by_prefix", prefix, "always_evaluated", always)
+		}
 		built, err := sp.Config.Build(ctx, sources.Deps{
 			Name:        name,
 			Logger:      r.log.With("source", name),
