@@ -144,7 +144,17 @@ func New(ctx context.Context, plan *Plan, o Options) (r *Router, err error) {
 func (r *Router) Metrics() *Metrics { return r.metrics }
 
 // Ready reports whether the journal and every source are ready.
-func (r *Router) Ready() bool { return r.ready.Load() && r.journal.Ready() }
+func (r *Router) Ready() bool {
+	if !r.ready.Load() || r.journal == nil || !r.journal.Ready() {
+		return false
+	}
+	for _, s := range r.runSrcs {
+		if rd, ok := s.src.(sources.Readier); ok && !rd.Ready() {
+			return false
+		}
+	}
+	return true
+}
 
 // IngressAddr is the address the HTTP ingress listens on, once Run started it.
 func (r *Router) IngressAddr() string {

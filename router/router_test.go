@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,4 +328,41 @@ func TestOneLine(t *testing.T) {
 	if got := oneLine(strings.Repeat("é", 10), 5); got != "éé…" {
 		t.Errorf("oneLine cut = %q", got)
 	}
+}
+
+// gatedSource reports ready only once opened.
+type gatedSource struct{ open atomic.Bool }
+
+var gate = &gatedSource{}
+
+func (*gatedSource) Validate() error                                  { return nil }
+func (*gatedSource) Build(context.Context, sources.Deps) (any, error) { return gate, nil }
+func (g *gatedSource) Ready() bool                                    { return g.open.Load() }
+func (g *gatedSource) Run(ctx context.Context, _ sources.Ingester) error {
+	<-ctx.Done()
+	return nil
+}
+
+func TestReadyWaitsForSources(t *testing.T) {
+	sources.Register("test-gated", func() sources.Config { return &gatedSource{} })
+	p := compile(t, `
+sources:
+  - {name: g, type: test-gated}
+`)
+	p.Config.HTTP.Listen = "127.0.0.1:0"
+	p.Config.Admin.Listen = "off"
+	r, err := New(context.Background(), p, Options{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond)
+	if r.Ready() {
+		t.Fatal("ready while a source is not")
+	}
+	gate.open.Store(true)
+	eventually(t, 5*time.Second, "ready once the source is", r.Ready)
 }

@@ -58,6 +58,12 @@ type HTTPSource interface {
 	Handler(in Ingester) http.Handler
 }
 
+// Readier is implemented by sources that are not ready at once (waiting for
+// their broker). /readyz answers 503 while any source reports false.
+type Readier interface {
+	Ready() bool
+}
+
 // Config is a source type's decoded config. Factories return it with its
 // defaults set; the loader decodes the YAML into it strictly, then calls
 // Validate, and Build when the router starts.
