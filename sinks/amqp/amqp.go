@@ -1,0 +1,509 @@
+// Package amqpsink is the "amqp" sink: it publishes each event to a
+// RabbitMQ (AMQP 0-9-1) exchange with publisher confirms, in the CloudEvents
+// AMQP protocol binding's binary or structured content mode.
+//
+// Deliver returns nil only once the broker confirmed the message (basic.ack).
+// A nack, a lost connection or a timeout is retryable; a message that no
+// queue takes (mandatory, basic.return), an exchange that does not exist or a
+// message the broker refuses as too large is permanent.
+//
+// Concurrency: every Deliver call takes a channel of its own from a pool and
+// has at most one publish in flight on it, so a basic.return or a confirm on
+// that channel belongs to that call. A channel whose confirm did not arrive
+// (timeout) is closed rather than reused.
+package amqpsink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/sinks"
+)
+
+// Type is the sink type name in the config.
+const Type = "amqp"
+
+// Content modes of the CloudEvents AMQP binding.
+const (
+	// FormatBinary puts the attributes in cloudEvents:-prefixed headers
+	// and the data in the body, with datacontenttype as content-type.
+	FormatBinary = "binary"
+	// FormatStructured sends the whole event as application/cloudevents+json.
+	FormatStructured = "structured"
+)
+
+// DefaultFormat is the default content mode.
+const DefaultFormat = FormatBinary
+
+const (
+	// reconnect backoff bounds: a Deliver call during the wait fails fast
+	// with a retryable error instead of dialling again.
+	reconnectMin = 200 * time.Millisecond
+	reconnectMax = 5 * time.Second
+	dialTimeout  = 10 * time.Second
+	// maxErrLen bounds the error text (it becomes junctionerror on dead
+	// letters).
+	maxErrLen = 300
+)
+
+// AMQP reply codes the sink classifies.
+const (
+	codeNoRoute            = 312
+	codeAccessRefused      = 403
+	codeNotFound           = 404
+	codePreconditionFailed = 406
+)
+
+func init() {
+	sinks.Register(Type, func() sinks.Config { return NewConfig() })
+}
+
+// Config is the amqp sink's config.
+type Config struct {
+	// URL is the broker's AMQP URI (amqp:// or amqps://, the vhost as its
+	// path). Required. It may hold credentials: never logged nor shown in
+	// errors (the host is).
+	URL string `yaml:"url"`
+	// Exchange is the exchange to publish to; "" (default) is the default
+	// exchange, which routes by queue name.
+	Exchange string `yaml:"exchange"`
+	// RoutingKey is an expression over the event whose result is the
+	// routing key: '"orders"' for a literal, type, "orders." + type ...
+	// Required with the default exchange.
+	RoutingKey config.Expr `yaml:"routingKey"`
+	// Format is the content mode: binary (default) or structured.
+	Format string `yaml:"format"`
+	// Persistent marks messages persistent (delivery mode 2). Default true.
+	Persistent bool `yaml:"persistent"`
+	// Mandatory asks the broker to return a message that no queue takes;
+	// the delivery then fails permanently. Default true.
+	Mandatory bool `yaml:"mandatory"`
+}
+
+// NewConfig returns a Config with its defaults set.
+func NewConfig() *Config {
+	return &Config{Format: DefaultFormat, Persistent: true, Mandatory: true}
+}
+
+var _ sinks.Config = (*Config)(nil)
+
+// Validate checks the config without I/O; every problem is a
+// config.FieldError (or a config error at the expression) naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, err := parseURL(c.URL); err != nil {
+		errs = append(errs, config.FieldErrorf("url", "%v", err))
+	}
+	if len(c.Exchange) > 255 {
+		errs = append(errs, config.FieldErrorf("exchange", "longer than 255 bytes"))
+	}
+	if c.RoutingKey.IsSet() {
+		if _, err := filters.CompileString("routingKey", c.RoutingKey); err != nil {
+			errs = append(errs, err)
+		}
+	} else if c.Exchange == "" {
+		errs = append(errs, config.FieldErrorf("routingKey", `required with the default exchange: an expression such as '"orders"' (the queue name, quoted) or type`))
+	}
+	switch c.Format {
+	case FormatBinary, FormatStructured:
+	default:
+		errs = append(errs, config.FieldErrorf("format", "must be binary or structured, not %q", c.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// parseURL checks an AMQP URI without echoing it: it may hold a password.
+func parseURL(s string) (amqp.URI, error) {
+	if s == "" {
+		return amqp.URI{}, errors.New("required: the broker's AMQP URI, such as amqp://user:password@host:5672/vhost")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		// Never quote url.Parse's error: it may hold part of a password
+		// (with an unencoded '#', the password ends up as the port).
+		what := "malformed"
+		if strings.Contains(err.Error(), "invalid port") {
+			what = "invalid port"
+		}
+		return amqp.URI{}, fmt.Errorf("invalid AMQP URI: %s (a password with reserved characters such as @ : / ? # must be percent-encoded)", what)
+	}
+	if u.Scheme != "amqp" && u.Scheme != "amqps" {
+		return amqp.URI{}, fmt.Errorf("scheme must be amqp or amqps, not %q", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return amqp.URI{}, errors.New("missing host")
+	}
+	uri, err := amqp.ParseURI(s)
+	if err != nil {
+		return amqp.URI{}, fmt.Errorf("invalid AMQP URI: %v", err)
+	}
+	return uri, nil
+}
+
+// Build compiles the routing key. It does no I/O: the first Deliver
+// connects.
+func (c *Config) Build(_ context.Context, deps sinks.Deps) (sinks.Sink, error) {
+	return New(c, deps)
+}
+
+// New makes an amqp sink from a validated config.
+func New(c *Config, deps sinks.Deps) (*Sink, error) {
+	uri, err := parseURL(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse url: %w", err)
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{
+		url:        c.URL,
+		host:       net.JoinHostPort(uri.Host, fmt.Sprint(uri.Port)),
+		name:       deps.Name,
+		exchange:   c.Exchange,
+		structured: c.Format == FormatStructured,
+		mandatory:  c.Mandatory,
+		mode:       amqp.Transient,
+		log:        log,
+	}
+	if c.Persistent {
+		s.mode = amqp.Persistent
+	}
+	if c.RoutingKey.IsSet() {
+		rk, err := filters.CompileString("routingKey", c.RoutingKey)
+		if err != nil {
+			return nil, err
+		}
+		s.routingKey = rk
+	}
+	s.where = uri.Scheme + "://" + s.host + "/" + c.Exchange
+	if c.Exchange == "" {
+		s.where = uri.Scheme + "://" + s.host + " (default exchange)"
+	}
+	return s, nil
+}
+
+// Sink is the amqp sink. It is safe for concurrent use.
+type Sink struct {
+	url        string // secret: never logged
+	host       string
+	name       string
+	where      string // for errors: amqp://host:port/exchange
+	exchange   string
+	routingKey *filters.String // nil: ""
+	structured bool
+	mandatory  bool
+	mode       uint8
+	log        *slog.Logger
+
+	mu       sync.Mutex
+	conn     *amqp.Connection
+	free     []*pubChannel
+	closed   bool
+	step     time.Duration // current reconnect backoff step; 0 after success
+	nextDial time.Time
+	dialErr  error
+}
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// pubChannel is a confirm-mode channel used by one Deliver at a time.
+type pubChannel struct {
+	conn    *amqp.Connection
+	ch      *amqp.Channel
+	returns chan amqp.Return
+	closes  chan *amqp.Error
+}
+
+// errClosed is returned by Deliver after Close.
+var errClosed = errors.New("sink closed")
+
+// Deliver publishes e and waits for the broker's confirm; see the package
+// doc for how failures are classified. ctx bounds the attempt.
+func (s *Sink) Deliver(ctx context.Context, e *event.Event) error {
+	key := ""
+	if s.routingKey != nil {
+		k, err := s.routingKey.Eval(filters.NewEnv(e))
+		if err != nil {
+			return s.fail(sinks.Permanent(err))
+		}
+		key = k
+	}
+	if len(key) > 255 {
+		return s.failf(sinks.Permanent(errors.New("routing key too long")), "routing key longer than 255 bytes (%d)", len(key))
+	}
+	msg, err := s.message(e)
+	if err != nil {
+		return s.fail(sinks.Permanent(fmt.Errorf("encode event: %w", err)))
+	}
+	pc, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	dc, err := pc.ch.PublishWithDeferredConfirmWithContext(ctx, s.exchange, key, s.mandatory, false, msg)
+	if err != nil {
+		s.discard(pc)
+		if ctx.Err() != nil {
+			return s.timeout(ctx)
+		}
+		return s.failf(sinks.Retryable(err, 0), "publish: %v", err)
+	}
+	select {
+	case <-dc.Done():
+	case <-ctx.Done():
+		// The confirm may still come: this channel cannot be reused, or a
+		// late basic.return would be taken for the next message's.
+		s.discard(pc)
+		return s.timeout(ctx)
+	}
+	if dc.Acked() {
+		// RabbitMQ sends basic.return before the basic.ack of the same
+		// message, and the channel's reader hands both over in that order.
+		select {
+		case r, ok := <-pc.returns:
+			if !ok {
+				// Closed after the ack: the message was taken, but the
+				// channel is done.
+				s.discard(pc)
+				return nil
+			}
+			s.release(pc)
+			return s.failf(sinks.Permanent(errors.New(r.ReplyText)), "no queue bound for routing key %q (%d %s)", oneLine(key, 100), r.ReplyCode, r.ReplyText)
+		default:
+		}
+		s.release(pc)
+		return nil
+	}
+	// A channel that closes nacks what it had in flight; the close says
+	// why (it is sent before the pending confirms are released).
+	select {
+	case cerr, ok := <-pc.closes:
+		s.discard(pc)
+		if !ok || cerr == nil {
+			return s.failf(sinks.Retryable(amqp.ErrClosed, 0), "channel closed before the broker confirmed the message")
+		}
+		return s.channelError(cerr)
+	default:
+	}
+	if pc.ch.IsClosed() {
+		s.discard(pc)
+		return s.failf(sinks.Retryable(amqp.ErrClosed, 0), "channel closed before the broker confirmed the message")
+	}
+	s.release(pc)
+	return s.failf(sinks.Retryable(errors.New("nack"), 0), "broker nacked the message (basic.nack)")
+}
+
+// channelError classifies the error that closed a channel or connection.
+func (s *Sink) channelError(e *amqp.Error) error {
+	switch e.Code {
+	case codeNotFound:
+		return s.failf(sinks.Permanent(e), "exchange not found: %d %s", e.Code, e.Reason)
+	case codePreconditionFailed:
+		// For instance a message larger than the broker's max_message_size.
+		return s.failf(sinks.Permanent(e), "broker refused the message: %d %s", e.Code, e.Reason)
+	case codeAccessRefused:
+		return s.failf(sinks.Permanent(e), "access refused: %d %s", e.Code, e.Reason)
+	}
+	return s.failf(sinks.Retryable(e, 0), "connection lost: %d %s", e.Code, e.Reason)
+}
+
+func (s *Sink) timeout(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return s.failf(sinks.Retryable(ctx.Err(), 0), "no confirm from the broker within the attempt's timeout")
+	}
+	return s.failf(sinks.Retryable(ctx.Err(), 0), "cancelled before the broker confirmed the message")
+}
+
+// acquire returns a free channel, opening the connection (at most once per
+// backoff step) and the channel when needed.
+func (s *Sink) acquire(ctx context.Context) (*pubChannel, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, s.fail(sinks.Retryable(errClosed, 0))
+	}
+	for len(s.free) > 0 {
+		pc := s.free[len(s.free)-1]
+		s.free[len(s.free)-1] = nil
+		s.free = s.free[:len(s.free)-1]
+		if pc.conn == s.conn && !pc.ch.IsClosed() {
+			return pc, nil
+		}
+		_ = pc.ch.Close()
+	}
+	if s.conn == nil || s.conn.IsClosed() {
+		if err := s.connectLocked(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ch, err := s.conn.Channel()
+	if err == nil {
+		err = ch.Confirm(false)
+		if err != nil {
+			_ = ch.Close()
+		}
+	}
+	if err != nil {
+		// The connection is likely gone: the next call reconnects.
+		_ = s.conn.Close()
+		return nil, s.failf(sinks.Retryable(err, 0), "open channel: %v", err)
+	}
+	return &pubChannel{
+		conn:    s.conn,
+		ch:      ch,
+		returns: ch.NotifyReturn(make(chan amqp.Return, 1)),
+		closes:  ch.NotifyClose(make(chan *amqp.Error, 1)),
+	}, nil
+}
+
+// connectLocked dials the broker unless the backoff says to wait; s.mu is
+// held.
+func (s *Sink) connectLocked(ctx context.Context) error {
+	now := time.Now()
+	if wait := s.nextDial.Sub(now); wait > 0 {
+		return s.failf(sinks.Retryable(s.dialErr, wait), "connect to %s: %v (next attempt in %s)", s.host, s.dialErr, wait.Round(time.Millisecond))
+	}
+	conn, err := dial(ctx, s.url, "junction sink "+s.name)
+	if err != nil {
+		if s.step == 0 {
+			s.step = reconnectMin
+		} else {
+			s.step = min(2*s.step, reconnectMax)
+		}
+		wait := s.step/2 + rand.N(s.step/2+1)
+		s.nextDial, s.dialErr = now.Add(wait), err
+		s.log.Warn("amqp sink cannot connect", "host", s.host, "err", err, "retry_in", wait.Round(time.Millisecond))
+		return s.failf(sinks.Retryable(err, 0), "connect to %s: %v", s.host, err)
+	}
+	if s.step != 0 || s.conn != nil {
+		s.log.Info("amqp sink connected", "host", s.host)
+	}
+	s.step, s.nextDial, s.dialErr = 0, time.Time{}, nil
+	s.conn = conn
+	lost := conn.NotifyClose(make(chan *amqp.Error, 1))
+	go func() {
+		if e, ok := <-lost; ok && e != nil {
+			s.log.Warn("amqp sink lost its connection; reconnecting on the next delivery", "host", s.host, "err", e)
+		}
+	}()
+	return nil
+}
+
+// release puts a healthy channel back in the pool.
+func (s *Sink) release(pc *pubChannel) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || pc.conn != s.conn || pc.ch.IsClosed() {
+		_ = pc.ch.Close()
+		return
+	}
+	s.free = append(s.free, pc)
+}
+
+// discard closes a channel that must not be reused.
+func (s *Sink) discard(pc *pubChannel) { _ = pc.ch.Close() }
+
+// Close closes the connection. No Deliver runs after Close.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.free = nil
+	if s.conn != nil && !s.conn.IsClosed() {
+		return s.conn.Close()
+	}
+	return nil
+}
+
+// dial connects to rawURL with a bounded dial and handshake time.
+func dial(ctx context.Context, rawURL, name string) (*amqp.Connection, error) {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(name)
+	deadline := time.Now().Add(dialTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return amqp.DialConfig(rawURL, amqp.Config{
+		Properties: props,
+		Dial: func(network, addr string) (net.Conn, error) {
+			d := net.Dialer{Deadline: deadline, KeepAlive: 30 * time.Second}
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// Bounds the TLS and AMQP handshakes; amqp091 clears it once
+			// the connection is open.
+			if err := c.SetDeadline(deadline); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+	})
+}
+
+// fail wraps a classified error with where it was sent.
+func (s *Sink) fail(err error) error { return s.failf(err, "%v", err) }
+
+// failf returns an error reading "amqp://host:port/exchange: msg" on one
+// bounded line that unwraps to err, which carries the classification.
+func (s *Sink) failf(err error, format string, args ...any) error {
+	msg := s.where + ": " + fmt.Sprintf(format, args...)
+	return &deliveryError{msg: oneLine(msg, maxErrLen), err: err}
+}
+
+// deliveryError is a delivery failure whose text is made for users while
+// Unwrap keeps the classification for sinks.Classify.
+type deliveryError struct {
+	msg string
+	err error
+}
+
+func (e *deliveryError) Error() string { return e.msg }
+func (e *deliveryError) Unwrap() error { return e.err }
+
+// oneLine replaces runs of control characters, white space and invalid
+// UTF-8 with one space, and cuts s to at most max bytes, marking a cut with
+// "…".
+func oneLine(s string, max int) string {
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if r == utf8.RuneError || r <= ' ' || r >= 0x7F && r < 0xA0 || r == '\u2028' || r == '\u2029' {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+		if b.Len() > max {
+			break
+		}
+	}
+	out := b.String()
+	if len(out) <= max {
+		return out
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(out[cut]) {
+		cut--
+	}
+	return strings.TrimRight(out[:cut], " ") + "…"
+}

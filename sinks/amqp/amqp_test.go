@@ -1,0 +1,414 @@
+package amqpsink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/sinks"
+)
+
+// newSink builds a sink from a config whose routingKey is given as source
+// text.
+func newSink(t testing.TB, c *Config, routingKey string, logs io.Writer) *Sink {
+	t.Helper()
+	if routingKey != "" {
+		c.RoutingKey = config.Expr{Src: routingKey}
+	}
+	if c.Format == "" {
+		c.Format = DefaultFormat
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if logs == nil {
+		logs = io.Discard
+	}
+	s, err := New(c, sinks.Deps{Name: "rabbit", Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func testEvent(id string) *event.Event {
+	e := event.New()
+	e.SetID(id)
+	e.SetSource("/shop")
+	e.SetType("com.example.order.created")
+	e.SetSubject("order 42 ✓")
+	e.SetTime(time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.UTC))
+	e.SetDataSchema("https://example.com/order.json")
+	e.SetExtension("tenant", "acme")
+	e.SetExtension("priority", 7)
+	e.SetExtension("urgent", true)
+	e.SetExtension("blob", []byte{0, 1})
+	e.SetExtension("ref", types.URIRef{})
+	_ = e.SetData("application/json", map[string]any{"orderId": "o-1", "amount": 120})
+	return &e
+}
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestDeliverBinary(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := a.queue(unique("bin"), nil)
+	s := newSink(t, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
+	e := testEvent("bin-1")
+	e.SetExtension("ref", nil)
+	if err := s.Deliver(ctxTimeout(t, 5*time.Second), e); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := a.get(q)
+	if !ok {
+		t.Fatal("no message in the queue")
+	}
+	want := amqp.Table{
+		"cloudEvents:specversion": "1.0",
+		"cloudEvents:id":          "bin-1",
+		"cloudEvents:source":      "/shop",
+		"cloudEvents:type":        "com.example.order.created",
+		"cloudEvents:subject":     "order 42 ✓",
+		"cloudEvents:time":        "2024-03-01T12:00:00.123456789Z",
+		"cloudEvents:dataschema":  "https://example.com/order.json",
+		"cloudEvents:tenant":      "acme",
+		"cloudEvents:priority":    int32(7),
+		"cloudEvents:urgent":      true,
+		"cloudEvents:blob":        []byte{0, 1},
+	}
+	if fmt.Sprint(d.Headers) != fmt.Sprint(want) {
+		t.Errorf("headers:\n got %v\nwant %v", d.Headers, want)
+	}
+	if d.ContentType != "application/json" || string(d.Body) != `{"amount":120,"orderId":"o-1"}` || d.MessageId != "bin-1" || d.DeliveryMode != amqp.Persistent {
+		t.Errorf("message: content-type %q body %s message-id %q mode %d", d.ContentType, d.Body, d.MessageId, d.DeliveryMode)
+	}
+}
+
+func TestDeliverStructured(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := a.queue(unique("str"), nil)
+	s := newSink(t, &Config{URL: u, Format: FormatStructured, Persistent: false, Mandatory: true}, fmt.Sprintf("%q", q), nil)
+	e := testEvent("str-1")
+	e.SetExtension("ref", nil)
+	e.SetExtension("blob", nil) // JSON turns binary values into base64 strings
+	if err := s.Deliver(ctxTimeout(t, 5*time.Second), e); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := a.get(q)
+	if !ok {
+		t.Fatal("no message in the queue")
+	}
+	if d.ContentType != "application/cloudevents+json; charset=utf-8" || d.DeliveryMode != amqp.Transient || d.MessageId != "str-1" || len(d.Headers) != 0 {
+		t.Errorf("message: %+v", d)
+	}
+	var got event.Event
+	if err := got.UnmarshalJSON(d.Body); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != e.String() {
+		t.Errorf("event:\n got %s\nwant %s", got, e)
+	}
+}
+
+// TestRoutingKey routes through a topic exchange by an expression, and
+// checks the failures: an expression that fails is permanent, and so is a
+// message no queue takes.
+func TestRoutingKey(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	x := a.exchange(unique("topic"), "topic")
+	q := a.queue(unique("orders"), nil)
+	if err := a.ch.QueueBind(q, "orders.#", x, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `"orders." + type`, nil)
+	ctx := ctxTimeout(t, 10*time.Second)
+	if err := s.Deliver(ctx, testEvent("rk-1")); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := a.get(q)
+	if !ok || d.RoutingKey != "orders.com.example.order.created" {
+		t.Errorf("message: %v %q", ok, d.RoutingKey)
+	}
+
+	// Unroutable with mandatory: permanent, and the next delivery on the
+	// same channel is not confused by the return.
+	s2 := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `type`, nil)
+	err := s2.Deliver(ctx, testEvent("rk-2"))
+	wantErr := fmt.Sprintf(`amqp://127.0.0.1:5672/%s: no queue bound for routing key "com.example.order.created" (312 NO_ROUTE)`, x)
+	if perm, _ := sinks.Classify(err); err == nil || err.Error() != wantErr || !perm {
+		t.Errorf("unroutable: %v (permanent %v), want %s", err, perm, wantErr)
+	}
+	e := testEvent("rk-3")
+	e.SetType("x")
+	if err := a.ch.QueueBind(q, "x", x, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Deliver(ctx, e); err != nil {
+		t.Errorf("routable after an unroutable one: %v", err)
+	}
+
+	// Without mandatory the broker drops it and confirms.
+	s3 := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: false}, `"nowhere"`, nil)
+	if err := s3.Deliver(ctx, testEvent("rk-4")); err != nil {
+		t.Errorf("unroutable without mandatory: %v", err)
+	}
+
+	// An expression that yields nil for this event.
+	s4 := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `tenantless`, nil)
+	err = s4.Deliver(ctx, testEvent("rk-5"))
+	if perm, _ := sinks.Classify(err); err == nil || !perm || !strings.Contains(err.Error(), "evaluate routingKey: the expression yielded nil") {
+		t.Errorf("failing expression: %v (permanent %v)", err, perm)
+	}
+}
+
+func TestMissingExchange(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := a.queue(unique("after"), nil)
+	x := unique("missing")
+	s := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `"k"`, nil)
+	err := s.Deliver(ctxTimeout(t, 5*time.Second), testEvent("mx-1"))
+	want := fmt.Sprintf(`amqp://127.0.0.1:5672/%s: exchange not found: 404 NOT_FOUND - no exchange '%s' in vhost '/'`, x, x)
+	if perm, _ := sinks.Classify(err); err == nil || err.Error() != want || !perm {
+		t.Fatalf("got %v (permanent %v), want %s", err, perm, want)
+	}
+	// The connection is still good for other deliveries once the exchange
+	// exists.
+	a.exchange(x, "direct")
+	if err := a.ch.QueueBind(q, "k", x, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deliver(ctxTimeout(t, 5*time.Second), testEvent("mx-2")); err != nil {
+		t.Fatal(err)
+	}
+	if a.count(q) != 1 {
+		t.Errorf("%d messages, want 1", a.count(q))
+	}
+}
+
+// TestNackRetryable fills a queue that rejects publishes when full: the
+// broker nacks, which is retryable.
+func TestNackRetryable(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := a.queue(unique("full"), amqp.Table{"x-max-length": int64(1), "x-overflow": "reject-publish"})
+	s := newSink(t, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
+	ctx := ctxTimeout(t, 5*time.Second)
+	if err := s.Deliver(ctx, testEvent("n-1")); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Deliver(ctx, testEvent("n-2"))
+	if perm, _ := sinks.Classify(err); err == nil || perm || !strings.Contains(err.Error(), "broker nacked the message (basic.nack)") {
+		t.Fatalf("got %v (permanent %v), want a retryable nack", err, perm)
+	}
+	a.get(q)
+	if err := s.Deliver(ctx, testEvent("n-3")); err != nil {
+		t.Errorf("after the queue drained: %v", err)
+	}
+}
+
+// TestConcurrentDeliver runs many Deliver calls at once (run with -race):
+// each returns nil only for its own confirmed message, and every message
+// arrives once.
+func TestConcurrentDeliver(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := a.queue(unique("conc"), nil)
+	x := a.exchange(unique("conc"), "direct")
+	if err := a.ch.QueueBind(q, "ok", x, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Every fifth event is unroutable: its return must fail that delivery
+	// and no other.
+	s := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `subject`, nil)
+	const workers, each = 24, 40
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var wrong []string
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				e := testEvent(fmt.Sprintf("w%d-%d", w, i))
+				unroutable := (w*each+i)%5 == 0
+				if unroutable {
+					e.SetSubject("nowhere")
+				} else {
+					e.SetSubject("ok")
+				}
+				err := s.Deliver(ctxTimeout(t, 10*time.Second), e)
+				perm, _ := sinks.Classify(err)
+				if unroutable != (err != nil && perm) || (!unroutable && err != nil) {
+					mu.Lock()
+					wrong = append(wrong, fmt.Sprintf("%s (unroutable %v): %v", e.ID(), unroutable, err))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(wrong) > 0 {
+		t.Fatalf("%d wrong outcomes, e.g. %s", len(wrong), wrong[0])
+	}
+	want := workers * each * 4 / 5
+	eventually(t, 5*time.Second, "every routable message", func() bool { return a.count(q) == want })
+	seen := map[string]bool{}
+	for {
+		d, ok := a.get(q)
+		if !ok {
+			break
+		}
+		if seen[d.MessageId] {
+			t.Errorf("message %s twice", d.MessageId)
+		}
+		seen[d.MessageId] = true
+	}
+	if len(seen) != want {
+		t.Errorf("%d distinct messages, want %d", len(seen), want)
+	}
+	s.mu.Lock()
+	pooled := len(s.free)
+	s.mu.Unlock()
+	if pooled > workers {
+		t.Errorf("%d pooled channels for %d concurrent deliveries", pooled, workers)
+	}
+}
+
+// TestBrokerDown: with the broker unreachable (a loopback proxy that
+// forwards the real AMQP bytes, stopped), Deliver fails as retryable
+// without dialling on every call; when the broker is back, delivery
+// succeeds. Cutting an established connection is retryable too.
+func TestBrokerDown(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := a.queue(unique("down"), nil)
+	p := newProxy(t, u)
+	logs := &lockedBuffer{}
+	s := newSink(t, &Config{URL: p.url(u), Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), logs)
+	ctx := ctxTimeout(t, 30*time.Second)
+	if err := s.Deliver(ctx, testEvent("d-1")); err != nil {
+		t.Fatal(err)
+	}
+
+	p.stop()
+	// The first call may still find the dying connection; then a dial is
+	// refused.
+	for i := 0; ; i++ {
+		err := s.Deliver(ctx, testEvent("d-2"))
+		if perm, _ := sinks.Classify(err); err == nil || perm {
+			t.Fatalf("broker gone: %v (permanent %v), want retryable", err, perm)
+		}
+		if strings.Contains(err.Error(), "connection refused") {
+			break
+		}
+		if i == 3 {
+			t.Fatalf("no refused dial after %d calls: %v", i, err)
+		}
+	}
+	// Within the backoff, a call fails at once with the wait as its delay.
+	err := s.Deliver(ctx, testEvent("d-3"))
+	perm, after := sinks.Classify(err)
+	if err == nil || perm || after <= 0 || !strings.Contains(err.Error(), "next attempt in") {
+		t.Errorf("during backoff: %v (permanent %v, after %v)", err, perm, after)
+	}
+	if strings.Contains(err.Error(), "guest") {
+		t.Errorf("error shows credentials: %v", err)
+	}
+
+	p.start()
+	eventually(t, 10*time.Second, "a delivery after the broker came back", func() bool {
+		return s.Deliver(ctx, testEvent("d-4")) == nil
+	})
+
+	// A connection cut under an idle pooled channel.
+	p.cut()
+	eventually(t, 10*time.Second, "a delivery after the connection was cut", func() bool {
+		err := s.Deliver(ctx, testEvent("d-5"))
+		if perm, _ := sinks.Classify(err); err != nil && perm {
+			t.Fatalf("permanent after a cut: %v", err)
+		}
+		return err == nil
+	})
+	if n := a.count(q); n < 3 {
+		t.Errorf("%d messages, want at least d-1, d-4, d-5", n)
+	}
+	if c := strings.Count(logs.String(), "amqp sink cannot connect"); c < 1 {
+		t.Errorf("no log line for the failed connection:\n%s", logs)
+	}
+	if strings.Contains(logs.String(), "guest:guest") {
+		t.Errorf("log shows credentials:\n%s", logs)
+	}
+}
+
+func TestTimeoutAndClose(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := a.queue(unique("to"), nil)
+	s := newSink(t, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
+	if err := s.Deliver(ctxTimeout(t, 5*time.Second), testEvent("t-1")); err != nil {
+		t.Fatal(err)
+	}
+	expired, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-expired.Done()
+	err := s.Deliver(expired, testEvent("t-2"))
+	if perm, _ := sinks.Classify(err); err == nil || perm || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("expired context: %v (permanent %v)", err, perm)
+	}
+	if err := s.Deliver(ctxTimeout(t, 5*time.Second), testEvent("t-3")); err != nil {
+		t.Errorf("after a timeout: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deliver(ctxTimeout(t, 5*time.Second), testEvent("t-4")); err == nil {
+		t.Error("Deliver after Close succeeded")
+	}
+}
+
+// BenchmarkDeliver publishes with confirms from parallel callers, as the
+// router's sink workers do.
+func BenchmarkDeliver(b *testing.B) {
+	u := brokerURL(b)
+	a := newAdmin(b, u)
+	q := a.queue(unique("bench"), nil)
+	s := newSink(b, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
+	e := testEvent("bench")
+	ctx := context.Background()
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.Deliver(ctx, e); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	b.StopTimer()
+	a.ch.QueuePurge(q, false)
+}

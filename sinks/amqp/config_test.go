@@ -1,0 +1,144 @@
+package amqpsink
+
+import (
+	_ "embed"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/sinks"
+)
+
+//go:embed example.yaml
+var exampleYAML string
+
+//go:embed README.md
+var readme string
+
+// check decodes a sink's own keys like the loader does and returns every
+// problem as FILE:LINE:COL lines.
+func check(t *testing.T, src string) (*Config, string) {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatalf("bad test YAML: %v", err)
+	}
+	node := doc.Content[0]
+	c := NewConfig()
+	var errs config.Errors
+	if err := config.Decode(node, c); err != nil {
+		errs.Add(node, `sink "rabbit"`, err)
+	} else {
+		errs.Add(node, `sink "rabbit"`, c.Validate())
+	}
+	if err := errs.Err(); err != nil {
+		return c, err.Error()
+	}
+	return c, ""
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"minimal", `url: amqp://127.0.0.1
+routingKey: '"orders"'`, ""},
+		{"exchange without routing key", "url: amqp://h\nexchange: fanout-x", ""},
+		{"full", `
+url: amqps://user:p%40ss@rabbit.example.com:5671/prod
+exchange: orders
+routingKey: '"orders." + type'
+format: structured
+persistent: false
+mandatory: false`, ""},
+		{"missing url", "routingKey: '\"q\"'", `config:1:1: sink "rabbit": url: required: the broker's AMQP URI, such as amqp://user:password@host:5672/vhost`},
+		{"scheme", "url: https://h/\nroutingKey: '\"q\"'", `config:1:6: sink "rabbit": url: scheme must be amqp or amqps, not "https"`},
+		{"password never echoed", "url: 'amqp://u:s3cr#t@h/'\nroutingKey: '\"q\"'", `config:1:6: sink "rabbit": url: invalid AMQP URI: invalid port (a password with reserved characters such as @ : / ? # must be percent-encoded)`},
+		{"default exchange needs a routing key", "url: amqp://h", `config:1:1: sink "rabbit": routingKey: required with the default exchange: an expression such as '"orders"' (the queue name, quoted) or type`},
+		{"routing key does not compile", "url: amqp://h\nroutingKey: 'type +'", "config:2:13: sink \"rabbit\": routingKey: unexpected token EOF (1:6)\n | type +\n | .....^"},
+		{"empty routing key", "url: amqp://h\nroutingKey: ''", `config:2:13: sink "rabbit": routingKey: empty expression`},
+		{"format", "url: amqp://h\nexchange: x\nformat: json", `config:3:9: sink "rabbit": format: must be binary or structured, not "json"`},
+		{"persistent type", "url: amqp://h\nexchange: x\npersistent: maybe", `config:3:13: sink "rabbit": persistent: invalid boolean "maybe" (use true or false)`},
+		{"long exchange", "url: amqp://h\nexchange: " + strings.Repeat("x", 256), `config:2:11: sink "rabbit": exchange: longer than 255 bytes`},
+		{"unknown key", "url: amqp://h\nexchange: x\nqueue: q", `config:3:1: sink "rabbit": unknown key "queue" (known keys: exchange, format, mandatory, persistent, routingKey, url)`},
+		{"typo", "url: amqp://h\nexchange: x\nroutingkey: a", `config:3:1: sink "rabbit": unknown key "routingkey" (did you mean "routingKey"?)`},
+		{"every problem at once", "format: xml\nexchange: ''", strings.Join([]string{
+			`config:1:1: sink "rabbit": url: required: the broker's AMQP URI, such as amqp://user:password@host:5672/vhost`,
+			`config:1:1: sink "rabbit": routingKey: required with the default exchange: an expression such as '"orders"' (the queue name, quoted) or type`,
+			`config:1:9: sink "rabbit": format: must be binary or structured, not "xml"`,
+		}, "\n")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, got := check(t, tc.yaml)
+			if got != tc.want {
+				t.Errorf("errors:\n got %s\nwant %s", got, tc.want)
+			}
+			if strings.Contains(got, "s3cr") || strings.Contains(got, "p%40ss") {
+				t.Errorf("an error shows the password: %s", got)
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, errs := check(t, "url: amqp://127.0.0.1\nroutingKey: '\"q\"'")
+	if errs != "" {
+		t.Fatal(errs)
+	}
+	if c.Format != "binary" || !c.Persistent || !c.Mandatory || c.Exchange != "" {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	f, ok := sinks.Lookup(Type)
+	if !ok {
+		t.Fatal(`sink type "amqp" is not registered`)
+	}
+	if _, ok := f().(*Config); !ok {
+		t.Fatalf("factory returns %T", f())
+	}
+}
+
+func TestExample(t *testing.T) {
+	lookup := func(string) (string, bool) { return "", false }
+	cfg, err := config.Parse("example.yaml", []byte(exampleYAML), lookup)
+	if err != nil {
+		t.Fatalf("parse example.yaml:\n%v", err)
+	}
+	var found bool
+	for _, p := range cfg.Sinks {
+		if p.Type != Type {
+			continue
+		}
+		found = true
+		c := NewConfig()
+		var errs config.Errors
+		if err := config.Decode(p.Own, c); err != nil {
+			errs.Add(p.Own, p.Where("sink"), err)
+		} else {
+			errs.Add(p.Own, p.Where("sink"), c.Validate())
+		}
+		if err := errs.Err(); err != nil {
+			t.Fatalf("example.yaml:\n%v", err)
+		}
+		if c.URL != "amqp://guest:guest@127.0.0.1:5672/" || c.Exchange != "orders" || c.RoutingKey.Src != `"orders." + type` ||
+			c.Format != FormatBinary || !c.Persistent || !c.Mandatory || p.Concurrency != 16 {
+			t.Errorf("example sink: %+v", c)
+		}
+	}
+	if !found {
+		t.Fatal("example.yaml has no amqp sink")
+	}
+}
+
+func TestReadmeEmbedsExample(t *testing.T) {
+	if !strings.Contains(readme, exampleYAML) {
+		t.Error("README.md does not contain example.yaml verbatim; paste it in again")
+	}
+}

@@ -1,0 +1,123 @@
+package amqpsink
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/cloudevents/sdk-go/v2/binding/spec"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+)
+
+// HeaderPrefix is the prefix of the headers (application properties) that
+// carry the attributes in binary mode, as the CloudEvents AMQP binding
+// names it.
+const HeaderPrefix = "cloudEvents:"
+
+// ContentTypeStructured is the content-type of a structured-mode message.
+const ContentTypeStructured = "application/cloudevents+json; charset=utf-8"
+
+// message encodes e as a publishing in the sink's content mode. The
+// message-id property is the event id in both modes.
+func (s *Sink) message(e *event.Event) (amqp.Publishing, error) {
+	if e == nil || e.Context == nil {
+		return amqp.Publishing{}, errors.New("event has no context")
+	}
+	p := amqp.Publishing{DeliveryMode: s.mode, MessageId: e.ID()}
+	if s.structured {
+		b, err := e.MarshalJSON()
+		if err != nil {
+			return p, err
+		}
+		p.ContentType = ContentTypeStructured
+		p.Body = b
+		return p, nil
+	}
+	h, err := binaryHeaders(e.Context)
+	if err != nil {
+		return p, err
+	}
+	p.Headers = h
+	p.ContentType = e.DataContentType()
+	p.Body = e.Data()
+	return p, nil
+}
+
+// binaryHeaders maps every attribute but datacontenttype to a
+// cloudEvents:<name> header. Strings, booleans, integers and binary values
+// keep their native AMQP type; URIs are strings; timestamps are RFC 3339
+// strings, since an AMQP 0-9-1 timestamp has only whole seconds (the
+// binding allows the canonical string form).
+func binaryHeaders(c event.EventContext) (amqp.Table, error) {
+	ext := c.GetExtensions()
+	h := make(amqp.Table, 6+len(ext))
+	if v1, ok := c.(*event.EventContextV1); ok {
+		h[HeaderPrefix+"specversion"] = event.CloudEventsVersionV1
+		h[HeaderPrefix+"id"] = v1.ID
+		h[HeaderPrefix+"source"] = v1.Source.String()
+		h[HeaderPrefix+"type"] = v1.Type
+		if v1.Subject != nil {
+			h[HeaderPrefix+"subject"] = *v1.Subject
+		}
+		if v1.Time != nil && !v1.Time.IsZero() {
+			h[HeaderPrefix+"time"] = v1.Time.UTC().Format(time.RFC3339Nano)
+		}
+		if v1.DataSchema != nil {
+			h[HeaderPrefix+"dataschema"] = v1.DataSchema.String()
+		}
+	} else {
+		sv := spec.VS.Version(c.GetSpecVersion())
+		if sv == nil {
+			return nil, fmt.Errorf("unsupported specversion %q", c.GetSpecVersion())
+		}
+		for _, a := range sv.Attributes() {
+			if a.Kind() == spec.DataContentType {
+				continue
+			}
+			v := a.Get(c)
+			if v == nil {
+				continue
+			}
+			hv, err := headerValue(v)
+			if err != nil {
+				return nil, fmt.Errorf("attribute %s: %w", a.Name(), err)
+			}
+			h[HeaderPrefix+a.Name()] = hv
+		}
+	}
+	for name, v := range ext {
+		if !event.IsExtensionNameValid(name) {
+			return nil, fmt.Errorf("extension name %q is not valid (letters and digits only)", name)
+		}
+		hv, err := headerValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("extension %s: %w", name, err)
+		}
+		h[HeaderPrefix+name] = hv
+	}
+	return h, nil
+}
+
+// headerValue is the AMQP form of an attribute value.
+func headerValue(v any) (any, error) {
+	switch x := v.(type) {
+	case string, bool, int32, []byte:
+		return x, nil
+	case int, int64, int16, int8:
+		return x, nil
+	case types.Timestamp:
+		return x.UTC().Format(time.RFC3339Nano), nil
+	case *types.Timestamp:
+		return x.UTC().Format(time.RFC3339Nano), nil
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano), nil
+	}
+	s, err := types.Format(v)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}

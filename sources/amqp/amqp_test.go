@@ -1,0 +1,379 @@
+package amqpsource
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/sources"
+)
+
+func binaryMsg(id string) amqp.Publishing {
+	return amqp.Publishing{
+		ContentType: "application/json",
+		Headers: amqp.Table{
+			"cloudEvents:specversion": "1.0",
+			"cloudEvents:id":          id,
+			"cloudEvents:source":      "/test",
+			"cloudEvents:type":        "com.example.test",
+		},
+		Body: []byte(`{"id":"` + id + `"}`),
+	}
+}
+
+// TestConsumeModes publishes one message of each kind to a real queue: every
+// one is ingested with its attributes and acknowledged.
+func TestConsumeModes(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := a.queue(unique("modes"), nil)
+	a.publish(q, amqp.Publishing{
+		ContentType: "text/plain",
+		Timestamp:   time.Unix(1700000000, 0),
+		Headers: amqp.Table{
+			"cloudEvents:specversion": "1.0",
+			"cloudEvents:id":          "bin-1",
+			"cloudEvents:source":      "/shop",
+			"cloudEvents:type":        "order.created",
+			"cloudEvents:time":        "2024-03-01T12:00:00.5Z",
+			"cloudEvents:subject":     "order 42 ✓",
+			"cloudEvents:tenant":      "acme",
+			"cloudEvents:count":       int32(3),
+		},
+		Body: []byte("hello"),
+	})
+	a.publish(q, amqp.Publishing{
+		ContentType: "application/cloudevents+json",
+		Body:        []byte(`{"specversion":"1.0","id":"str-1","source":"/s","type":"t","datacontenttype":"application/json","data":{"a":1}}`),
+	})
+	a.publish(q, amqp.Publishing{MessageId: "plain-1", ContentType: "application/json", Body: []byte(`{"n":1}`)})
+
+	in := &recorder{}
+	s := build(t, &Config{URL: u, Queue: q, Prefetch: 10, EventType: "com.example.wrapped"}, nil)
+	stop := run(t, s, in)
+	eventually(t, 10*time.Second, "3 events", func() bool { return in.count() == 3 })
+	got := map[string]event.Event{}
+	for _, e := range in.got() {
+		got[e.ID()] = e
+	}
+	b := got["bin-1"]
+	if b.Source() != "/shop" || b.Type() != "order.created" || b.Subject() != "order 42 ✓" || b.Time().Format(time.RFC3339Nano) != "2024-03-01T12:00:00.5Z" ||
+		b.DataContentType() != "text/plain" || string(b.Data()) != "hello" || b.Extensions()["tenant"] != "acme" || b.Extensions()["count"] != int32(3) {
+		t.Errorf("binary: %s", b)
+	}
+	if e := got["str-1"]; e.Type() != "t" || string(e.Data()) != `{"a":1}` {
+		t.Errorf("structured: %s", e)
+	}
+	w := got["plain-1"]
+	if w.Source() != "amqp://127.0.0.1:5672/"+q || w.Type() != "com.example.wrapped" || w.Subject() != q || string(w.Data()) != `{"n":1}` {
+		t.Errorf("wrapped: %s", w)
+	}
+	stop()
+	// Acknowledged: nothing goes back to the queue when the consumer stops.
+	if n := a.count(q); n != 0 {
+		t.Errorf("%d messages left in the queue after ingest, want 0", n)
+	}
+}
+
+// TestIngestFailureRequeues makes the first Ingest calls fail: the messages
+// are not acknowledged, come back, and are ingested later.
+func TestIngestFailureRequeues(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := a.queue(unique("requeue"), nil)
+	for i := range 5 {
+		a.publish(q, binaryMsg(fmt.Sprint("r-", i)))
+	}
+	var failures atomic.Int32
+	in := &recorder{fail: func(call int, _ []*event.Event) error {
+		if call <= 3 {
+			failures.Add(1)
+			return fmt.Errorf("append: %w", sources.ErrUnavailable)
+		}
+		return nil
+	}}
+	logs := &lockedBuffer{}
+	s := build(t, &Config{URL: u, Queue: q, Prefetch: 64, EventType: DefaultEventType}, logs)
+	stop := run(t, s, in)
+	eventually(t, 15*time.Second, "every message after the failures", func() bool { return len(in.ids()) == 5 })
+	stop()
+	if failures.Load() != 3 {
+		t.Errorf("%d failed Ingest calls, want 3", failures.Load())
+	}
+	if n := a.count(q); n != 0 {
+		t.Errorf("%d messages left in the queue, want 0", n)
+	}
+	if c := strings.Count(logs.String(), "ingest failed; messages will be requeued"); c != 3 {
+		t.Errorf("%d log lines about failed ingests, want 3:\n%s", c, logs)
+	}
+}
+
+// TestMalformedDeadLettered declares a quorum queue with a dead-letter
+// exchange through the source's declare key: a malformed CloudEvent is
+// rejected to the dead-letter queue, counted and logged, and does not block
+// the message behind it.
+func TestMalformedDeadLettered(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	dlx := a.exchange(unique("dlx"), "fanout")
+	dlq := a.queue(unique("dlq"), nil)
+	if err := a.ch.QueueBind(dlq, "", dlx, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	q := unique("quorum")
+	t.Cleanup(func() { a.deleteQueue(q) })
+	in := &recorder{}
+	logs := &lockedBuffer{}
+	s := build(t, &Config{URL: u, Queue: q, Prefetch: 8, EventType: DefaultEventType, Declare: &Declare{Arguments: map[string]any{
+		"x-queue-type": "quorum", "x-dead-letter-exchange": dlx,
+	}}}, logs)
+	stop := run(t, s, in)
+	eventually(t, 10*time.Second, "the queue declared", func() bool {
+		ch, err := a.conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		_, err = ch.QueueDeclarePassive(q, true, false, false, false, nil)
+		return err == nil
+	})
+	bad := binaryMsg("bad-1")
+	delete(bad.Headers, "cloudEvents:source")
+	bad.MessageId = "msg-bad-1"
+	bad.Body = []byte("SECRET-PAYLOAD")
+	a.publish(q, bad)
+	a.publish(q, binaryMsg("good-1"))
+	eventually(t, 10*time.Second, "the good message", func() bool { return in.count() == 1 })
+	eventually(t, 10*time.Second, "the malformed message in the dead-letter queue", func() bool { return a.count(dlq) == 1 })
+	d, ok := a.get(dlq)
+	if !ok || d.MessageId != "msg-bad-1" || string(d.Body) != "SECRET-PAYLOAD" {
+		t.Errorf("dead letter: %+v", d)
+	}
+	if in.rejections("malformed") != 1 {
+		t.Errorf("rejected: %v", in.rejected)
+	}
+	stop()
+	log := logs.String()
+	if !strings.Contains(log, `message_id=msg-bad-1`) || !strings.Contains(log, `missing required attribute \"source\"`) {
+		t.Errorf("log does not name the message and the reason:\n%s", log)
+	}
+	if strings.Contains(log, "SECRET-PAYLOAD") || strings.Contains(log, "guest:guest") {
+		t.Errorf("log shows the payload or the credentials:\n%s", log)
+	}
+}
+
+// TestTooLargeRejected: an event the journal refuses as too large is
+// rejected (not requeued forever) and the others of its batch are ingested.
+func TestTooLargeRejected(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := a.queue(unique("large"), nil)
+	for _, id := range []string{"small-1", "huge", "small-2"} {
+		a.publish(q, binaryMsg(id))
+	}
+	in := &recorder{fail: func(_ int, events []*event.Event) error {
+		for _, e := range events {
+			if e.ID() == "huge" {
+				return fmt.Errorf("append: %w", sources.ErrTooLarge)
+			}
+		}
+		return nil
+	}}
+	s := build(t, &Config{URL: u, Queue: q, Prefetch: 64, EventType: DefaultEventType}, nil)
+	stop := run(t, s, in)
+	eventually(t, 10*time.Second, "the small events and the rejection", func() bool {
+		return in.count() == 2 && in.rejections("too_large") == 1
+	})
+	stop()
+	if n := a.count(q); n != 0 {
+		t.Errorf("%d messages left, want 0", n)
+	}
+}
+
+// TestReconnect cuts the TCP connection between the source and the broker
+// (a loopback proxy forwarding the real AMQP bytes) while messages flow:
+// the source reconnects and every message is ingested, unacknowledged ones
+// again.
+func TestReconnect(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := a.queue(unique("reconnect"), nil)
+	p := newProxy(t, u)
+	in := &recorder{}
+	logs := &lockedBuffer{}
+	s := build(t, &Config{URL: p.url(u), Queue: q, Prefetch: 16, EventType: DefaultEventType}, logs)
+	stop := run(t, s, in)
+	const n = 300
+	for i := range n {
+		a.publish(q, binaryMsg(fmt.Sprint("c-", i)))
+		switch i {
+		case 100:
+			p.cut() // the broker closes the connection
+		case 200:
+			p.stop() // the broker is gone for a while
+			time.Sleep(300 * time.Millisecond)
+			p.start()
+		}
+	}
+	eventually(t, 30*time.Second, "every message", func() bool { return len(in.ids()) == n })
+	stop()
+	if a.count(q) != 0 {
+		t.Errorf("%d messages left", a.count(q))
+	}
+	log := logs.String()
+	if c := strings.Count(log, "amqp source disconnected; reconnecting"); c < 2 {
+		t.Errorf("%d reconnect log lines, want at least 2:\n%s", c, log)
+	}
+	if strings.Contains(log, "guest:guest") {
+		t.Errorf("log shows the credentials:\n%s", log)
+	}
+	t.Logf("%d ingests for %d messages (duplicates after the cuts: %d)", in.count(), n, in.count()-n)
+}
+
+// TestBrokerClosesConnection has the broker close the source's connection
+// with connection.close 320 CONNECTION_FORCED, what a broker restart or an
+// operator sends, through rabbitmqctl close_connection (only this test's own
+// connection, found by its connection name). It needs rabbitmqctl with
+// access to the node: skipped otherwise (TestReconnect covers a dropped TCP
+// connection everywhere).
+func TestBrokerClosesConnection(t *testing.T) {
+	u := brokerURL(t)
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		t.Skip("rabbitmqctl not installed")
+	}
+	a := newAdmin(t, u)
+	q := a.queue(unique("forced"), nil)
+	name := unique("src")
+	in := &recorder{}
+	logs := &lockedBuffer{}
+	c := &Config{URL: u, Queue: q, Prefetch: 4, EventType: DefaultEventType}
+	built, err := c.Build(context.Background(), sourcesDeps(name, logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, built.(*Source), in)
+	a.publish(q, binaryMsg("f-1"))
+	eventually(t, 10*time.Second, "the first message", func() bool { return in.count() == 1 })
+	out, err := exec.Command("rabbitmqctl", "list_connections", "-q", "--no-table-headers", "pid", "client_properties").CombinedOutput()
+	if err != nil {
+		t.Skipf("rabbitmqctl cannot reach the node: %v: %s", err, oneLine(string(out), 200))
+	}
+	var pid string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, `"junction source `+name+`"`) {
+			pid = strings.Fields(line)[0]
+		}
+	}
+	if pid == "" {
+		t.Fatalf("the source's connection is not listed:\n%s", out)
+	}
+	if out, err := exec.Command("rabbitmqctl", "close_connection", pid, "junction test: forced close").CombinedOutput(); err != nil {
+		t.Fatalf("close_connection: %v: %s", err, out)
+	}
+	eventually(t, 10*time.Second, "the reconnect", func() bool {
+		return strings.Contains(logs.String(), "CONNECTION_FORCED") && strings.Contains(logs.String(), "junction test: forced close")
+	})
+	a.publish(q, binaryMsg("f-2"))
+	eventually(t, 15*time.Second, "the message after the reconnect", func() bool { return in.ids()["f-2"] == 1 })
+}
+
+// TestBrokerUnreachable: Run keeps retrying with one log line per attempt,
+// and returns nil when its context ends.
+func TestBrokerUnreachable(t *testing.T) {
+	u := brokerURL(t)
+	p := newProxy(t, u)
+	p.stop()
+	logs := &lockedBuffer{}
+	s := build(t, &Config{URL: p.url(u), Queue: "q", Prefetch: 1, EventType: DefaultEventType}, logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := s.Run(ctx, &recorder{}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("Run took %v to return after its context ended", time.Since(start))
+	}
+	c := strings.Count(logs.String(), "amqp source disconnected; reconnecting")
+	// 200ms, 400ms, 800ms steps (jittered by half) fit 2 to 5 attempts.
+	if c < 2 || c > 6 {
+		t.Errorf("%d log lines in 1.5s, want a few (backoff):\n%s", c, logs)
+	}
+	if !strings.Contains(logs.String(), "connection refused") || strings.Contains(logs.String(), "guest:guest") {
+		t.Errorf("log:\n%s", logs)
+	}
+}
+
+// TestMissingQueueRecovers: consuming a queue that does not exist is
+// retried; once the queue is created, messages flow.
+func TestMissingQueueRecovers(t *testing.T) {
+	u := brokerURL(t)
+	a := newAdmin(t, u)
+	q := unique("late")
+	in := &recorder{}
+	logs := &lockedBuffer{}
+	s := build(t, &Config{URL: u, Queue: q, Prefetch: 4, EventType: DefaultEventType}, logs)
+	run(t, s, in)
+	eventually(t, 5*time.Second, "a failed attempt", func() bool { return strings.Contains(logs.String(), "NOT_FOUND") })
+	a.queue(q, nil)
+	a.publish(q, binaryMsg("late-1"))
+	eventually(t, 15*time.Second, "the message", func() bool { return in.count() == 1 })
+}
+
+// BenchmarkSourceToIngest measures the source → Ingest path against the real
+// broker: b.N messages are published first, then consumed, ingested (by a
+// recorder that does no I/O) and acknowledged.
+func BenchmarkSourceToIngest(b *testing.B) {
+	u := brokerURL(b)
+	a := newAdmin(b, u)
+	q := a.queue(unique("bench"), nil)
+	msg := binaryMsg("x")
+	msg.Body = []byte(`{"orderId":"o-1","amount":120,"currency":"EUR","customer":"c-42"}`)
+	for i := range b.N {
+		msg.Headers["cloudEvents:id"] = fmt.Sprint("b-", i)
+		if err := a.ch.Publish("", q, false, false, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	eventually(b, 60*time.Second, "messages published", func() bool { return a.count(q) == b.N })
+	var got atomic.Int64
+	done := make(chan struct{})
+	in := &countIngester{n: &got, want: int64(b.N), done: done}
+	s := build(b, &Config{URL: u, Queue: q, Prefetch: 256, EventType: DefaultEventType}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	go s.Run(ctx, in)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("only %d of %d events after 5m", got.Load(), b.N)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+type countIngester struct {
+	n    *atomic.Int64
+	want int64
+	done chan struct{}
+}
+
+func (c *countIngester) Ingest(_ context.Context, events []*event.Event) error {
+	if c.n.Add(int64(len(events))) == c.want {
+		close(c.done)
+	}
+	return nil
+}
+
+func (c *countIngester) Rejected(string) {}

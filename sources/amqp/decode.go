@@ -1,0 +1,496 @@
+package amqpsource
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"mime"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+)
+
+// Media types of the CloudEvents JSON event formats.
+const (
+	ContentTypeStructured = "application/cloudevents+json"
+	ContentTypeBatch      = "application/cloudevents-batch+json"
+)
+
+// HeaderPrefix is the prefix of the application properties (headers) that
+// carry the attributes in binary mode, as the CloudEvents AMQP binding
+// names it. "cloudEvents_" (used by JMS-style clients) is accepted too, and
+// both case-insensitively.
+const HeaderPrefix = "cloudEvents:"
+
+// MaxBatchEvents is the largest number of events one batch message may
+// hold.
+const MaxBatchEvents = 1000
+
+// maxReason bounds the reason logged for a rejected message.
+const maxReason = 300
+
+// decode turns a delivery into events: structured, batch or binary mode, or
+// a wrapped message. An error means the message claims to be a CloudEvent
+// but is not a valid one; it reads as one line.
+func (s *Source) decode(d *amqp.Delivery) ([]*event.Event, error) {
+	mt := mediaType(d.ContentType)
+	switch {
+	case strings.EqualFold(mt, ContentTypeStructured):
+		e, err := parseStructured(d.Body)
+		if err != nil {
+			return nil, err
+		}
+		return []*event.Event{e}, nil
+	case strings.EqualFold(mt, ContentTypeBatch):
+		return parseBatch(d.Body)
+	case hasPrefixFold(mt, "application/cloudevents"):
+		return nil, fmt.Errorf("unsupported event format %q: only %s and %s are read", bound(mt, 64), ContentTypeStructured, ContentTypeBatch)
+	}
+	if hasCEHeaders(d.Headers) {
+		e, err := parseBinary(d.Headers, d.ContentType, d.Body)
+		if err != nil {
+			return nil, err
+		}
+		return []*event.Event{e}, nil
+	}
+	return []*event.Event{s.wrap(d)}, nil
+}
+
+// ceName returns the attribute name of header k when k has the binding's
+// prefix.
+func ceName(k string) (string, bool) {
+	const n = len(HeaderPrefix)
+	if len(k) <= n || !strings.EqualFold(k[:n-1], HeaderPrefix[:n-1]) || (k[n-1] != ':' && k[n-1] != '_') {
+		return "", false
+	}
+	return strings.ToLower(k[n:]), true
+}
+
+func hasCEHeaders(h amqp.Table) bool {
+	for k := range h {
+		if _, ok := ceName(k); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// parseBinary builds an event from cloudEvents: headers; ct is the
+// content-type property (datacontenttype) and body the data.
+func parseBinary(h amqp.Table, ct string, body []byte) (*event.Event, error) {
+	attrs := make(map[string]any, len(h))
+	for k, v := range h {
+		name, ok := ceName(k)
+		if !ok {
+			continue
+		}
+		if _, dup := attrs[name]; dup {
+			return nil, fmt.Errorf("attribute %q given twice (headers differ only in case or prefix)", bound(name, 64))
+		}
+		attrs[name] = v
+	}
+	svv, ok := attrs["specversion"]
+	if !ok {
+		return nil, errors.New(`missing required attribute "specversion" (header cloudEvents:specversion)`)
+	}
+	sv, ok := stringValue(svv)
+	if !ok {
+		return nil, errors.New(`invalid attribute "specversion": must be a string`)
+	}
+	var ec event.EventContext
+	switch sv {
+	case event.CloudEventsVersionV1:
+		ec = &event.EventContextV1{}
+	case event.CloudEventsVersionV03:
+		ec = &event.EventContextV03{}
+	default:
+		return nil, fmt.Errorf("unsupported specversion %q (use 1.0 or 0.3)", bound(sv, 32))
+	}
+	for _, req := range []string{"id", "source", "type"} {
+		v, ok := attrs[req]
+		if !ok {
+			return nil, fmt.Errorf("missing required attribute %q (header cloudEvents:%s)", req, req)
+		}
+		if s, ok := stringValue(v); !ok || strings.TrimSpace(s) == "" {
+			return nil, fmt.Errorf("invalid attribute %q: must be a non-empty string", req)
+		}
+	}
+	names := make([]string, 0, len(attrs))
+	for k := range attrs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v := attrs[name]
+		if v == nil || name == "specversion" {
+			continue
+		}
+		if err := setAttr(ec, sv, name, v); err != nil {
+			return nil, fmt.Errorf("invalid attribute %q: %v", bound(name, 64), err)
+		}
+	}
+	if ct != "" {
+		if _, _, err := mime.ParseMediaType(ct); err != nil {
+			return nil, errors.New(`invalid attribute "datacontenttype" (content-type property): not a media type (RFC 2046)`)
+		}
+		_ = ec.SetDataContentType(ct)
+	}
+	e := &event.Event{Context: ec}
+	setData(e, ct, body)
+	if err := e.Validate(); err != nil {
+		return nil, errors.New(sdkReason(err))
+	}
+	return e, nil
+}
+
+// setAttr sets one attribute read from a header. Values may be in their
+// native AMQP type or their canonical string form.
+func setAttr(ec event.EventContext, sv, name string, v any) error {
+	str := func() (string, error) {
+		s, ok := stringValue(v)
+		if !ok {
+			return "", fmt.Errorf("must be a string, not %s", typeName(v))
+		}
+		return s, nil
+	}
+	switch {
+	case name == "id":
+		s, _ := str()
+		return ec.SetID(s)
+	case name == "source":
+		s, _ := str()
+		if err := ec.SetSource(s); err != nil {
+			return errors.New("not a URI-reference")
+		}
+		return nil
+	case name == "type":
+		s, _ := str()
+		return ec.SetType(s)
+	case name == "subject":
+		s, err := str()
+		if err != nil {
+			return err
+		}
+		return ec.SetSubject(s)
+	case name == "time":
+		switch t := v.(type) {
+		case time.Time:
+			return ec.SetTime(t)
+		}
+		s, err := str()
+		if err != nil {
+			return err
+		}
+		t, err := types.ParseTime(strings.TrimSpace(s))
+		if err != nil {
+			return errors.New("not an RFC 3339 timestamp")
+		}
+		return ec.SetTime(t)
+	case name == "datacontenttype":
+		return errors.New("in binary mode datacontenttype is the content-type property")
+	case sv == event.CloudEventsVersionV1 && name == "dataschema", sv == event.CloudEventsVersionV03 && name == "schemaurl":
+		s, err := str()
+		if err != nil {
+			return err
+		}
+		if err := ec.SetDataSchema(s); err != nil {
+			return errors.New("not a URI")
+		}
+		return nil
+	case sv == event.CloudEventsVersionV03 && name == "datacontentencoding":
+		s, err := str()
+		if err != nil {
+			return err
+		}
+		return ec.DeprecatedSetDataContentEncoding(s)
+	}
+	if !event.IsExtensionNameValid(name) {
+		return errors.New("invalid name: use only letters a-z and digits")
+	}
+	var ext any
+	switch x := v.(type) {
+	case string, bool, []byte:
+		ext = x
+	case int8, int16, int32, int64, int, uint8, uint16, uint32:
+		ext = x
+	case time.Time:
+		ext = types.Timestamp{Time: x}
+	default:
+		return fmt.Errorf("unsupported value type %s (use a string, boolean, integer, binary or timestamp)", typeName(v))
+	}
+	if err := ec.SetExtension(name, ext); err != nil {
+		if strings.Contains(err.Error(), "out of range") {
+			return errors.New("integer out of range (CloudEvents integers are 32-bit)")
+		}
+		return errors.New("reserved for a context attribute")
+	}
+	return nil
+}
+
+// stringValue reads a header value as a string: a string or valid UTF-8
+// bytes.
+func stringValue(v any) (string, bool) {
+	switch s := v.(type) {
+	case string:
+		return s, utf8.ValidString(s)
+	case []byte:
+		return string(s), utf8.Valid(s)
+	}
+	return "", false
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case []byte:
+		return "binary"
+	case bool:
+		return "boolean"
+	case int8, int16, int32, int64, int, uint8, uint16, uint32:
+		return "integer"
+	case float32, float64:
+		return "floating point number"
+	case amqp.Decimal:
+		return "decimal"
+	case time.Time:
+		return "timestamp"
+	case amqp.Table:
+		return "table"
+	case []any:
+		return "array"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// parseStructured reads one event in the JSON format.
+func parseStructured(body []byte) (*event.Event, error) {
+	if !json.Valid(body) {
+		return nil, errors.New("structured mode: the body is not valid JSON")
+	}
+	b := trimSpace(body)
+	if len(b) == 0 || b[0] != '{' {
+		return nil, errors.New("structured mode: the body is not a JSON object")
+	}
+	return unmarshalEvent(b)
+}
+
+// parseBatch reads a JSON array of structured events.
+func parseBatch(body []byte) ([]*event.Event, error) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, errors.New("batch: the body is not a JSON array of events")
+	}
+	switch {
+	case len(raws) == 0:
+		return nil, errors.New("batch: empty array")
+	case len(raws) > MaxBatchEvents:
+		return nil, fmt.Errorf("batch: %d events, more than %d", len(raws), MaxBatchEvents)
+	}
+	events := make([]*event.Event, len(raws))
+	for i, raw := range raws {
+		if len(raw) == 0 || raw[0] != '{' {
+			return nil, fmt.Errorf("event[%d]: not a JSON object", i)
+		}
+		e, err := unmarshalEvent(raw)
+		if err != nil {
+			return nil, fmt.Errorf("event[%d]: %v", i, err)
+		}
+		events[i] = e
+	}
+	return events, nil
+}
+
+// unmarshalEvent is event.UnmarshalJSON and Validate, made safe: some
+// malformed input makes the SDK panic.
+func unmarshalEvent(raw []byte) (e *event.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e, err = nil, errors.New("invalid event: cannot read it")
+		}
+	}()
+	e = new(event.Event)
+	if err := e.UnmarshalJSON(raw); err != nil {
+		return nil, errors.New(sdkReason(err))
+	}
+	if err := e.Validate(); err != nil {
+		return nil, errors.New(sdkReason(err))
+	}
+	return e, nil
+}
+
+// sdkReason turns an error of the SDK into a bounded reason.
+func sdkReason(err error) string {
+	var ve event.ValidationError
+	if errors.As(err, &ve) {
+		keys := make([]string, 0, len(ve))
+		for k := range ve {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("invalid attribute %q: %v", k, ve[k])
+		}
+		return oneLine(strings.Join(parts, "; "), maxReason)
+	}
+	msg := err.Error()
+	// jsoniter appends the input around the error: it may hold the payload.
+	if i := strings.Index(msg, ", error found in #"); i >= 0 {
+		msg = msg[:i]
+	}
+	return oneLine("invalid event: "+msg, maxReason)
+}
+
+// wrap makes a CloudEvent of a message that is not one: id is the
+// message-id property or a hash of the message, source
+// "amqp://host:port/queue", type the configured type, subject the routing
+// key, time the timestamp property, datacontenttype the content-type
+// property and data the body.
+func (s *Source) wrap(d *amqp.Delivery) *event.Event {
+	e := event.New()
+	id := d.MessageId
+	if strings.TrimSpace(id) == "" || !utf8.ValidString(id) {
+		id = messageHash(d)
+	}
+	e.SetID(id)
+	e.SetSource(s.source)
+	e.SetType(s.typ)
+	if d.RoutingKey != "" && utf8.ValidString(d.RoutingKey) {
+		e.SetSubject(d.RoutingKey)
+	}
+	if !d.Timestamp.IsZero() {
+		e.SetTime(d.Timestamp)
+	}
+	ct := d.ContentType
+	if ct != "" {
+		if _, _, err := mime.ParseMediaType(ct); err != nil {
+			ct = ""
+		} else {
+			e.SetDataContentType(ct)
+		}
+	}
+	setData(&e, ct, d.Body)
+	return &e
+}
+
+// setData sets body as e's data so that it survives the journal's JSON
+// encoding unchanged: as JSON when the media type is JSON and the body is
+// valid JSON, as a string when it is text, else base64.
+func setData(e *event.Event, ct string, body []byte) {
+	if len(body) == 0 {
+		return
+	}
+	e.DataEncoded = body
+	if isJSON(mediaType(ct)) {
+		e.DataBase64 = !json.Valid(body)
+		return
+	}
+	e.DataBase64 = !utf8.Valid(body)
+}
+
+// isJSON reports the media types whose data the SDK writes as raw JSON.
+func isJSON(mt string) bool {
+	switch strings.ToLower(mt) {
+	case "", event.ApplicationJSON, event.TextJSON:
+		return true
+	}
+	return false
+}
+
+// messageHash is a stable id for a message without a message-id: the same
+// message redelivered gets the same id. It covers the exchange, routing key,
+// properties, headers and body, not the delivery tag nor the redelivered
+// flag.
+func messageHash(d *amqp.Delivery) string {
+	h := sha256.New()
+	for _, s := range []string{d.Exchange, d.RoutingKey, d.ContentType, d.ContentEncoding, d.CorrelationId,
+		d.ReplyTo, d.Expiration, d.Type, d.UserId, d.AppId} {
+		writeField(h, []byte(s))
+	}
+	var ts [8]byte
+	if !d.Timestamp.IsZero() {
+		binary.BigEndian.PutUint64(ts[:], uint64(d.Timestamp.UnixNano()))
+	}
+	h.Write(ts[:])
+	// fmt prints maps with sorted keys, so a table prints the same each time.
+	writeField(h, []byte(fmt.Sprint(map[string]any(d.Headers))))
+	writeField(h, d.Body)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func writeField(h hash.Hash, b []byte) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+	h.Write(n[:])
+	h.Write(b)
+}
+
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.TrimSpace(ct)
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+func trimSpace(b []byte) []byte {
+	i, j := 0, len(b)
+	for i < j && isSpace(b[i]) {
+		i++
+	}
+	for j > i && isSpace(b[j-1]) {
+		j--
+	}
+	return b[i:j]
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// bound cuts s to n bytes for use in a reason.
+func bound(s string, n int) string {
+	return oneLine(s, n)
+}
+
+// oneLine replaces control characters, white space runs and invalid UTF-8
+// with one space and cuts s to at most max bytes, marking a cut with "…".
+func oneLine(s string, max int) string {
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if r == utf8.RuneError || r <= ' ' || r >= 0x7F && r < 0xA0 || r == '\u2028' || r == '\u2029' {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+		if b.Len() > max {
+			break
+		}
+	}
+	out := b.String()
+	if len(out) <= max {
+		return out
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(out[cut]) {
+		cut--
+	}
+	return strings.TrimRight(out[:cut], " ") + "…"
+}
