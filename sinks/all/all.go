@@ -2,6 +2,9 @@
 package all
 
 import (
+	_ "github.com/junctionhq/junction/sinks/amqp"
 	_ "github.com/junctionhq/junction/sinks/log"
+	_ "github.com/junctionhq/junction/sinks/nats"
+	_ "github.com/junctionhq/junction/sinks/sqs"
 	_ "github.com/junctionhq/junction/sinks/webhook"
 )

@@ -2,6 +2,9 @@
 package all
 
 import (
+	_ "github.com/junctionhq/junction/sources/amqp"
 	_ "github.com/junctionhq/junction/sources/http"
+	_ "github.com/junctionhq/junction/sources/nats"
+	_ "github.com/junctionhq/junction/sources/sqs"
 	_ "github.com/junctionhq/junction/sources/webhook"
 )

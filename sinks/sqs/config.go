@@ -1,0 +1,240 @@
+package sqssink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/logging"
+
+	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/sinks"
+)
+
+// Type is the sink type name in the config.
+const Type = "sqs"
+
+// Message formats.
+const (
+	// FormatStructured sends the event in the CloudEvents JSON format as
+	// the message body.
+	FormatStructured = "structured"
+	// FormatBinary sends the data as the body and the attributes as
+	// message attributes ce-<name> (datacontenttype as content-type).
+	FormatBinary = "binary"
+	// DefaultFormat is the format when the config names none.
+	DefaultFormat = FormatStructured
+	// DefaultRegion is used when neither the config, the queue URL nor the
+	// AWS configuration (AWS_REGION, profiles) names a region.
+	DefaultRegion = "us-east-1"
+)
+
+func init() {
+	sinks.Register(Type, func() sinks.Config { return NewConfig() })
+}
+
+// Config is the sqs sink's config.
+type Config struct {
+	// QueueURL is the queue to send to; a URL ending in .fifo is a FIFO
+	// queue. Required.
+	QueueURL string `yaml:"queueUrl"`
+	// Region is the AWS region. Default: the region in an AWS queue URL,
+	// else the AWS configuration (AWS_REGION, profile), else us-east-1.
+	Region string `yaml:"region"`
+	// Endpoint overrides the SQS endpoint, for SQS-compatible services.
+	Endpoint string `yaml:"endpoint"`
+	// Format is structured (default) or binary.
+	Format string `yaml:"format"`
+	// MessageGroupID is an expression over the event giving the message
+	// group id. Required for FIFO queues; on a standard queue it sets the
+	// fair-queue tenant.
+	MessageGroupID config.Expr `yaml:"messageGroupId"`
+}
+
+// NewConfig returns a Config with its defaults set.
+func NewConfig() *Config {
+	return &Config{Format: DefaultFormat}
+}
+
+var _ sinks.Config = (*Config)(nil)
+
+var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+
+// Validate checks the config without I/O (it compiles messageGroupId, so
+// that a bad expression is reported with its position).
+func (c *Config) Validate() error {
+	var errs []error
+	if err := checkQueueURL(c.QueueURL); err != nil {
+		errs = append(errs, config.FieldErrorf("queueUrl", "%v", err))
+	}
+	if c.Region != "" && !regionRE.MatchString(c.Region) {
+		errs = append(errs, config.FieldErrorf("region", "%q is not a region name such as us-east-1", c.Region))
+	}
+	if c.Endpoint != "" {
+		if err := checkEndpoint(c.Endpoint); err != nil {
+			errs = append(errs, config.FieldErrorf("endpoint", "%v", err))
+		}
+	}
+	switch c.Format {
+	case FormatStructured, FormatBinary:
+	default:
+		errs = append(errs, config.FieldErrorf("format", "must be structured or binary, not %q", c.Format))
+	}
+	if c.MessageGroupID.IsSet() {
+		if _, err := filters.CompileString("messageGroupId", c.MessageGroupID); err != nil {
+			errs = append(errs, err)
+		}
+	} else if isFIFO(c.QueueURL) {
+		errs = append(errs, config.FieldErrorf("messageGroupId", "required for a FIFO queue (the queueUrl ends in .fifo), e.g. messageGroupId: source"))
+	}
+	return errors.Join(errs...)
+}
+
+// isFIFO reports whether the queue URL names a FIFO queue.
+func isFIFO(queueURL string) bool {
+	return strings.HasSuffix(strings.TrimRight(queueURL, "/"), ".fifo")
+}
+
+func checkQueueURL(s string) error {
+	if s == "" {
+		return errors.New("required")
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/orders", s)
+	}
+	if queueName(s) == "" {
+		return fmt.Errorf("%q has no queue name (the last path segment)", s)
+	}
+	return nil
+}
+
+// queueName is the last path segment of a queue URL.
+func queueName(queueURL string) string {
+	u, err := url.Parse(queueURL)
+	if err != nil {
+		return ""
+	}
+	p := strings.TrimRight(u.Path, "/")
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return ""
+}
+
+func checkEndpoint(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http or https URL such as http://127.0.0.1:4566", s)
+	}
+	return nil
+}
+
+// awsHostRE matches the host of an AWS queue URL and captures the region.
+var awsHostRE = regexp.MustCompile(`^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$`)
+
+// transport remembers the HTTP transport the SDK builds, to close its idle
+// connections.
+type transport struct {
+	mu sync.Mutex
+	t  *http.Transport
+}
+
+func (tr *transport) closeIdle() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.t != nil {
+		tr.t.CloseIdleConnections()
+	}
+}
+
+// newClient makes the SQS client: credentials from the AWS default chain,
+// the region as documented on Config.Region, the endpoint if set. The SDK
+// retries a failed call once within the attempt's deadline (the router
+// retries after that) and has no client-side retry quota.
+func newClient(ctx context.Context, queueURL, region, endpoint string, maxIdle int, tr *transport) (*sqs.Client, error) {
+	opts := []func(*awsconfig.LoadOptions) error{
+		// The SDK would print warnings of its own on standard error (such as
+		// a long poll cut by shutdown); errors reach Junction's log instead.
+		awsconfig.WithLogger(logging.Nop{}),
+		awsconfig.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 2
+				o.RateLimiter = ratelimit.None
+			})
+		}),
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConns = maxIdle
+			t.MaxIdleConnsPerHost = maxIdle
+			tr.mu.Lock()
+			tr.t = t
+			tr.mu.Unlock()
+		})),
+	}
+	if region == "" {
+		if u, err := url.Parse(queueURL); err == nil {
+			if m := awsHostRE.FindStringSubmatch(u.Hostname()); m != nil {
+				region = m[1]
+			}
+		}
+	}
+	if region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	}), nil
+}
+
+// Build compiles messageGroupId and makes the SQS client. It does not reach
+// the queue: a queue that cannot be reached fails deliveries (retried), not
+// the start.
+func (c *Config) Build(ctx context.Context, deps sinks.Deps) (sinks.Sink, error) {
+	return New(ctx, c, deps)
+}
+
+// New makes an sqs sink from a validated config.
+func New(ctx context.Context, c *Config, deps sinks.Deps) (*Sink, error) {
+	var group *filters.String
+	if c.MessageGroupID.IsSet() {
+		g, err := filters.CompileString("messageGroupId", c.MessageGroupID)
+		if err != nil {
+			return nil, err
+		}
+		group = g
+	}
+	tr := &transport{}
+	client, err := newClient(ctx, c.QueueURL, c.Region, c.Endpoint, maxInFlight+4, tr)
+	if err != nil {
+		return nil, err
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := newSink(client, c.QueueURL, c.Format == FormatBinary, group, log)
+	s.transport = tr
+	return s, nil
+}
