@@ -125,6 +125,13 @@ func (j *Journal) connect(ctx context.Context) error {
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { j.log.Info("journal reconnected") }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			j.log.Warn("journal connection error", "subject", subject, "err", err)
+		}),
 	}
 	if o.URL == "" {
 		if o.Dir == "" && !o.Memory {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/natsconn"
 	"log/slog"
 	"regexp"
 	"strconv"
@@ -53,7 +54,7 @@ func init() {
 
 // Config is the nats sink's config.
 type Config struct {
-	Conn `yaml:",inline"`
+	natsconn.Conn `yaml:",inline"`
 	// Subject is an expression over the event whose result is the subject
 	// to publish to. A fixed subject is a quoted string: '"orders.created"'.
 	// Required.
@@ -67,7 +68,7 @@ type Config struct {
 
 // NewConfig returns a Config with its defaults set.
 func NewConfig() *Config {
-	return &Config{Conn: Conn{URL: DefaultURL}, JetStream: true, Format: DefaultFormat}
+	return &Config{Conn: natsconn.Conn{URL: natsconn.DefaultURL}, JetStream: true, Format: DefaultFormat}
 }
 
 var _ sinks.Config = (*Config)(nil)
@@ -76,7 +77,7 @@ var _ sinks.Config = (*Config)(nil)
 // expression; every problem names its key (expression errors their
 // position).
 func (c *Config) Validate() error {
-	errs := c.Conn.validate()
+	errs := c.Conn.Validate()
 	switch c.Format {
 	case FormatBinary, FormatStructured:
 	default:
@@ -166,7 +167,7 @@ func (c *Config) Build(ctx context.Context, deps sinks.Deps) (sinks.Sink, error)
 	if err != nil {
 		return nil, fmt.Errorf("compile subject: %w", err)
 	}
-	servers, err := parseURLs(c.URL)
+	servers, err := natsconn.ParseURLs(c.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parse url: %w", err)
 	}
@@ -174,7 +175,7 @@ func (c *Config) Build(ctx context.Context, deps sinks.Deps) (sinks.Sink, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts, err := c.Conn.options("junction sink "+deps.Name, log)
+	opts, err := c.Conn.Options("junction sink "+deps.Name, log)
 	if err != nil {
 		return nil, err
 	}

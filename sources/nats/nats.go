@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/natsconn"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -74,7 +75,7 @@ func init() {
 
 // Config is the nats source's config.
 type Config struct {
-	Conn `yaml:",inline"`
+	natsconn.Conn `yaml:",inline"`
 	// Stream is the JetStream stream to consume. Set: JetStream mode (at
 	// least once). Empty: core NATS mode on Subject (at most once).
 	Stream string `yaml:"stream"`
@@ -109,7 +110,7 @@ type Config struct {
 // NewConfig returns a Config with its defaults set.
 func NewConfig() *Config {
 	return &Config{
-		Conn:          Conn{URL: DefaultURL},
+		Conn:          natsconn.Conn{URL: natsconn.DefaultURL},
 		Concurrency:   DefaultConcurrency,
 		MaxAckPending: DefaultMaxAckPending,
 		AckWait:       DefaultAckWait,
@@ -123,7 +124,7 @@ var _ sources.Config = (*Config)(nil)
 // Validate checks the config without I/O; every problem is a
 // config.FieldError naming its key.
 func (c *Config) Validate() error {
-	errs := c.Conn.validate()
+	errs := c.Conn.Validate()
 	js := c.Stream != ""
 	if js {
 		if !validName(c.Stream) {
@@ -220,11 +221,11 @@ func (c *Config) Build(_ context.Context, deps sources.Deps) (any, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts, err := c.Conn.options("junction source "+deps.Name, log)
+	opts, err := c.Conn.Options("junction source "+deps.Name, log)
 	if err != nil {
 		return nil, err
 	}
-	servers, err := parseURLs(c.URL)
+	servers, err := natsconn.ParseURLs(c.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parse url: %w", err)
 	}
@@ -343,7 +344,7 @@ func (s *Source) runJetStream(ctx context.Context, nc *nats.Conn, in sources.Ing
 	}
 	batch := min(max(2*s.workers, 64), s.maxAck)
 	for attempt := 1; ; attempt++ {
-		if attempt > 1 && !sleep(ctx, jitter(backoff(attempt-1, 500*time.Millisecond, 30*time.Second))) {
+		if attempt > 1 && !sleep(ctx, natsconn.Retry(attempt-1, 500*time.Millisecond, 30*time.Second)) {
 			return nil
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -431,7 +432,7 @@ func (s *Source) handleJS(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	case ctx.Err() != nil:
 		_ = m.Nak()
 	default:
-		delay := jitter(backoff(int(meta.NumDelivered), nakBase, nakMax))
+		delay := natsconn.Retry(int(meta.NumDelivered), nakBase, nakMax)
 		_ = m.NakWithDelay(delay)
 		s.warnIngest(log, err, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source(),
 			"stream_seq", meta.Sequence.Stream, "deliveries", meta.NumDelivered, "redeliver_in", delay.Round(time.Millisecond))
@@ -454,7 +455,7 @@ func (s *Source) reject(ctx context.Context, nc *nats.Conn, js jetstream.JetStre
 		_, err := js.PublishMsg(pctx, dm, jetstream.WithMsgID("junction-dlq-"+meta.Stream+"-"+strconv.FormatUint(meta.Sequence.Stream, 10)))
 		cancel()
 		if err != nil {
-			delay := jitter(backoff(int(meta.NumDelivered), nakBase, nakMax))
+			delay := natsconn.Retry(int(meta.NumDelivered), nakBase, nakMax)
 			_ = m.NakWithDelay(delay)
 			log.Error("dead-letter publish failed; the message stays pending", "error", err, "dead_letter_subject", s.dlq, "cause", reason, "redeliver_in", delay.Round(time.Millisecond))
 			return

@@ -1,4 +1,6 @@
-package natssink
+// Package natsconn holds the connection settings shared by the nats source
+// and sink: servers, credentials, TLS, reconnection.
+package natsconn
 
 import (
 	"crypto/tls"
@@ -17,7 +19,7 @@ import (
 	"github.com/junctionhq/junction/config"
 )
 
-// DefaultURL is the server the sink connects to when url is not set.
+// DefaultURL is the server the nats source and sink connect to when url is not set.
 const DefaultURL = nats.DefaultURL
 
 // Conn holds the keys that say where the NATS servers are and how to log in.
@@ -48,9 +50,9 @@ type TLS struct {
 }
 
 // validate checks the keys without I/O. Secrets are never echoed.
-func (c *Conn) validate() []error {
+func (c *Conn) Validate() []error {
 	var errs []error
-	if _, err := parseURLs(c.URL); err != nil {
+	if _, err := ParseURLs(c.URL); err != nil {
 		errs = append(errs, config.FieldErrorf("url", "%v", err))
 	}
 	var set []string
@@ -80,9 +82,9 @@ func (c *Conn) validate() []error {
 	return errs
 }
 
-// parseURLs splits and checks a comma-separated server list and returns the
+// ParseURLs splits and checks a comma-separated server list and returns the
 // servers as errors and logs may show them: without user info.
-func parseURLs(s string) ([]string, error) {
+func ParseURLs(s string) ([]string, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errors.New("required")
 	}
@@ -116,7 +118,7 @@ func parseURLs(s string) ([]string, error) {
 
 // options makes the connection options: the files are read now, so that a
 // missing one stops the start with an error naming the key.
-func (c *Conn) options(name string, log *slog.Logger) ([]nats.Option, error) {
+func (c *Conn) Options(name string, log *slog.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		// Keep trying forever, the first connection included: a broker that
@@ -142,7 +144,7 @@ func (c *Conn) options(name string, log *slog.Logger) ([]nats.Option, error) {
 		}),
 		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrSlowConsumer) {
-				return
+				return // counted and logged by the caller
 			}
 			log.Warn("NATS error", "error", err)
 		}),
@@ -197,6 +199,10 @@ func backoff(n int, base, max time.Duration) time.Duration {
 	}
 	return min(d, max)
 }
+
+// Retry is the jittered exponential delay before retry n (from 1) between
+// base and max, for callers that back off themselves.
+func Retry(n int, base, max time.Duration) time.Duration { return jitter(backoff(n, base, max)) }
 
 func jitter(d time.Duration) time.Duration {
 	return d - d/5 + rand.N(d*2/5+1)
