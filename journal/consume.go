@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -101,17 +102,29 @@ func (c *Consumer) Pending(ctx context.Context) (uint64, error) {
 	return info.NumPending + uint64(info.NumAckPending), nil
 }
 
+// FetchWait bounds one pull request: an open request is filled by the
+// journal as entries arrive, and a new one is made at least this often.
+const FetchWait = 250 * time.Millisecond
+
 // Run hands entries to handle on Concurrency workers until ctx ends, then
 // waits for the handlers running (their own context is drainCtx, which the
 // caller cancels when draining must stop).
+//
+// It pulls explicitly: each request asks for as many entries as there are
+// free slots (idle workers plus a buffer of as many) and lasts at most FetchWait, so a lost pull or a missed
+// heartbeat never stalls a sink for longer than that.
 func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Context, *Delivery)) error {
-	it, err := c.cons.Messages(jetstream.PullMaxMessages(c.opts.Concurrency))
-	if err != nil {
-		return fmt.Errorf("consume sink %s: %w", c.sink, err)
+	conc := c.opts.Concurrency
+	// A token per entry that may be handed out: one per worker, and as many
+	// again waiting in the buffer, so that workers never wait for a fetch.
+	slots := 2 * conc
+	idle := make(chan struct{}, slots)
+	for range slots {
+		idle <- struct{}{}
 	}
-	work := make(chan jetstream.Msg)
+	work := make(chan jetstream.Msg, slots)
 	var wg sync.WaitGroup
-	for range c.opts.Concurrency {
+	for range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -120,35 +133,64 @@ func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Contex
 				if err != nil {
 					c.j.log.Error("drop unreadable journal entry", "sink", c.sink, "err", err)
 					msg.TermWithReason("unreadable entry")
-					continue
+				} else {
+					handle(drainCtx, d)
 				}
-				handle(drainCtx, d)
+				idle <- struct{}{}
 			}
 		}()
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	var runErr error
+	defer func() {
+		close(work)
+		wg.Wait()
+	}()
+	failures := 0
 	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				break
+		// Wait for one free slot, then count the others.
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return nil
+		}
+		n := 1
+	count:
+		for n < slots {
+			select {
+			case <-idle:
+				n++
+			default:
+				break count
 			}
-			// Heartbeat misses and the like: the iterator keeps going.
-			c.j.log.Warn("journal consumer", "sink", c.sink, "err", err)
+		}
+		batch, err := c.cons.Fetch(n, jetstream.FetchMaxWait(FetchWait))
+		got := 0
+		if err == nil {
+			for msg := range batch.Messages() {
+				got++
+				work <- msg
+			}
+			err = batch.Error()
+			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+				err = nil
+			}
+		}
+		for range n - got {
+			idle <- struct{}{}
+		}
+		if err == nil {
+			failures = 0
 			continue
 		}
+		// The journal is unreachable or the consumer is gone: say so, back
+		// off, and try again.
+		failures++
+		c.j.log.Warn("journal fetch failed", "sink", c.sink, "err", err, "failures", failures)
 		select {
-		case work <- msg:
+		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
 		case <-ctx.Done():
-			// Not handed to a worker: leave it to be handed out again.
-			msg.Nak()
+			return nil
 		}
 	}
-	close(work)
-	wg.Wait()
-	return runErr
 }
 
 func decode(msg jetstream.Msg) (*Delivery, error) {
