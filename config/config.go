@@ -24,6 +24,7 @@ const (
 	DefaultStream       = "JUNCTION"
 	DefaultMaxBodySize  = ByteSize(1 << 20)
 	DefaultConcurrency  = 64
+	DefaultMaxHops      = 8
 	DefaultFsync        = "interval"
 	DefaultSyncInterval = time.Second
 )
@@ -233,6 +234,7 @@ func yamlSyntaxError(err error) *Error {
 type sinkCommon struct {
 	Delivery    Delivery `yaml:"delivery"`
 	Concurrency int      `yaml:"concurrency"`
+	MaxHops     int      `yaml:"maxHops"`
 }
 
 func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
@@ -261,7 +263,7 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 				nameNode = v
 			case k.Value == "type":
 				typeNode = v
-			case kind == "sink" && (k.Value == "delivery" || k.Value == "concurrency"):
+			case kind == "sink" && (k.Value == "delivery" || k.Value == "concurrency" || k.Value == "maxHops"):
 				common.Content = append(common.Content, k, v)
 			default:
 				own.Content = append(own.Content, k, v)
@@ -285,9 +287,12 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 		if len(common.Content) > 0 {
 			var c sinkCommon
 			errs.Add(common, where, Decode(common, &c))
-			p.Delivery, p.Concurrency = c.Delivery, c.Concurrency
+			p.Delivery, p.Concurrency, p.MaxHops = c.Delivery, c.Concurrency, c.MaxHops
 			if p.Concurrency < 0 || p.Concurrency > 10000 {
 				errs.Addf(PosOf(Locate(common, "concurrency")), where, "concurrency: must be between 1 and 10000")
+			}
+			if p.MaxHops < 0 || p.MaxHops > 100 {
+				errs.Addf(PosOf(Locate(common, "maxHops")), where, "maxHops: must be between 1 and 100")
 			}
 			errs.Add(common, where, p.Delivery.validate("delivery"))
 		}
@@ -372,6 +377,9 @@ func (c *Config) setDefaults() {
 		if c.Sinks[i].Concurrency == 0 {
 			c.Sinks[i].Concurrency = DefaultConcurrency
 		}
+		if c.Sinks[i].MaxHops == 0 {
+			c.Sinks[i].MaxHops = DefaultMaxHops
+		}
 	}
 }
 
@@ -427,6 +435,8 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 		}
 		if sinks[s.Name] {
 			errs.Addf(s.Pos, s.Where("sink"), "a sink with this name is already defined")
+		} else if sources[s.Name] {
+			errs.Addf(s.Pos, s.Where("sink"), "a source with this name is already defined (sources and sinks share names: a function sink's replies come from a source of its name)")
 		}
 		sinks[s.Name] = true
 	}
@@ -449,7 +459,7 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 			routes[r.Name] = true
 		}
 		for _, s := range r.Sources {
-			if !sources[s.Name] {
+			if !sources[s.Name] && !sinks[s.Name] {
 				errs.Addf(s.Pos, where, "sources: unknown source %q%s", s.Name, suggestion(s.Name, sources))
 			}
 		}

@@ -161,6 +161,8 @@ type Plugin struct {
 	// Common keys, set for sinks only.
 	Delivery    Delivery
 	Concurrency int
+	// MaxHops bounds chains of function replies (see sinks.ReplySink).
+	MaxHops int
 }
 
 // Where names the plugin for error messages, e.g. `sink "billing"`.

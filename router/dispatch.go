@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/journal"
@@ -70,10 +71,19 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	pol := s.policy(d)
 	actx, cancel := context.WithTimeout(ctx, pol.Timeout)
 	start := time.Now()
-	err := s.sink.Deliver(actx, &e)
+	var reply *event.Event
+	var err error
+	if rs, ok := s.sink.(sinks.ReplySink); ok {
+		reply, err = rs.DeliverReply(actx, &e)
+	} else {
+		err = s.sink.Deliver(actx, &e)
+	}
 	cancel()
 	m.Duration.WithLabelValues(s.name).Observe(time.Since(start).Seconds())
 	if err == nil {
+		if reply != nil && !s.routeReply(ctx, d, &e, reply, pol) {
+			return // the delivery will be made again
+		}
 		m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDelivered).Inc()
 		d.Ack()
 		return
@@ -122,4 +132,55 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	log.Warn("delivery failed; dead-lettered", "reason", reason, "attempts", d.Attempt, "dead_letter", pol.DeadLetter, "err", err)
 	m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDeadLettered).Inc()
 	d.Ack()
+}
+
+// ExtHops counts how many function replies led to an event.
+const ExtHops = "junctionhops"
+
+// routeReply feeds a function's reply back into routing, as an event from a
+// source named after the sink, one hop further than the event that caused
+// it. Past the sink's maxHops the reply is dead-lettered (or dropped) with a
+// clear log line instead. It returns false when the reply could not be
+// journaled: the delivery is then retried, which calls the function again.
+func (s *sinkRuntime) routeReply(ctx context.Context, d *journal.Delivery, cause, reply *event.Event, pol config.Policy) bool {
+	m := s.r.metrics
+	hops := 1
+	if v, ok := cause.Extensions()[ExtHops]; ok {
+		if n, err := types.ToInteger(v); err == nil && n > 0 {
+			hops = int(n) + 1
+		}
+	}
+	reply.SetExtension(ExtHops, int32(hops))
+	log := s.log.With("route", d.Route, "ce_id", reply.ID(), "ce_type", reply.Type(), "ce_source", reply.Source(), "cause_id", cause.ID(), "hops", hops)
+	limit := s.plan.Plugin.MaxHops
+	if limit <= 0 {
+		limit = config.DefaultMaxHops
+	}
+	if hops > limit {
+		m.Replies.WithLabelValues(s.name, "hop_limit").Inc()
+		msg := fmt.Sprintf("hop limit of %d reached: functions may be replying to each other in a loop (maxHops on sink %s)", limit, s.name)
+		if pol.DeadLetter == "" {
+			log.Error("reply dropped: " + msg)
+			return true
+		}
+		dl := deadLetter(reply, d.Route, s.name, d.Attempt, msg)
+		data, err := dl.MarshalJSON()
+		if err == nil {
+			err = s.r.journal.Append(ctx, []journal.Entry{{Sink: pol.DeadLetter, Route: d.Route, DeadLetter: true, Data: data}})
+		}
+		if err != nil {
+			log.Error("dead-letter write failed; delivery stays pending", "dead_letter", pol.DeadLetter, "err", err)
+			d.Retry(pol.MaxDelay)
+			return false
+		}
+		log.Warn("reply dead-lettered: "+msg, "dead_letter", pol.DeadLetter)
+		return true
+	}
+	if err := s.r.ingester(s.name).Ingest(ctx, []*event.Event{reply}); err != nil {
+		log.Warn("reply could not be journaled; the delivery will be retried", "err", err)
+		d.Retry(pol.Backoff(d.Attempt))
+		return false
+	}
+	m.Replies.WithLabelValues(s.name, "routed").Inc()
+	return true
 }

@@ -25,6 +25,7 @@ type Metrics struct {
 	FilterErrors   *prometheus.CounterVec
 	TransformErrs  *prometheus.CounterVec
 	AppendDuration prometheus.Histogram
+	Replies        *prometheus.CounterVec
 }
 
 func newMetrics() *Metrics {
@@ -69,7 +70,11 @@ func newMetrics() *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}),
 	}
-	m.Registry.MustRegister(m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
+	m.Replies = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "junction_replies_total",
+		Help: "Events that function sinks answered with, by outcome: routed, hop_limit.",
+	}, []string{"sink", "outcome"})
+	m.Registry.MustRegister(m.Replies, m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
 		m.Pending, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

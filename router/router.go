@@ -99,6 +99,10 @@ func New(ctx context.Context, plan *Plan, o Options) (r *Router, err error) {
 			return nil, fmt.Errorf("build sink %q: %w", sp.Plugin.Name, err)
 		}
 		rt := &sinkRuntime{r: r, name: sp.Plugin.Name, sink: s, plan: sp, log: log}
+		if _, ok := s.(sinks.ReplySink); ok {
+			// Replies enter routing as events from a source of the sink's name.
+			r.ingesters[rt.name] = r.newIngester(rt.name)
+		}
 		r.sinks[rt.name] = rt
 		r.sinkOrder = append(r.sinkOrder, rt)
 	}

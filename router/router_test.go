@@ -366,3 +366,102 @@ sources:
 	gate.open.Store(true)
 	eventually(t, 5*time.Second, "ready once the source is", r.Ready)
 }
+
+// echo is a sink type for these tests whose destination answers every event
+// with a reply: type `replyType` (default: the event's type + ".reply").
+type echo struct {
+	calls     atomic.Int64
+	replyType string
+}
+
+type echoConfig struct {
+	ReplyType string `yaml:"replyType"`
+}
+
+var (
+	echoesMu sync.Mutex
+	echoes   = map[string]*echo{}
+)
+
+func (c *echoConfig) Validate() error { return nil }
+func (c *echoConfig) Build(_ context.Context, deps sinks.Deps) (sinks.Sink, error) {
+	e := &echo{replyType: c.ReplyType}
+	echoesMu.Lock()
+	echoes[deps.Name] = e
+	echoesMu.Unlock()
+	return e, nil
+}
+func (e *echo) Deliver(ctx context.Context, ev *event.Event) error {
+	_, err := e.DeliverReply(ctx, ev)
+	return err
+}
+func (e *echo) DeliverReply(_ context.Context, ev *event.Event) (*event.Event, error) {
+	n := e.calls.Add(1)
+	typ := e.replyType
+	if typ == "" {
+		typ = ev.Type() + ".reply"
+	}
+	r := newEvent(fmt.Sprintf("%s-r%d", ev.ID(), n), typ, map[string]any{"from": ev.ID()})
+	r.SetSource("/functions/echo")
+	return r, nil
+}
+func (e *echo) Close() error { return nil }
+
+func init() {
+	sinks.Register("test-echo", func() sinks.Config { return &echoConfig{} })
+}
+
+func TestRepliesAreRouted(t *testing.T) {
+	p := compile(t, `
+sinks:
+  - {name: fn, type: test-echo}
+  - {name: out, type: test-recorder}
+routes:
+  - {name: call, filter: 'type == "start"', to: [fn]}
+  - {name: replies, sources: [fn], to: [out]}
+`)
+	r := startRouter(t, p)
+	if err := r.Ingester("src").Ingest(context.Background(), []*event.Event{newEvent("s1", "start", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the reply at out", func() bool { return len(recorderNamed("out").got()) == 1 })
+	got := recorderNamed("out").got()[0]
+	if got.Type() != "start.reply" || got.Source() != "/functions/echo" || fmt.Sprint(got.Extensions()[ExtHops]) != "1" {
+		t.Errorf("reply = %s", got)
+	}
+	if v := value(r.metrics.Replies.WithLabelValues("fn", "routed")); v != 1 {
+		t.Errorf("replies routed = %v", v)
+	}
+}
+
+func TestReplyLoopStopsAtMaxHops(t *testing.T) {
+	p := compile(t, `
+sinks:
+  - {name: loopy, type: test-echo, replyType: loop, maxHops: 3}
+  - {name: dead, type: test-recorder}
+routes:
+  - name: loop
+    filter: type == "loop"
+    to: [loopy]
+    delivery: {deadLetter: dead}
+`)
+	r := startRouter(t, p)
+	if err := r.Ingester("src").Ingest(context.Background(), []*event.Event{newEvent("l", "loop", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the looping reply dead-lettered", func() bool { return len(recorderNamed("dead").got()) == 1 })
+	dl := recorderNamed("dead").got()[0]
+	ext := dl.Extensions()
+	if fmt.Sprint(ext[ExtHops]) != "4" || !strings.Contains(fmt.Sprint(ext[ExtError]), "hop limit of 3 reached") || ext[ExtSink] != "loopy" {
+		t.Errorf("dead letter = %s", dl)
+	}
+	echoesMu.Lock()
+	calls := echoes["loopy"].calls.Load()
+	echoesMu.Unlock()
+	if calls != 4 {
+		t.Errorf("function called %d times, want 4 (the event and 3 replies)", calls)
+	}
+	if v := value(r.metrics.Replies.WithLabelValues("loopy", "hop_limit")); v != 1 {
+		t.Errorf("hop_limit = %v", v)
+	}
+}

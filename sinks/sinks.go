@@ -64,3 +64,16 @@ func Lookup(typ string) (Factory, bool) { return types.Lookup(typ) }
 
 // Types lists the registered sink types, sorted.
 func Types() []string { return types.Types() }
+
+// ReplySink is a Sink whose destination may answer with an event: an HTTP
+// function or a Lambda function. The router feeds a reply back into routing
+// as an event from a source named after the sink, so routes can chain
+// functions; it counts hops in the junctionhops extension and stops at the
+// sink's maxHops.
+type ReplySink interface {
+	Sink
+	// DeliverReply is Deliver that also returns the destination's reply, or
+	// nil when it answered without an event. Failures are classified as for
+	// Deliver.
+	DeliverReply(ctx context.Context, e *event.Event) (*event.Event, error)
+}
