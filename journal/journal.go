@@ -52,7 +52,9 @@ type Options struct {
 	// URL of an external NATS JetStream server or cluster.
 	URL string
 	// Fsync is FsyncInterval (default) or FsyncAlways (embedded only; an
-	// external server's own setting applies there).
+	// external server's own setting applies there). With FsyncAlways,
+	// Append returns only after an fsync that covers its entries; appends
+	// that wait at the same time share one fsync.
 	Fsync string
 	// SyncInterval is the fsync period with FsyncInterval. Default 1s.
 	SyncInterval time.Duration
@@ -81,6 +83,8 @@ type Journal struct {
 	prefix string
 	lock   *os.File
 	log    *slog.Logger
+	// gsync is set with fsync: always in the embedded journal.
+	gsync *groupSync
 }
 
 // MaxPayload is the largest entry the embedded server accepts.
@@ -109,6 +113,9 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 	if err := j.ensureStream(ctx); err != nil {
 		j.Close()
 		return nil, err
+	}
+	if o.URL == "" && o.Fsync == FsyncAlways && !o.Memory {
+		j.gsync = newGroupSync(filepath.Join(o.Dir, "jetstream-store", "jetstream", "$G", "streams", o.Stream, "msgs"))
 	}
 	return j, nil
 }
@@ -152,14 +159,16 @@ func (j *Journal) connect(ctx context.Context) error {
 			storeDir = ""
 		}
 		sopts := &server.Options{
-			ServerName:         "junction",
-			JetStream:          true,
-			StoreDir:           storeDir,
-			DontListen:         true,
-			NoSigs:             true,
-			NoLog:              true,
-			MaxPayload:         MaxPayload,
-			SyncAlways:         o.Fsync == FsyncAlways,
+			ServerName: "junction",
+			JetStream:  true,
+			StoreDir:   storeDir,
+			DontListen: true,
+			NoSigs:     true,
+			NoLog:      true,
+			MaxPayload: MaxPayload,
+			// fsync: always is a group commit done by the journal (see
+			// groupSync), not a sync per message in the store.
+			SyncAlways:         false,
 			SyncInterval:       o.SyncInterval,
 			JetStreamMaxMemory: 256 << 20,
 		}
@@ -256,6 +265,18 @@ type Entry struct {
 // fsync mode) or one has failed. On error, some entries may have been stored:
 // callers that retry may deliver those twice, never lose them.
 func (j *Journal) Append(ctx context.Context, entries []Entry) error {
+	if err := j.publish(ctx, entries); err != nil {
+		return err
+	}
+	if j.gsync != nil {
+		if err := j.gsync.Sync(); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	return nil
+}
+
+func (j *Journal) publish(ctx context.Context, entries []Entry) error {
 	switch len(entries) {
 	case 0:
 		return nil

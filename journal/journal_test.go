@@ -218,3 +218,69 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	})
 }
+
+// TestFsyncAlwaysGroupCommit checks that with fsync: always every append
+// waits for an fsync of the stream's block files, and that concurrent
+// appends share fsyncs.
+func TestFsyncAlwaysGroupCommit(t *testing.T) {
+	j := open(t, t.TempDir(), func(o *Options) { o.Fsync = FsyncAlways })
+	defer j.Close()
+	if j.gsync == nil {
+		t.Fatal("fsync: always did not enable the group commit")
+	}
+	const writers, each = 32, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := j.Append(context.Background(), []Entry{{Sink: "s", Route: "r", Data: fmt.Appendf(nil, "%d-%d", w, i)}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	j.gsync.mu.Lock()
+	syncs, last := j.gsync.syncs, j.gsync.lastBlock
+	j.gsync.mu.Unlock()
+	if last < 1 {
+		t.Fatalf("no block file was synced (lastBlock %d): the store layout is not the one expected", last)
+	}
+	if syncs == 0 || syncs >= writers*each {
+		t.Fatalf("%d fsync rounds for %d appends: want fewer rounds than appends, and some", syncs, writers*each)
+	}
+	t.Logf("%d appends, %d fsync rounds", writers*each, syncs)
+	c, err := j.Consumer(context.Background(), "s", ConsumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.Pending(context.Background()); n != writers*each {
+		t.Fatalf("pending = %d, want %d", n, writers*each)
+	}
+}
+
+func BenchmarkAppendFsyncAlways(b *testing.B) {
+	j, err := Open(context.Background(), Options{Dir: b.TempDir(), Fsync: FsyncAlways})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	data := make([]byte, 1024)
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := j.Append(context.Background(), []Entry{{Sink: "s", Route: "r", Data: data}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
