@@ -23,9 +23,17 @@ type sinkRuntime struct {
 	plan     SinkPlan
 	log      *slog.Logger
 	consumer *journal.Consumer
+	// policies holds the delivery policy of each route that sends here.
+	policies map[string]config.Policy
 }
 
 func (s *sinkRuntime) open(ctx context.Context) error {
+	s.policies = map[string]config.Policy{}
+	for _, rt := range s.r.plan.Routes {
+		if p, ok := rt.Policy[s.name]; ok {
+			s.policies[rt.Name] = p
+		}
+	}
 	timeout := s.r.plan.maxTimeout(s.name)
 	c, err := s.r.journal.Consumer(ctx, s.name, journal.ConsumeOptions{
 		Concurrency: s.plan.Plugin.Concurrency,
@@ -45,12 +53,8 @@ func (s *sinkRuntime) policy(d *journal.Delivery) config.Policy {
 	if d.DeadLetter {
 		return s.plan.Policy
 	}
-	for _, rt := range s.r.plan.Routes {
-		if rt.Name == d.Route {
-			if p, ok := rt.Policy[s.name]; ok {
-				return p
-			}
-		}
+	if p, ok := s.policies[d.Route]; ok {
+		return p
 	}
 	// The route is gone from the config: deliver with the sink's policy.
 	return s.plan.Policy
