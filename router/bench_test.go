@@ -24,7 +24,7 @@ func (*discard) Build(context.Context, sinks.Deps) (sinks.Sink, error) {
 	return discarded, nil
 }
 func (d *discard) Deliver(context.Context, *event.Event) error { d.n.Add(1); return nil }
-func (*discard) Close() error                                   { return nil }
+func (*discard) Close() error                                  { return nil }
 
 func init() {
 	sinks.Register("test-discard", func() sinks.Config { return &discard{} })
