@@ -10,6 +10,7 @@ FUZZ_TARGETS := \
 	./config:FuzzParse \
 	./sources/http:FuzzParseRequest \
 	./sources/webhook:FuzzRequest \
+	./sources/s3:FuzzConvert \
 	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter
 

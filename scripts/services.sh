@@ -81,3 +81,42 @@ else
   rabbitmq-server -detached >/dev/null 2>&1 || true
   wait_for rabbitmq 90 port_open 5672
 fi
+
+# --- MinIO (S3 with bucket notifications): install only ------------------------
+# The s3 source's tests start their own MinIO per test (free loopback ports,
+# a temporary data directory, webhook targets pointing at that test's
+# junction), so nothing long-lived is started here. The binary goes to
+# .cache/bin/minio; tests find it there, or on PATH, or at $JUNCTION_MINIO.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+if [ -x "$CACHE/bin/minio" ]; then
+  log "minio already installed"
+else
+  command -v go >/dev/null || { log "go is missing: needed to install minio"; exit 1; }
+  log "installing minio@$MINIO_VERSION (about 2-3 minutes)"
+  mkdir -p "$CACHE/bin"
+  GOBIN="$CACHE/bin" go install "github.com/minio/minio@$MINIO_VERSION"
+  log "minio installed in $CACHE/bin"
+fi
+
+# --- Lambda: serverless-offline (install only) ----------------------------------
+# The lambda sink's tests and the e2e tests start their own serverless-offline
+# (`serverless offline start` in examples/webhook-function, on free loopback
+# ports given with --lambdaPort/--httpPort/--websocketPort), so nothing
+# long-lived is started here. Installed into .cache/sls; tests find the CLI at
+# .cache/sls/node_modules/.bin/serverless, or at $JUNCTION_SERVERLESS.
+SLS_VERSION=3.40.0
+SLS_OFFLINE_VERSION=13.10.1
+sls_version() { # package -> installed version, or nothing
+  node -p "require('$CACHE/sls/node_modules/$1/package.json').version" 2>/dev/null || true
+}
+if [ "$(sls_version serverless)" = "$SLS_VERSION" ] && [ "$(sls_version serverless-offline)" = "$SLS_OFFLINE_VERSION" ]; then
+  log "serverless-offline already installed"
+else
+  command -v npm >/dev/null || { log "npm is missing: apt-get install -y nodejs npm"; exit 1; }
+  log "installing serverless@$SLS_VERSION serverless-offline@$SLS_OFFLINE_VERSION (about 30-70 s)"
+  mkdir -p "$CACHE/sls"
+  (cd "$CACHE/sls" && [ -f package.json ] || echo '{"private":true}' > package.json)
+  (cd "$CACHE/sls" && npm install --no-audit --no-fund --silent \
+    "serverless@$SLS_VERSION" "serverless-offline@$SLS_OFFLINE_VERSION")
+  log "serverless-offline installed in $CACHE/sls"
+fi

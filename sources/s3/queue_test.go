@@ -1,0 +1,215 @@
+package s3source
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/sources"
+)
+
+// sqsEndpoint is the SQS-compatible server the tests use (fauxqs, started
+// by scripts/services.sh).
+func sqsEndpoint() string {
+	if v := os.Getenv("JUNCTION_TEST_SQS_ENDPOINT"); v != "" {
+		return v
+	}
+	return "http://127.0.0.1:4566"
+}
+
+// broker returns a client of the test server, skipping the test when it is
+// unreachable outside CI.
+func broker(t testing.TB) *sqs.Client {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	u, _ := url.Parse(sqsEndpoint())
+	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("SQS server %s unreachable (run scripts/services.sh): %v", sqsEndpoint(), err)
+		}
+		t.Skipf("SQS server %s unreachable (run scripts/services.sh, or set JUNCTION_TEST_SQS_ENDPOINT): %v", sqsEndpoint(), err)
+	}
+	conn.Close()
+	c, err := newClient(context.Background(), "", "us-east-1", sqsEndpoint(), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newQueueURL creates a queue with a unique name, deleted when the test
+// ends.
+func newQueueURL(t testing.TB, c *sqs.Client) string {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	out, err := c.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("s3-notifications-" + hex.EncodeToString(b))})
+	if err != nil {
+		t.Fatalf("create queue: %v", err)
+	}
+	t.Cleanup(func() { c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: out.QueueUrl}) })
+	return *out.QueueUrl
+}
+
+func sendBody(t testing.TB, c *sqs.Client, q, body string) {
+	t.Helper()
+	if _, err := c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(body)}); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+}
+
+// depth is the number of messages on the queue, visible or not.
+func depth(t testing.TB, c *sqs.Client, q string) int {
+	t.Helper()
+	a, err := c.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(q), AttributeNames: []types.QueueAttributeName{
+		types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, v := range a.Attributes {
+		var x int
+		fmt.Sscan(v, &x)
+		n += x
+	}
+	return n
+}
+
+// runQueue builds the sqs transport on q, runs it, and stops it when the
+// test ends.
+func runQueue(t testing.TB, q string, in sources.Ingester, logs *logBuffer, extra string) *Queue {
+	t.Helper()
+	c, errs := check(t, "queueUrl: "+q+"\nendpoint: "+sqsEndpoint()+"\nregion: us-east-1\nwaitTime: 1s\n"+extra)
+	if errs != "" {
+		t.Fatal(errs)
+	}
+	s, err := c.Build(context.Background(), sources.Deps{Name: "uploads", Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := s.(*Queue)
+	src.nakMin, src.nakMax = 200*time.Millisecond, time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, in) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v, want nil", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("Run did not return within 15s of its context ending")
+		}
+	})
+	return src
+}
+
+// TestQueue: AWS notifications, SNS-wrapped ones and the test event are
+// consumed and deleted; a malformed message is rejected and stays.
+func TestQueue(t *testing.T) {
+	c := broker(t)
+	q := newQueueURL(t, c)
+	sendBody(t, c, q, awsTest)
+	sendBody(t, c, q, awsPut)
+	sendBody(t, c, q, snsEnvelope(strings.Replace(awsPut, "C3D13FE58DE4C810", "D4E24FF69EF5D921", 1)))
+	sendBody(t, c, q, snsEnvelope(awsTest))
+	sendBody(t, c, q, `{"hello":"world"}`)
+
+	rec := &recorder{}
+	logs := &logBuffer{}
+	runQueue(t, q, rec, logs, "visibilityTimeout: 30s")
+	eventually(t, 10*time.Second, "2 events", func() bool { return rec.count() == 2 })
+	eventually(t, 10*time.Second, "the malformed message counted", func() bool { return rec.rejects(sources.ReasonMalformed) == 1 })
+	eventually(t, 10*time.Second, "4 messages deleted", func() bool { return depth(t, c, q) == 1 })
+
+	ids := map[string]*event.Event{}
+	for _, e := range rec.got() {
+		ids[e.ID()] = e
+		if e.Type() != "com.amazonaws.s3.ObjectCreated:Put" || e.Subject() != "incoming/file name.json" || e.Source() != "aws:s3.us-west-2.uploads" {
+			t.Errorf("event %s: type %q subject %q source %q", e.ID(), e.Type(), e.Subject(), e.Source())
+		}
+	}
+	for _, id := range []string{
+		"C3D13FE58DE4C810.FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
+		"D4E24FF69EF5D921.FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
+	} {
+		if ids[id] == nil {
+			t.Errorf("no event %s", id)
+		}
+	}
+	l := logs.String()
+	if strings.Count(l, "s3:TestEvent acknowledged and dropped") != 2 {
+		t.Errorf("the test events were not logged twice:\n%s", l)
+	}
+	if !strings.Contains(l, "malformed S3 notification in sqs message") || !strings.Contains(l, "not an S3 event notification: no Records") {
+		t.Errorf("the malformed message was not logged:\n%s", l)
+	}
+}
+
+// TestQueueIngestFails: a message whose ingest failed is not deleted; it
+// comes back and is ingested once the journal takes it.
+func TestQueueIngestFails(t *testing.T) {
+	c := broker(t)
+	q := newQueueURL(t, c)
+	sendBody(t, c, q, awsPut)
+	rec := &recorder{fail: func(call int, _ []*event.Event) error {
+		if call <= 2 {
+			return sources.ErrUnavailable
+		}
+		return nil
+	}}
+	runQueue(t, q, rec, &logBuffer{}, "visibilityTimeout: 30s\npollers: 1")
+	eventually(t, 15*time.Second, "the event after two failures", func() bool { return rec.count() == 1 })
+	eventually(t, 10*time.Second, "the message deleted", func() bool { return depth(t, c, q) == 0 })
+	rec.mu.Lock()
+	calls := rec.calls
+	rec.mu.Unlock()
+	if calls != 3 {
+		t.Errorf("%d ingest calls, want 3", calls)
+	}
+}
+
+// TestQueueTooLarge: messages ingested together are retried one by one
+// when the journal refuses the batch's size; the one still too large is
+// rejected and stays on the queue.
+func TestQueueTooLarge(t *testing.T) {
+	c := broker(t)
+	q := newQueueURL(t, c)
+	big := strings.Replace(awsPut, "C3D13FE58DE4C810", "BIGBIGBIG", 1)
+	entries := []types.SendMessageBatchRequestEntry{
+		{Id: aws.String("0"), MessageBody: aws.String(awsPut)},
+		{Id: aws.String("1"), MessageBody: aws.String(big)},
+	}
+	if _, err := c.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: aws.String(q), Entries: entries}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{fail: func(_ int, events []*event.Event) error {
+		for _, e := range events {
+			if strings.HasPrefix(e.ID(), "BIGBIGBIG") {
+				return sources.ErrTooLarge
+			}
+		}
+		return nil
+	}}
+	runQueue(t, q, rec, &logBuffer{}, "pollers: 1")
+	eventually(t, 10*time.Second, "the small event", func() bool { return rec.count() == 1 })
+	eventually(t, 10*time.Second, "the large one rejected", func() bool { return rec.rejects(sources.ReasonTooLarge) == 1 })
+	eventually(t, 10*time.Second, "one message left", func() bool { return depth(t, c, q) == 1 })
+}
