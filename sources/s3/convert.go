@@ -158,13 +158,18 @@ func recordEvent(raw json.RawMessage) (*event.Event, error) {
 }
 
 // recordID is the event id: x-amz-request-id "." x-amz-id-2 from the
-// record's responseElements as the adapter says; without both, the hex
-// SHA-256 of the record (its first 16 bytes), which is the same each time
-// the same record is delivered again. The object's sequencer is not used:
-// it orders the events of one key and is not unique across keys.
+// record's responseElements as the adapter says, then "." and the first 8
+// hex digits of the SHA-256 of the object key: one request can touch many
+// objects (a multi-object delete gives one record per key, all with the
+// same request ids), and CloudEvents needs (source, id) unique per event.
+// Without request ids, the hex SHA-256 of the record (its first 16 bytes).
+// Both are the same each time the same record is delivered again. The
+// object's sequencer is not used: it orders the events of one key and is
+// not unique across keys.
 func recordID(r *record, raw []byte) string {
 	if rid, id2 := r.ResponseElements.RequestID, r.ResponseElements.ID2; rid != "" && id2 != "" {
-		return rid + "." + id2
+		key := sha256.Sum256([]byte(r.S3.Object.Key))
+		return rid + "." + id2 + "." + hex.EncodeToString(key[:4])
 	}
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:16])

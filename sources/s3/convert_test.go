@@ -64,7 +64,7 @@ func TestConvertAWS(t *testing.T) {
 	e := events[0]
 	sameAttrs(t, e, map[string]string{
 		"specversion":     "1.0",
-		"id":              "C3D13FE58DE4C810.FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
+		"id":              "C3D13FE58DE4C810.FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD.0a65d5da",
 		"source":          "aws:s3.us-west-2.uploads",
 		"type":            "com.amazonaws.s3.ObjectCreated:Put",
 		"subject":         "incoming/file name.json",
@@ -86,7 +86,7 @@ func TestConvertMinIO(t *testing.T) {
 	}
 	sameAttrs(t, events[0], map[string]string{
 		"specversion":     "1.0",
-		"id":              "1822F2B9B8C8D1A0.dd9025bab4ad464b049177c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8",
+		"id":              "1822F2B9B8C8D1A0.dd9025bab4ad464b049177c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8.fa0a1339",
 		"source":          "minio:s3.uploads",
 		"type":            "com.amazonaws.s3.ObjectCreated:Put",
 		"subject":         "incoming/file name.json",
@@ -149,13 +149,18 @@ func TestConvertIDs(t *testing.T) {
 		}
 		return events[0].ID()
 	}
-	if got := id(r); got != "C3D13FE58DE4C810.FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD" {
+	if got := id(r); got != "C3D13FE58DE4C810.FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD.0a65d5da" {
 		t.Errorf("with both request ids: %q", got)
 	}
 	for _, rec := range []string{noID2, noElements, otherKey} {
 		if got := id(rec); !hexID.MatchString(got) {
 			t.Errorf("without the request ids: id %q, want 32 hex digits", got)
 		}
+	}
+	// One request, two objects (a multi-object delete): two ids.
+	sameRequestOtherKey := strings.Replace(r, "incoming/file+name.json", "incoming/other.json", 1)
+	if id(sameRequestOtherKey) == id(r) {
+		t.Error("two objects of one request got one id")
 	}
 	if id(noElements) != id(noElements) {
 		t.Error("the hash id is not stable")

@@ -147,8 +147,8 @@ func TestQueue(t *testing.T) {
 		}
 	}
 	for _, id := range []string{
-		"C3D13FE58DE4C810.FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
-		"D4E24FF69EF5D921.FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
+		"C3D13FE58DE4C810.FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD.0a65d5da",
+		"D4E24FF69EF5D921.FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD.0a65d5da",
 	} {
 		if ids[id] == nil {
 			t.Errorf("no event %s", id)
