@@ -1,14 +1,7 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,102 +10,9 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/junctionhq/junction/internal/amqptest"
 )
-
-// amqpURL returns the test RabbitMQ's URL (JUNCTION_TEST_AMQP_URL, default
-// the local broker). When it cannot be reached the test is skipped, or
-// fails when CI=true.
-func amqpURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("JUNCTION_TEST_AMQP_URL")
-	if u == "" {
-		u = "amqp://guest:guest@127.0.0.1:5672/"
-	}
-	conn, err := amqp.DialConfig(u, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("RabbitMQ unreachable (CI=true): %v", err)
-		}
-		t.Skipf("RabbitMQ unreachable (set JUNCTION_TEST_AMQP_URL or start rabbitmq-server): %v", err)
-	}
-	conn.Close()
-	return u
-}
-
-// amqpBroker is a test's own connection to RabbitMQ, with a confirm-mode
-// channel.
-type amqpBroker struct {
-	t    testing.TB
-	conn *amqp.Connection
-	ch   *amqp.Channel
-}
-
-func newAMQPBroker(t testing.TB, u string) *amqpBroker {
-	t.Helper()
-	conn, err := amqp.Dial(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &amqpBroker{t: t, conn: conn, ch: ch}
-}
-
-// queue declares a durable queue with a unique name, deleted when the test
-// ends.
-func (b *amqpBroker) queue(prefix string) string {
-	b.t.Helper()
-	var r [6]byte
-	rand.Read(r[:])
-	name := "e2e-" + prefix + "-" + hex.EncodeToString(r[:])
-	if _, err := b.ch.QueueDeclare(name, true, false, false, false, nil); err != nil {
-		b.t.Fatal(err)
-	}
-	b.t.Cleanup(func() {
-		if ch, err := b.conn.Channel(); err == nil {
-			ch.QueueDelete(name, false, false, false)
-			ch.Close()
-		}
-	})
-	return name
-}
-
-// publish sends p to queue through the default exchange and waits for the
-// broker's confirm.
-func (b *amqpBroker) publish(queue string, p amqp.Publishing) {
-	b.t.Helper()
-	dc, err := b.ch.PublishWithDeferredConfirm("", queue, true, false, p)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if !dc.Wait() {
-		b.t.Fatal("publish nacked")
-	}
-}
-
-func (b *amqpBroker) depth(queue string) int {
-	b.t.Helper()
-	q, err := b.ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return q.Messages
-}
-
-func (b *amqpBroker) get(queue string) (amqp.Delivery, bool) {
-	b.t.Helper()
-	d, ok, err := b.ch.Get(queue, true)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return d, ok
-}
 
 func amqpBinary(id string) amqp.Publishing {
 	return amqp.Publishing{
@@ -154,9 +54,9 @@ routes:
 // structured mode and as plain messages reach a webhook with their
 // attributes.
 func TestAMQPSourceToWebhook(t *testing.T) {
-	u := amqpURL(t)
-	b := newAMQPBroker(t, u)
-	q := b.queue("src")
+	u := amqptest.URL(t)
+	b := amqptest.NewAdmin(t, u)
+	q := b.Queue(amqptest.Unique("e2e-src"), nil)
 	hook := newSink(t, ok)
 	j := start(t, amqpSourceConfig(u, q, hook.url, 64))
 
@@ -164,15 +64,15 @@ func TestAMQPSourceToWebhook(t *testing.T) {
 	bin.Headers["cloudEvents:subject"] = "order-42" // the test webhook does not percent-decode
 	bin.Headers["cloudEvents:tenant"] = "acme"
 	bin.Headers["cloudEvents:time"] = "2024-03-01T12:00:00.5Z"
-	b.publish(q, bin)
-	b.publish(q, amqp.Publishing{
+	b.Publish(q, bin)
+	b.Publish(q, amqp.Publishing{
 		ContentType: "application/cloudevents+json",
 		Body:        []byte(`{"specversion":"1.0","id":"a-str","source":"/s","type":"t","datacontenttype":"application/json","data":{"a":1}}`),
 	})
-	b.publish(q, amqp.Publishing{MessageId: "a-plain", ContentType: "text/plain", Body: []byte("hello rabbit")})
+	b.Publish(q, amqp.Publishing{MessageId: "a-plain", ContentType: "text/plain", Body: []byte("hello rabbit")})
 	bad := amqpBinary("a-bad")
 	delete(bad.Headers, "cloudEvents:type")
-	b.publish(q, bad)
+	b.Publish(q, bad)
 
 	eventually(t, 15*time.Second, "3 events at the webhook", func() bool { return hook.count() == 3 })
 	got := map[string]int{}
@@ -200,8 +100,8 @@ func TestAMQPSourceToWebhook(t *testing.T) {
 	eventually(t, 5*time.Second, "the malformed message counted", func() bool {
 		return j.metric("junction_events_rejected_total", `source="rabbit"`, `reason="malformed"`) == 1
 	})
-	if b.depth(q) != 0 {
-		t.Errorf("%d messages left in the queue", b.depth(q))
+	if b.Count(q) != 0 {
+		t.Errorf("%d messages left in the queue", b.Count(q))
 	}
 	if strings.Contains(j.stderr.String(), "guest:guest") {
 		t.Error("the log shows the broker's credentials")
@@ -211,9 +111,9 @@ func TestAMQPSourceToWebhook(t *testing.T) {
 // TestHTTPToAMQPSink: events posted over HTTP and routed to amqp sinks
 // arrive in RabbitMQ with their attributes, in binary and structured mode.
 func TestHTTPToAMQPSink(t *testing.T) {
-	u := amqpURL(t)
-	b := newAMQPBroker(t, u)
-	qb, qs := b.queue("bin"), b.queue("str")
+	u := amqptest.URL(t)
+	b := amqptest.NewAdmin(t, u)
+	qb, qs := b.Queue(amqptest.Unique("e2e-bin"), nil), b.Queue(amqptest.Unique("e2e-str"), nil)
 	j := start(t, base+fmt.Sprintf(`
 sinks:
   - {name: rbin, type: amqp, url: %q, routingKey: '%q'}
@@ -229,8 +129,8 @@ routes:
 	if code != 202 {
 		t.Fatalf("POST: %d %s", code, body)
 	}
-	eventually(t, 15*time.Second, "a message in each queue", func() bool { return b.depth(qb) == 1 && b.depth(qs) == 1 })
-	d, _ := b.get(qb)
+	eventually(t, 15*time.Second, "a message in each queue", func() bool { return b.Count(qb) == 1 && b.Count(qs) == 1 })
+	d, _ := b.Get(qb)
 	h := d.Headers
 	if h["cloudEvents:id"] != "h-1" || h["cloudEvents:source"] != "/http" || h["cloudEvents:type"] != "com.example.order" ||
 		h["cloudEvents:subject"] != "café" || h["cloudEvents:tenant"] != "acme" || h["cloudEvents:time"] != "2024-03-01T12:00:00.123Z" ||
@@ -238,7 +138,7 @@ routes:
 		d.MessageId != "h-1" || d.DeliveryMode != amqp.Persistent {
 		t.Errorf("binary message: headers %v content-type %q body %s", h, d.ContentType, d.Body)
 	}
-	d, _ = b.get(qs)
+	d, _ = b.Get(qs)
 	if d.ContentType != "application/cloudevents+json; charset=utf-8" ||
 		!strings.Contains(string(d.Body), `"id":"h-1"`) || !strings.Contains(string(d.Body), `"tenant":"acme"`) || !strings.Contains(string(d.Body), `"data":{"amount":120}`) {
 		t.Errorf("structured message: %q %s", d.ContentType, d.Body)
@@ -250,9 +150,9 @@ routes:
 // Messages that were in flight (unacknowledged) are delivered again by the
 // broker, so duplicates are counted, not failed on.
 func TestAMQPSourceKill9(t *testing.T) {
-	u := amqpURL(t)
-	b := newAMQPBroker(t, u)
-	q := b.queue("kill")
+	u := amqptest.URL(t)
+	b := amqptest.NewAdmin(t, u)
+	q := b.Queue(amqptest.Unique("e2e-kill"), nil)
 	hook := newSink(t, ok)
 	j := start(t, amqpSourceConfig(u, q, hook.url, 32))
 	const total = 2000
@@ -261,9 +161,9 @@ func TestAMQPSourceKill9(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		pb := newAMQPBroker(t, u)
+		pb := amqptest.NewAdmin(t, u)
 		for i := range total {
-			dc, err := pb.ch.PublishWithDeferredConfirm("", q, true, false, amqpBinary(fmt.Sprint("k-", i)))
+			dc, err := pb.Ch.PublishWithDeferredConfirm("", q, true, false, amqpBinary(fmt.Sprint("k-", i)))
 			if err != nil || !dc.Wait() {
 				t.Errorf("publish %d: %v", i, err)
 				return
@@ -289,18 +189,18 @@ func TestAMQPSourceKill9(t *testing.T) {
 		dups += n - 1
 	}
 	t.Logf("%d messages, %d deliveries, %d duplicates", total, hook.count(), dups)
-	eventually(t, 10*time.Second, "the queue drained", func() bool { return b.depth(q) == 0 })
+	eventually(t, 10*time.Second, "the queue drained", func() bool { return b.Count(q) == 0 })
 }
 
 // TestAMQPSinkBrokerDownThenUp points an amqp sink at RabbitMQ through a
 // loopback TCP proxy that forwards the real AMQP bytes. While the proxy is
 // down the delivery is retried; once it is up the event arrives.
 func TestAMQPSinkBrokerDownThenUp(t *testing.T) {
-	u := amqpURL(t)
-	b := newAMQPBroker(t, u)
-	q := b.queue("down")
-	p := newAMQPProxy(t, u)
-	p.stop()
+	u := amqptest.URL(t)
+	b := amqptest.NewAdmin(t, u)
+	q := b.Queue(amqptest.Unique("e2e-down"), nil)
+	p := amqptest.NewProxy(t, u)
+	p.Stop()
 	j := start(t, base+fmt.Sprintf(`
 sinks:
   - name: rabbit
@@ -311,19 +211,19 @@ sinks:
 routes:
   - name: r
     to: [rabbit]
-`, p.url(u), q))
+`, p.URL(u), q))
 	if code := binaryEvent(t, j.ingest+"/events", "down-1", "t", `{}`); code != 202 {
 		t.Fatalf("POST: %d", code)
 	}
 	eventually(t, 15*time.Second, "retries while the broker is unreachable", func() bool {
 		return j.metric("junction_deliveries_total", `sink="rabbit"`, `outcome="retried"`) >= 2
 	})
-	if b.depth(q) != 0 {
+	if b.Count(q) != 0 {
 		t.Fatal("a message arrived while the broker was unreachable")
 	}
-	p.start()
-	eventually(t, 20*time.Second, "the event in the queue", func() bool { return b.depth(q) == 1 })
-	d, _ := b.get(q)
+	p.Start()
+	eventually(t, 20*time.Second, "the event in the queue", func() bool { return b.Count(q) == 1 })
+	d, _ := b.Get(q)
 	if d.Headers["cloudEvents:id"] != "down-1" {
 		t.Errorf("message: %v", d.Headers)
 	}
@@ -339,18 +239,18 @@ routes:
 // b.N messages published to RabbitMQ beforehand are consumed, journaled,
 // delivered to a webhook and acknowledged.
 func BenchmarkAMQPToWebhook(b *testing.B) {
-	u := amqpURL(b)
-	br := newAMQPBroker(b, u)
-	q := br.queue("bench")
+	u := amqptest.URL(b)
+	br := amqptest.NewAdmin(b, u)
+	q := br.Queue(amqptest.Unique("e2e-bench"), nil)
 	msg := amqpBinary("x")
 	msg.Body = []byte(`{"orderId":"o-1","amount":120,"currency":"EUR","customer":"c-42"}`)
 	for i := range b.N {
 		msg.Headers["cloudEvents:id"] = fmt.Sprint("b-", i)
-		if err := br.ch.Publish("", q, false, false, msg); err != nil {
+		if err := br.Ch.Publish("", q, false, false, msg); err != nil {
 			b.Fatal(err)
 		}
 	}
-	eventually(b, 60*time.Second, "messages published", func() bool { return br.depth(q) == b.N })
+	eventually(b, 60*time.Second, "messages published", func() bool { return br.Count(q) == b.N })
 	var delivered atomic.Int64
 	done := make(chan struct{})
 	hook := newSink(b, func(int, *event.Event) int {
@@ -371,93 +271,4 @@ func BenchmarkAMQPToWebhook(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(startAt).Seconds(), "events/s")
 	j.stop()
-}
-
-// amqpProxy is a loopback TCP proxy to the broker; stop makes the broker
-// unreachable (listener and connections closed) until start.
-type amqpProxy struct {
-	t      testing.TB
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  map[net.Conn]bool
-}
-
-func newAMQPProxy(t testing.TB, brokerURL string) *amqpProxy {
-	t.Helper()
-	uri, err := amqp.ParseURI(brokerURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &amqpProxy{t: t, target: net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port)), addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
-	p.serve(ln)
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *amqpProxy) url(brokerURL string) string {
-	u, err := url.Parse(brokerURL)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	u.Host = p.addr
-	return u.String()
-}
-
-func (p *amqpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = true, true
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close(); c.Close() }()
-			go func() { io.Copy(c, up); c.Close(); up.Close() }()
-		}
-	}()
-}
-
-func (p *amqpProxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-		delete(p.conns, c)
-	}
-}
-
-func (p *amqpProxy) start() {
-	p.t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.serve(ln)
 }

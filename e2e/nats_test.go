@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,51 +12,9 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/junctionhq/junction/internal/natstest"
 )
-
-// natsURL is the NATS server (with JetStream) the tests use.
-func natsURL() string {
-	if u := os.Getenv("JUNCTION_TEST_NATS_URL"); u != "" {
-		return u
-	}
-	return "nats://127.0.0.1:4222"
-}
-
-// natsConnect connects to the test broker, skipping the test when it is
-// not reachable outside CI.
-func natsConnect(t testing.TB) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(natsURL(), nats.Timeout(2*time.Second))
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("NATS server %s unreachable (CI=true): %v", natsURL(), err)
-		}
-		t.Skipf("NATS server %s unreachable (set JUNCTION_TEST_NATS_URL, or run nats-server -js): %v", natsURL(), err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
-// natsStream makes a stream with a unique name capturing "<prefix>.>" and
-// deletes it when the test ends.
-func natsStream(t testing.TB, js jetstream.JetStream) (name, prefix string) {
-	t.Helper()
-	b := make([]byte, 5)
-	rand.Read(b)
-	sfx := hex.EncodeToString(b)
-	name, prefix = "E2E_"+sfx, "e"+sfx
-	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
-		Name: name, Subjects: []string{prefix + ".>"}, Storage: jetstream.FileStorage,
-	}); err != nil {
-		t.Fatalf("create stream: %v", err)
-	}
-	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), name) })
-	return name, prefix
-}
 
 // natsPublish publishes a binary-mode CloudEvent and waits for its PubAck.
 func natsPublish(t testing.TB, js jetstream.JetStream, subject, id, data string) {
@@ -88,14 +43,14 @@ sinks:
   - {name: hook, type: webhook, url: %q}
 routes:
   - {name: r, to: [hook]}
-`, natsURL(), stream, hook)
+`, natstest.URL(), stream, hook)
 }
 
 // TestNATSSourceToWebhook: CloudEvents published to a JetStream stream
 // reach a webhook sink with their attributes; a plain message is wrapped.
 func TestNATSSourceToWebhook(t *testing.T) {
-	js := natsConnect(t)
-	stream, prefix := natsStream(t, js)
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.Stream(t, js, "E2E_", "e", jetstream.FileStorage)
 	hook := newSink(t, ok)
 	j := start(t, natsSourceConfig(stream, hook.url))
 	for i := range 20 {
@@ -126,15 +81,15 @@ func TestNATSSourceToWebhook(t *testing.T) {
 // TestHTTPToNATSSink: events posted over HTTP and routed to nats sinks are
 // stored in the stream, in binary and structured mode, attributes intact.
 func TestHTTPToNATSSink(t *testing.T) {
-	js := natsConnect(t)
-	stream, prefix := natsStream(t, js)
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.Stream(t, js, "E2E_", "e", jetstream.FileStorage)
 	j := start(t, base+fmt.Sprintf(`
 sinks:
   - {name: bin, type: nats, url: %[1]q, subject: '"%[2]s.bin." + tenant'}
   - {name: st, type: nats, url: %[1]q, subject: '"%[2]s.st"', format: structured}
 routes:
   - {name: r, to: [bin, st]}
-`, natsURL(), prefix))
+`, natstest.URL(), prefix))
 	code, body := post(t, j.ingest+"/events", "application/json", map[string]string{
 		"ce-specversion": "1.0", "ce-id": "h-1", "ce-source": "/http", "ce-type": "com.example.http",
 		"ce-subject": "order 42", "ce-tenant": "acme",
@@ -184,8 +139,8 @@ routes:
 // from the stream; after a restart every published message reaches the
 // webhook (duplicates are counted, not failed on: at least once).
 func TestNATSSourceKill9(t *testing.T) {
-	js := natsConnect(t)
-	stream, prefix := natsStream(t, js)
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.Stream(t, js, "E2E_", "e", jetstream.FileStorage)
 	hook := newSink(t, ok)
 	j := start(t, natsSourceConfig(stream, hook.url))
 	const total = 600
@@ -224,8 +179,8 @@ func TestNATSSourceKill9(t *testing.T) {
 // binary: b.N CloudEvents stored in a JetStream stream are consumed by the
 // nats source, journaled, and delivered to a local webhook.
 func BenchmarkNATSToWebhook(b *testing.B) {
-	js := natsConnect(b)
-	stream, prefix := natsStream(b, js)
+	_, js := natstest.Connect(b)
+	stream, prefix := natstest.Stream(b, js, "E2E_", "e", jetstream.FileStorage)
 	data := []byte(`{"orderId":"o-1","amount":120,"note":"` + strings.Repeat("x", 950) + `"}`)
 	for i := range b.N {
 		m := nats.NewMsg(prefix + ".b")

@@ -18,13 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -32,6 +27,7 @@ import (
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/internal/amqpconn"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -55,7 +51,6 @@ const (
 	// with a retryable error instead of dialling again.
 	reconnectMin = 200 * time.Millisecond
 	reconnectMax = 5 * time.Second
-	dialTimeout  = 10 * time.Second
 	// maxErrLen bounds the error text (it becomes junctionerror on dead
 	// letters).
 	maxErrLen = 300
@@ -106,7 +101,7 @@ var _ sinks.Config = (*Config)(nil)
 // config.FieldError (or a config error at the expression) naming its key.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, err := parseURL(c.URL); err != nil {
+	if _, err := amqpconn.ParseURL(c.URL); err != nil {
 		errs = append(errs, config.FieldErrorf("url", "%v", err))
 	}
 	if len(c.Exchange) > 255 {
@@ -127,34 +122,6 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// parseURL checks an AMQP URI without echoing it: it may hold a password.
-func parseURL(s string) (amqp.URI, error) {
-	if s == "" {
-		return amqp.URI{}, errors.New("required: the broker's AMQP URI, such as amqp://user:password@host:5672/vhost")
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		// Never quote url.Parse's error: it may hold part of a password
-		// (with an unencoded '#', the password ends up as the port).
-		what := "malformed"
-		if strings.Contains(err.Error(), "invalid port") {
-			what = "invalid port"
-		}
-		return amqp.URI{}, fmt.Errorf("invalid AMQP URI: %s (a password with reserved characters such as @ : / ? # must be percent-encoded)", what)
-	}
-	if u.Scheme != "amqp" && u.Scheme != "amqps" {
-		return amqp.URI{}, fmt.Errorf("scheme must be amqp or amqps, not %q", u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return amqp.URI{}, errors.New("missing host")
-	}
-	uri, err := amqp.ParseURI(s)
-	if err != nil {
-		return amqp.URI{}, fmt.Errorf("invalid AMQP URI: %v", err)
-	}
-	return uri, nil
-}
-
 // Build compiles the routing key. It does no I/O: the first Deliver
 // connects.
 func (c *Config) Build(_ context.Context, deps sinks.Deps) (sinks.Sink, error) {
@@ -163,7 +130,7 @@ func (c *Config) Build(_ context.Context, deps sinks.Deps) (sinks.Sink, error) {
 
 // New makes an amqp sink from a validated config.
 func New(c *Config, deps sinks.Deps) (*Sink, error) {
-	uri, err := parseURL(c.URL)
+	uri, err := amqpconn.ParseURL(c.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parse url: %w", err)
 	}
@@ -173,12 +140,13 @@ func New(c *Config, deps sinks.Deps) (*Sink, error) {
 	}
 	s := &Sink{
 		url:        c.URL,
-		host:       net.JoinHostPort(uri.Host, fmt.Sprint(uri.Port)),
+		host:       amqpconn.HostPort(uri),
 		name:       deps.Name,
 		exchange:   c.Exchange,
 		structured: c.Format == FormatStructured,
 		mandatory:  c.Mandatory,
 		mode:       amqp.Transient,
+		backoff:    amqpconn.Backoff{Min: reconnectMin, Max: reconnectMax},
 		log:        log,
 	}
 	if c.Persistent {
@@ -215,7 +183,7 @@ type Sink struct {
 	conn     *amqp.Connection
 	free     []*pubChannel
 	closed   bool
-	step     time.Duration // current reconnect backoff step; 0 after success
+	backoff  amqpconn.Backoff // between failed dials; reset by a success
 	nextDial time.Time
 	dialErr  error
 }
@@ -283,7 +251,7 @@ func (s *Sink) Deliver(ctx context.Context, e *event.Event) error {
 				return nil
 			}
 			s.release(pc)
-			return s.failf(sinks.Permanent(errors.New(r.ReplyText)), "no queue bound for routing key %q (%d %s)", oneLine(key, 100), r.ReplyCode, r.ReplyText)
+			return s.failf(sinks.Permanent(errors.New(r.ReplyText)), "no queue bound for routing key %q (%d %s)", amqpconn.OneLine(key, 100), r.ReplyCode, r.ReplyText)
 		default:
 		}
 		s.release(pc)
@@ -378,22 +346,18 @@ func (s *Sink) connectLocked(ctx context.Context) error {
 	if wait := s.nextDial.Sub(now); wait > 0 {
 		return s.failf(sinks.Retryable(s.dialErr, wait), "connect to %s: %v (next attempt in %s)", s.host, s.dialErr, wait.Round(time.Millisecond))
 	}
-	conn, err := dial(ctx, s.url, "junction sink "+s.name)
+	conn, err := amqpconn.Dial(ctx, s.url, "junction sink "+s.name)
 	if err != nil {
-		if s.step == 0 {
-			s.step = reconnectMin
-		} else {
-			s.step = min(2*s.step, reconnectMax)
-		}
-		wait := s.step/2 + rand.N(s.step/2+1)
+		wait := s.backoff.Next()
 		s.nextDial, s.dialErr = now.Add(wait), err
 		s.log.Warn("amqp sink cannot connect", "host", s.host, "err", err, "retry_in", wait.Round(time.Millisecond))
 		return s.failf(sinks.Retryable(err, 0), "connect to %s: %v", s.host, err)
 	}
-	if s.step != 0 || s.conn != nil {
+	if s.dialErr != nil || s.conn != nil {
 		s.log.Info("amqp sink connected", "host", s.host)
 	}
-	s.step, s.nextDial, s.dialErr = 0, time.Time{}, nil
+	s.backoff.Reset()
+	s.nextDial, s.dialErr = time.Time{}, nil
 	s.conn = conn
 	lost := conn.NotifyClose(make(chan *amqp.Error, 1))
 	go func() {
@@ -430,33 +394,6 @@ func (s *Sink) Close() error {
 	return nil
 }
 
-// dial connects to rawURL with a bounded dial and handshake time.
-func dial(ctx context.Context, rawURL, name string) (*amqp.Connection, error) {
-	props := amqp.NewConnectionProperties()
-	props.SetClientConnectionName(name)
-	deadline := time.Now().Add(dialTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	return amqp.DialConfig(rawURL, amqp.Config{
-		Properties: props,
-		Dial: func(network, addr string) (net.Conn, error) {
-			d := net.Dialer{Deadline: deadline, KeepAlive: 30 * time.Second}
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			// Bounds the TLS and AMQP handshakes; amqp091 clears it once
-			// the connection is open.
-			if err := c.SetDeadline(deadline); err != nil {
-				c.Close()
-				return nil, err
-			}
-			return c, nil
-		},
-	})
-}
-
 // fail wraps a classified error with where it was sent.
 func (s *Sink) fail(err error) error { return s.failf(err, "%v", err) }
 
@@ -464,7 +401,7 @@ func (s *Sink) fail(err error) error { return s.failf(err, "%v", err) }
 // bounded line that unwraps to err, which carries the classification.
 func (s *Sink) failf(err error, format string, args ...any) error {
 	msg := s.where + ": " + fmt.Sprintf(format, args...)
-	return &deliveryError{msg: oneLine(msg, maxErrLen), err: err}
+	return &deliveryError{msg: amqpconn.OneLine(msg, maxErrLen), err: err}
 }
 
 // deliveryError is a delivery failure whose text is made for users while
@@ -476,34 +413,3 @@ type deliveryError struct {
 
 func (e *deliveryError) Error() string { return e.msg }
 func (e *deliveryError) Unwrap() error { return e.err }
-
-// oneLine replaces runs of control characters, white space and invalid
-// UTF-8 with one space, and cuts s to at most max bytes, marking a cut with
-// "…".
-func oneLine(s string, max int) string {
-	var b strings.Builder
-	space := false
-	for _, r := range s {
-		if r == utf8.RuneError || r <= ' ' || r >= 0x7F && r < 0xA0 || r == '\u2028' || r == '\u2029' {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-		if b.Len() > max {
-			break
-		}
-	}
-	out := b.String()
-	if len(out) <= max {
-		return out
-	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(out[cut]) {
-		cut--
-	}
-	return strings.TrimRight(out[:cut], " ") + "…"
-}

@@ -17,6 +17,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/amqptest"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -68,16 +70,16 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 }
 
 func TestDeliverBinary(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := a.queue(unique("bin"), nil)
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("bin"), nil)
 	s := newSink(t, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
 	e := testEvent("bin-1")
 	e.SetExtension("ref", nil)
 	if err := s.Deliver(ctxTimeout(t, 5*time.Second), e); err != nil {
 		t.Fatal(err)
 	}
-	d, ok := a.get(q)
+	d, ok := a.Get(q)
 	if !ok {
 		t.Fatal("no message in the queue")
 	}
@@ -103,9 +105,9 @@ func TestDeliverBinary(t *testing.T) {
 }
 
 func TestDeliverStructured(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := a.queue(unique("str"), nil)
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("str"), nil)
 	s := newSink(t, &Config{URL: u, Format: FormatStructured, Persistent: false, Mandatory: true}, fmt.Sprintf("%q", q), nil)
 	e := testEvent("str-1")
 	e.SetExtension("ref", nil)
@@ -113,7 +115,7 @@ func TestDeliverStructured(t *testing.T) {
 	if err := s.Deliver(ctxTimeout(t, 5*time.Second), e); err != nil {
 		t.Fatal(err)
 	}
-	d, ok := a.get(q)
+	d, ok := a.Get(q)
 	if !ok {
 		t.Fatal("no message in the queue")
 	}
@@ -133,11 +135,11 @@ func TestDeliverStructured(t *testing.T) {
 // checks the failures: an expression that fails is permanent, and so is a
 // message no queue takes.
 func TestRoutingKey(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	x := a.exchange(unique("topic"), "topic")
-	q := a.queue(unique("orders"), nil)
-	if err := a.ch.QueueBind(q, "orders.#", x, false, nil); err != nil {
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	x := a.Exchange(amqptest.Unique("topic"), "topic")
+	q := a.Queue(amqptest.Unique("orders"), nil)
+	if err := a.Ch.QueueBind(q, "orders.#", x, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	s := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `"orders." + type`, nil)
@@ -145,7 +147,7 @@ func TestRoutingKey(t *testing.T) {
 	if err := s.Deliver(ctx, testEvent("rk-1")); err != nil {
 		t.Fatal(err)
 	}
-	d, ok := a.get(q)
+	d, ok := a.Get(q)
 	if !ok || d.RoutingKey != "orders.com.example.order.created" {
 		t.Errorf("message: %v %q", ok, d.RoutingKey)
 	}
@@ -160,7 +162,7 @@ func TestRoutingKey(t *testing.T) {
 	}
 	e := testEvent("rk-3")
 	e.SetType("x")
-	if err := a.ch.QueueBind(q, "x", x, false, nil); err != nil {
+	if err := a.Ch.QueueBind(q, "x", x, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s2.Deliver(ctx, e); err != nil {
@@ -182,10 +184,10 @@ func TestRoutingKey(t *testing.T) {
 }
 
 func TestMissingExchange(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := a.queue(unique("after"), nil)
-	x := unique("missing")
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("after"), nil)
+	x := amqptest.Unique("missing")
 	s := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `"k"`, nil)
 	err := s.Deliver(ctxTimeout(t, 5*time.Second), testEvent("mx-1"))
 	want := fmt.Sprintf(`amqp://127.0.0.1:5672/%s: exchange not found: 404 NOT_FOUND - no exchange '%s' in vhost '/'`, x, x)
@@ -194,24 +196,24 @@ func TestMissingExchange(t *testing.T) {
 	}
 	// The connection is still good for other deliveries once the exchange
 	// exists.
-	a.exchange(x, "direct")
-	if err := a.ch.QueueBind(q, "k", x, false, nil); err != nil {
+	a.Exchange(x, "direct")
+	if err := a.Ch.QueueBind(q, "k", x, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Deliver(ctxTimeout(t, 5*time.Second), testEvent("mx-2")); err != nil {
 		t.Fatal(err)
 	}
-	if a.count(q) != 1 {
-		t.Errorf("%d messages, want 1", a.count(q))
+	if a.Count(q) != 1 {
+		t.Errorf("%d messages, want 1", a.Count(q))
 	}
 }
 
 // TestNackRetryable fills a queue that rejects publishes when full: the
 // broker nacks, which is retryable.
 func TestNackRetryable(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := a.queue(unique("full"), amqp.Table{"x-max-length": int64(1), "x-overflow": "reject-publish"})
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("full"), amqp.Table{"x-max-length": int64(1), "x-overflow": "reject-publish"})
 	s := newSink(t, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
 	ctx := ctxTimeout(t, 5*time.Second)
 	if err := s.Deliver(ctx, testEvent("n-1")); err != nil {
@@ -221,7 +223,7 @@ func TestNackRetryable(t *testing.T) {
 	if perm, _ := sinks.Classify(err); err == nil || perm || !strings.Contains(err.Error(), "broker nacked the message (basic.nack)") {
 		t.Fatalf("got %v (permanent %v), want a retryable nack", err, perm)
 	}
-	a.get(q)
+	a.Get(q)
 	if err := s.Deliver(ctx, testEvent("n-3")); err != nil {
 		t.Errorf("after the queue drained: %v", err)
 	}
@@ -231,11 +233,11 @@ func TestNackRetryable(t *testing.T) {
 // each returns nil only for its own confirmed message, and every message
 // arrives once.
 func TestConcurrentDeliver(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := a.queue(unique("conc"), nil)
-	x := a.exchange(unique("conc"), "direct")
-	if err := a.ch.QueueBind(q, "ok", x, false, nil); err != nil {
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("conc"), nil)
+	x := a.Exchange(amqptest.Unique("conc"), "direct")
+	if err := a.Ch.QueueBind(q, "ok", x, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Every fifth event is unroutable: its return must fail that delivery
@@ -272,10 +274,10 @@ func TestConcurrentDeliver(t *testing.T) {
 		t.Fatalf("%d wrong outcomes, e.g. %s", len(wrong), wrong[0])
 	}
 	want := workers * each * 4 / 5
-	eventually(t, 5*time.Second, "every routable message", func() bool { return a.count(q) == want })
+	plugintest.Eventually(t, 5*time.Second, "every routable message", func() bool { return a.Count(q) == want })
 	seen := map[string]bool{}
 	for {
-		d, ok := a.get(q)
+		d, ok := a.Get(q)
 		if !ok {
 			break
 		}
@@ -300,18 +302,18 @@ func TestConcurrentDeliver(t *testing.T) {
 // without dialling on every call; when the broker is back, delivery
 // succeeds. Cutting an established connection is retryable too.
 func TestBrokerDown(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := a.queue(unique("down"), nil)
-	p := newProxy(t, u)
-	logs := &lockedBuffer{}
-	s := newSink(t, &Config{URL: p.url(u), Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), logs)
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("down"), nil)
+	p := amqptest.NewProxy(t, u)
+	logs := &plugintest.LogBuffer{}
+	s := newSink(t, &Config{URL: p.URL(u), Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), logs)
 	ctx := ctxTimeout(t, 30*time.Second)
 	if err := s.Deliver(ctx, testEvent("d-1")); err != nil {
 		t.Fatal(err)
 	}
 
-	p.stop()
+	p.Stop()
 	// The first call may still find the dying connection; then a dial is
 	// refused.
 	for i := 0; ; i++ {
@@ -336,21 +338,21 @@ func TestBrokerDown(t *testing.T) {
 		t.Errorf("error shows credentials: %v", err)
 	}
 
-	p.start()
-	eventually(t, 10*time.Second, "a delivery after the broker came back", func() bool {
+	p.Start()
+	plugintest.Eventually(t, 10*time.Second, "a delivery after the broker came back", func() bool {
 		return s.Deliver(ctx, testEvent("d-4")) == nil
 	})
 
 	// A connection cut under an idle pooled channel.
-	p.cut()
-	eventually(t, 10*time.Second, "a delivery after the connection was cut", func() bool {
+	p.Cut()
+	plugintest.Eventually(t, 10*time.Second, "a delivery after the connection was cut", func() bool {
 		err := s.Deliver(ctx, testEvent("d-5"))
 		if perm, _ := sinks.Classify(err); err != nil && perm {
 			t.Fatalf("permanent after a cut: %v", err)
 		}
 		return err == nil
 	})
-	if n := a.count(q); n < 3 {
+	if n := a.Count(q); n < 3 {
 		t.Errorf("%d messages, want at least d-1, d-4, d-5", n)
 	}
 	if c := strings.Count(logs.String(), "amqp sink cannot connect"); c < 1 {
@@ -362,9 +364,9 @@ func TestBrokerDown(t *testing.T) {
 }
 
 func TestTimeoutAndClose(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := a.queue(unique("to"), nil)
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("to"), nil)
 	s := newSink(t, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
 	if err := s.Deliver(ctxTimeout(t, 5*time.Second), testEvent("t-1")); err != nil {
 		t.Fatal(err)
@@ -390,9 +392,9 @@ func TestTimeoutAndClose(t *testing.T) {
 // BenchmarkDeliver publishes with confirms from parallel callers, as the
 // router's sink workers do.
 func BenchmarkDeliver(b *testing.B) {
-	u := brokerURL(b)
-	a := newAdmin(b, u)
-	q := a.queue(unique("bench"), nil)
+	u := amqptest.URL(b)
+	a := amqptest.NewAdmin(b, u)
+	q := a.Queue(amqptest.Unique("bench"), nil)
 	s := newSink(b, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
 	e := testEvent("bench")
 	ctx := context.Background()
@@ -410,5 +412,5 @@ func BenchmarkDeliver(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 	b.StopTimer()
-	a.ch.QueuePurge(q, false)
+	a.Ch.QueuePurge(q, false)
 }

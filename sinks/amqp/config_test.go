@@ -5,9 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -21,22 +19,8 @@ var readme string
 // problem as FILE:LINE:COL lines.
 func check(t *testing.T, src string) (*Config, string) {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("bad test YAML: %v", err)
-	}
-	node := doc.Content[0]
 	c := NewConfig()
-	var errs config.Errors
-	if err := config.Decode(node, c); err != nil {
-		errs.Add(node, `sink "rabbit"`, err)
-	} else {
-		errs.Add(node, `sink "rabbit"`, c.Validate())
-	}
-	if err := errs.Err(); err != nil {
-		return c, err.Error()
-	}
-	return c, ""
+	return c, plugintest.Check(t, src, `sink "rabbit"`, c)
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -106,39 +90,15 @@ func TestRegistered(t *testing.T) {
 }
 
 func TestExample(t *testing.T) {
-	lookup := func(string) (string, bool) { return "", false }
-	cfg, err := config.Parse("example.yaml", []byte(exampleYAML), lookup)
-	if err != nil {
-		t.Fatalf("parse example.yaml:\n%v", err)
-	}
-	var found bool
-	for _, p := range cfg.Sinks {
-		if p.Type != Type {
-			continue
-		}
-		found = true
-		c := NewConfig()
-		var errs config.Errors
-		if err := config.Decode(p.Own, c); err != nil {
-			errs.Add(p.Own, p.Where("sink"), err)
-		} else {
-			errs.Add(p.Own, p.Where("sink"), c.Validate())
-		}
-		if err := errs.Err(); err != nil {
-			t.Fatalf("example.yaml:\n%v", err)
-		}
+	for _, e := range plugintest.DecodeExample(t, exampleYAML, nil, "sink", Type, NewConfig) {
+		c := e.Config
 		if c.URL != "amqp://guest:guest@127.0.0.1:5672/" || c.Exchange != "orders" || c.RoutingKey.Src != `"orders." + type` ||
-			c.Format != FormatBinary || !c.Persistent || !c.Mandatory || p.Concurrency != 16 {
+			c.Format != FormatBinary || !c.Persistent || !c.Mandatory || e.Plugin.Concurrency != 16 {
 			t.Errorf("example sink: %+v", c)
 		}
-	}
-	if !found {
-		t.Fatal("example.yaml has no amqp sink")
 	}
 }
 
 func TestReadmeEmbedsExample(t *testing.T) {
-	if !strings.Contains(readme, exampleYAML) {
-		t.Error("README.md does not contain example.yaml verbatim; paste it in again")
-	}
+	plugintest.ReadmeHasExample(t, readme, exampleYAML)
 }

@@ -16,9 +16,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
-	"gopkg.in/yaml.v3"
 
-	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -286,22 +285,8 @@ func TestBuildErrors(t *testing.T) {
 
 func check(t *testing.T, src string) (*Config, string) {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("bad test YAML: %v", err)
-	}
-	node := doc.Content[0]
 	c := NewConfig()
-	var errs config.Errors
-	if err := config.Decode(node, c); err != nil {
-		errs.Add(node, `sink "dead"`, err)
-	} else {
-		errs.Add(node, `sink "dead"`, c.Validate())
-	}
-	if err := errs.Err(); err != nil {
-		return c, err.Error()
-	}
-	return c, ""
+	return c, plugintest.Check(t, src, `sink "dead"`, c)
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -339,42 +324,18 @@ func TestRegistered(t *testing.T) {
 }
 
 func TestExample(t *testing.T) {
-	cfg, err := config.Parse("example.yaml", []byte(exampleYAML), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatalf("parse example.yaml:\n%v", err)
-	}
-	var found bool
-	for _, p := range cfg.Sinks {
-		if p.Type != Type {
-			continue
-		}
-		found = true
-		c := NewConfig()
-		var errs config.Errors
-		if err := config.Decode(p.Own, c); err != nil {
-			errs.Add(p.Own, p.Where("sink"), err)
-		} else {
-			errs.Add(p.Own, p.Where("sink"), c.Validate())
-		}
-		if err := errs.Err(); err != nil {
-			t.Fatalf("example.yaml:\n%v", err)
-		}
-		if c.Output != OutputStdout {
-			t.Errorf("output: %q", c.Output)
+	for _, e := range plugintest.DecodeExample(t, exampleYAML, nil, "sink", Type, NewConfig) {
+		if e.Config.Output != OutputStdout {
+			t.Errorf("output: %q", e.Config.Output)
 		}
 	}
-	if !found {
-		t.Fatal("example.yaml has no log sink")
-	}
-	if len(cfg.Routes) != 1 || cfg.Routes[0].To[0].Name != "console" {
+	if cfg := plugintest.ParseExample(t, exampleYAML, nil); len(cfg.Routes) != 1 || cfg.Routes[0].To[0].Name != "console" {
 		t.Errorf("routes: %+v", cfg.Routes)
 	}
 }
 
 func TestReadmeEmbedsExample(t *testing.T) {
-	if !strings.Contains(readme, exampleYAML) {
-		t.Error("README.md does not contain example.yaml verbatim; paste it in again")
-	}
+	plugintest.ReadmeHasExample(t, readme, exampleYAML)
 }
 
 func BenchmarkDeliver(b *testing.B) {

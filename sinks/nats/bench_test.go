@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/junctionhq/junction/internal/natstest"
 )
 
 func benchDeliver(b *testing.B, jetStream, parallel bool) {
-	_, js := connect(b)
-	_, prefix := newStream(b, js)
-	s := build(b, fmt.Sprintf("url: %s\nsubject: '%q + tenant'\njetstream: %v", brokerURL(), prefix+".", jetStream))
+	_, js := natstest.Connect(b)
+	_, prefix := natstest.NewStream(b, js)
+	s := build(b, fmt.Sprintf("url: %s\nsubject: '%q + tenant'\njetstream: %v", natstest.URL(), prefix+".", jetStream))
 	e := newEvent("x")
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -5,9 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -21,22 +19,8 @@ var readme string
 // problem as FILE:LINE:COL lines.
 func check(t testing.TB, src string) (*Config, string) {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("bad test YAML: %v", err)
-	}
-	node := doc.Content[0]
 	c := NewConfig()
-	var errs config.Errors
-	if err := config.Decode(node, c); err != nil {
-		errs.Add(node, `sink "out"`, err)
-	} else {
-		errs.Add(node, `sink "out"`, c.Validate())
-	}
-	if err := errs.Err(); err != nil {
-		return c, err.Error()
-	}
-	return c, ""
+	return c, plugintest.Check(t, src, `sink "out"`, c)
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -107,35 +91,11 @@ func TestRegistered(t *testing.T) {
 }
 
 func TestExample(t *testing.T) {
-	lookup := func(string) (string, bool) { return "", false }
-	cfg, err := config.Parse("example.yaml", []byte(exampleYAML), lookup)
-	if err != nil {
-		t.Fatalf("parse example.yaml:\n%v", err)
-	}
-	found := 0
-	for _, p := range cfg.Sinks {
-		if p.Type != Type {
-			continue
-		}
-		found++
-		c := NewConfig()
-		var errs config.Errors
-		if err := config.Decode(p.Own, c); err != nil {
-			errs.Add(p.Own, p.Where("sink"), err)
-		} else {
-			errs.Add(p.Own, p.Where("sink"), c.Validate())
-		}
-		if err := errs.Err(); err != nil {
-			t.Fatalf("example.yaml:\n%v", err)
-		}
-	}
-	if found != 2 {
-		t.Fatalf("example.yaml has %d nats sinks, want 2", found)
+	if n := len(plugintest.DecodeExample(t, exampleYAML, nil, "sink", Type, NewConfig)); n != 2 {
+		t.Fatalf("example.yaml has %d nats sinks, want 2", n)
 	}
 }
 
 func TestReadmeEmbedsExample(t *testing.T) {
-	if !strings.Contains(readme, "```yaml\n"+exampleYAML+"```") {
-		t.Error("README.md does not contain example.yaml verbatim in a yaml code block")
-	}
+	plugintest.ReadmeHasExample(t, readme, plugintest.YAMLBlock(exampleYAML))
 }

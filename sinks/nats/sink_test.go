@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/junctionhq/junction/internal/natstest"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -31,9 +33,9 @@ func lastMsg(t *testing.T, js jetstream.JetStream, stream, subject string) *jets
 }
 
 func TestDeliverBinary(t *testing.T) {
-	_, js := connect(t)
-	stream, prefix := newStream(t, js)
-	s := build(t, fmt.Sprintf("url: %s\nsubject: '%q + tenant'", brokerURL(), prefix+"."))
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.NewStream(t, js)
+	s := build(t, fmt.Sprintf("url: %s\nsubject: '%q + tenant'", natstest.URL(), prefix+"."))
 	if err := s.Deliver(context.Background(), newEvent("b-1")); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
@@ -65,9 +67,9 @@ func TestDeliverBinary(t *testing.T) {
 }
 
 func TestDeliverStructured(t *testing.T) {
-	_, js := connect(t)
-	stream, prefix := newStream(t, js)
-	s := build(t, fmt.Sprintf("url: %s\nsubject: '%q'\nformat: structured", brokerURL(), prefix+".fixed"))
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.NewStream(t, js)
+	s := build(t, fmt.Sprintf("url: %s\nsubject: '%q'\nformat: structured", natstest.URL(), prefix+".fixed"))
 	in := newEvent("s-1")
 	if err := s.Deliver(context.Background(), in); err != nil {
 		t.Fatalf("Deliver: %v", err)
@@ -88,9 +90,9 @@ func TestDeliverStructured(t *testing.T) {
 
 // TestDeliverDuplicate: a retried delivery of the same event is stored once.
 func TestDeliverDuplicate(t *testing.T) {
-	_, js := connect(t)
-	stream, prefix := newStream(t, js)
-	s := build(t, fmt.Sprintf("url: %s\nsubject: '%q'", brokerURL(), prefix+".x"))
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.NewStream(t, js)
+	s := build(t, fmt.Sprintf("url: %s\nsubject: '%q'", natstest.URL(), prefix+".x"))
 	for range 3 {
 		if err := s.Deliver(context.Background(), newEvent("dup")); err != nil {
 			t.Fatal(err)
@@ -112,14 +114,14 @@ func TestDeliverDuplicate(t *testing.T) {
 }
 
 func TestDeliverCore(t *testing.T) {
-	nc, _ := connect(t)
-	subject := "core" + suffix()
+	nc, _ := natstest.Connect(t)
+	subject := "core" + natstest.Suffix()
 	sub, err := nc.SubscribeSync(subject)
 	if err != nil {
 		t.Fatal(err)
 	}
 	nc.Flush()
-	s := build(t, fmt.Sprintf("url: %s\nsubject: '%q'\njetstream: false", brokerURL(), subject))
+	s := build(t, fmt.Sprintf("url: %s\nsubject: '%q'\njetstream: false", natstest.URL(), subject))
 	if err := s.Deliver(context.Background(), newEvent("c-1")); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
@@ -133,7 +135,7 @@ func TestDeliverCore(t *testing.T) {
 }
 
 func TestDeliverErrors(t *testing.T) {
-	connect(t)
+	natstest.Connect(t)
 	big := newEvent("big")
 	_ = big.SetData("application/octet-stream", make([]byte, 2<<20))
 	ctl := newEvent("ctl")
@@ -147,13 +149,13 @@ func TestDeliverErrors(t *testing.T) {
 		{"nil subject", "subject: data.missing", newEvent("1"), true, "evaluate subject: the expression yielded nil"},
 		{"space from an attribute", "subject: '\"x.\" + subject'", newEvent("1"), true, `subject: invalid subject "x.order 42 ✓": white space and control characters are not allowed`},
 		{"wildcard", "subject: '\"a.\" + \"*\"'", newEvent("1"), true, `subject: invalid subject "a.*": wildcards cannot be published to`},
-		{"too large", "subject: '\"nostream" + suffix() + "\"'", big, true, "message larger than the server's max_payload"},
-		{"control character", "subject: '\"nostream" + suffix() + "\"'", ctl, true, "encode event: attribute subject holds a control character, which a NATS header cannot carry (format: structured can)"},
-		{"no stream", "subject: '\"nostream" + suffix() + "\"'", newEvent("1"), false, "no JetStream stream captures this subject (create one, or set jetstream: false)"},
+		{"too large", "subject: '\"nostream" + natstest.Suffix() + "\"'", big, true, "message larger than the server's max_payload"},
+		{"control character", "subject: '\"nostream" + natstest.Suffix() + "\"'", ctl, true, "encode event: attribute subject holds a control character, which a NATS header cannot carry (format: structured can)"},
+		{"no stream", "subject: '\"nostream" + natstest.Suffix() + "\"'", newEvent("1"), false, "no JetStream stream captures this subject (create one, or set jetstream: false)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := build(t, "url: "+brokerURL()+"\n"+tt.yaml)
+			s := build(t, "url: "+natstest.URL()+"\n"+tt.yaml)
 			err := s.Deliver(context.Background(), tt.e)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want %q", err, tt.want)
@@ -175,8 +177,8 @@ func TestDeliverErrors(t *testing.T) {
 func TestBrokerOutage(t *testing.T) {
 	for _, jetStream := range []bool{true, false} {
 		t.Run(fmt.Sprint("jetstream=", jetStream), func(t *testing.T) {
-			srv := startEmbedded(t)
-			nc, err := nats.Connect(srv.url())
+			srv := natstest.StartServer(t)
+			nc, err := nats.Connect(srv.URL())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,11 +187,11 @@ func TestBrokerOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 			nc.Close()
-			s := build(t, fmt.Sprintf("url: %s\nsubject: '\"out.x\"'\njetstream: %v", srv.url(), jetStream))
+			s := build(t, fmt.Sprintf("url: %s\nsubject: '\"out.x\"'\njetstream: %v", srv.URL(), jetStream))
 			if err := s.Deliver(context.Background(), newEvent("1")); err != nil {
 				t.Fatalf("Deliver while up: %v", err)
 			}
-			srv.stop()
+			srv.Stop()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			err = s.Deliver(ctx, newEvent("2"))
 			cancel()
@@ -200,8 +202,8 @@ func TestBrokerOutage(t *testing.T) {
 				t.Fatalf("permanent while the server is down: %v", err)
 			}
 			t.Logf("while down: %v", err)
-			srv.start()
-			eventually(t, 20*time.Second, "a delivery after the restart", func() bool {
+			srv.Start()
+			plugintest.Eventually(t, 20*time.Second, "a delivery after the restart", func() bool {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				defer cancel()
 				return s.Deliver(ctx, newEvent("2")) == nil
@@ -209,7 +211,7 @@ func TestBrokerOutage(t *testing.T) {
 			if !jetStream {
 				return
 			}
-			nc, err = nats.Connect(srv.url())
+			nc, err = nats.Connect(srv.URL())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -227,21 +229,21 @@ func TestBrokerOutage(t *testing.T) {
 // TestBuildWithoutBroker: the sink builds while the broker is down, and
 // delivers once it is up.
 func TestBuildWithoutBroker(t *testing.T) {
-	srv := startEmbedded(t)
-	srv.stop()
-	s := build(t, fmt.Sprintf("url: %s\nsubject: '\"x\"'\njetstream: false", srv.url()))
+	srv := natstest.StartServer(t)
+	srv.Stop()
+	s := build(t, fmt.Sprintf("url: %s\nsubject: '\"x\"'\njetstream: false", srv.URL()))
 	err := s.Deliver(context.Background(), newEvent("1"))
 	if err == nil || !strings.Contains(err.Error(), "not connected to NATS nats://127.0.0.1:") {
 		t.Fatalf("error %v", err)
 	}
-	srv.start()
-	eventually(t, 20*time.Second, "a delivery", func() bool { return s.Deliver(context.Background(), newEvent("1")) == nil })
+	srv.Start()
+	plugintest.Eventually(t, 20*time.Second, "a delivery", func() bool { return s.Deliver(context.Background(), newEvent("1")) == nil })
 }
 
 func TestDeliverTimeout(t *testing.T) {
-	_, js := connect(t)
-	_, prefix := newStream(t, js)
-	s := build(t, fmt.Sprintf("url: %s\nsubject: '%q'", brokerURL(), prefix+".x"))
+	_, js := natstest.Connect(t)
+	_, prefix := natstest.NewStream(t, js)
+	s := build(t, fmt.Sprintf("url: %s\nsubject: '%q'", natstest.URL(), prefix+".x"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	time.Sleep(time.Millisecond)

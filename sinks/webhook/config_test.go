@@ -5,9 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -21,22 +20,8 @@ var readme string
 // problem as FILE:LINE:COL lines.
 func check(t *testing.T, src string) (*Config, string) {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("bad test YAML: %v", err)
-	}
-	node := doc.Content[0]
 	c := NewConfig()
-	var errs config.Errors
-	if err := config.Decode(node, c); err != nil {
-		errs.Add(node, `sink "hook"`, err)
-	} else {
-		errs.Add(node, `sink "hook"`, c.Validate())
-	}
-	if err := errs.Err(); err != nil {
-		return c, err.Error()
-	}
-	return c, ""
+	return c, plugintest.Check(t, src, `sink "hook"`, c)
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -135,43 +120,19 @@ func TestExample(t *testing.T) {
 		{nil, "Bearer dev-token"},
 		{map[string]string{"HOOK_TOKEN": "prod-token"}, "Bearer prod-token"},
 	} {
-		lookup := func(k string) (string, bool) { v, ok := env.vars[k]; return v, ok }
-		cfg, err := config.Parse("example.yaml", []byte(exampleYAML), lookup)
-		if err != nil {
-			t.Fatalf("parse example.yaml:\n%v", err)
-		}
-		var found bool
-		for _, p := range cfg.Sinks {
-			if p.Type != Type {
-				continue
-			}
-			found = true
-			c := NewConfig()
-			var errs config.Errors
-			if err := config.Decode(p.Own, c); err != nil {
-				errs.Add(p.Own, p.Where("sink"), err)
-			} else {
-				errs.Add(p.Own, p.Where("sink"), c.Validate())
-			}
-			if err := errs.Err(); err != nil {
-				t.Fatalf("example.yaml:\n%v", err)
-			}
+		for _, e := range plugintest.DecodeExample(t, exampleYAML, env.vars, "sink", Type, NewConfig) {
+			c := e.Config
 			if c.URL != "http://127.0.0.1:9999/hook" || c.Format != FormatBinary || c.Headers["Authorization"] != env.auth {
 				t.Errorf("example sink: %+v", c)
 			}
-			pol := p.Delivery.Apply(config.DefaultPolicy)
+			pol := e.Plugin.Delivery.Apply(config.DefaultPolicy)
 			if pol.Retry != 5 || pol.BackoffPolicy != "exponential" || pol.BackoffDelay.String() != "200ms" || pol.DeadLetter != "dead" {
 				t.Errorf("example delivery: %+v", pol)
 			}
-		}
-		if !found {
-			t.Fatal("example.yaml has no webhook sink")
 		}
 	}
 }
 
 func TestReadmeEmbedsExample(t *testing.T) {
-	if !strings.Contains(readme, exampleYAML) {
-		t.Error("README.md does not contain example.yaml verbatim; paste it in again")
-	}
+	plugintest.ReadmeHasExample(t, readme, exampleYAML)
 }

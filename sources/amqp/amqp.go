@@ -23,8 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/url"
 	"sort"
 	"strings"
@@ -35,6 +33,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/amqpconn"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -61,7 +60,6 @@ const (
 	reconnectMax = 30 * time.Second
 	ingestMin    = 100 * time.Millisecond
 	ingestMax    = 5 * time.Second
-	dialTimeout  = 10 * time.Second
 	// maxBatch bounds how many messages go to one Ingest call.
 	maxBatch = 256
 )
@@ -110,7 +108,7 @@ var _ sources.Config = (*Config)(nil)
 // config.FieldError naming its key.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, err := parseURL(c.URL); err != nil {
+	if _, err := amqpconn.ParseURL(c.URL); err != nil {
 		errs = append(errs, config.FieldErrorf("url", "%v", err))
 	}
 	switch {
@@ -141,34 +139,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// parseURL checks an AMQP URI without echoing it: it may hold a password.
-func parseURL(s string) (amqp.URI, error) {
-	if s == "" {
-		return amqp.URI{}, errors.New("required: the broker's AMQP URI, such as amqp://user:password@host:5672/vhost")
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		// Never quote url.Parse's error: it may hold part of a password
-		// (with an unencoded '#', the password ends up as the port).
-		what := "malformed"
-		if strings.Contains(err.Error(), "invalid port") {
-			what = "invalid port"
-		}
-		return amqp.URI{}, fmt.Errorf("invalid AMQP URI: %s (a password with reserved characters such as @ : / ? # must be percent-encoded)", what)
-	}
-	if u.Scheme != "amqp" && u.Scheme != "amqps" {
-		return amqp.URI{}, fmt.Errorf("scheme must be amqp or amqps, not %q", u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return amqp.URI{}, errors.New("missing host")
-	}
-	uri, err := amqp.ParseURI(s)
-	if err != nil {
-		return amqp.URI{}, fmt.Errorf("invalid AMQP URI: %v", err)
-	}
-	return uri, nil
 }
 
 // tableValue converts a YAML value into an AMQP field value.
@@ -206,7 +176,7 @@ func tableValue(v any) (any, error) {
 
 // Build makes the source. It does no I/O: Run connects.
 func (c *Config) Build(_ context.Context, deps sources.Deps) (any, error) {
-	uri, err := parseURL(c.URL)
+	uri, err := amqpconn.ParseURL(c.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parse url: %w", err)
 	}
@@ -216,7 +186,7 @@ func (c *Config) Build(_ context.Context, deps sources.Deps) (any, error) {
 	}
 	s := &Source{
 		url:      c.URL,
-		host:     net.JoinHostPort(uri.Host, fmt.Sprint(uri.Port)),
+		host:     amqpconn.HostPort(uri),
 		queue:    c.Queue,
 		prefetch: c.Prefetch,
 		tag:      c.ConsumerTag,
@@ -268,13 +238,13 @@ var _ sources.Source = (*Source)(nil)
 // Run consumes the queue until ctx ends, reconnecting with backoff when the
 // connection is lost or cannot be made. It returns nil when ctx ended.
 func (s *Source) Run(ctx context.Context, in sources.Ingester) error {
-	bo := backoff{min: reconnectMin, max: reconnectMax}
+	bo := amqpconn.Backoff{Min: reconnectMin, Max: reconnectMax}
 	for {
 		err := s.session(ctx, in, &bo)
 		if ctx.Err() != nil {
 			return nil
 		}
-		wait := bo.next()
+		wait := bo.Next()
 		s.log.Warn("amqp source disconnected; reconnecting", "host", s.host, "queue", s.queue, "err", err, "retry_in", wait.Round(time.Millisecond))
 		t := time.NewTimer(wait)
 		select {
@@ -288,8 +258,8 @@ func (s *Source) Run(ctx context.Context, in sources.Ingester) error {
 
 // session connects, consumes and handles deliveries until the connection
 // or the consumer ends (the error says why) or ctx ends.
-func (s *Source) session(ctx context.Context, in sources.Ingester, bo *backoff) error {
-	conn, err := dial(ctx, s.url, "junction source "+s.name)
+func (s *Source) session(ctx context.Context, in sources.Ingester, bo *amqpconn.Backoff) error {
+	conn, err := amqpconn.Dial(ctx, s.url, "junction source "+s.name)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", s.host, err)
 	}
@@ -312,10 +282,10 @@ func (s *Source) session(ctx context.Context, in sources.Ingester, bo *backoff) 
 	}
 	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	bo.reset()
+	bo.Reset()
 	s.log.Info("amqp source consuming", "host", s.host, "queue", s.queue, "prefetch", s.prefetch)
 
-	h := handler{s: s, ch: ch, in: in, bo: backoff{min: ingestMin, max: ingestMax}}
+	h := handler{s: s, ch: ch, in: in, bo: amqpconn.Backoff{Min: ingestMin, Max: ingestMax}}
 	batch := make([]amqp.Delivery, 0, min(s.prefetch, maxBatch))
 	for {
 		select {
@@ -363,39 +333,12 @@ func closeReason(conn, ch <-chan *amqp.Error) error {
 	return errors.New("consumer cancelled by the broker (queue deleted?)")
 }
 
-// dial connects to url with a bounded dial and handshake time.
-func dial(ctx context.Context, rawURL, name string) (*amqp.Connection, error) {
-	props := amqp.NewConnectionProperties()
-	props.SetClientConnectionName(name)
-	deadline := time.Now().Add(dialTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	return amqp.DialConfig(rawURL, amqp.Config{
-		Properties: props,
-		Dial: func(network, addr string) (net.Conn, error) {
-			d := net.Dialer{Deadline: deadline, KeepAlive: 30 * time.Second}
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			// Bounds the TLS and AMQP handshakes; amqp091 clears it once
-			// the connection is open.
-			if err := c.SetDeadline(deadline); err != nil {
-				c.Close()
-				return nil, err
-			}
-			return c, nil
-		},
-	})
-}
-
 // handler settles the deliveries of one channel.
 type handler struct {
 	s  *Source
 	ch *amqp.Channel
 	in sources.Ingester
-	bo backoff // after failed Ingest calls
+	bo amqpconn.Backoff // after failed Ingest calls
 }
 
 // item is one delivery and the events made from it.
@@ -442,7 +385,7 @@ func (h *handler) ingest(ctx context.Context, items []item, events []*event.Even
 	last := items[len(items)-1].d.DeliveryTag
 	err := h.in.Ingest(ctx, events)
 	if err == nil {
-		h.bo.reset()
+		h.bo.Reset()
 		if err := h.ch.Ack(last, true); err != nil {
 			return fmt.Errorf("ack: %w", err)
 		}
@@ -464,7 +407,7 @@ func (h *handler) ingest(ctx context.Context, items []item, events []*event.Even
 		}
 		return nil
 	}
-	wait := h.bo.next()
+	wait := h.bo.Next()
 	e := events[0]
 	h.s.log.Warn("ingest failed; messages will be requeued", "queue", h.s.queue, "messages", len(items),
 		"ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source(), "err", err, "requeue_in", wait.Round(time.Millisecond))
@@ -485,29 +428,10 @@ func (h *handler) ingest(ctx context.Context, items []item, events []*event.Even
 // it), logs why in one line and counts it.
 func (h *handler) reject(d *amqp.Delivery, label, reason string) error {
 	h.s.log.Warn("rejected message: dead-lettered by the broker if the queue has a dead-letter exchange",
-		"queue", h.s.queue, "message_id", oneLine(d.MessageId, 128), "delivery_tag", d.DeliveryTag, "reason", label, "detail", oneLine(reason, maxReason))
+		"queue", h.s.queue, "message_id", amqpconn.OneLine(d.MessageId, 128), "delivery_tag", d.DeliveryTag, "reason", label, "detail", amqpconn.OneLine(reason, maxReason))
 	h.in.Rejected(label)
 	if err := h.ch.Reject(d.DeliveryTag, false); err != nil {
 		return fmt.Errorf("reject: %w", err)
 	}
 	return nil
 }
-
-// backoff is a capped exponential backoff with jitter: each wait is drawn
-// between half and all of the current step.
-type backoff struct {
-	min, max time.Duration
-	step     time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.step == 0 {
-		b.step = b.min
-	} else {
-		b.step = min(b.step*2, b.max)
-	}
-	half := b.step / 2
-	return half + rand.N(half+1)
-}
-
-func (b *backoff) reset() { b.step = 0 }

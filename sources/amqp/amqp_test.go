@@ -13,6 +13,9 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/amqpconn"
+	"github.com/junctionhq/junction/internal/amqptest"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -32,10 +35,10 @@ func binaryMsg(id string) amqp.Publishing {
 // TestConsumeModes publishes one message of each kind to a real queue: every
 // one is ingested with its attributes and acknowledged.
 func TestConsumeModes(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := a.queue(unique("modes"), nil)
-	a.publish(q, amqp.Publishing{
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("modes"), nil)
+	a.Publish(q, amqp.Publishing{
 		ContentType: "text/plain",
 		Timestamp:   time.Unix(1700000000, 0),
 		Headers: amqp.Table{
@@ -50,16 +53,16 @@ func TestConsumeModes(t *testing.T) {
 		},
 		Body: []byte("hello"),
 	})
-	a.publish(q, amqp.Publishing{
+	a.Publish(q, amqp.Publishing{
 		ContentType: "application/cloudevents+json",
 		Body:        []byte(`{"specversion":"1.0","id":"str-1","source":"/s","type":"t","datacontenttype":"application/json","data":{"a":1}}`),
 	})
-	a.publish(q, amqp.Publishing{MessageId: "plain-1", ContentType: "application/json", Body: []byte(`{"n":1}`)})
+	a.Publish(q, amqp.Publishing{MessageId: "plain-1", ContentType: "application/json", Body: []byte(`{"n":1}`)})
 
 	in := &recorder{}
 	s := build(t, &Config{URL: u, Queue: q, Prefetch: 10, EventType: "com.example.wrapped"}, nil)
 	stop := run(t, s, in)
-	eventually(t, 10*time.Second, "3 events", func() bool { return in.count() == 3 })
+	plugintest.Eventually(t, 10*time.Second, "3 events", func() bool { return in.count() == 3 })
 	got := map[string]event.Event{}
 	for _, e := range in.got() {
 		got[e.ID()] = e
@@ -78,7 +81,7 @@ func TestConsumeModes(t *testing.T) {
 	}
 	stop()
 	// Acknowledged: nothing goes back to the queue when the consumer stops.
-	if n := a.count(q); n != 0 {
+	if n := a.Count(q); n != 0 {
 		t.Errorf("%d messages left in the queue after ingest, want 0", n)
 	}
 }
@@ -86,11 +89,11 @@ func TestConsumeModes(t *testing.T) {
 // TestIngestFailureRequeues makes the first Ingest calls fail: the messages
 // are not acknowledged, come back, and are ingested later.
 func TestIngestFailureRequeues(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := a.queue(unique("requeue"), nil)
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("requeue"), nil)
 	for i := range 5 {
-		a.publish(q, binaryMsg(fmt.Sprint("r-", i)))
+		a.Publish(q, binaryMsg(fmt.Sprint("r-", i)))
 	}
 	var failures atomic.Int32
 	in := &recorder{fail: func(call int, _ []*event.Event) error {
@@ -100,15 +103,15 @@ func TestIngestFailureRequeues(t *testing.T) {
 		}
 		return nil
 	}}
-	logs := &lockedBuffer{}
+	logs := &plugintest.LogBuffer{}
 	s := build(t, &Config{URL: u, Queue: q, Prefetch: 64, EventType: DefaultEventType}, logs)
 	stop := run(t, s, in)
-	eventually(t, 15*time.Second, "every message after the failures", func() bool { return len(in.ids()) == 5 })
+	plugintest.Eventually(t, 15*time.Second, "every message after the failures", func() bool { return len(in.ids()) == 5 })
 	stop()
 	if failures.Load() != 3 {
 		t.Errorf("%d failed Ingest calls, want 3", failures.Load())
 	}
-	if n := a.count(q); n != 0 {
+	if n := a.Count(q); n != 0 {
 		t.Errorf("%d messages left in the queue, want 0", n)
 	}
 	if c := strings.Count(logs.String(), "ingest failed; messages will be requeued"); c != 3 {
@@ -121,23 +124,23 @@ func TestIngestFailureRequeues(t *testing.T) {
 // rejected to the dead-letter queue, counted and logged, and does not block
 // the message behind it.
 func TestMalformedDeadLettered(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	dlx := a.exchange(unique("dlx"), "fanout")
-	dlq := a.queue(unique("dlq"), nil)
-	if err := a.ch.QueueBind(dlq, "", dlx, false, nil); err != nil {
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	dlx := a.Exchange(amqptest.Unique("dlx"), "fanout")
+	dlq := a.Queue(amqptest.Unique("dlq"), nil)
+	if err := a.Ch.QueueBind(dlq, "", dlx, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	q := unique("quorum")
-	t.Cleanup(func() { a.deleteQueue(q) })
+	q := amqptest.Unique("quorum")
+	t.Cleanup(func() { a.DeleteQueue(q) })
 	in := &recorder{}
-	logs := &lockedBuffer{}
+	logs := &plugintest.LogBuffer{}
 	s := build(t, &Config{URL: u, Queue: q, Prefetch: 8, EventType: DefaultEventType, Declare: &Declare{Arguments: map[string]any{
 		"x-queue-type": "quorum", "x-dead-letter-exchange": dlx,
 	}}}, logs)
 	stop := run(t, s, in)
-	eventually(t, 10*time.Second, "the queue declared", func() bool {
-		ch, err := a.conn.Channel()
+	plugintest.Eventually(t, 10*time.Second, "the queue declared", func() bool {
+		ch, err := a.Conn.Channel()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,11 +152,11 @@ func TestMalformedDeadLettered(t *testing.T) {
 	delete(bad.Headers, "cloudEvents:source")
 	bad.MessageId = "msg-bad-1"
 	bad.Body = []byte("SECRET-PAYLOAD")
-	a.publish(q, bad)
-	a.publish(q, binaryMsg("good-1"))
-	eventually(t, 10*time.Second, "the good message", func() bool { return in.count() == 1 })
-	eventually(t, 10*time.Second, "the malformed message in the dead-letter queue", func() bool { return a.count(dlq) == 1 })
-	d, ok := a.get(dlq)
+	a.Publish(q, bad)
+	a.Publish(q, binaryMsg("good-1"))
+	plugintest.Eventually(t, 10*time.Second, "the good message", func() bool { return in.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the malformed message in the dead-letter queue", func() bool { return a.Count(dlq) == 1 })
+	d, ok := a.Get(dlq)
 	if !ok || d.MessageId != "msg-bad-1" || string(d.Body) != "SECRET-PAYLOAD" {
 		t.Errorf("dead letter: %+v", d)
 	}
@@ -173,11 +176,11 @@ func TestMalformedDeadLettered(t *testing.T) {
 // TestTooLargeRejected: an event the journal refuses as too large is
 // rejected (not requeued forever) and the others of its batch are ingested.
 func TestTooLargeRejected(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := a.queue(unique("large"), nil)
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("large"), nil)
 	for _, id := range []string{"small-1", "huge", "small-2"} {
-		a.publish(q, binaryMsg(id))
+		a.Publish(q, binaryMsg(id))
 	}
 	in := &recorder{fail: func(_ int, events []*event.Event) error {
 		for _, e := range events {
@@ -189,11 +192,11 @@ func TestTooLargeRejected(t *testing.T) {
 	}}
 	s := build(t, &Config{URL: u, Queue: q, Prefetch: 64, EventType: DefaultEventType}, nil)
 	stop := run(t, s, in)
-	eventually(t, 10*time.Second, "the small events and the rejection", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "the small events and the rejection", func() bool {
 		return in.count() == 2 && in.rejections("too_large") == 1
 	})
 	stop()
-	if n := a.count(q); n != 0 {
+	if n := a.Count(q); n != 0 {
 		t.Errorf("%d messages left, want 0", n)
 	}
 }
@@ -203,30 +206,30 @@ func TestTooLargeRejected(t *testing.T) {
 // the source reconnects and every message is ingested, unacknowledged ones
 // again.
 func TestReconnect(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := a.queue(unique("reconnect"), nil)
-	p := newProxy(t, u)
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("reconnect"), nil)
+	p := amqptest.NewProxy(t, u)
 	in := &recorder{}
-	logs := &lockedBuffer{}
-	s := build(t, &Config{URL: p.url(u), Queue: q, Prefetch: 16, EventType: DefaultEventType}, logs)
+	logs := &plugintest.LogBuffer{}
+	s := build(t, &Config{URL: p.URL(u), Queue: q, Prefetch: 16, EventType: DefaultEventType}, logs)
 	stop := run(t, s, in)
 	const n = 300
 	for i := range n {
-		a.publish(q, binaryMsg(fmt.Sprint("c-", i)))
+		a.Publish(q, binaryMsg(fmt.Sprint("c-", i)))
 		switch i {
 		case 100:
-			p.cut() // the broker closes the connection
+			p.Cut() // the broker closes the connection
 		case 200:
-			p.stop() // the broker is gone for a while
+			p.Stop() // the broker is gone for a while
 			time.Sleep(300 * time.Millisecond)
-			p.start()
+			p.Start()
 		}
 	}
-	eventually(t, 30*time.Second, "every message", func() bool { return len(in.ids()) == n })
+	plugintest.Eventually(t, 30*time.Second, "every message", func() bool { return len(in.ids()) == n })
 	stop()
-	if a.count(q) != 0 {
-		t.Errorf("%d messages left", a.count(q))
+	if a.Count(q) != 0 {
+		t.Errorf("%d messages left", a.Count(q))
 	}
 	log := logs.String()
 	if c := strings.Count(log, "amqp source disconnected; reconnecting"); c < 2 {
@@ -245,26 +248,26 @@ func TestReconnect(t *testing.T) {
 // access to the node: skipped otherwise (TestReconnect covers a dropped TCP
 // connection everywhere).
 func TestBrokerClosesConnection(t *testing.T) {
-	u := brokerURL(t)
+	u := amqptest.URL(t)
 	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
 		t.Skip("rabbitmqctl not installed")
 	}
-	a := newAdmin(t, u)
-	q := a.queue(unique("forced"), nil)
-	name := unique("src")
+	a := amqptest.NewAdmin(t, u)
+	q := a.Queue(amqptest.Unique("forced"), nil)
+	name := amqptest.Unique("src")
 	in := &recorder{}
-	logs := &lockedBuffer{}
+	logs := &plugintest.LogBuffer{}
 	c := &Config{URL: u, Queue: q, Prefetch: 4, EventType: DefaultEventType}
 	built, err := c.Build(context.Background(), sourcesDeps(name, logs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	run(t, built.(*Source), in)
-	a.publish(q, binaryMsg("f-1"))
-	eventually(t, 10*time.Second, "the first message", func() bool { return in.count() == 1 })
+	a.Publish(q, binaryMsg("f-1"))
+	plugintest.Eventually(t, 10*time.Second, "the first message", func() bool { return in.count() == 1 })
 	out, err := exec.Command("rabbitmqctl", "list_connections", "-q", "--no-table-headers", "pid", "client_properties").CombinedOutput()
 	if err != nil {
-		t.Skipf("rabbitmqctl cannot reach the node: %v: %s", err, oneLine(string(out), 200))
+		t.Skipf("rabbitmqctl cannot reach the node: %v: %s", err, amqpconn.OneLine(string(out), 200))
 	}
 	var pid string
 	for _, line := range strings.Split(string(out), "\n") {
@@ -278,21 +281,21 @@ func TestBrokerClosesConnection(t *testing.T) {
 	if out, err := exec.Command("rabbitmqctl", "close_connection", pid, "junction test: forced close").CombinedOutput(); err != nil {
 		t.Fatalf("close_connection: %v: %s", err, out)
 	}
-	eventually(t, 10*time.Second, "the reconnect", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "the reconnect", func() bool {
 		return strings.Contains(logs.String(), "CONNECTION_FORCED") && strings.Contains(logs.String(), "junction test: forced close")
 	})
-	a.publish(q, binaryMsg("f-2"))
-	eventually(t, 15*time.Second, "the message after the reconnect", func() bool { return in.ids()["f-2"] == 1 })
+	a.Publish(q, binaryMsg("f-2"))
+	plugintest.Eventually(t, 15*time.Second, "the message after the reconnect", func() bool { return in.ids()["f-2"] == 1 })
 }
 
 // TestBrokerUnreachable: Run keeps retrying with one log line per attempt,
 // and returns nil when its context ends.
 func TestBrokerUnreachable(t *testing.T) {
-	u := brokerURL(t)
-	p := newProxy(t, u)
-	p.stop()
-	logs := &lockedBuffer{}
-	s := build(t, &Config{URL: p.url(u), Queue: "q", Prefetch: 1, EventType: DefaultEventType}, logs)
+	u := amqptest.URL(t)
+	p := amqptest.NewProxy(t, u)
+	p.Stop()
+	logs := &plugintest.LogBuffer{}
+	s := build(t, &Config{URL: p.URL(u), Queue: "q", Prefetch: 1, EventType: DefaultEventType}, logs)
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -315,35 +318,35 @@ func TestBrokerUnreachable(t *testing.T) {
 // TestMissingQueueRecovers: consuming a queue that does not exist is
 // retried; once the queue is created, messages flow.
 func TestMissingQueueRecovers(t *testing.T) {
-	u := brokerURL(t)
-	a := newAdmin(t, u)
-	q := unique("late")
+	u := amqptest.URL(t)
+	a := amqptest.NewAdmin(t, u)
+	q := amqptest.Unique("late")
 	in := &recorder{}
-	logs := &lockedBuffer{}
+	logs := &plugintest.LogBuffer{}
 	s := build(t, &Config{URL: u, Queue: q, Prefetch: 4, EventType: DefaultEventType}, logs)
 	run(t, s, in)
-	eventually(t, 5*time.Second, "a failed attempt", func() bool { return strings.Contains(logs.String(), "NOT_FOUND") })
-	a.queue(q, nil)
-	a.publish(q, binaryMsg("late-1"))
-	eventually(t, 15*time.Second, "the message", func() bool { return in.count() == 1 })
+	plugintest.Eventually(t, 5*time.Second, "a failed attempt", func() bool { return strings.Contains(logs.String(), "NOT_FOUND") })
+	a.Queue(q, nil)
+	a.Publish(q, binaryMsg("late-1"))
+	plugintest.Eventually(t, 15*time.Second, "the message", func() bool { return in.count() == 1 })
 }
 
 // BenchmarkSourceToIngest measures the source → Ingest path against the real
 // broker: b.N messages are published first, then consumed, ingested (by a
 // recorder that does no I/O) and acknowledged.
 func BenchmarkSourceToIngest(b *testing.B) {
-	u := brokerURL(b)
-	a := newAdmin(b, u)
-	q := a.queue(unique("bench"), nil)
+	u := amqptest.URL(b)
+	a := amqptest.NewAdmin(b, u)
+	q := a.Queue(amqptest.Unique("bench"), nil)
 	msg := binaryMsg("x")
 	msg.Body = []byte(`{"orderId":"o-1","amount":120,"currency":"EUR","customer":"c-42"}`)
 	for i := range b.N {
 		msg.Headers["cloudEvents:id"] = fmt.Sprint("b-", i)
-		if err := a.ch.Publish("", q, false, false, msg); err != nil {
+		if err := a.Ch.Publish("", q, false, false, msg); err != nil {
 			b.Fatal(err)
 		}
 	}
-	eventually(b, 60*time.Second, "messages published", func() bool { return a.count(q) == b.N })
+	plugintest.Eventually(b, 60*time.Second, "messages published", func() bool { return a.Count(q) == b.N })
 	var got atomic.Int64
 	done := make(chan struct{})
 	in := &countIngester{n: &got, want: int64(b.N), done: done}

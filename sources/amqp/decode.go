@@ -18,6 +18,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/junctionhq/junction/internal/amqpconn"
 )
 
 // Media types of the CloudEvents JSON event formats.
@@ -342,14 +344,14 @@ func sdkReason(err error) string {
 		for i, k := range keys {
 			parts[i] = fmt.Sprintf("invalid attribute %q: %v", k, ve[k])
 		}
-		return oneLine(strings.Join(parts, "; "), maxReason)
+		return amqpconn.OneLine(strings.Join(parts, "; "), maxReason)
 	}
 	msg := err.Error()
 	// jsoniter appends the input around the error: it may hold the payload.
 	if i := strings.Index(msg, ", error found in #"); i >= 0 {
 		msg = msg[:i]
 	}
-	return oneLine("invalid event: "+msg, maxReason)
+	return amqpconn.OneLine("invalid event: "+msg, maxReason)
 }
 
 // wrap makes a CloudEvent of a message that is not one: id is the
@@ -462,35 +464,5 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 
 // bound cuts s to n bytes for use in a reason.
 func bound(s string, n int) string {
-	return oneLine(s, n)
-}
-
-// oneLine replaces control characters, white space runs and invalid UTF-8
-// with one space and cuts s to at most max bytes, marking a cut with "…".
-func oneLine(s string, max int) string {
-	var b strings.Builder
-	space := false
-	for _, r := range s {
-		if r == utf8.RuneError || r <= ' ' || r >= 0x7F && r < 0xA0 || r == '\u2028' || r == '\u2029' {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-		if b.Len() > max {
-			break
-		}
-	}
-	out := b.String()
-	if len(out) <= max {
-		return out
-	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(out[cut]) {
-		cut--
-	}
-	return strings.TrimRight(out[:cut], " ") + "…"
+	return amqpconn.OneLine(s, n)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -596,36 +597,20 @@ func TestReadmeEmbedsExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(readme, []byte(exampleYAML)) {
-		t.Error("README.md does not contain example.yaml verbatim")
-	}
+	plugintest.ReadmeHasExample(t, string(readme), exampleYAML)
 }
 
 func TestExampleDecodes(t *testing.T) {
-	cfg, err := config.Parse("example.yaml", []byte(exampleYAML), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, p := range cfg.Sources {
-		if p.Type != "http" {
-			continue
-		}
-		n++
-		c := newConfig()
-		c.Path = ""
-		if err := config.Decode(p.Own, c); err != nil {
-			t.Fatalf("decode %s: %v", p.Where("source"), err)
-		}
-		if err := c.Validate(); err != nil {
-			t.Fatalf("validate %s: %v", p.Where("source"), err)
-		}
-		if c.Path != "/events" {
-			t.Errorf("path %q", c.Path)
+	// Without the test default path: example.yaml must set it.
+	noPath := func() *Config { c := newConfig(); c.Path = ""; return c }
+	entries := plugintest.DecodeExample(t, exampleYAML, nil, "source", "http", noPath)
+	for _, e := range entries {
+		if e.Config.Path != "/events" {
+			t.Errorf("path %q", e.Config.Path)
 		}
 	}
-	if n != 1 {
-		t.Fatalf("%d http sources in example.yaml, want 1", n)
+	if len(entries) != 1 {
+		t.Fatalf("%d http sources in example.yaml, want 1", len(entries))
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/junctionhq/junction/internal/natstest"
 )
 
 // countIngester counts events and accepts them.
@@ -27,8 +29,8 @@ func (c *countIngester) Rejected(string) {}
 // stored first, then consumed, decoded, ingested (into a counter) and
 // acknowledged.
 func BenchmarkJetStreamIngest(b *testing.B) {
-	_, js := connect(b)
-	stream, prefix := newStream(b, js)
+	_, js := natstest.Connect(b)
+	stream, prefix := natstest.NewStream(b, js)
 	data := []byte(`{"orderId":"o-1","amount":120,"note":"` + strings.Repeat("x", 950) + `"}`)
 	var futures []jetstream.PubAckFuture
 	for i := range b.N {

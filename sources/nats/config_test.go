@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -22,22 +20,8 @@ var readme string
 // problem as FILE:LINE:COL lines.
 func check(t *testing.T, src string) (*Config, string) {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("bad test YAML: %v", err)
-	}
-	node := doc.Content[0]
 	c := NewConfig()
-	var errs config.Errors
-	if err := config.Decode(node, c); err != nil {
-		errs.Add(node, `source "in"`, err)
-	} else {
-		errs.Add(node, `source "in"`, c.Validate())
-	}
-	if err := errs.Err(); err != nil {
-		return c, err.Error()
-	}
-	return c, ""
+	return c, plugintest.Check(t, src, `source "in"`, c)
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -160,38 +144,17 @@ func TestRegistered(t *testing.T) {
 // TestExample loads example.yaml like the loader does and decodes and
 // validates each nats source in it.
 func TestExample(t *testing.T) {
-	lookup := func(string) (string, bool) { return "", false }
-	cfg, err := config.Parse("example.yaml", []byte(exampleYAML), lookup)
-	if err != nil {
-		t.Fatalf("parse example.yaml:\n%v", err)
-	}
-	found := 0
-	for _, p := range cfg.Sources {
-		if p.Type != Type {
-			continue
-		}
-		found++
-		c := NewConfig()
-		var errs config.Errors
-		if err := config.Decode(p.Own, c); err != nil {
-			errs.Add(p.Own, p.Where("source"), err)
-		} else {
-			errs.Add(p.Own, p.Where("source"), c.Validate())
-		}
-		if err := errs.Err(); err != nil {
-			t.Fatalf("example.yaml:\n%v", err)
-		}
-		if c.URL != "nats://127.0.0.1:4222" {
-			t.Errorf("url default from ${NATS_URL:-...}: %q", c.URL)
+	entries := plugintest.DecodeExample(t, exampleYAML, nil, "source", Type, NewConfig)
+	for _, e := range entries {
+		if e.Config.URL != "nats://127.0.0.1:4222" {
+			t.Errorf("url default from ${NATS_URL:-...}: %q", e.Config.URL)
 		}
 	}
-	if found != 2 {
-		t.Fatalf("example.yaml has %d nats sources, want 2", found)
+	if len(entries) != 2 {
+		t.Fatalf("example.yaml has %d nats sources, want 2", len(entries))
 	}
 }
 
 func TestReadmeEmbedsExample(t *testing.T) {
-	if !strings.Contains(readme, "```yaml\n"+exampleYAML+"```") {
-		t.Error("README.md does not contain example.yaml verbatim in a yaml code block")
-	}
+	plugintest.ReadmeHasExample(t, readme, plugintest.YAMLBlock(exampleYAML))
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/junctionhq/junction/internal/natstest"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -30,8 +32,8 @@ func consumerSettled(t testing.TB, js jetstream.JetStream, stream, durable strin
 }
 
 func TestJetStreamModes(t *testing.T) {
-	_, js := connect(t)
-	stream, prefix := newStream(t, js)
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.NewStream(t, js)
 	publish(t, js, prefix+".a", `{"amount":1}`, "ce-specversion", "1.0", "ce-id", "b-1", "ce-source", "/shop", "ce-type", "order", "ce-tenant", "acme", "content-type", "application/json")
 	publish(t, js, prefix+".b", `{"specversion":"1.0","id":"s-1","source":"/shop","type":"order","data":{"amount":2}}`, "content-type", "application/cloudevents+json")
 	publish(t, js, prefix+".c", `plain`)
@@ -39,8 +41,8 @@ func TestJetStreamModes(t *testing.T) {
 	c := jsConfig(stream)
 	c.EventType = "com.example.raw"
 	run(t, c, rec)
-	eventually(t, 10*time.Second, "3 events", func() bool { return rec.count() == 3 })
-	eventually(t, 10*time.Second, "every message acked", func() bool { return consumerSettled(t, js, stream, c.Durable) })
+	plugintest.Eventually(t, 10*time.Second, "3 events", func() bool { return rec.count() == 3 })
+	plugintest.Eventually(t, 10*time.Second, "every message acked", func() bool { return consumerSettled(t, js, stream, c.Durable) })
 	_, events, rejected := rec.snapshot()
 	var got []string
 	for _, e := range events {
@@ -61,16 +63,16 @@ func TestJetStreamModes(t *testing.T) {
 }
 
 func TestJetStreamFilterSubject(t *testing.T) {
-	_, js := connect(t)
-	stream, prefix := newStream(t, js)
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.NewStream(t, js)
 	publish(t, js, prefix+".skip", "1")
 	publish(t, js, prefix+".take.x", "2")
 	rec := &recorder{}
 	c := jsConfig(stream)
 	c.Subject = prefix + ".take.>"
 	run(t, c, rec)
-	eventually(t, 10*time.Second, "1 event", func() bool { return rec.count() == 1 })
-	eventually(t, 10*time.Second, "acked", func() bool { return consumerSettled(t, js, stream, c.Durable) })
+	plugintest.Eventually(t, 10*time.Second, "1 event", func() bool { return rec.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "acked", func() bool { return consumerSettled(t, js, stream, c.Durable) })
 	if _, ev, _ := rec.snapshot(); string(ev[0].Data()) != "2" {
 		t.Errorf("got %s", ev[0].Data())
 	}
@@ -80,8 +82,8 @@ func TestJetStreamFilterSubject(t *testing.T) {
 // acked; they come back (NakWithDelay) and are ingested once it accepts.
 // Other messages keep flowing meanwhile.
 func TestJetStreamIngestFails(t *testing.T) {
-	_, js := connect(t)
-	stream, prefix := newStream(t, js)
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.NewStream(t, js)
 	rec := &recorder{}
 	failures := 0
 	rec.fail = func(_ int, e *event.Event) error {
@@ -96,7 +98,7 @@ func TestJetStreamIngestFails(t *testing.T) {
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "flaky")
 	publish(t, js, prefix+".x", "steady")
-	eventually(t, 15*time.Second, "both events", func() bool { return rec.count() == 2 })
+	plugintest.Eventually(t, 15*time.Second, "both events", func() bool { return rec.count() == 2 })
 	calls, events, _ := rec.snapshot()
 	if calls != 4 {
 		t.Errorf("%d Ingest calls, want 4 (2 refused, 2 accepted)", calls)
@@ -109,7 +111,7 @@ func TestJetStreamIngestFails(t *testing.T) {
 		t.Errorf("id %s", events[1].ID())
 	}
 	cons, _ := js.Consumer(context.Background(), stream, c.Durable)
-	eventually(t, 10*time.Second, "acked", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "acked", func() bool {
 		info, err := cons.Info(context.Background())
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
 	})
@@ -123,12 +125,12 @@ func TestJetStreamIngestFails(t *testing.T) {
 // go.mod's nats-server version (which takes Term reasons).
 func TestJetStreamMalformed(t *testing.T) {
 	t.Run("broker", func(t *testing.T) {
-		nc, js := connect(t)
-		testMalformed(t, nc, js, brokerURL())
+		nc, js := natstest.Connect(t)
+		testMalformed(t, nc, js, natstest.URL())
 	})
 	t.Run("embedded", func(t *testing.T) {
-		srv := startEmbedded(t)
-		nc, err := nats.Connect(srv.url())
+		srv := natstest.StartServer(t)
+		nc, err := nats.Connect(srv.URL())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,13 +139,13 @@ func TestJetStreamMalformed(t *testing.T) {
 		if !termWithReason(nc.ConnectedServerVersion()) {
 			t.Fatalf("embedded server %s takes no Term reason", nc.ConnectedServerVersion())
 		}
-		testMalformed(t, nc, js, srv.url())
+		testMalformed(t, nc, js, srv.URL())
 	})
 }
 
 func testMalformed(t *testing.T, nc *nats.Conn, js jetstream.JetStream, url string) {
-	stream, prefix := newStream(t, js)
-	dlqStream, dlqPrefix := newStream(t, js)
+	stream, prefix := natstest.NewStream(t, js)
+	dlqStream, dlqPrefix := natstest.NewStream(t, js)
 	c := jsConfig(stream)
 	c.URL = url
 	c.DeadLetterSubject = dlqPrefix + ".dead"
@@ -155,8 +157,8 @@ func testMalformed(t *testing.T, nc *nats.Conn, js jetstream.JetStream, url stri
 	publish(t, js, prefix+".x", "payload-secret", "ce-specversion", "1.0", "ce-source", "/s", "ce-type", "t", "X-Trace", "abc")
 	publish(t, js, prefix+".x", "ok")
 	run(t, c, rec)
-	eventually(t, 10*time.Second, "the good event", func() bool { return rec.count() == 1 })
-	eventually(t, 10*time.Second, "settled", func() bool { return consumerSettled(t, js, stream, c.Durable) })
+	plugintest.Eventually(t, 10*time.Second, "the good event", func() bool { return rec.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "settled", func() bool { return consumerSettled(t, js, stream, c.Durable) })
 	_, _, rejected := rec.snapshot()
 	if rejected["malformed"] != 1 {
 		t.Errorf("rejected %v", rejected)
@@ -194,14 +196,14 @@ func testMalformed(t *testing.T, nc *nats.Conn, js jetstream.JetStream, url stri
 // TestJetStreamDeadLetterFails: when the dead-letter subject has no
 // stream, the malformed message is not terminated: it stays pending.
 func TestJetStreamDeadLetterFails(t *testing.T) {
-	_, js := connect(t)
-	stream, prefix := newStream(t, js)
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.NewStream(t, js)
 	c := jsConfig(stream)
-	c.DeadLetterSubject = "nostream" + suffix() + ".dead"
+	c.DeadLetterSubject = "nostream" + natstest.Suffix() + ".dead"
 	rec := &recorder{}
 	publish(t, js, prefix+".x", "{}", "ce-specversion", "9")
 	run(t, c, rec)
-	eventually(t, 10*time.Second, "a redelivery", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "a redelivery", func() bool {
 		cons, err := js.Consumer(context.Background(), stream, c.Durable)
 		if err != nil {
 			return false
@@ -217,16 +219,16 @@ func TestJetStreamDeadLetterFails(t *testing.T) {
 // TestJetStreamInProgress: an ingest slower than ackWait is not
 // redelivered: the source sends InProgress.
 func TestJetStreamInProgress(t *testing.T) {
-	_, js := connect(t)
-	stream, prefix := newStream(t, js)
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.NewStream(t, js)
 	rec := &recorder{block: 2500 * time.Millisecond}
 	c := jsConfig(stream)
 	c.AckWait = time.Second
 	c.Concurrency = 2
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "slow")
-	eventually(t, 10*time.Second, "the event", func() bool { return rec.count() == 1 })
-	eventually(t, 5*time.Second, "acked", func() bool { return consumerSettled(t, js, stream, c.Durable) })
+	plugintest.Eventually(t, 10*time.Second, "the event", func() bool { return rec.count() == 1 })
+	plugintest.Eventually(t, 5*time.Second, "acked", func() bool { return consumerSettled(t, js, stream, c.Durable) })
 	time.Sleep(1500 * time.Millisecond) // a redelivery would come within ackWait
 	if calls, _, _ := rec.snapshot(); calls != 1 {
 		t.Errorf("%d Ingest calls: the message was redelivered", calls)
@@ -236,32 +238,32 @@ func TestJetStreamInProgress(t *testing.T) {
 // TestJetStreamTooLarge: a message the journal refuses as too large is
 // terminated and counted, not retried forever.
 func TestJetStreamTooLarge(t *testing.T) {
-	_, js := connect(t)
-	stream, prefix := newStream(t, js)
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.NewStream(t, js)
 	rec := &recorder{fail: func(int, *event.Event) error { return fmt.Errorf("append: %w", sources.ErrTooLarge) }}
 	c := jsConfig(stream)
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "big")
-	eventually(t, 10*time.Second, "rejected", func() bool { _, _, r := rec.snapshot(); return r["too_large"] == 1 })
-	eventually(t, 10*time.Second, "settled", func() bool { return consumerSettled(t, js, stream, c.Durable) })
+	plugintest.Eventually(t, 10*time.Second, "rejected", func() bool { _, _, r := rec.snapshot(); return r["too_large"] == 1 })
+	plugintest.Eventually(t, 10*time.Second, "settled", func() bool { return consumerSettled(t, js, stream, c.Durable) })
 }
 
 // TestJetStreamDeliverNew: a new durable with deliverPolicy new skips what
 // the stream already holds.
 func TestJetStreamDeliverNew(t *testing.T) {
-	_, js := connect(t)
-	stream, prefix := newStream(t, js)
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.NewStream(t, js)
 	publish(t, js, prefix+".x", "old")
 	rec := &recorder{}
 	c := jsConfig(stream)
 	c.DeliverPolicy = DeliverNew
 	run(t, c, rec)
-	eventually(t, 10*time.Second, "the consumer", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "the consumer", func() bool {
 		_, err := js.Consumer(context.Background(), stream, c.Durable)
 		return err == nil
 	})
 	publish(t, js, prefix+".x", "new")
-	eventually(t, 10*time.Second, "the new event", func() bool { return rec.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the new event", func() bool { return rec.count() == 1 })
 	if _, ev, _ := rec.snapshot(); string(ev[0].Data()) != "new" {
 		t.Errorf("got %s", ev[0].Data())
 	}
@@ -270,22 +272,22 @@ func TestJetStreamDeliverNew(t *testing.T) {
 // TestJetStreamConsumerDeleted: a durable deleted under the source is made
 // again.
 func TestJetStreamConsumerDeleted(t *testing.T) {
-	_, js := connect(t)
-	stream, prefix := newStream(t, js)
+	_, js := natstest.Connect(t)
+	stream, prefix := natstest.NewStream(t, js)
 	rec := &recorder{}
 	c := jsConfig(stream)
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "1")
-	eventually(t, 10*time.Second, "event 1", func() bool { return rec.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "event 1", func() bool { return rec.count() == 1 })
 	if err := js.DeleteConsumer(context.Background(), stream, c.Durable); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the consumer made again", func() bool {
+	plugintest.Eventually(t, 30*time.Second, "the consumer made again", func() bool {
 		_, err := js.Consumer(context.Background(), stream, c.Durable)
 		return err == nil
 	})
 	publish(t, js, prefix+".x", "2")
-	eventually(t, 30*time.Second, "event 2", func() bool {
+	plugintest.Eventually(t, 30*time.Second, "event 2", func() bool {
 		// The new durable starts over (deliverPolicy all): 1 comes again.
 		_, ev, _ := rec.snapshot()
 		for _, e := range ev {
@@ -300,8 +302,8 @@ func TestJetStreamConsumerDeleted(t *testing.T) {
 // TestBrokerOutage stops the NATS server under a running source and
 // starts it again: messages published before, and after, all arrive.
 func TestBrokerOutage(t *testing.T) {
-	srv := startEmbedded(t)
-	nc, err := nats.Connect(srv.url())
+	srv := natstest.StartServer(t)
+	nc, err := nats.Connect(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,29 +315,29 @@ func TestBrokerOutage(t *testing.T) {
 	nc.Close()
 	rec := &recorder{}
 	c := jsConfig("OUT")
-	c.URL = srv.url()
+	c.URL = srv.URL()
 	run(t, c, rec)
-	eventually(t, 10*time.Second, "event before", func() bool { return rec.count() == 1 })
-	srv.stop()
+	plugintest.Eventually(t, 10*time.Second, "event before", func() bool { return rec.count() == 1 })
+	srv.Stop()
 	time.Sleep(300 * time.Millisecond) // let the source see the outage
-	srv.start()
-	nc2, err := nats.Connect(srv.url())
+	srv.Start()
+	nc2, err := nats.Connect(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc2.Close()
 	js2, _ := jetstream.New(nc2)
 	publish(t, js2, "out.x", "after")
-	eventually(t, 30*time.Second, "event after", func() bool { return rec.count() == 2 })
+	plugintest.Eventually(t, 30*time.Second, "event after", func() bool { return rec.count() == 2 })
 }
 
 // TestRunWithoutBroker: Run waits for a broker that is not there and
 // returns nil when ctx ends.
 func TestRunWithoutBroker(t *testing.T) {
-	srv := startEmbedded(t)
-	srv.stop()
+	srv := natstest.StartServer(t)
+	srv.Stop()
 	c := jsConfig("S")
-	c.URL = srv.url()
+	c.URL = srv.URL()
 	built, err := c.Build(context.Background(), sources.Deps{Name: "x"})
 	if err != nil {
 		t.Fatal(err)
@@ -348,16 +350,16 @@ func TestRunWithoutBroker(t *testing.T) {
 }
 
 func TestCore(t *testing.T) {
-	nc, _ := connect(t)
-	subject := "core" + suffix()
+	nc, _ := natstest.Connect(t)
+	subject := "core" + natstest.Suffix()
 	rec := &recorder{}
 	c := NewConfig()
-	c.URL = brokerURL()
+	c.URL = natstest.URL()
 	c.Subject = subject + ".>"
 	c.Queue = "q"
 	run(t, c, rec)
 	// The subscription is live once a message gets through.
-	eventually(t, 10*time.Second, "the subscription", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "the subscription", func() bool {
 		nc.Publish(subject+".probe", []byte("probe"))
 		nc.Flush()
 		time.Sleep(20 * time.Millisecond)
@@ -373,7 +375,7 @@ func TestCore(t *testing.T) {
 	nc.PublishMsg(m)
 	nc.Publish(subject+".y", []byte("raw"))
 	nc.Flush()
-	eventually(t, 10*time.Second, "2 more events", func() bool { return rec.count() == base+2 })
+	plugintest.Eventually(t, 10*time.Second, "2 more events", func() bool { return rec.count() == base+2 })
 	_, events, _ := rec.snapshot()
 	var binary, raw *event.Event
 	for _, e := range events[base:] {
@@ -394,8 +396,8 @@ func TestCore(t *testing.T) {
 // TestCoreLost: in core NATS mode a message that cannot be ingested is
 // counted as lost, and a malformed one as malformed.
 func TestCoreLost(t *testing.T) {
-	nc, _ := connect(t)
-	subject := "core" + suffix()
+	nc, _ := natstest.Connect(t)
+	subject := "core" + natstest.Suffix()
 	ready := false
 	rec := &recorder{fail: func(_ int, e *event.Event) error {
 		if string(e.Data()) == "probe" {
@@ -404,10 +406,10 @@ func TestCoreLost(t *testing.T) {
 		return errors.New("journal: unavailable")
 	}}
 	c := NewConfig()
-	c.URL = brokerURL()
+	c.URL = natstest.URL()
 	c.Subject = subject
 	run(t, c, rec)
-	eventually(t, 10*time.Second, "the subscription", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "the subscription", func() bool {
 		nc.Publish(subject, []byte("probe"))
 		nc.Flush()
 		time.Sleep(20 * time.Millisecond)
@@ -420,7 +422,7 @@ func TestCoreLost(t *testing.T) {
 	m.Data = []byte("{")
 	nc.PublishMsg(m)
 	nc.Flush()
-	eventually(t, 10*time.Second, "lost and malformed", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "lost and malformed", func() bool {
 		_, _, r := rec.snapshot()
 		return r["lost"] == 1 && r["malformed"] == 1
 	})

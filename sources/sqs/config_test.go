@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -22,22 +20,8 @@ var readme string
 // problem as FILE:LINE:COL lines.
 func check(t *testing.T, src string) (*Config, string) {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("bad test YAML: %v", err)
-	}
-	node := doc.Content[0]
 	c := NewConfig()
-	var errs config.Errors
-	if err := config.Decode(node, c); err != nil {
-		errs.Add(node, `source "orders"`, err)
-	} else {
-		errs.Add(node, `source "orders"`, c.Validate())
-	}
-	if err := errs.Err(); err != nil {
-		return c, err.Error()
-	}
-	return c, ""
+	return c, plugintest.Check(t, src, `source "orders"`, c)
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -107,39 +91,15 @@ func TestRegistered(t *testing.T) {
 }
 
 func TestExample(t *testing.T) {
-	lookup := func(string) (string, bool) { return "", false }
-	cfg, err := config.Parse("example.yaml", []byte(exampleYAML), lookup)
-	if err != nil {
-		t.Fatalf("parse example.yaml:\n%v", err)
-	}
-	var found bool
-	for _, p := range cfg.Sources {
-		if p.Type != Type {
-			continue
-		}
-		found = true
-		c := NewConfig()
-		var errs config.Errors
-		if err := config.Decode(p.Own, c); err != nil {
-			errs.Add(p.Own, p.Where("source"), err)
-		} else {
-			errs.Add(p.Own, p.Where("source"), c.Validate())
-		}
-		if err := errs.Err(); err != nil {
-			t.Fatalf("example.yaml:\n%v", err)
-		}
+	for _, e := range plugintest.DecodeExample(t, exampleYAML, nil, "source", Type, NewConfig) {
+		c := e.Config
 		if c.QueueURL != "http://127.0.0.1:4566/000000000000/orders" || c.Endpoint != "http://127.0.0.1:4566" ||
 			c.EventType != "com.example.order" || c.VisibilityTimeout != 30*time.Second {
 			t.Errorf("example source: %+v", c)
 		}
 	}
-	if !found {
-		t.Fatal("example.yaml has no sqs source")
-	}
 }
 
 func TestReadmeEmbedsExample(t *testing.T) {
-	if !strings.Contains(readme, exampleYAML) {
-		t.Error("README.md does not contain example.yaml verbatim; paste it in again")
-	}
+	plugintest.ReadmeHasExample(t, readme, exampleYAML)
 }

@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -30,16 +31,11 @@ func TestREADMEContainsExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "```yaml\n"+exampleYAML+"```\n") {
-		t.Error("README.md does not contain example.yaml verbatim in a yaml block")
-	}
+	plugintest.ReadmeHasExample(t, string(readme), plugintest.YAMLBlock(exampleYAML)+"\n")
 }
 
 func TestExample(t *testing.T) {
-	c, err := load(t, "example.yaml", exampleYAML, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := plugintest.DecodeExample(t, exampleYAML, nil, "source", Type, NewConfig)[0].Config
 	if c.Path != "/hooks/github" || c.Verify == nil || c.Verify.Scheme != SchemeHMACSHA256 || c.Verify.Secret != "change-me" {
 		t.Fatalf("unexpected config: path %q verify %+v", c.Path, c.Verify)
 	}
@@ -72,10 +68,7 @@ func TestExample(t *testing.T) {
 	}
 
 	// The secret comes from the environment when set.
-	c, err = load(t, "example.yaml", exampleYAML, map[string]string{"GITHUB_WEBHOOK_SECRET": "from-env"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = plugintest.DecodeExample(t, exampleYAML, map[string]string{"GITHUB_WEBHOOK_SECRET": "from-env"}, "source", Type, NewConfig)[0].Config
 	if c.Verify.Secret != "from-env" {
 		t.Errorf("secret not taken from GITHUB_WEBHOOK_SECRET")
 	}
