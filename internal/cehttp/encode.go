@@ -1,4 +1,4 @@
-package webhook
+package cehttp
 
 import (
 	"fmt"
@@ -10,30 +10,33 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 )
 
-// Media type of a structured-mode request (CloudEvents JSON format).
-const structuredContentType = "application/cloudevents+json; charset=utf-8"
+// StructuredContentType is the media type of a structured-mode request (the
+// CloudEvents JSON format).
+const StructuredContentType = "application/cloudevents+json; charset=utf-8"
 
 // Header names of the CloudEvents 1.0 context attributes, in the canonical
 // form net/http uses, so that http.Header lookups find them.
 const (
-	hdrSpecVersion = "Ce-Specversion"
-	hdrID          = "Ce-Id"
-	hdrSource      = "Ce-Source"
-	hdrType        = "Ce-Type"
-	hdrSubject     = "Ce-Subject"
-	hdrTime        = "Ce-Time"
-	hdrDataSchema  = "Ce-Dataschema"
-	hdrContentType = "Content-Type"
+	// HeaderSpecVersion marks a binary-mode message.
+	HeaderSpecVersion = "Ce-Specversion"
+	hdrID             = "Ce-Id"
+	hdrSource         = "Ce-Source"
+	hdrType           = "Ce-Type"
+	hdrSubject        = "Ce-Subject"
+	hdrTime           = "Ce-Time"
+	hdrDataSchema     = "Ce-Dataschema"
+	// HeaderContentType carries datacontenttype in binary mode.
+	HeaderContentType = "Content-Type"
 )
 
-// setBinaryHeaders writes the context attributes and extensions of e into h
+// SetBinaryHeaders writes the context attributes and extensions of e into h
 // as the CloudEvents HTTP binding's binary content mode asks: one ce-<name>
 // header per attribute, percent-encoded, and datacontenttype as
 // Content-Type. sdk-go's binding writes the values without the percent
 // encoding that the spec requires (a space or a non-ASCII character in a
 // subject would arrive mangled or be refused by net/http), hence this
 // writer.
-func setBinaryHeaders(h http.Header, e *event.Event) error {
+func SetBinaryHeaders(h http.Header, e *event.Event) error {
 	if c, ok := e.Context.(*event.EventContextV1); ok {
 		return setV1Headers(h, c)
 	}
@@ -48,21 +51,21 @@ func setV1Headers(h http.Header, c *event.EventContextV1) error {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	put(hdrSpecVersion, event.CloudEventsVersionV1)
-	put(hdrID, pctEncode(c.ID))
-	put(hdrSource, pctEncode(c.Source.String()))
-	put(hdrType, pctEncode(c.Type))
+	put(HeaderSpecVersion, event.CloudEventsVersionV1)
+	put(hdrID, PctEncode(c.ID))
+	put(hdrSource, PctEncode(c.Source.String()))
+	put(hdrType, PctEncode(c.Type))
 	if c.Subject != nil {
-		put(hdrSubject, pctEncode(*c.Subject))
+		put(hdrSubject, PctEncode(*c.Subject))
 	}
 	if c.Time != nil && !c.Time.IsZero() {
 		put(hdrTime, c.Time.Time.UTC().Format(time.RFC3339Nano))
 	}
 	if c.DataSchema != nil {
-		put(hdrDataSchema, pctEncode(c.DataSchema.String()))
+		put(hdrDataSchema, PctEncode(c.DataSchema.String()))
 	}
 	if c.DataContentType != nil && *c.DataContentType != "" {
-		h[hdrContentType] = []string{*c.DataContentType}
+		h[HeaderContentType] = []string{*c.DataContentType}
 	}
 	return setExtensionHeaders(h, c.Extensions)
 }
@@ -87,11 +90,11 @@ func setGenericHeaders(h http.Header, c event.EventContext) error {
 		}
 		if a.Kind() == spec.DataContentType {
 			if s != "" {
-				h[hdrContentType] = []string{s}
+				h[HeaderContentType] = []string{s}
 			}
 			continue
 		}
-		h[headerName(a.Name())] = []string{pctEncode(s)}
+		h[headerName(a.Name())] = []string{PctEncode(s)}
 	}
 	return setExtensionHeaders(h, c.GetExtensions())
 }
@@ -105,7 +108,7 @@ func setExtensionHeaders(h http.Header, ext map[string]any) error {
 		if err != nil {
 			return fmt.Errorf("format extension %s: %w", name, err)
 		}
-		h[headerName(name)] = []string{pctEncode(s)}
+		h[headerName(name)] = []string{PctEncode(s)}
 	}
 	return nil
 }
@@ -141,12 +144,12 @@ func validExtensionName(s string) bool {
 	return true
 }
 
-// pctEncode percent-encodes s as the CloudEvents HTTP binding requires for
+// PctEncode percent-encodes s as the CloudEvents HTTP binding requires for
 // header values: space, '"', '%' and every byte outside the printable ASCII
 // range U+0021-U+007E (so each byte of a non-ASCII character's UTF-8
 // encoding) become %XY with upper-case hex digits. s is returned as is when
 // nothing needs encoding.
-func pctEncode(s string) string {
+func PctEncode(s string) string {
 	n := 0
 	for i := 0; i < len(s); i++ {
 		if mustEncode(s[i]) {

@@ -1,0 +1,237 @@
+package cehttp
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+)
+
+// Media types of the CloudEvents JSON formats, without parameters.
+const (
+	mediaStructured = "application/cloudevents+json"
+	mediaBatch      = "application/cloudevents-batch+json"
+)
+
+// ErrNotEvent is returned by ParseEvent for a message that is not a
+// CloudEvent: no ce-specversion header and not the CloudEvents JSON format.
+var ErrNotEvent = errors.New("not a CloudEvent")
+
+// IsEvent reports whether a message with header h carries a CloudEvent: in
+// binary mode (a ce-specversion header), structured mode or batch mode (by
+// its Content-Type). ParseEvent decides whether it is a valid one.
+func IsEvent(h http.Header) bool {
+	if len(h.Values(HeaderSpecVersion)) > 0 {
+		return true
+	}
+	mt := mediaType(h.Get(HeaderContentType))
+	return mt == mediaStructured || mt == mediaBatch
+}
+
+func mediaType(ct string) string {
+	if ct == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		// Not a media type at all: compare the part before ';'.
+		mt, _, _ = strings.Cut(ct, ";")
+	}
+	return strings.ToLower(strings.TrimSpace(mt))
+}
+
+// ParseEvent reads the CloudEvent of an HTTP message (a request or a
+// response) from its header and body, in binary mode (ce-* headers,
+// percent-decoded, the body as data and Content-Type as datacontenttype) or
+// structured mode (application/cloudevents+json). It returns ErrNotEvent
+// when the message is not a CloudEvent, and otherwise an error saying what
+// is wrong (one line) unless the event is valid. A batch is refused: one
+// event is expected.
+func ParseEvent(h http.Header, body []byte) (*event.Event, error) {
+	if sv := h.Values(HeaderSpecVersion); len(sv) > 0 {
+		return parseBinary(h, sv[0], body)
+	}
+	switch mediaType(h.Get(HeaderContentType)) {
+	case mediaStructured:
+		return parseStructured(body)
+	case mediaBatch:
+		return nil, errors.New("a CloudEvents batch (application/cloudevents-batch+json); one event was expected")
+	}
+	return nil, ErrNotEvent
+}
+
+// ParseStructured reads one event in the CloudEvents JSON format and
+// returns an error saying what is wrong (one line) unless it is valid.
+func ParseStructured(body []byte) (*event.Event, error) {
+	return parseStructured(body)
+}
+
+func parseStructured(body []byte) (*event.Event, error) {
+	if len(body) == 0 {
+		return nil, errors.New("empty body with Content-Type application/cloudevents+json")
+	}
+	e := event.New()
+	if err := e.UnmarshalJSON(body); err != nil {
+		return nil, fmt.Errorf("invalid CloudEvents JSON: %s", OneLine(err.Error(), 200))
+	}
+	if err := validate(&e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+func parseBinary(h http.Header, specversion string, body []byte) (*event.Event, error) {
+	var e event.Event
+	switch specversion {
+	case event.CloudEventsVersionV1, event.CloudEventsVersionV03:
+		e = event.New(specversion)
+	default:
+		return nil, fmt.Errorf("unsupported ce-specversion %q", OneLine(specversion, 40))
+	}
+	names := make([]string, 0, len(h))
+	for k := range h {
+		if len(k) > 3 && strings.EqualFold(k[:3], "ce-") {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		name := strings.ToLower(k[3:])
+		if name == "specversion" || len(h[k]) == 0 {
+			continue
+		}
+		v, err := pctDecode(h[k][0])
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", k, err)
+		}
+		if err := setAttribute(&e, name, v); err != nil {
+			return nil, fmt.Errorf("header %s: %w", k, err)
+		}
+	}
+	if ct := h.Get(HeaderContentType); ct != "" {
+		e.SetDataContentType(ct)
+	}
+	if len(body) > 0 {
+		e.DataEncoded = body
+	}
+	if err := validate(&e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// setAttribute sets the attribute name of e from its string form.
+func setAttribute(e *event.Event, name, v string) error {
+	switch name {
+	case "id":
+		e.SetID(v)
+	case "source":
+		e.SetSource(v)
+	case "type":
+		e.SetType(v)
+	case "subject":
+		e.SetSubject(v)
+	case "dataschema", "schemaurl":
+		e.SetDataSchema(v)
+	case "datacontenttype":
+		// Binary mode carries it as Content-Type, which wins.
+		e.SetDataContentType(v)
+	case "time":
+		t, err := types.ParseTime(v)
+		if err != nil {
+			return fmt.Errorf("invalid time %q (RFC 3339 expected)", OneLine(v, 60))
+		}
+		e.SetTime(t)
+	default:
+		if !validExtensionName(name) {
+			return fmt.Errorf("invalid attribute name %q (lower-case letters and digits only)", OneLine(name, 40))
+		}
+		if err := e.Context.SetExtension(name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validate checks the required attributes in a fixed order, then the rest
+// of the spec's rules, so that the error text is stable.
+func validate(e *event.Event) error {
+	var missing []string
+	if strings.TrimSpace(e.ID()) == "" {
+		missing = append(missing, "id")
+	}
+	if strings.TrimSpace(e.Source()) == "" {
+		missing = append(missing, "source")
+	}
+	if strings.TrimSpace(e.Type()) == "" {
+		missing = append(missing, "type")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing required attribute %s", strings.Join(missing, ", "))
+	}
+	err := e.Validate()
+	if err == nil {
+		return nil
+	}
+	var ve event.ValidationError
+	if errors.As(err, &ve) {
+		keys := make([]string, 0, len(ve))
+		for k := range ve {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + ": " + ve[k].Error()
+		}
+		return errors.New(OneLine(strings.Join(parts, "; "), 200))
+	}
+	return errors.New(OneLine(err.Error(), 200))
+}
+
+// pctDecode undoes PctEncode: %XY becomes the byte 0xXY; the result must be
+// UTF-8.
+func pctDecode(s string) (string, error) {
+	i := strings.IndexByte(s, '%')
+	if i < 0 {
+		return s, nil
+	}
+	b := make([]byte, 0, len(s))
+	b = append(b, s[:i]...)
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c != '%' {
+			b = append(b, c)
+			continue
+		}
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return "", errors.New("invalid percent-encoding")
+		}
+		b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+		i += 2
+	}
+	if !utf8.Valid(b) {
+		return "", errors.New("not UTF-8 once percent-decoded")
+	}
+	return string(b), nil
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}

@@ -1,0 +1,147 @@
+package cehttp
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+func TestParseEvent(t *testing.T) {
+	hdr := func(kv ...string) http.Header {
+		h := http.Header{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	base := []string{"Ce-Specversion", "1.0", "Ce-Id", "1", "Ce-Source", "/s", "Ce-Type", "t"}
+	cases := []struct {
+		name string
+		h    http.Header
+		body string
+		want string // error text; "" for a valid event
+	}{
+		{"binary", hdr(append(base, "Content-Type", "text/plain", "Ce-Subject", "a%20b%E2%9C%93")...), "hi", ""},
+		{"binary 0.3", hdr("Ce-Specversion", "0.3", "Ce-Id", "1", "Ce-Source", "/s", "Ce-Type", "t", "Ce-Schemaurl", "http://x/s"), "", ""},
+		{"structured", hdr("Content-Type", "application/cloudevents+json; charset=UTF-8"), `{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"a":1}}`, ""},
+		{"not an event: no headers", hdr(), "x", ErrNotEvent.Error()},
+		{"not an event: JSON", hdr("Content-Type", "application/json"), `{"specversion":"1.0"}`, ErrNotEvent.Error()},
+		{"not an event: bad media type", hdr("Content-Type", "///"), ``, ErrNotEvent.Error()},
+		{"batch", hdr("Content-Type", "application/cloudevents-batch+json"), `[]`, "a CloudEvents batch (application/cloudevents-batch+json); one event was expected"},
+		{"missing all", hdr("Ce-Specversion", "1.0"), "", "missing required attribute id, source, type"},
+		{"specversion", hdr("Ce-Specversion", "9\n9"), "", `unsupported ce-specversion "9 9"`},
+		{"truncated percent", hdr(append(base, "Ce-Subject", "abc%4")...), "", "header Ce-Subject: invalid percent-encoding"},
+		{"time", hdr(append(base, "Ce-Time", "2024-13-01")...), "", `header Ce-Time: invalid time "2024-13-01" (RFC 3339 expected)`},
+		{"extension name", hdr(append(base, "Ce-A_b", "1")...), "", `header Ce-A_b: invalid attribute name "a_b" (lower-case letters and digits only)`},
+		{"structured bad JSON", hdr("Content-Type", "application/cloudevents+json"), `[1]`, "invalid CloudEvents JSON: "},
+		{"structured bad specversion", hdr("Content-Type", "application/cloudevents+json"), `{"specversion":"7","id":"1","source":"/s","type":"t"}`, "invalid CloudEvents JSON: "},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := ParseEvent(tc.h, []byte(tc.body))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("ParseEvent: %v", err)
+				}
+				if err := e.Validate(); err != nil {
+					t.Errorf("invalid event: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got %v, want error %q", e, tc.want)
+			}
+			if got := err.Error(); len(got) < len(tc.want) || got[:len(tc.want)] != tc.want {
+				t.Errorf("error:\n got %s\nwant %s", got, tc.want)
+			}
+			if IsEvent(tc.h) == errors.Is(err, ErrNotEvent) {
+				t.Errorf("IsEvent = %v with error %v", IsEvent(tc.h), err)
+			}
+		})
+	}
+}
+
+// TestBinaryRoundTrip writes an event with SetBinaryHeaders and reads it
+// back with ParseEvent.
+func TestBinaryRoundTrip(t *testing.T) {
+	e := event.New()
+	e.SetID("id 1 ✓")
+	e.SetSource("/orders/eu")
+	e.SetType("com.example.order.created")
+	e.SetSubject(`order 42 "quoted" 100%`)
+	e.SetTime(time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC))
+	e.SetDataSchema("https://example.com/s.json")
+	e.SetExtension("tenant", "acme corp")
+	e.SetExtension("attempt", 3)
+	if err := e.SetData(event.ApplicationJSON, map[string]any{"amount": 150}); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	if err := SetBinaryHeaders(h, &e); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseEvent(h, e.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID() != e.ID() || got.Subject() != e.Subject() || !got.Time().Equal(e.Time()) || got.DataSchema() != e.DataSchema() ||
+		got.Extensions()["tenant"] != "acme corp" || got.Extensions()["attempt"] != "3" || string(got.Data()) != string(e.Data()) ||
+		got.DataContentType() != "application/json" {
+		t.Errorf("round trip:\n got %s\nwant %s", got, &e)
+	}
+}
+
+func FuzzParseEvent(f *testing.F) {
+	f.Add("1.0", "a%20b", "application/cloudevents+json", []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t"}`))
+	f.Add("", "", "application/cloudevents+json", []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"AA=="}`))
+	f.Add("0.3", "%", "text/plain", []byte("x"))
+	f.Fuzz(func(t *testing.T, sv, subject, ct string, body []byte) {
+		h := http.Header{}
+		if sv != "" {
+			h["Ce-Specversion"] = []string{sv}
+			h["Ce-Id"] = []string{"1"}
+			h["Ce-Source"] = []string{"/s"}
+			h["Ce-Type"] = []string{"t"}
+			h["Ce-Subject"] = []string{subject}
+		}
+		h["Content-Type"] = []string{ct}
+		e, err := ParseEvent(h, body)
+		if err != nil {
+			if len(err.Error()) > 400 {
+				t.Errorf("error of %d bytes", len(err.Error()))
+			}
+			return
+		}
+		if err := e.Validate(); err != nil {
+			t.Errorf("ParseEvent returned an invalid event: %v", err)
+		}
+	})
+}
+
+func BenchmarkParseBinary(b *testing.B) {
+	h := http.Header{}
+	for k, v := range map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "r-1", "Ce-Source": "/fn", "Ce-Type": "com.example.t", "Ce-Subject": "a%20b", "Content-Type": "application/json"} {
+		h.Set(k, v)
+	}
+	body := []byte(`{"a":1}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseEvent(h, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseStructured(b *testing.B) {
+	h := http.Header{"Content-Type": {"application/cloudevents+json"}}
+	body := []byte(`{"specversion":"1.0","id":"r-1","source":"/fn","type":"com.example.t","datacontenttype":"application/json","data":{"a":1}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseEvent(h, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

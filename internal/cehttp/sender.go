@@ -1,0 +1,464 @@
+// Package cehttp holds what the HTTP sinks (webhook, function) share: the
+// CloudEvents HTTP binding in both directions (binary-mode headers written
+// and read with the spec's percent-encoding, structured mode), the client
+// side of an HTTP destination (URL, headers, TLS, keep-alive transport),
+// the classification of its failures, and one-line bounded error texts.
+package cehttp
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/sinks"
+)
+
+const (
+	// maxDrain bounds how much of a response body is read so that the
+	// connection can be reused; a longer body closes the connection.
+	maxDrain = 64 << 10
+	// maxErrBody is how much of an error answer's body goes into the error.
+	maxErrBody = 256
+	// MaxErrLen bounds error texts (they become junctionerror on dead
+	// letters).
+	MaxErrLen = 300
+)
+
+// TLS configures the client side of https connections.
+type TLS struct {
+	// CAFile is a PEM file of the CA certificates that the server's
+	// certificate must chain to, instead of the system's.
+	CAFile string `yaml:"caFile"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// servers that ask for one (mutual TLS). Both or neither.
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// InsecureSkipVerify accepts any server certificate. For tests only.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+	// ServerName overrides the name checked in the server's certificate
+	// (and sent as SNI).
+	ServerName string `yaml:"serverName"`
+}
+
+// ParseURL checks an http or https destination URL; its errors are made
+// to follow "url: ".
+func ParseURL(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, errors.New("required")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("invalid URL %q: %v", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("scheme must be http or https, not %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("missing host in %q", s)
+	}
+	return u, nil
+}
+
+// DisplayURL is the URL as errors show it: without user info and query,
+// which may hold credentials.
+func DisplayURL(u *url.URL) string {
+	d := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	s := d.String()
+	if u.RawQuery != "" {
+		s += "?…"
+	}
+	return s
+}
+
+// reservedHeaders are set by the sink itself and cannot be configured.
+var reservedHeaders = map[string]bool{
+	"Content-Type":      true,
+	"Content-Length":    true,
+	"Transfer-Encoding": true,
+	"Host":              true,
+	"Connection":        true,
+}
+
+// ValidateHeaders checks configured request headers (the key "headers"):
+// valid names, no header the sink sets itself (Content-Type, ce-*, ...), no
+// control characters in values. Values are never echoed: they may be
+// secrets.
+func ValidateHeaders(headers map[string]string) []error {
+	var errs []error
+	names := make([]string, 0, len(headers))
+	for k := range headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		path := "headers." + k
+		canon := http.CanonicalHeaderKey(k)
+		switch {
+		case !validHeaderName(k):
+			errs = append(errs, config.FieldErrorf(path, "invalid header name"))
+		case reservedHeaders[canon] || strings.HasPrefix(canon, "Ce-"):
+			errs = append(errs, config.FieldErrorf(path, "set by the sink; it cannot be configured"))
+		case !validHeaderValue(headers[k]):
+			errs = append(errs, config.FieldErrorf(path, "invalid header value (control characters are not allowed)"))
+		}
+	}
+	return errs
+}
+
+// ValidateTLS checks the key "tls" for a destination URL u (nil when the
+// URL is invalid).
+func ValidateTLS(t *TLS, u *url.URL) []error {
+	if t == nil {
+		return nil
+	}
+	var errs []error
+	if u != nil && u.Scheme != "https" {
+		errs = append(errs, config.FieldErrorf("tls", "only applies to an https url"))
+	}
+	if t.CertFile != "" && t.KeyFile == "" {
+		errs = append(errs, config.FieldErrorf("tls.keyFile", "required with tls.certFile"))
+	}
+	if t.KeyFile != "" && t.CertFile == "" {
+		errs = append(errs, config.FieldErrorf("tls.certFile", "required with tls.keyFile"))
+	}
+	return errs
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue refuses control characters other than tab.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7F {
+			return false
+		}
+	}
+	return true
+}
+
+// tlsConfig reads the files of t; nil for an http URL or without t.
+func tlsConfig(t *TLS, u *url.URL) (*tls.Config, error) {
+	if t == nil || u.Scheme != "https" {
+		return nil, nil
+	}
+	conf := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: t.InsecureSkipVerify,
+		ServerName:         t.ServerName,
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read tls.caFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("read tls.caFile %s: no PEM certificate found", t.CAFile)
+		}
+		conf.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load tls.certFile and tls.keyFile: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return conf, nil
+}
+
+// Options configure a Sender.
+type Options struct {
+	// URL is the destination, checked with ParseURL.
+	URL string
+	// Method is POST or PUT.
+	Method string
+	// Structured sends application/cloudevents+json; else binary mode.
+	Structured bool
+	// Headers are added to every request.
+	Headers map[string]string
+	// TLS configures https connections; nil for the defaults.
+	TLS *TLS
+	// MaxIdleConns bounds the keep-alive connections kept to the
+	// destination.
+	MaxIdleConns int
+	// Kind names the sink in log lines, e.g. "webhook sink".
+	Kind string
+	// Logger receives a warning when certificates are not verified.
+	Logger *slog.Logger
+}
+
+// Sender sends events to one HTTP destination over keep-alive connections.
+// It is safe for concurrent use.
+type Sender struct {
+	url        string
+	display    string
+	method     string
+	structured bool
+	headers    http.Header
+	transport  *http.Transport
+	client     *http.Client
+}
+
+// NewSender reads the TLS files and makes a Sender with its own transport.
+func NewSender(o Options) (*Sender, error) {
+	u, err := ParseURL(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse url: %w", err)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tlsConf, err := tlsConfig(o.TLS, u)
+	if err != nil {
+		return nil, err
+	}
+	if tlsConf != nil && tlsConf.InsecureSkipVerify {
+		log.Warn(o.Kind + " does not verify the server's TLS certificate (tls.insecureSkipVerify)")
+	}
+	maxIdle := max(o.MaxIdleConns, 1)
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:       http.ProxyFromEnvironment,
+		DialContext: dialer.DialContext,
+		// One destination: keep as many idle connections to it as the
+		// sink may use at once, so that bursts do not re-dial.
+		MaxIdleConns:          maxIdle,
+		MaxIdleConnsPerHost:   maxIdle,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 0,
+		// Answers are small or dropped, and read with a bound: do not ask
+		// for gzip.
+		DisableCompression: true,
+		TLSClientConfig:    tlsConf,
+		// A custom TLS config turns HTTP/2 off unless asked for.
+		ForceAttemptHTTP2: true,
+	}
+	h := make(http.Header, len(o.Headers)+1)
+	h.Set("User-Agent", "junction")
+	for k, v := range o.Headers {
+		h.Set(k, v)
+	}
+	method := o.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	return &Sender{
+		url:        u.String(),
+		display:    DisplayURL(u),
+		method:     method,
+		structured: o.Structured,
+		headers:    h,
+		transport:  tr,
+		client: &http.Client{
+			Transport: tr,
+			// A redirect of a POST would become a GET: report it instead.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}, nil
+}
+
+// Display is the destination as errors and logs show it.
+func (s *Sender) Display() string { return s.display }
+
+// Method is the request method.
+func (s *Sender) Method() string { return s.method }
+
+// Send sends e in one request. It returns the response, whatever its
+// status, or an error made by Failf: permanent when e cannot be encoded,
+// retryable for network errors and timeouts. The caller closes the body
+// (DrainClose).
+func (s *Sender) Send(ctx context.Context, e *event.Event) (*http.Response, error) {
+	start := time.Now()
+	req, err := s.request(ctx, e)
+	if err != nil {
+		return nil, s.Fail(sinks.Permanent(fmt.Errorf("encode event: %w", err)))
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, s.transportError(ctx, start, err)
+	}
+	return resp, nil
+}
+
+func (s *Sender) request(ctx context.Context, e *event.Event) (*http.Request, error) {
+	var body []byte
+	h := make(http.Header, len(s.headers)+12)
+	for k, v := range s.headers {
+		h[k] = v
+	}
+	if s.structured {
+		b, err := e.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		body = b
+		h[HeaderContentType] = []string{StructuredContentType}
+	} else {
+		if err := SetBinaryHeaders(h, e); err != nil {
+			return nil, err
+		}
+		body = e.Data()
+	}
+	req, err := http.NewRequestWithContext(ctx, s.method, s.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header = h
+	return req, nil
+}
+
+// StatusError classifies a response that is not 2xx with
+// sinks.HTTPStatusError, adds the start of its body to the text, and closes
+// the body.
+func (s *Sender) StatusError(resp *http.Response) error {
+	var snippet [maxErrBody]byte
+	n, _ := io.ReadFull(resp.Body, snippet[:])
+	DrainClose(resp.Body)
+	serr := sinks.HTTPStatusError(resp.StatusCode, resp.Header, time.Now())
+	switch {
+	case n == 0:
+		return s.Fail(serr)
+	case n == len(snippet):
+		// There may be more: say so even if the line has room.
+		return s.Failf(serr, "%s: %s…", serr.Error(), snippet[:n])
+	}
+	return s.Failf(serr, "%s: %s", serr.Error(), snippet[:n])
+}
+
+// TimeoutError is the error of an attempt that began at start and ran out
+// of time: its timeout is ctx's deadline less start.
+func (s *Sender) TimeoutError(ctx context.Context, start time.Time, err error) error {
+	d := time.Since(start)
+	if dl, ok := ctx.Deadline(); ok {
+		d = max(dl.Sub(start), 0)
+	}
+	return s.Failf(sinks.Retryable(err, 0), "attempt timed out after %s (the delivery timeout)", RoundDuration(d))
+}
+
+func (s *Sender) transportError(ctx context.Context, start time.Time, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return s.TimeoutError(ctx, start, err)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return s.Failf(sinks.Retryable(err, 0), "%v", ue.Err)
+	}
+	return s.Failf(sinks.Retryable(err, 0), "%v", err)
+}
+
+// Fail wraps a classified error with the request line.
+func (s *Sender) Fail(err error) error {
+	return s.Failf(err, "%v", err)
+}
+
+// Failf returns an error that reads "METHOD URL: msg" on one bounded line
+// and unwraps to cls, which carries the classification.
+func (s *Sender) Failf(cls error, format string, args ...any) error {
+	msg := s.method + " " + s.display + ": " + fmt.Sprintf(format, args...)
+	return &Error{msg: OneLine(msg, MaxErrLen), err: cls}
+}
+
+// Close closes the idle connections.
+func (s *Sender) Close() {
+	s.transport.CloseIdleConnections()
+}
+
+// Error is a delivery failure whose text is made for users (one line,
+// bounded) while Unwrap keeps the classification for sinks.Classify.
+type Error struct {
+	msg string
+	err error
+}
+
+func (e *Error) Error() string { return e.msg }
+
+// Unwrap returns the classified error.
+func (e *Error) Unwrap() error { return e.err }
+
+// RoundDuration rounds d for error texts.
+func RoundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(time.Millisecond)
+	}
+	return d
+}
+
+// OneLine replaces runs of control characters, white space and invalid
+// UTF-8 with one space, and cuts s to at most max bytes, marking a cut with
+// "…".
+func OneLine(s string, max int) string {
+	var b strings.Builder
+	b.Grow(min(len(s), max+8))
+	space := false
+	for _, r := range s {
+		if r == utf8.RuneError || r <= ' ' || r >= 0x7F && r < 0xA0 || r == '\u2028' || r == '\u2029' {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+		if b.Len() > max {
+			break
+		}
+	}
+	out := b.String()
+	if len(out) <= max {
+		return out
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(out[cut]) {
+		cut--
+	}
+	return strings.TrimRight(out[:cut], " ") + "…"
+}
+
+// DrainClose reads what is left of a response body, up to 64 KiB, so that
+// the connection can carry the next request, then closes it.
+func DrainClose(body io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, body, maxDrain)
+	_ = body.Close()
+}
