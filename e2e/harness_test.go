@@ -22,7 +22,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/junctionhq/junction/internal/cehttp"
 )
 
 var binary string
@@ -299,7 +300,12 @@ func newSink(t testing.TB, answer func(call int, e *event.Event) int) *sink {
 func serveSink(t testing.TB, ln net.Listener, answer func(call int, e *event.Event) int) *sink {
 	s := &sink{answer: answer, ln: ln, url: "http://" + ln.Addr().String() + "/hook"}
 	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e, err := cehttp.NewEventFromHTTPRequest(r)
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		e, err := cehttp.ParseEvent(r.Header, body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
