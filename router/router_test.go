@@ -343,8 +343,12 @@ func (g *gatedSource) Run(ctx context.Context, _ sources.Ingester) error {
 	return nil
 }
 
-func TestReadyWaitsForSources(t *testing.T) {
+func init() {
 	sources.Register("test-gated", func() sources.Config { return &gatedSource{} })
+}
+
+func TestReadyWaitsForSources(t *testing.T) {
+	gate.open.Store(false)
 	p := compile(t, `
 sources:
   - {name: g, type: test-gated}
