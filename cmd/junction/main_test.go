@@ -112,3 +112,28 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("exit %d, %q", code, stdout)
 	}
 }
+
+// TestReadmeConfigValidates checks the configuration block of README.md
+// (the first yaml block after "## Configuration") with the real loader.
+func TestReadmeConfigValidates(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "## Configuration")
+	if !ok {
+		t.Fatal("README.md has no Configuration section")
+	}
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("no yaml block in the Configuration section")
+	}
+	path := filepath.Join(t.TempDir(), "readme.yaml")
+	if err := os.WriteFile(path, []byte(block), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI("validate", "--config", path); code != 0 {
+		t.Fatalf("the README's configuration does not validate:\n%s", stderr)
+	}
+}
