@@ -303,7 +303,7 @@ func TestS3SQS(t *testing.T) {
 		}
 	}
 	created, removed := newSink(t, nil), newSink(t, nil)
-	j := start(t, s3Config(fmt.Sprintf("    queueUrl: %q\n    endpoint: %q\n    region: us-east-1\n    waitTime: 1s", q, sqsEndpoint()), created.url, removed.url))
+	j := start(t, s3Config(fmt.Sprintf("    queueUrl: %q\n    endpoint: %q\n    region: us-east-1\n    waitTime: 1s\n    visibilityTimeout: 3s", q, sqsEndpoint()), created.url, removed.url))
 
 	eventually(t, 20*time.Second, "2 creations and 1 removal", func() bool { return created.count() >= 2 && removed.count() >= 1 })
 	eventually(t, 10*time.Second, "the queue drained", func() bool { return sqsDepth(t, c, q) == 0 })

@@ -2,14 +2,12 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,56 +15,31 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/sqstest"
 )
 
 // sqsEndpoint is the SQS-compatible server (fauxqs, started by
 // scripts/services.sh) the tests use.
-func sqsEndpoint() string {
-	if v := os.Getenv("JUNCTION_TEST_SQS_ENDPOINT"); v != "" {
-		return v
-	}
-	return "http://127.0.0.1:4566"
-}
+func sqsEndpoint() string { return sqstest.Endpoint() }
 
 // sqsClient connects to the test server, skipping when it is unreachable
 // outside CI. It puts test credentials in the environment, which the
 // junction processes of the test inherit.
 func sqsClient(t testing.TB) *sqs.Client {
 	t.Helper()
-	u, _ := url.Parse(sqsEndpoint())
-	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("SQS server %s unreachable (run scripts/services.sh): %v", sqsEndpoint(), err)
-		}
-		t.Skipf("SQS server %s unreachable (run scripts/services.sh, or set JUNCTION_TEST_SQS_ENDPOINT): %v", sqsEndpoint(), err)
-	}
-	conn.Close()
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	c := sqstest.Client(t)
 	t.Setenv("AWS_REGION", "us-east-1")
-	return sqs.New(sqs.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(sqsEndpoint()),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
+	return c
 }
 
 // sqsQueue creates a queue with a unique name and deletes it at the end.
 func sqsQueue(t testing.TB, c *sqs.Client, name string) string {
 	t.Helper()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	out, err := c.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String(fmt.Sprintf("%s-%x", name, b))})
-	if err != nil {
-		t.Fatalf("create queue: %v", err)
-	}
-	t.Cleanup(func() { c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: out.QueueUrl}) })
-	return *out.QueueUrl
+	return sqstest.Queue(t, c, name, nil)
 }
 
 // sqsSend sends n messages "<prefix>-<i>" in batches of 10 and returns
@@ -99,41 +72,18 @@ func sqsSend(t testing.TB, c *sqs.Client, q, prefix string, n int) map[string]bo
 // sqsReceive reads n messages from q (deleting them), waiting up to 15s.
 func sqsReceive(t testing.TB, c *sqs.Client, q string, n int) []types.Message {
 	t.Helper()
-	var out []types.Message
-	deadline := time.Now().Add(15 * time.Second)
-	for len(out) < n && time.Now().Before(deadline) {
-		r, err := c.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(q), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 5,
-			MessageAttributeNames: []string{"All"},
-		})
-		if err != nil {
-			t.Fatalf("receive: %v", err)
-		}
-		for _, m := range r.Messages {
-			out = append(out, m)
-			c.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(q), ReceiptHandle: m.ReceiptHandle})
-		}
-	}
-	return out
+	return sqstest.Receive(t, c, q, n, 15*time.Second)
 }
 
 // sqsDepth is the number of messages on q, visible or in flight.
 func sqsDepth(t testing.TB, c *sqs.Client, q string) int {
 	t.Helper()
-	a, err := c.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(q), AttributeNames: []types.QueueAttributeName{
-		types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, v := range a.Attributes {
-		x, _ := strconv.Atoi(v)
-		n += x
-	}
-	return n
+	return sqstest.Depth(t, c, q)
 }
 
+// sqsSourceConfig is a config with an sqs source on q. Tests give a short
+// visibilityTimeout in extra: fauxqs now and then cuts a receive short, and
+// the messages of that receive only come back once it expires.
 func sqsSourceConfig(q, hook string, extra string) string {
 	return fmt.Sprintf(`
 http: {listen: "{{HTTP}}"}
@@ -164,7 +114,7 @@ func TestSQSSourceToWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	hook := newSink(t, ok)
-	j := start(t, sqsSourceConfig(q, hook.url, ""))
+	j := start(t, sqsSourceConfig(q, hook.url, "    visibilityTimeout: 3s"))
 	eventually(t, 20*time.Second, "26 events at the webhook", func() bool { return hook.count() >= 26 })
 	arn := ""
 	for _, e := range hook.received() {
@@ -384,7 +334,7 @@ func BenchmarkSQSToWebhook(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	begin := time.Now()
-	j := start(b, sqsSourceConfig(q, hook.url, "    pollers: 8"))
+	j := start(b, sqsSourceConfig(q, hook.url, "    pollers: 8\n    visibilityTimeout: 3s"))
 	for hook.count() < b.N {
 		time.Sleep(5 * time.Millisecond)
 	}

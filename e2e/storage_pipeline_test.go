@@ -294,7 +294,7 @@ func spSQSConfig(t *testing.T, q string) string {
 	if i < 0 || k < i {
 		t.Fatalf("%s: no \"sources:\" section followed by \"sinks:\"", spExample)
 	}
-	source := fmt.Sprintf("  - name: uploads\n    type: s3\n    transport: sqs\n    queueUrl: %q\n    endpoint: %q\n    region: us-east-1\n    waitTime: 1s\n",
+	source := fmt.Sprintf("  - name: uploads\n    type: s3\n    transport: sqs\n    queueUrl: %q\n    endpoint: %q\n    region: us-east-1\n    waitTime: 1s\n    visibilityTimeout: 3s\n",
 		q, sqsEndpoint())
 	path := filepath.Join(t.TempDir(), "junction.yaml")
 	if err := os.WriteFile(path, []byte(text[:i]+"\nsources:\n"+source+text[k:]), 0o644); err != nil {

@@ -23,22 +23,18 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/logging"
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/awsconf"
 	"github.com/junctionhq/junction/internal/cehttp"
 	"github.com/junctionhq/junction/sinks"
 )
@@ -70,7 +66,7 @@ const (
 	DefaultPayload        = PayloadEvent
 	// DefaultRegion is used when neither the config, the function's ARN
 	// nor the AWS configuration (AWS_REGION, profiles) names a region.
-	DefaultRegion = "us-east-1"
+	DefaultRegion = awsconf.DefaultRegion
 	// maxIdleConns bounds the keep-alive connections to Lambda.
 	maxIdleConns = 64
 	// defaultTimeout bounds an invocation whose caller has no deadline.
@@ -151,57 +147,20 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// transport remembers the HTTP transport the SDK builds, to close its idle
-// connections.
-type transport struct {
-	mu sync.Mutex
-	t  *http.Transport
-}
-
-func (tr *transport) closeIdle() {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	if tr.t != nil {
-		tr.t.CloseIdleConnections()
-	}
-}
-
 // newClient makes the Lambda client: credentials from the AWS default
 // chain, the region as documented on Config.Region, the endpoint if set.
 // The SDK does not retry an invocation (it could run the function twice
 // within one attempt): the router's delivery policy does.
-func newClient(ctx context.Context, c *Config, tr *transport) (*lambda.Client, error) {
-	opts := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithLogger(logging.Nop{}),
-		awsconfig.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 1
-				o.RateLimiter = ratelimit.None
-			})
-		}),
-		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConns = maxIdleConns
-			t.MaxIdleConnsPerHost = maxIdleConns
-			tr.mu.Lock()
-			tr.t = t
-			tr.mu.Unlock()
-		})),
-	}
+func newClient(ctx context.Context, c *Config, tr *awsconf.Transport) (*lambda.Client, error) {
 	region := c.Region
 	if region == "" {
 		if m := arnRegionRE.FindStringSubmatch(c.Function); m != nil {
 			region = m[1]
 		}
 	}
-	if region != "" {
-		opts = append(opts, awsconfig.WithRegion(region))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconf.Load(ctx, awsconf.Options{Region: region, MaxAttempts: 1, MaxIdleConns: maxIdleConns, Transport: tr})
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
+		return nil, err
 	}
 	return lambda.NewFromConfig(cfg, func(o *lambda.Options) {
 		if c.Endpoint != "" {
@@ -218,7 +177,7 @@ func (c *Config) Build(ctx context.Context, deps sinks.Deps) (sinks.Sink, error)
 
 // New makes a lambda sink from a validated config.
 func New(ctx context.Context, c *Config, deps sinks.Deps) (*Sink, error) {
-	tr := &transport{}
+	tr := &awsconf.Transport{}
 	client, err := newClient(ctx, c, tr)
 	if err != nil {
 		return nil, err
@@ -246,7 +205,7 @@ func New(ctx context.Context, c *Config, deps sinks.Deps) (*Sink, error) {
 // Sink is the lambda sink. It is safe for concurrent use.
 type Sink struct {
 	client    *lambda.Client
-	transport *transport
+	transport *awsconf.Transport
 	function  string
 	qualifier *string
 	display   string
@@ -492,6 +451,6 @@ func (e *deliveryError) Unwrap() error { return e.err }
 
 // Close closes the idle connections. No Deliver runs when Close is called.
 func (s *Sink) Close() error {
-	s.transport.closeIdle()
+	s.transport.CloseIdle()
 	return nil
 }

@@ -5,22 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/smithy-go/logging"
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/internal/awsconf"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -39,7 +30,7 @@ const (
 	DefaultFormat = FormatStructured
 	// DefaultRegion is used when neither the config, the queue URL nor the
 	// AWS configuration (AWS_REGION, profiles) names a region.
-	DefaultRegion = "us-east-1"
+	DefaultRegion = awsconf.DefaultRegion
 )
 
 func init() {
@@ -143,71 +134,6 @@ func checkEndpoint(s string) error {
 	return nil
 }
 
-// awsHostRE matches the host of an AWS queue URL and captures the region.
-var awsHostRE = regexp.MustCompile(`^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$`)
-
-// transport remembers the HTTP transport the SDK builds, to close its idle
-// connections.
-type transport struct {
-	mu sync.Mutex
-	t  *http.Transport
-}
-
-func (tr *transport) closeIdle() {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	if tr.t != nil {
-		tr.t.CloseIdleConnections()
-	}
-}
-
-// newClient makes the SQS client: credentials from the AWS default chain,
-// the region as documented on Config.Region, the endpoint if set. The SDK
-// retries a failed call once within the attempt's deadline (the router
-// retries after that) and has no client-side retry quota.
-func newClient(ctx context.Context, queueURL, region, endpoint string, maxIdle int, tr *transport) (*sqs.Client, error) {
-	opts := []func(*awsconfig.LoadOptions) error{
-		// The SDK would print warnings of its own on standard error (such as
-		// a long poll cut by shutdown); errors reach Junction's log instead.
-		awsconfig.WithLogger(logging.Nop{}),
-		awsconfig.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 2
-				o.RateLimiter = ratelimit.None
-			})
-		}),
-		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConns = maxIdle
-			t.MaxIdleConnsPerHost = maxIdle
-			tr.mu.Lock()
-			tr.t = t
-			tr.mu.Unlock()
-		})),
-	}
-	if region == "" {
-		if u, err := url.Parse(queueURL); err == nil {
-			if m := awsHostRE.FindStringSubmatch(u.Hostname()); m != nil {
-				region = m[1]
-			}
-		}
-	}
-	if region != "" {
-		opts = append(opts, awsconfig.WithRegion(region))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
-	}
-	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
-}
-
 // Build compiles messageGroupId and makes the SQS client. It does not reach
 // the queue: a queue that cannot be reached fails deliveries (retried), not
 // the start.
@@ -225,8 +151,10 @@ func New(ctx context.Context, c *Config, deps sinks.Deps) (*Sink, error) {
 		}
 		group = g
 	}
-	tr := &transport{}
-	client, err := newClient(ctx, c.QueueURL, c.Region, c.Endpoint, maxInFlight+4, tr)
+	// The SDK retries a failed call once within the attempt's deadline (the
+	// router retries after that).
+	tr := &awsconf.Transport{}
+	client, err := awsconf.NewSQS(ctx, c.QueueURL, awsconf.Options{Region: c.Region, Endpoint: c.Endpoint, MaxAttempts: 2, MaxIdleConns: maxInFlight + 4, Transport: tr})
 	if err != nil {
 		return nil, err
 	}

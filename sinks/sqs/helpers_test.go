@@ -2,97 +2,39 @@ package sqssink
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/junctionhq/junction/internal/sqstest"
 	"github.com/junctionhq/junction/sinks"
 )
 
-// endpoint is the SQS-compatible server the tests use.
-func endpoint() string {
-	if v := os.Getenv("JUNCTION_TEST_SQS_ENDPOINT"); v != "" {
-		return v
-	}
-	return "http://127.0.0.1:4566"
-}
-
-// broker returns a client of the test server, skipping the test when it is
-// unreachable outside CI.
-func broker(t testing.TB) *sqs.Client {
-	t.Helper()
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	u, _ := url.Parse(endpoint())
-	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("SQS server %s unreachable (run scripts/services.sh): %v", endpoint(), err)
-		}
-		t.Skipf("SQS server %s unreachable (run scripts/services.sh, or set JUNCTION_TEST_SQS_ENDPOINT): %v", endpoint(), err)
-	}
-	conn.Close()
-	c, err := newClient(context.Background(), "", "us-east-1", endpoint(), 16, &transport{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func suffix() string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
+// The test server's helpers (see sqstest).
+var (
+	endpoint = sqstest.Endpoint
+	broker   = sqstest.Client
+	suffix   = sqstest.Suffix
+)
 
 // queue creates a queue with a unique name (name may end in .fifo) and
 // deletes it when the test ends.
 func queue(t testing.TB, c *sqs.Client, name string) string {
 	t.Helper()
-	var attrs map[string]string
-	full := name + "-" + suffix()
-	if n := len(name); n > 5 && name[n-5:] == ".fifo" {
-		full = name[:n-5] + "-" + suffix() + ".fifo"
-		attrs = map[string]string{"FifoQueue": "true"}
-	}
-	out, err := c.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String(full), Attributes: attrs})
-	if err != nil {
-		t.Fatalf("create queue: %v", err)
-	}
-	t.Cleanup(func() { c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: out.QueueUrl}) })
-	return *out.QueueUrl
+	return sqstest.Queue(t, c, name, nil)
 }
 
 // receive reads up to n messages from q, waiting up to 10s in all.
 func receive(t testing.TB, c *sqs.Client, q string, n int) []types.Message {
 	t.Helper()
-	var out []types.Message
-	deadline := time.Now().Add(10 * time.Second)
-	for len(out) < n && time.Now().Before(deadline) {
-		r, err := c.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(q), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 5,
-			MessageAttributeNames: []string{"All"}, MessageSystemAttributeNames: []types.MessageSystemAttributeName{"All"},
-		})
-		if err != nil {
-			t.Fatalf("receive: %v", err)
-		}
-		for _, m := range r.Messages {
-			out = append(out, m)
-			c.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(q), ReceiptHandle: m.ReceiptHandle})
-		}
-	}
-	return out
+	return sqstest.Receive(t, c, q, n, 10*time.Second, "All")
 }
 
 // build makes a sink on queue q with the config tweaked by set.

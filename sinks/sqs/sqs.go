@@ -28,6 +28,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/internal/awsconf"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -58,7 +59,7 @@ type Sink struct {
 	binary     bool
 	group      *filters.String
 	log        *slog.Logger
-	transport  *transport
+	transport  *awsconf.Transport
 	reqs       chan *request
 	closed     chan struct{}
 	closeOnce  sync.Once
@@ -432,7 +433,7 @@ func (s *Sink) Close() error {
 	s.dispatcher.Wait()
 	s.inFlight.Wait()
 	if s.transport != nil {
-		s.transport.closeIdle()
+		s.transport.CloseIdle()
 	}
 	return nil
 }

@@ -13,15 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/smithy-go/logging"
-
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/awsconf"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -47,7 +40,7 @@ const (
 	DefaultVisibilityTimeout = 30 * time.Second
 	// DefaultRegion is used when neither the config, the queue URL nor the
 	// AWS configuration (AWS_REGION, profiles) names a region.
-	DefaultRegion = "us-east-1"
+	DefaultRegion = awsconf.DefaultRegion
 )
 
 // Limits of SQS itself, and of the source.
@@ -294,51 +287,6 @@ func (c *Config) Build(ctx context.Context, deps sources.Deps) (any, error) {
 		e.token = sha256.Sum256([]byte(tok))
 	}
 	return e, nil
-}
-
-// awsHostRE matches the host of an AWS queue URL and captures the region.
-var awsHostRE = regexp.MustCompile(`^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$`)
-
-// newClient makes the SQS client: credentials from the AWS default chain,
-// the region as documented on Config.Region, and the endpoint if set. The
-// SDK retries once (the source has its own backoff) without a client-side
-// retry quota, which would otherwise refuse requests after an outage.
-func newClient(ctx context.Context, queueURL, region, endpoint string, maxIdle int) (*sqs.Client, error) {
-	opts := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithLogger(logging.Nop{}),
-		awsconfig.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 2
-				o.RateLimiter = ratelimit.None
-			})
-		}),
-		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConns = maxIdle
-			t.MaxIdleConnsPerHost = maxIdle
-		})),
-	}
-	if region == "" {
-		if u, err := url.Parse(queueURL); err == nil {
-			if m := awsHostRE.FindStringSubmatch(u.Hostname()); m != nil {
-				region = m[1]
-			}
-		}
-	}
-	if region != "" {
-		opts = append(opts, awsconfig.WithRegion(region))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
-	}
-	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
 }
 
 // orDefault returns *p, or def when p is nil.

@@ -2,12 +2,6 @@ package s3source
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	"net"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,52 +11,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/sqstest"
 	"github.com/junctionhq/junction/sources"
 )
 
-// sqsEndpoint is the SQS-compatible server the tests use (fauxqs, started
-// by scripts/services.sh).
-func sqsEndpoint() string {
-	if v := os.Getenv("JUNCTION_TEST_SQS_ENDPOINT"); v != "" {
-		return v
-	}
-	return "http://127.0.0.1:4566"
-}
-
-// broker returns a client of the test server, skipping the test when it is
-// unreachable outside CI.
-func broker(t testing.TB) *sqs.Client {
-	t.Helper()
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	u, _ := url.Parse(sqsEndpoint())
-	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("SQS server %s unreachable (run scripts/services.sh): %v", sqsEndpoint(), err)
-		}
-		t.Skipf("SQS server %s unreachable (run scripts/services.sh, or set JUNCTION_TEST_SQS_ENDPOINT): %v", sqsEndpoint(), err)
-	}
-	conn.Close()
-	c, err := newClient(context.Background(), "", "us-east-1", sqsEndpoint(), 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+// The test server's helpers (see sqstest).
+var (
+	sqsEndpoint = sqstest.Endpoint
+	broker      = sqstest.Client
+	depth       = sqstest.Depth
+)
 
 // newQueueURL creates a queue with a unique name, deleted when the test
 // ends.
 func newQueueURL(t testing.TB, c *sqs.Client) string {
 	t.Helper()
-	b := make([]byte, 4)
-	rand.Read(b)
-	out, err := c.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("s3-notifications-" + hex.EncodeToString(b))})
-	if err != nil {
-		t.Fatalf("create queue: %v", err)
-	}
-	t.Cleanup(func() { c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: out.QueueUrl}) })
-	return *out.QueueUrl
+	return sqstest.Queue(t, c, "s3-notifications", nil)
 }
 
 func sendBody(t testing.TB, c *sqs.Client, q, body string) {
@@ -70,24 +34,6 @@ func sendBody(t testing.TB, c *sqs.Client, q, body string) {
 	if _, err := c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(body)}); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-}
-
-// depth is the number of messages on the queue, visible or not.
-func depth(t testing.TB, c *sqs.Client, q string) int {
-	t.Helper()
-	a, err := c.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(q), AttributeNames: []types.QueueAttributeName{
-		types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, v := range a.Attributes {
-		var x int
-		fmt.Sscan(v, &x)
-		n += x
-	}
-	return n
 }
 
 // runQueue builds the sqs transport on q, runs it, and stops it when the

@@ -5,21 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/smithy-go/logging"
-
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/awsconf"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -35,7 +27,7 @@ const (
 	DefaultEventType         = "com.amazonaws.sqs.message"
 	// DefaultRegion is used when neither the config, the queue URL nor the
 	// AWS configuration (AWS_REGION, profiles) names a region.
-	DefaultRegion = "us-east-1"
+	DefaultRegion = awsconf.DefaultRegion
 )
 
 // Limits of SQS itself.
@@ -156,53 +148,6 @@ func checkEndpoint(s string) error {
 	return nil
 }
 
-// awsHostRE matches the host of an AWS queue URL and captures the region.
-var awsHostRE = regexp.MustCompile(`^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$`)
-
-// newClient makes the SQS client: credentials from the AWS default chain,
-// the region as documented on Config.Region, and the endpoint if set. The
-// SDK retries once (the source has its own backoff) and has no client-side
-// retry quota, which would otherwise refuse requests after an outage.
-func newClient(ctx context.Context, queueURL, region, endpoint string, maxIdle int) (*sqs.Client, error) {
-	opts := []func(*awsconfig.LoadOptions) error{
-		// The SDK would print warnings of its own on standard error (such as
-		// a long poll cut by shutdown); errors reach Junction's log instead.
-		awsconfig.WithLogger(logging.Nop{}),
-		awsconfig.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 2
-				o.RateLimiter = ratelimit.None
-			})
-		}),
-		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConns = maxIdle
-			t.MaxIdleConnsPerHost = maxIdle
-		})),
-	}
-	if region == "" {
-		if u, err := url.Parse(queueURL); err == nil {
-			if m := awsHostRE.FindStringSubmatch(u.Hostname()); m != nil {
-				region = m[1]
-			}
-		}
-	}
-	if region != "" {
-		opts = append(opts, awsconfig.WithRegion(region))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
-	}
-	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
-}
-
 // Build makes the SQS client. It does not reach the queue: Run does, and
 // retries while the queue cannot be reached.
 func (c *Config) Build(ctx context.Context, deps sources.Deps) (any, error) {
@@ -211,7 +156,8 @@ func (c *Config) Build(ctx context.Context, deps sources.Deps) (any, error) {
 
 // New makes an sqs source from a validated config.
 func New(ctx context.Context, c *Config, deps sources.Deps) (*Source, error) {
-	client, err := newClient(ctx, c.QueueURL, c.Region, c.Endpoint, c.Pollers+4)
+	// The SDK retries once: the source has its own backoff.
+	client, err := awsconf.NewSQS(ctx, c.QueueURL, awsconf.Options{Region: c.Region, Endpoint: c.Endpoint, MaxAttempts: 2, MaxIdleConns: c.Pollers + 4})
 	if err != nil {
 		return nil, err
 	}

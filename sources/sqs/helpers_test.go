@@ -2,13 +2,7 @@ package sqssource
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,78 +13,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/sqstest"
 	"github.com/junctionhq/junction/sources"
 )
 
-// endpoint is the SQS-compatible server the tests use.
-func endpoint() string {
-	if v := os.Getenv("JUNCTION_TEST_SQS_ENDPOINT"); v != "" {
-		return v
-	}
-	return "http://127.0.0.1:4566"
-}
-
-// broker returns a client of the test server, skipping the test when it is
-// unreachable outside CI.
-func broker(t testing.TB) *sqs.Client {
-	t.Helper()
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	u, _ := url.Parse(endpoint())
-	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("SQS server %s unreachable (run scripts/services.sh): %v", endpoint(), err)
-		}
-		t.Skipf("SQS server %s unreachable (run scripts/services.sh, or set JUNCTION_TEST_SQS_ENDPOINT): %v", endpoint(), err)
-	}
-	conn.Close()
-	c, err := newClient(context.Background(), "", "us-east-1", endpoint(), 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func suffix() string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
+// The test server's helpers (see sqstest).
+var (
+	endpoint = sqstest.Endpoint
+	broker   = sqstest.Client
+	suffix   = sqstest.Suffix
+	depth    = sqstest.DepthAll
+)
 
 // queue creates a queue with a unique name and deletes it when the test
 // ends. It returns the queue URL and ARN.
 func queue(t testing.TB, c *sqs.Client, name string, attrs map[string]string) (string, string) {
 	t.Helper()
-	ctx := context.Background()
-	out, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name + "-" + suffix()), Attributes: attrs})
-	if err != nil {
-		t.Fatalf("create queue: %v", err)
-	}
-	t.Cleanup(func() { c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: out.QueueUrl}) })
-	a, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: out.QueueUrl, AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return *out.QueueUrl, a.Attributes["QueueArn"]
-}
-
-// depth is the number of messages on the queue, visible or not.
-func depth(t testing.TB, c *sqs.Client, q string) int {
-	t.Helper()
-	a, err := c.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(q), AttributeNames: []types.QueueAttributeName{
-		types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible, types.QueueAttributeNameApproximateNumberOfMessagesDelayed,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, v := range a.Attributes {
-		var x int
-		fmt.Sscan(v, &x)
-		n += x
-	}
-	return n
+	q := sqstest.Queue(t, c, name, attrs)
+	return q, sqstest.ARN(t, c, q)
 }
 
 func send(t testing.TB, c *sqs.Client, q, body string, attrs map[string]types.MessageAttributeValue) string {

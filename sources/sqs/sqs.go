@@ -17,11 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -31,6 +28,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/sqspoll"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -74,19 +72,25 @@ func (s *Source) Run(ctx context.Context, in sources.Ingester) error {
 	if !s.resolveSource(ctx) {
 		return nil
 	}
-	// Ingest and delete of a received batch run under work, which ends a
-	// grace period after ctx, so that a shutdown does not cut a batch
-	// between its ingest and its delete (which would mean duplicates).
-	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(s.grace, cancel) })
-	defer stop()
-
-	var wg sync.WaitGroup
-	for range s.pollers {
-		wg.Go(func() { s.poll(ctx, work, in) })
+	p := &sqspoll.Poller{
+		Client:                s.client,
+		QueueURL:              s.queueURL,
+		Pollers:               s.pollers,
+		BatchSize:             s.batchSize,
+		WaitTime:              s.waitTime,
+		Visibility:            s.visibility,
+		MessageAttributeNames: []string{"All"},
+		SystemAttributeNames:  receiveAttributes,
+		RetryMin:              s.retryMin,
+		RetryMax:              s.retryMax,
+		NakMin:                s.nakMin,
+		NakMax:                s.nakMax,
+		Grace:                 s.grace,
+		Log:                   s.log,
+		DescribeErr:           describeErr,
+		LogVisibilityEntries:  true,
 	}
-	wg.Wait()
+	p.Run(ctx, func(ctx context.Context, msgs []types.Message) []types.Message { return s.handle(ctx, p, in, msgs) })
 	return nil
 }
 
@@ -96,7 +100,7 @@ func (s *Source) Run(ctx context.Context, in sources.Ingester) error {
 // an error that retrying will not fix (such as access denied), the queue
 // URL is the source. It returns false when ctx ended first.
 func (s *Source) resolveSource(ctx context.Context) bool {
-	bo := backoff{min: s.retryMin, max: s.retryMax}
+	bo := sqspoll.Backoff{Min: s.retryMin, Max: s.retryMax}
 	for {
 		out, err := s.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 			QueueUrl:       aws.String(s.queueURL),
@@ -121,50 +125,11 @@ func (s *Source) resolveSource(ctx context.Context) bool {
 			s.log.Warn("cannot read the queue ARN; wrapped events get the queue URL as source", "err", describeErr(err))
 			return true
 		}
-		d := bo.next()
+		d := bo.Next()
 		s.log.Warn("sqs queue unreachable; retrying", "err", describeErr(err), "retry_in", d.Round(time.Millisecond))
-		if !sleep(ctx, d) {
+		if !sqspoll.Sleep(ctx, d) {
 			return false
 		}
-	}
-}
-
-// poll is one long-poll loop: receive, ingest, delete.
-func (s *Source) poll(ctx, work context.Context, in sources.Ingester) {
-	recvBackoff := backoff{min: s.retryMin, max: s.retryMax}
-	nakBackoff := backoff{min: s.nakMin, max: s.nakMax}
-	for ctx.Err() == nil {
-		out, err := s.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl:                    aws.String(s.queueURL),
-			MaxNumberOfMessages:         s.batchSize,
-			WaitTimeSeconds:             s.waitTime,
-			VisibilityTimeout:           int32(s.visibility / time.Second),
-			MessageAttributeNames:       []string{"All"},
-			MessageSystemAttributeNames: receiveAttributes,
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d := recvBackoff.next()
-			s.log.Warn("sqs receive failed; retrying", "err", describeErr(err), "retry_in", d.Round(time.Millisecond))
-			sleep(ctx, d)
-			continue
-		}
-		recvBackoff.reset()
-		if len(out.Messages) == 0 {
-			continue
-		}
-		failed := s.handle(work, in, out.Messages)
-		if len(failed) == 0 {
-			nakBackoff.reset()
-			continue
-		}
-		// Ingest failed: the messages come back after the nak delay; wait
-		// as long before taking more, as the journal is likely unavailable.
-		d := nakBackoff.next()
-		s.changeVisibility(work, failed, func(types.Message) time.Duration { return d })
-		sleep(ctx, d)
 	}
 }
 
@@ -177,7 +142,7 @@ func (s *Source) poll(ctx, work context.Context, in sources.Ingester) {
 // which is cheaper than one write per message, and a failure leaves the
 // whole batch on the queue to come back; only an event too large for the
 // journal is isolated by ingesting the batch's events one by one.
-func (s *Source) handle(ctx context.Context, in sources.Ingester, msgs []types.Message) (failed []types.Message) {
+func (s *Source) handle(ctx context.Context, p *sqspoll.Poller, in sources.Ingester, msgs []types.Message) (failed []types.Message) {
 	events := make([]*event.Event, 0, len(msgs))
 	ok := make([]types.Message, 0, len(msgs))
 	var bad []types.Message
@@ -189,28 +154,28 @@ func (s *Source) handle(ctx context.Context, in sources.Ingester, msgs []types.M
 			in.Rejected("malformed")
 			s.log.Warn("malformed CloudEvent in sqs message; left for the queue's redrive policy",
 				"message_id", aws.ToString(m.MessageId), "ce_id", err.id, "reason", err.reason,
-				"receive_count", receiveCount(m), "retry_in", s.malformedDelay(*m))
+				"receive_count", sqspoll.ReceiveCount(m), "retry_in", s.malformedDelay(*m))
 			continue
 		}
 		events = append(events, e)
 		ok = append(ok, *m)
 	}
 	if len(bad) > 0 {
-		s.changeVisibility(ctx, bad, s.malformedDelay)
+		p.Refuse(ctx, bad)
 	}
 	if len(events) == 0 {
 		return nil
 	}
-	err := s.ingest(ctx, in, events, ok)
+	err := p.Hold(ctx, ok, func() error { return in.Ingest(ctx, events) })
 	if err == nil {
-		s.delete(ctx, ok)
+		s.delete(ctx, p, ok)
 		return nil
 	}
 	if errors.Is(err, sources.ErrTooLarge) && len(events) > 1 {
-		return s.ingestOneByOne(ctx, in, events, ok)
+		return s.ingestOneByOne(ctx, p, in, events, ok)
 	}
 	if errors.Is(err, sources.ErrTooLarge) {
-		s.tooLarge(ctx, in, events[0], ok[0])
+		s.tooLarge(ctx, p, in, events[0], ok[0])
 		return nil
 	}
 	s.log.Warn("ingest failed; the messages stay on the queue and come back", "messages", len(ok), "err", err)
@@ -219,163 +184,59 @@ func (s *Source) handle(ctx context.Context, in sources.Ingester, msgs []types.M
 
 // tooLarge rejects a message whose event is too large for the journal and
 // leaves it on the queue for its redrive policy, like a malformed one.
-func (s *Source) tooLarge(ctx context.Context, in sources.Ingester, e *event.Event, m types.Message) {
+func (s *Source) tooLarge(ctx context.Context, p *sqspoll.Poller, in sources.Ingester, e *event.Event, m types.Message) {
 	in.Rejected("too_large")
 	s.log.Warn("sqs message too large for the journal; left for the queue's redrive policy",
 		"message_id", aws.ToString(m.MessageId), "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source(),
-		"receive_count", receiveCount(&m), "retry_in", s.malformedDelay(m))
-	s.changeVisibility(ctx, []types.Message{m}, s.malformedDelay)
+		"receive_count", sqspoll.ReceiveCount(&m), "retry_in", s.malformedDelay(m))
+	p.Refuse(ctx, []types.Message{m})
 }
 
 // ingestOneByOne ingests each event alone after a batch was too large for
 // the journal, so that one large event does not hold the others back. It
 // returns the messages whose ingest failed for another reason.
-func (s *Source) ingestOneByOne(ctx context.Context, in sources.Ingester, events []*event.Event, msgs []types.Message) (failed []types.Message) {
+func (s *Source) ingestOneByOne(ctx context.Context, p *sqspoll.Poller, in sources.Ingester, events []*event.Event, msgs []types.Message) (failed []types.Message) {
 	var done []types.Message
 	for i, e := range events {
-		err := s.ingest(ctx, in, events[i:i+1], msgs[i:i+1])
+		err := p.Hold(ctx, msgs[i:i+1], func() error { return in.Ingest(ctx, events[i:i+1]) })
 		switch {
 		case err == nil:
 			done = append(done, msgs[i])
 		case errors.Is(err, sources.ErrTooLarge):
-			s.tooLarge(ctx, in, e, msgs[i])
+			s.tooLarge(ctx, p, in, e, msgs[i])
 		default:
 			failed = append(failed, msgs[i])
 		}
 	}
-	s.delete(ctx, done)
+	s.delete(ctx, p, done)
 	if len(failed) > 0 {
 		s.log.Warn("ingest failed; the messages stay on the queue and come back", "messages", len(failed))
 	}
 	return failed
 }
 
-// ingest calls Ingest and, while it takes longer than half the visibility
-// timeout, extends the messages' visibility so that they do not reappear
-// (and get ingested twice) in the middle of it.
-func (s *Source) ingest(ctx context.Context, in sources.Ingester, events []*event.Event, msgs []types.Message) error {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(s.visibility / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				s.changeVisibility(ctx, msgs, func(types.Message) time.Duration { return s.visibility })
-			}
-		}
-	})
-	err := in.Ingest(ctx, events)
-	close(done)
-	wg.Wait()
-	return err
-}
-
 // delete deletes ingested messages. A failed delete is logged: the message
 // comes back and is ingested again (at least once).
-func (s *Source) delete(ctx context.Context, msgs []types.Message) {
-	if len(msgs) == 0 {
-		return
-	}
-	entries := make([]types.DeleteMessageBatchRequestEntry, len(msgs))
-	for i := range msgs {
-		entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: msgs[i].ReceiptHandle}
-	}
-	out, err := s.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.queueURL), Entries: entries})
+func (s *Source) delete(ctx context.Context, p *sqspoll.Poller, msgs []types.Message) {
+	failed, err := p.Delete(ctx, msgs)
 	if err != nil {
 		s.log.Warn("sqs delete failed; the ingested messages will come back and be ingested again", "messages", len(msgs), "err", describeErr(err))
 		return
 	}
-	for _, f := range out.Failed {
-		i, _ := strconv.Atoi(aws.ToString(f.Id))
+	for _, f := range failed {
 		id := ""
-		if i >= 0 && i < len(msgs) {
-			id = aws.ToString(msgs[i].MessageId)
+		if f.Message != nil {
+			id = aws.ToString(f.Message.MessageId)
 		}
-		s.log.Warn("sqs delete failed; the ingested message will come back and be ingested again",
-			"message_id", id, "err", bounded(trimCode(aws.ToString(f.Code))+": "+aws.ToString(f.Message)))
+		s.log.Warn("sqs delete failed; the ingested message will come back and be ingested again", "message_id", id, "err", f.Err)
 	}
 }
-
-// changeVisibility sets each message's visibility timeout to delay(m),
-// within SQS's bounds. Failures are logged at debug level: the message
-// then reappears after its current timeout, which is safe.
-func (s *Source) changeVisibility(ctx context.Context, msgs []types.Message, delay func(types.Message) time.Duration) {
-	if len(msgs) == 0 {
-		return
-	}
-	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(msgs))
-	for i := range msgs {
-		secs := int32((delay(msgs[i]) + time.Second - 1) / time.Second)
-		entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{
-			Id:                aws.String(strconv.Itoa(i)),
-			ReceiptHandle:     msgs[i].ReceiptHandle,
-			VisibilityTimeout: min(secs, int32(maxVisibility/time.Second)),
-		}
-	}
-	out, err := s.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(s.queueURL), Entries: entries})
-	if err != nil {
-		s.log.Debug("sqs change visibility failed", "messages", len(msgs), "err", describeErr(err))
-		return
-	}
-	for _, f := range out.Failed {
-		s.log.Debug("sqs change visibility failed", "entry", aws.ToString(f.Id), "err", bounded(trimCode(aws.ToString(f.Code))+": "+aws.ToString(f.Message)))
-	}
-}
-
-// maxMalformedDelay bounds the visibility given to a malformed message.
-const maxMalformedDelay = 15 * time.Minute
 
 // malformedDelay is how long a malformed message stays hidden: the
 // visibility timeout doubled with each receive, at most 15 minutes, so that
 // it does not spin while it waits for the redrive policy.
 func (s *Source) malformedDelay(m types.Message) time.Duration {
-	n := receiveCount(&m)
-	d := s.visibility
-	for i := 1; i < n && d < maxMalformedDelay; i++ {
-		d *= 2
-	}
-	return min(d, maxMalformedDelay)
-}
-
-func receiveCount(m *types.Message) int {
-	n, err := strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
-	if err != nil || n < 1 {
-		return 1
-	}
-	return n
-}
-
-// backoff is an exponential backoff with jitter.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	// Between 75% and 100% of the step, so that pollers spread out.
-	return b.cur - time.Duration(rand.Int64N(int64(b.cur/4)+1))
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return sqspoll.RefusedDelay(s.visibility, m)
 }
 
 // SQS error codes, as the JSON protocol names them without the
