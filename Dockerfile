@@ -12,14 +12,14 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/junction /usr/local/bin/junction
-COPY --from=build --chown=nonroot:nonroot /out/data /data
+COPY --from=build --chown=65532:65532 /out/data /data
 WORKDIR /data
 # The built-in default listens on loopback; in a container listen on all
 # interfaces (or mount a config at /etc/junction/junction.yaml and pass --config).
 ENV JUNCTION_HTTP_LISTEN=0.0.0.0:8080 \
     JUNCTION_ADMIN_LISTEN=0.0.0.0:9090 \
     JUNCTION_JOURNAL_DIR=/data
-USER nonroot:nonroot
+USER 65532:65532
 EXPOSE 8080 9090
 VOLUME ["/data"]
 ENTRYPOINT ["/usr/local/bin/junction"]
