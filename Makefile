@@ -10,7 +10,7 @@ FUZZ_TARGETS := \
 	./config:FuzzParse \
 	./sources/http:FuzzParseRequest \
 	./sources/webhook:FuzzRequest \
-	./sources/s3:FuzzConvert \
+	./internal/s3event:FuzzConvert \
 	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter
 

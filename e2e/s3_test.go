@@ -64,10 +64,11 @@ const (
 
 // s3StartMinio starts MinIO on free loopback ports with a temporary data
 // directory and a webhook notification target posting to webhook with
-// token; it waits until MinIO is ready and stops it (by its PID) when the
-// test ends. MinIO checks at start that the webhook answers: start
-// junction first.
-func s3StartMinio(t testing.TB, webhook, token string) *s3Minio {
+// token (none when webhook is empty), and env (NAME=value, such as other
+// MINIO_NOTIFY_* targets) in its environment; it waits until MinIO is
+// ready and stops it (by its PID) when the test ends. MinIO checks at
+// start that the webhook answers: start junction first.
+func s3StartMinio(t testing.TB, webhook, token string, env ...string) *s3Minio {
 	t.Helper()
 	bin := s3MinioBinary(t)
 	dir := t.TempDir()
@@ -79,10 +80,15 @@ func s3StartMinio(t testing.TB, webhook, token string) *s3Minio {
 		"MINIO_ROOT_PASSWORD="+s3MinioPassword,
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
-		"MINIO_NOTIFY_WEBHOOK_ENABLE_"+s3MinioTarget+"=on",
-		"MINIO_NOTIFY_WEBHOOK_ENDPOINT_"+s3MinioTarget+"="+webhook,
-		"MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_"+s3MinioTarget+"="+token,
 	)
+	if webhook != "" {
+		cmd.Env = append(cmd.Env,
+			"MINIO_NOTIFY_WEBHOOK_ENABLE_"+s3MinioTarget+"=on",
+			"MINIO_NOTIFY_WEBHOOK_ENDPOINT_"+s3MinioTarget+"="+webhook,
+			"MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_"+s3MinioTarget+"="+token,
+		)
+	}
+	cmd.Env = append(cmd.Env, env...)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

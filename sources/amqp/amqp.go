@@ -15,7 +15,9 @@
 // attributes as "cloudEvents:"-prefixed headers, datacontenttype as the
 // content-type property), structured mode (content-type
 // application/cloudevents+json) and batches (application/cloudevents-batch+json).
-// Any other message is wrapped into a new CloudEvent.
+// Any other message is wrapped into a new CloudEvent. With format s3 each
+// message is an S3 event notification instead (as MinIO's AMQP target
+// publishes them) and every record becomes one S3 CloudEvent.
 package amqpsource
 
 import (
@@ -44,6 +46,16 @@ const Type = "amqp"
 const (
 	DefaultPrefetch  = 64
 	DefaultEventType = "com.rabbitmq.message"
+)
+
+// Formats of the messages (the format key).
+const (
+	// FormatCloudEvents reads CloudEvents by the AMQP protocol binding and
+	// wraps any other message.
+	FormatCloudEvents = "cloudevents"
+	// FormatS3 reads S3 event notifications (MinIO's AMQP target): one
+	// CloudEvent per record.
+	FormatS3 = "s3"
 )
 
 // Reason labels passed to sources.Ingester.Rejected.
@@ -88,6 +100,8 @@ type Config struct {
 	// are not CloudEvents). Default "com.rabbitmq.message". (The key cannot
 	// be "type": that names the source type.)
 	EventType string `yaml:"eventType"`
+	// Format is how messages are read: cloudevents (default) or s3.
+	Format string `yaml:"format"`
 }
 
 // Declare is how the source declares its queue.
@@ -99,7 +113,7 @@ type Declare struct {
 
 // NewConfig returns a Config with its defaults set.
 func NewConfig() *Config {
-	return &Config{Prefetch: DefaultPrefetch, EventType: DefaultEventType}
+	return &Config{Prefetch: DefaultPrefetch, EventType: DefaultEventType, Format: FormatCloudEvents}
 }
 
 var _ sources.Config = (*Config)(nil)
@@ -125,6 +139,15 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.EventType) == "" {
 		errs = append(errs, config.FieldErrorf("eventType", "must be a non-empty CloudEvents type"))
+	}
+	switch c.Format {
+	case FormatCloudEvents, "": // "": a Config made without NewConfig
+	case FormatS3:
+		if c.EventType != DefaultEventType {
+			errs = append(errs, config.FieldErrorf("eventType", "applies to format cloudevents only: format s3 gives S3 event types"))
+		}
+	default:
+		errs = append(errs, config.FieldErrorf("format", "must be cloudevents or s3, not %q", amqpconn.OneLine(c.Format, 64)))
 	}
 	if c.Declare != nil {
 		keys := make([]string, 0, len(c.Declare.Arguments))
@@ -191,6 +214,7 @@ func (c *Config) Build(_ context.Context, deps sources.Deps) (any, error) {
 		prefetch: c.Prefetch,
 		tag:      c.ConsumerTag,
 		typ:      c.EventType,
+		s3:       c.Format == FormatS3,
 		name:     deps.Name,
 		log:      log,
 	}
@@ -226,6 +250,7 @@ type Source struct {
 	prefetch int
 	tag      string
 	typ      string
+	s3       bool // format s3
 	name     string
 	source   string // CloudEvents source of wrapped messages
 	declare  bool
@@ -341,7 +366,8 @@ type handler struct {
 	bo amqpconn.Backoff // after failed Ingest calls
 }
 
-// item is one delivery and the events made from it.
+// item is one delivery and the events made from it (none for an
+// s3:TestEvent, which is acknowledged with the others).
 type item struct {
 	d      *amqp.Delivery
 	events []*event.Event
@@ -370,6 +396,13 @@ func (h *handler) handle(ctx context.Context, batch []amqp.Delivery) error {
 	if len(items) == 0 {
 		return nil
 	}
+	if n == 0 {
+		// Only s3:TestEvents: nothing to ingest.
+		if err := h.ch.Ack(items[len(items)-1].d.DeliveryTag, true); err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+		return nil
+	}
 	events := items[0].events
 	if len(items) > 1 {
 		events = make([]*event.Event, 0, n)
@@ -383,7 +416,10 @@ func (h *handler) handle(ctx context.Context, batch []amqp.Delivery) error {
 // ingest ingests events (those of items) and settles items.
 func (h *handler) ingest(ctx context.Context, items []item, events []*event.Event) error {
 	last := items[len(items)-1].d.DeliveryTag
-	err := h.in.Ingest(ctx, events)
+	var err error
+	if len(events) > 0 { // none: an s3:TestEvent, acknowledged
+		err = h.in.Ingest(ctx, events)
+	}
 	if err == nil {
 		h.bo.Reset()
 		if err := h.ch.Ack(last, true); err != nil {

@@ -66,7 +66,12 @@ declare:
 		{"long queue", "url: amqp://h\nqueue: " + strings.Repeat("q", 256), `config:2:8: source "q": queue: longer than 255 bytes`},
 		{"null argument", "url: amqp://h\nqueue: q\ndeclare:\n  arguments:\n    x-dead-letter-exchange:", `config:5:28: source "q": declare.arguments.x-dead-letter-exchange: needs a value`},
 		{"declare unknown key", "url: amqp://h\nqueue: q\ndeclare:\n  durable: true", `config:4:3: source "q": declare: unknown key "durable" (known keys: arguments)`},
-		{"unknown key", "url: amqp://h\nqueue: q\nexchange: x", `config:3:1: source "q": unknown key "exchange" (known keys: consumerTag, declare, eventType, prefetch, queue, url)`},
+		{"format s3", "url: amqp://h\nqueue: q\nformat: s3", ""},
+		{"format cloudevents", "url: amqp://h\nqueue: q\nformat: cloudevents\neventType: t", ""},
+		{"format", "url: amqp://h\nqueue: q\nformat: minio", `config:3:9: source "q": format: must be cloudevents or s3, not "minio"`},
+		{"format empty is the default", "url: amqp://h\nqueue: q\nformat: ''", ""},
+		{"eventType with format s3", "url: amqp://h\nqueue: q\nformat: s3\neventType: t", `config:4:12: source "q": eventType: applies to format cloudevents only: format s3 gives S3 event types`},
+		{"unknown key", "url: amqp://h\nqueue: q\nexchange: x", `config:3:1: source "q": unknown key "exchange" (known keys: consumerTag, declare, eventType, format, prefetch, queue, url)`},
 		{"typo", "url: amqp://h\nqueue: q\nprefech: 3", `config:3:1: source "q": unknown key "prefech" (did you mean "prefetch"?)`},
 	}
 	for _, tc := range cases {
@@ -89,7 +94,7 @@ func TestConfigDefaults(t *testing.T) {
 	if errs != "" {
 		t.Fatal(errs)
 	}
-	if c.Prefetch != 64 || c.EventType != "com.rabbitmq.message" || c.ConsumerTag != "" || c.Declare != nil {
+	if c.Prefetch != 64 || c.EventType != "com.rabbitmq.message" || c.Format != "cloudevents" || c.ConsumerTag != "" || c.Declare != nil {
 		t.Errorf("defaults: %+v", c)
 	}
 	built, err := c.Build(context.Background(), sourcesDeps("orders", io.Discard))

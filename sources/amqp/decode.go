@@ -20,6 +20,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/junctionhq/junction/internal/amqpconn"
+	"github.com/junctionhq/junction/internal/s3event"
 )
 
 // Media types of the CloudEvents JSON event formats.
@@ -42,9 +43,22 @@ const MaxBatchEvents = 1000
 const maxReason = 300
 
 // decode turns a delivery into events: structured, batch or binary mode, or
-// a wrapped message. An error means the message claims to be a CloudEvent
-// but is not a valid one; it reads as one line.
+// a wrapped message; with format s3, the records of the S3 notification in
+// the body (none for an s3:TestEvent). An error means the message claims
+// to be a CloudEvent (or with format s3, an S3 notification) but is not a
+// valid one; it reads as one line.
 func (s *Source) decode(d *amqp.Delivery) ([]*event.Event, error) {
+	if s.s3 {
+		events, test, err := s3event.Convert(d.Body, false)
+		if err != nil {
+			return nil, err
+		}
+		if test != nil {
+			s.log.Debug("s3:TestEvent acknowledged and dropped", "queue", s.queue, "bucket", test.Bucket, "delivery_tag", d.DeliveryTag)
+			return nil, nil
+		}
+		return events, nil
+	}
 	mt := mediaType(d.ContentType)
 	switch {
 	case strings.EqualFold(mt, ContentTypeStructured):

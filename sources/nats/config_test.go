@@ -74,7 +74,12 @@ eventType: com.example.msg`, ""},
 		{"deliverPolicy", "stream: S\ndeliverPolicy: last", `config:2:16: source "in": deliverPolicy: must be all or new, not "last"`},
 		{"dead letter wildcard", "stream: S\ndeadLetterSubject: dead.*", `config:2:20: source "in": deadLetterSubject: invalid subject "dead.*": wildcards are not allowed here`},
 		{"eventType", "stream: S\neventType: ' '", `config:2:12: source "in": eventType: must not be empty`},
-		{"unknown key", "stream: S\nfilter: x", `config:2:1: source "in": unknown key "filter" (known keys: ackWait, concurrency, credentials, deadLetterSubject, deliverPolicy, durable, eventType, maxAckPending, password, queue, stream, subject, tls, token, url, user)`},
+		{"format s3", "stream: S\nformat: s3", ""},
+		{"format cloudevents", "subject: a\nformat: cloudevents\neventType: t", ""},
+		{"format", "stream: S\nformat: minio", `config:2:9: source "in": format: must be cloudevents or s3, not "minio"`},
+		{"format empty", "stream: S\nformat: ''", `config:2:9: source "in": format: must be cloudevents or s3, not ""`},
+		{"eventType with format s3", "stream: S\nformat: s3\neventType: t", `config:3:12: source "in": eventType: applies to format cloudevents only: format s3 gives S3 event types`},
+		{"unknown key", "stream: S\nfilter: x", `config:2:1: source "in": unknown key "filter" (known keys: ackWait, concurrency, credentials, deadLetterSubject, deliverPolicy, durable, eventType, format, maxAckPending, password, queue, stream, subject, tls, token, url, user)`},
 		{"every problem at once", "stream: a b\nconcurrency: -1\ndeliverPolicy: x", strings.Join([]string{
 			`config:1:9: source "in": stream: invalid stream name "a b" (no spaces, '.', '*', '>', '/' or '\')`,
 			`config:2:14: source "in": concurrency: must be between 1 and 10000`,
@@ -100,7 +105,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(errs)
 	}
 	if c.URL != "nats://127.0.0.1:4222" || c.Concurrency != 32 || c.MaxAckPending != 1000 || c.AckWait != 30*time.Second ||
-		c.DeliverPolicy != "all" || c.EventType != "io.nats.message" || c.Durable != "" || c.TLS != nil {
+		c.DeliverPolicy != "all" || c.EventType != "io.nats.message" || c.Format != "cloudevents" || c.Durable != "" || c.TLS != nil {
 		t.Errorf("defaults: %+v", c)
 	}
 	built, err := c.Build(t.Context(), sources.Deps{Name: "orders"})

@@ -6,14 +6,15 @@
 //
 // Messages are read according to the CloudEvents NATS protocol binding,
 // binary mode (ce- headers) or structured mode
-// (application/cloudevents+json); see Decode rules in the README.
+// (application/cloudevents+json); see Decode rules in the README. With
+// format s3 each message is an S3 event notification (as MinIO's NATS
+// target publishes them) and every record becomes one S3 CloudEvent.
 package natssource
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/junctionhq/junction/internal/natsconn"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -27,6 +28,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/natsconn"
+	"github.com/junctionhq/junction/internal/s3event"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -47,6 +50,16 @@ const (
 	DeliverAll = "all"
 	// DeliverNew starts with messages published after the consumer was made.
 	DeliverNew = "new"
+)
+
+// Formats of the messages (the format key).
+const (
+	// FormatCloudEvents reads CloudEvents by the NATS protocol binding and
+	// wraps any other message.
+	FormatCloudEvents = "cloudevents"
+	// FormatS3 reads S3 event notifications (MinIO's NATS target): one
+	// CloudEvent per record.
+	FormatS3 = "s3"
 )
 
 // Reason labels passed to sources.Ingester.Rejected.
@@ -105,6 +118,8 @@ type Config struct {
 	// EventType is the type of the CloudEvent a non-CloudEvent message is
 	// wrapped into. Default io.nats.message.
 	EventType string `yaml:"eventType"`
+	// Format is how messages are read: cloudevents (default) or s3.
+	Format string `yaml:"format"`
 }
 
 // NewConfig returns a Config with its defaults set.
@@ -116,6 +131,7 @@ func NewConfig() *Config {
 		AckWait:       DefaultAckWait,
 		DeliverPolicy: DefaultDeliverPolicy,
 		EventType:     DefaultEventType,
+		Format:        FormatCloudEvents,
 	}
 }
 
@@ -182,6 +198,15 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.EventType) == "" {
 		errs = append(errs, config.FieldErrorf("eventType", "must not be empty"))
 	}
+	switch c.Format {
+	case FormatCloudEvents:
+	case FormatS3:
+		if c.EventType != DefaultEventType {
+			errs = append(errs, config.FieldErrorf("eventType", "applies to format cloudevents only: format s3 gives S3 event types"))
+		}
+	default:
+		errs = append(errs, config.FieldErrorf("format", "must be cloudevents or s3, not %s", quote(c.Format)))
+	}
 	return errors.Join(errs...)
 }
 
@@ -245,6 +270,7 @@ func (c *Config) Build(_ context.Context, deps sources.Deps) (any, error) {
 		deliverNew: c.DeliverPolicy == DeliverNew,
 		dlq:        c.DeadLetterSubject,
 		eventType:  c.EventType,
+		s3:         c.Format == FormatS3,
 	}
 	if s.durable == "" {
 		s.durable = "junction-" + deps.Name
@@ -272,6 +298,7 @@ type Source struct {
 	deliverNew bool
 	dlq        string
 	eventType  string
+	s3         bool // format s3
 
 	// warned rate-limits the ingest failure warnings.
 	warned atomic.Int64
@@ -414,13 +441,19 @@ func (s *Source) handleJS(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 		return
 	}
 	w := wrap{id: meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10), subject: m.Subject(), eventType: s.eventType, time: meta.Timestamp}
-	e, derr := decode(m.Headers(), m.Data(), w)
+	events, derr := s.read(m.Headers(), m.Data(), w, log)
 	if derr != nil {
 		s.reject(ctx, nc, js, in, m, meta, ReasonMalformed, derr, log)
 		return
 	}
+	if len(events) == 0 {
+		// An s3:TestEvent: acknowledged and dropped.
+		_ = m.Ack()
+		return
+	}
+	e := events[0]
 	slot.start(m)
-	err = in.Ingest(ctx, []*event.Event{e})
+	err = in.Ingest(ctx, events)
 	slot.stop()
 	switch {
 	case err == nil:
@@ -434,9 +467,32 @@ func (s *Source) handleJS(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	default:
 		delay := natsconn.Retry(int(meta.NumDelivered), nakBase, nakMax)
 		_ = m.NakWithDelay(delay)
-		s.warnIngest(log, err, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source(),
+		s.warnIngest(log, err, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source(), "events", len(events),
 			"stream_seq", meta.Sequence.Stream, "deliveries", meta.NumDelivered, "redeliver_in", delay.Round(time.Millisecond))
 	}
+}
+
+// read makes the events of one message: the CloudEvent it holds or wraps,
+// or with format s3 one event per record of the S3 notification it holds.
+// No events and no error: an s3:TestEvent, to acknowledge and drop. The
+// error is a *MalformedError.
+func (s *Source) read(h nats.Header, data []byte, w wrap, log *slog.Logger) ([]*event.Event, error) {
+	if !s.s3 {
+		e, err := decode(h, data, w)
+		if err != nil {
+			return nil, err
+		}
+		return []*event.Event{e}, nil
+	}
+	events, test, err := s3event.Convert(data, false)
+	if err != nil {
+		return nil, &MalformedError{Reason: oneLine(err.Error(), maxReason)}
+	}
+	if test != nil {
+		log.Debug("s3:TestEvent acknowledged and dropped", "bucket", test.Bucket, "nats_subject", w.subject)
+		return nil, nil
+	}
+	return events, nil
 }
 
 // reject terminates a message that can never be ingested, after
@@ -581,7 +637,7 @@ func (s *Source) runCore(ctx context.Context, nc *nats.Conn, in sources.Ingester
 
 func (s *Source) handleCore(ctx context.Context, nc *nats.Conn, in sources.Ingester, m *nats.Msg, log *slog.Logger) {
 	w := wrap{id: uuid.NewString(), subject: m.Subject, eventType: s.eventType, time: time.Now()}
-	e, derr := decode(m.Header, m.Data, w)
+	events, derr := s.read(m.Header, m.Data, w, log)
 	if derr != nil {
 		reason := oneLine(derr.Error(), maxReason)
 		if s.dlq != "" {
@@ -595,11 +651,17 @@ func (s *Source) handleCore(ctx context.Context, nc *nats.Conn, in sources.Inges
 		log.Warn("rejected message", "reason", ReasonMalformed, "error", reason, "nats_subject", m.Subject, "dead_letter_subject", s.dlq)
 		return
 	}
-	err := in.Ingest(ctx, []*event.Event{e})
+	if len(events) == 0 {
+		return // an s3:TestEvent
+	}
+	err := in.Ingest(ctx, events)
 	if err == nil {
 		return
 	}
-	in.Rejected(ReasonLost)
+	e := events[0]
+	for range events {
+		in.Rejected(ReasonLost)
+	}
 	if ctx.Err() != nil {
 		log.Warn("message lost: shutting down before it was journaled (core NATS cannot redeliver)", "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source())
 		return

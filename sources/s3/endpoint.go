@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/junctionhq/junction/internal/s3event"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -86,13 +87,13 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // 202 once they are journaled, 200 for an s3:TestEvent, 400 for a body
 // that is not an S3 notification.
 func (e *Endpoint) ingest(w http.ResponseWriter, r *http.Request, in sources.Ingester, body []byte) {
-	events, test, err := convert(body, false)
+	events, test, err := s3event.Convert(body, false)
 	if err != nil {
 		e.refuse(w, r, in, http.StatusBadRequest, sources.ReasonMalformed, err.Error())
 		return
 	}
 	if test != nil {
-		e.log.Debug("s3:TestEvent acknowledged and dropped", "bucket", test.bucket)
+		e.log.Debug("s3:TestEvent acknowledged and dropped", "bucket", test.Bucket)
 		w.WriteHeader(http.StatusOK)
 		return
 	}

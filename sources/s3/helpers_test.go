@@ -15,47 +15,20 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/s3event/s3eventtest"
 	"github.com/junctionhq/junction/sources"
 )
 
-// Notifications as the services write them.
+// Notifications as the services write them (see s3eventtest).
 const (
-	// awsPut is an S3 notification as AWS writes it to SQS (one record).
-	awsPut = `{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-west-2",` +
-		`"eventTime":"2024-05-01T12:34:56.789Z","eventName":"ObjectCreated:Put",` +
-		`"userIdentity":{"principalId":"AWS:AIDAEXAMPLE"},"requestParameters":{"sourceIPAddress":"203.0.113.7"},` +
-		`"responseElements":{"x-amz-request-id":"C3D13FE58DE4C810","x-amz-id-2":"FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},` +
-		`"s3":{"s3SchemaVersion":"1.0","configurationId":"uploads-created","bucket":{"name":"uploads","ownerIdentity":{"principalId":"A3NL1KOZZKEXAMPLE"},"arn":"arn:aws:s3:::uploads"},` +
-		`"object":{"key":"incoming/file+name.json","size":1024,"eTag":"d41d8cd98f00b204e9800998ecf8427e","sequencer":"0055AED6DCD90281E5"}}}]}`
-
-	// minioPut is MinIO's webhook body: EventName and Key beside the
-	// record; the key is form encoded, "/" included; no region.
-	minioPut = `{"EventName":"s3:ObjectCreated:Put","Key":"uploads/incoming/file name.json","Records":[{"eventVersion":"2.0",` +
-		`"eventSource":"minio:s3","awsRegion":"","eventTime":"2026-02-12T10:00:00.123Z","eventName":"s3:ObjectCreated:Put",` +
-		`"userIdentity":{"principalId":"minioadmin"},"requestParameters":{"principalId":"minioadmin","region":"","sourceIPAddress":"127.0.0.1"},` +
-		`"responseElements":{"x-amz-id-2":"dd9025bab4ad464b049177c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8","x-amz-request-id":"1822F2B9B8C8D1A0",` +
-		`"x-minio-deployment-id":"9f2a1c3e-0000-4000-8000-000000000000","x-minio-origin-endpoint":"http://127.0.0.1:9000"},` +
-		`"s3":{"s3SchemaVersion":"1.0","configurationId":"Config","bucket":{"name":"uploads","ownerIdentity":{"principalId":"minioadmin"},"arn":"arn:aws:s3:::uploads"},` +
-		`"object":{"key":"incoming%2Ffile+name.json","size":5,"eTag":"5d41402abc4b2a76b9719d911017c592","contentType":"application/json",` +
-		`"userMetadata":{"content-type":"application/json"},"sequencer":"1822F2B9B8F6C1E2"}},` +
-		`"source":{"host":"127.0.0.1","port":"","userAgent":"aws-sdk-go-v2"}}]}`
-
-	// awsTest is the message S3 sends when a notification configuration
-	// is saved.
-	awsTest = `{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2024-05-01T12:00:00.000Z","Bucket":"uploads",` +
-		`"RequestId":"5582815E1AEA5ADF","HostId":"8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE"}`
+	awsPut   = s3eventtest.AWSPut
+	minioPut = s3eventtest.MinIOPut
+	awsTest  = s3eventtest.AWSTest
 )
 
 // snsEnvelope wraps body as SNS writes it to SQS without raw message
 // delivery.
-func snsEnvelope(body string) string {
-	b, _ := jsonString(body)
-	return `{"Type":"Notification","MessageId":"22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",` +
-		`"TopicArn":"arn:aws:sns:us-west-2:123456789012:uploads","Subject":"Amazon S3 Notification","Message":` + b +
-		`,"Timestamp":"2024-05-01T12:34:57.001Z","SignatureVersion":"1","Signature":"EXAMPLE",` +
-		`"SigningCertURL":"https://sns.us-west-2.amazonaws.com/SimpleNotificationService-EXAMPLE.pem",` +
-		`"UnsubscribeURL":"https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=EXAMPLE"}`
-}
+var snsEnvelope = s3eventtest.SNSEnvelope
 
 // recorder is an Ingester that records events; fail decides per call
 // whether Ingest fails.

@@ -16,6 +16,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/internal/awsconf"
+	"github.com/junctionhq/junction/internal/s3event"
 	"github.com/junctionhq/junction/internal/sqspoll"
 	"github.com/junctionhq/junction/sources"
 )
@@ -110,7 +111,7 @@ func (q *Queue) handle(ctx context.Context, p *sqspoll.Poller, in sources.Ingest
 	)
 	for i := range msgs {
 		m := &msgs[i]
-		evs, test, err := convert([]byte(aws.ToString(m.Body)), true)
+		evs, test, err := s3event.Convert([]byte(aws.ToString(m.Body)), true)
 		switch {
 		case err != nil:
 			bad = append(bad, *m)
@@ -120,7 +121,7 @@ func (q *Queue) handle(ctx context.Context, p *sqspoll.Poller, in sources.Ingest
 				"receive_count", sqspoll.ReceiveCount(m), "retry_in", p.RefusedDelay(*m))
 		case test != nil:
 			acked = append(acked, *m)
-			q.log.Debug("s3:TestEvent acknowledged and dropped", "message_id", aws.ToString(m.MessageId), "bucket", test.bucket)
+			q.log.Debug("s3:TestEvent acknowledged and dropped", "message_id", aws.ToString(m.MessageId), "bucket", test.Bucket)
 		default:
 			events = append(events, evs...)
 			ok = append(ok, *m)

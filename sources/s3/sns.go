@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/junctionhq/junction/internal/s3event"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -68,7 +69,7 @@ func (h *snsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var m snsMessage
 	if err := json.Unmarshal(body, &m); err != nil {
-		e.refuse(w, r, h.in, http.StatusBadRequest, sources.ReasonMalformed, "not an SNS message: "+jsonReason(err))
+		e.refuse(w, r, h.in, http.StatusBadRequest, sources.ReasonMalformed, "not an SNS message: "+s3event.JSONReason(err))
 		return
 	}
 	if ht := r.Header.Get(snsTypeHeader); ht != "" && ht != m.Type {

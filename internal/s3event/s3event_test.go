@@ -1,4 +1,4 @@
-package s3source
+package s3event
 
 import (
 	"encoding/json"
@@ -8,12 +8,18 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/s3event/s3eventtest"
 )
 
-func jsonString(s string) (string, error) {
-	b, err := json.Marshal(s)
-	return string(b), err
-}
+// The notifications of s3eventtest.
+const (
+	awsPut   = s3eventtest.AWSPut
+	minioPut = s3eventtest.MinIOPut
+	awsTest  = s3eventtest.AWSTest
+)
+
+var snsEnvelope = s3eventtest.SNSEnvelope
 
 // attrs lists an event's attributes for comparison.
 func attrs(e *event.Event) map[string]string {
@@ -49,15 +55,15 @@ func sameAttrs(t *testing.T, got *event.Event, want map[string]string) {
 // record0 is the first record of a notification, compacted.
 func record0(t *testing.T, body string) string {
 	t.Helper()
-	var m struct{ Records []json.RawMessage }
-	if err := json.Unmarshal([]byte(body), &m); err != nil {
+	r, err := s3eventtest.Record0(body)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return string(m.Records[0])
+	return r
 }
 
 func TestConvertAWS(t *testing.T) {
-	events, test, err := convert([]byte(awsPut), true)
+	events, test, err := Convert([]byte(awsPut), true)
 	if err != nil || test != nil || len(events) != 1 {
 		t.Fatalf("convert: %v %v %d events", err, test, len(events))
 	}
@@ -80,7 +86,7 @@ func TestConvertAWS(t *testing.T) {
 }
 
 func TestConvertMinIO(t *testing.T) {
-	events, test, err := convert([]byte(minioPut), false)
+	events, test, err := Convert([]byte(minioPut), false)
 	if err != nil || test != nil || len(events) != 1 {
 		t.Fatalf("convert: %v %v %d events", err, test, len(events))
 	}
@@ -105,7 +111,7 @@ func TestConvertMinIO(t *testing.T) {
 func TestConvertManyRecords(t *testing.T) {
 	r := record0(t, awsPut)
 	r2 := strings.Replace(strings.Replace(r, "ObjectCreated:Put", "ObjectRemoved:Delete", 1), "C3D13FE58DE4C810", "D4E24FF69EF5D921", 1)
-	events, _, err := convert([]byte(`{"Records":[`+r+`,`+r2+`]}`), true)
+	events, _, err := Convert([]byte(`{"Records":[`+r+`,`+r2+`]}`), true)
 	if err != nil || len(events) != 2 {
 		t.Fatalf("convert: %v, %d events", err, len(events))
 	}
@@ -143,7 +149,7 @@ func TestConvertIDs(t *testing.T) {
 	otherKey := strings.Replace(noElements, "incoming/file+name.json", "incoming/other.json", 1)
 	id := func(rec string) string {
 		t.Helper()
-		events, _, err := convert([]byte(`{"Records":[`+rec+`]}`), false)
+		events, _, err := Convert([]byte(`{"Records":[`+rec+`]}`), false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,15 +178,15 @@ func TestConvertIDs(t *testing.T) {
 
 func TestConvertTestEvent(t *testing.T) {
 	for name, body := range map[string]string{"plain": awsTest, "in an SNS envelope": snsEnvelope(awsTest)} {
-		events, test, err := convert([]byte(body), true)
-		if err != nil || len(events) != 0 || test == nil || test.bucket != "uploads" {
+		events, test, err := Convert([]byte(body), true)
+		if err != nil || len(events) != 0 || test == nil || test.Bucket != "uploads" {
 			t.Errorf("%s: events %d, test %+v, err %v", name, len(events), test, err)
 		}
 	}
 }
 
 func TestConvertSNSEnvelope(t *testing.T) {
-	events, _, err := convert([]byte(snsEnvelope(awsPut)), true)
+	events, _, err := Convert([]byte(snsEnvelope(awsPut)), true)
 	if err != nil || len(events) != 1 {
 		t.Fatalf("convert: %v, %d events", err, len(events))
 	}
@@ -219,7 +225,7 @@ func TestConvertErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			events, test, err := convert([]byte(tc.body), tc.unwrap)
+			events, test, err := Convert([]byte(tc.body), tc.unwrap)
 			if err == nil {
 				t.Fatalf("no error; %d events, test %v", len(events), test)
 			}
@@ -235,7 +241,7 @@ func BenchmarkConvertAWS(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, _, err := convert(body, true); err != nil {
+		if _, _, err := Convert(body, true); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -246,7 +252,7 @@ func BenchmarkConvertMinIO(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, _, err := convert(body, false); err != nil {
+		if _, _, err := Convert(body, false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -257,7 +263,7 @@ func BenchmarkConvertSNSEnvelope(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, _, err := convert(body, true); err != nil {
+		if _, _, err := Convert(body, true); err != nil {
 			b.Fatal(err)
 		}
 	}

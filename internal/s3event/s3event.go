@@ -1,4 +1,20 @@
-package s3source
+// Package s3event turns Amazon S3 (and MinIO) event notifications into
+// CloudEvents, one per record, following the CloudEvents AWS S3 adapter:
+//
+//	id              x-amz-request-id "." x-amz-id-2 "." 8 hex digits of the
+//	                key's SHA-256 (responseElements), else a hash of the record
+//	source          eventSource "." awsRegion "." bucket (aws:s3.us-east-1.uploads);
+//	                without a region: eventSource "." bucket (minio:s3.uploads)
+//	type            "com.amazonaws.s3." + eventName without MinIO's "s3:" prefix
+//	subject         the object key, URL-decoded ("incoming/file name.json")
+//	time            eventTime
+//	datacontenttype application/json
+//	data            the record
+//
+// The s3 source uses it for its transports (SQS, SNS, MinIO's webhook), the
+// nats and amqp sources for their format s3 (MinIO's NATS and AMQP
+// targets).
+package s3event
 
 import (
 	"crypto/sha256"
@@ -21,9 +37,9 @@ import (
 // com.amazonaws.s3.ObjectCreated:Put.
 const TypePrefix = "com.amazonaws.s3."
 
-// testEventName is the Event of the test message that S3 sends when a
+// TestEventName is the Event of the test message that S3 sends when a
 // notification configuration is saved.
-const testEventName = "s3:TestEvent"
+const TestEventName = "s3:TestEvent"
 
 // message is the JSON of what arrives: an S3 event notification (Records),
 // MinIO's webhook body (the same with EventName and Key beside Records), an
@@ -63,41 +79,44 @@ type record struct {
 	} `json:"s3"`
 }
 
-// testEvent describes an s3:TestEvent, which is acknowledged and dropped.
-type testEvent struct {
-	bucket string
+// TestEvent describes an s3:TestEvent: the message S3 sends when a
+// notification configuration is saved. Callers acknowledge and drop it.
+type TestEvent struct {
+	// Bucket is the bucket whose configuration was saved.
+	Bucket string
 }
 
-// errSNSNested: an SNS envelope where it is not unwrapped (inside another,
-// or on the webhook transport).
-var errSNSNested = errors.New("an SNS message where an S3 event notification was expected")
+// ErrSNSNested is the error of an SNS envelope where it is not unwrapped
+// (inside another, or without unwrapSNS).
+var ErrSNSNested = errors.New("an SNS message where an S3 event notification was expected")
 
-// convert makes the CloudEvents of a notification body: one per record. It
-// returns a non-nil testEvent (and no events) for an s3:TestEvent. With
+// Convert makes the CloudEvents of a notification body: one per record, in
+// order, each valid. It returns a non-nil TestEvent (and no events) for an
+// s3:TestEvent. With
 // unwrapSNS, a body that is an SNS Notification envelope (as SNS writes to
 // an SQS queue without raw message delivery) is unwrapped first. Errors are
 // one-line reasons that do not quote the body.
-func convert(body []byte, unwrapSNS bool) ([]*event.Event, *testEvent, error) {
+func Convert(body []byte, unwrapSNS bool) ([]*event.Event, *TestEvent, error) {
 	var m message
 	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, nil, fmt.Errorf("not an S3 event notification: %s", jsonReason(err))
+		return nil, nil, fmt.Errorf("not an S3 event notification: %s", JSONReason(err))
 	}
 	if m.Type != "" && m.TopicArn != "" && m.Message != nil && m.Records == nil {
 		if !unwrapSNS {
-			return nil, nil, errSNSNested
+			return nil, nil, ErrSNSNested
 		}
 		if m.Type != "Notification" {
 			return nil, nil, fmt.Errorf("SNS message of type %q is not a Notification", sources.OneLine(m.Type))
 		}
-		events, test, err := convert([]byte(*m.Message), false)
+		events, test, err := Convert([]byte(*m.Message), false)
 		if err != nil {
 			return nil, nil, fmt.Errorf("SNS message: %w", err)
 		}
 		return events, test, nil
 	}
 	if m.Records == nil {
-		if m.Event == testEventName {
-			return nil, &testEvent{bucket: m.Bucket}, nil
+		if m.Event == TestEventName {
+			return nil, &TestEvent{Bucket: m.Bucket}, nil
 		}
 		return nil, nil, errors.New("not an S3 event notification: no Records")
 	}
@@ -116,11 +135,11 @@ func convert(body []byte, unwrapSNS bool) ([]*event.Event, *testEvent, error) {
 }
 
 // recordEvent makes the CloudEvent of one record, following the CloudEvents
-// AWS S3 adapter (see the README for each attribute).
+// AWS S3 adapter (see the package comment for each attribute).
 func recordEvent(raw json.RawMessage) (*event.Event, error) {
 	var r record
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, errors.New(jsonReason(err))
+		return nil, errors.New(JSONReason(err))
 	}
 	switch {
 	case r.EventName == "":
@@ -200,8 +219,10 @@ func decodeKey(key string) string {
 	return k
 }
 
-// jsonReason describes a JSON error without quoting the input.
-func jsonReason(err error) string {
+// JSONReason describes an encoding/json error in one line without quoting
+// the input: "invalid JSON at byte 11: ...", "expected a JSON object, got
+// array", "Records: expected a list, got object".
+func JSONReason(err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("invalid JSON at byte %d: %s", se.Offset, sources.OneLine(se.Error()))

@@ -1,4 +1,4 @@
-package s3source
+package s3event
 
 import (
 	"strings"
@@ -12,7 +12,7 @@ func FuzzConvert(f *testing.F) {
 		f.Add([]byte(s), true)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, unwrap bool) {
-		events, test, err := convert(body, unwrap)
+		events, test, err := Convert(body, unwrap)
 		if err != nil {
 			if len(events) != 0 || test != nil {
 				t.Fatal("an error with a result")
