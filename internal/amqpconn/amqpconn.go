@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -103,35 +102,3 @@ func (b *Backoff) Next() time.Duration {
 
 // Reset starts the backoff again at Min, after a success.
 func (b *Backoff) Reset() { b.step = 0 }
-
-// OneLine replaces runs of control characters, white space and invalid
-// UTF-8 with one space, and cuts s to at most max bytes, marking a cut with
-// "…". Broker texts and message fields go through it before they reach a
-// log line or an error.
-func OneLine(s string, max int) string {
-	var b strings.Builder
-	space := false
-	for _, r := range s {
-		if r == utf8.RuneError || r <= ' ' || r >= 0x7F && r < 0xA0 || r == '\u2028' || r == '\u2029' {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-		if b.Len() > max {
-			break
-		}
-	}
-	out := b.String()
-	if len(out) <= max {
-		return out
-	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(out[cut]) {
-		cut--
-	}
-	return strings.TrimRight(out[:cut], " ") + "…"
-}

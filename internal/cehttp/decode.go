@@ -3,6 +3,7 @@ package cehttp
 import (
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/text"
 	"mime"
 	"net/http"
 	"sort"
@@ -78,7 +79,7 @@ func parseStructured(body []byte) (*event.Event, error) {
 	}
 	e := event.New()
 	if err := e.UnmarshalJSON(body); err != nil {
-		return nil, fmt.Errorf("invalid CloudEvents JSON: %s", OneLine(err.Error(), 200))
+		return nil, fmt.Errorf("invalid CloudEvents JSON: %s", text.OneLine(err.Error(), 200))
 	}
 	if err := validate(&e); err != nil {
 		return nil, err
@@ -92,7 +93,7 @@ func parseBinary(h http.Header, specversion string, body []byte) (*event.Event, 
 	case event.CloudEventsVersionV1, event.CloudEventsVersionV03:
 		e = event.New(specversion)
 	default:
-		return nil, fmt.Errorf("unsupported ce-specversion %q", OneLine(specversion, 40))
+		return nil, fmt.Errorf("unsupported ce-specversion %q", text.OneLine(specversion, 40))
 	}
 	names := make([]string, 0, len(h))
 	for k := range h {
@@ -145,12 +146,12 @@ func setAttribute(e *event.Event, name, v string) error {
 	case "time":
 		t, err := types.ParseTime(v)
 		if err != nil {
-			return fmt.Errorf("invalid time %q (RFC 3339 expected)", OneLine(v, 60))
+			return fmt.Errorf("invalid time %q (RFC 3339 expected)", text.OneLine(v, 60))
 		}
 		e.SetTime(t)
 	default:
 		if !validExtensionName(name) {
-			return fmt.Errorf("invalid attribute name %q (lower-case letters and digits only)", OneLine(name, 40))
+			return fmt.Errorf("invalid attribute name %q (lower-case letters and digits only)", text.OneLine(name, 40))
 		}
 		if err := e.Context.SetExtension(name, v); err != nil {
 			return err
@@ -190,9 +191,9 @@ func validate(e *event.Event) error {
 		for i, k := range keys {
 			parts[i] = k + ": " + ve[k].Error()
 		}
-		return errors.New(OneLine(strings.Join(parts, "; "), 200))
+		return errors.New(text.OneLine(strings.Join(parts, "; "), 200))
 	}
-	return errors.New(OneLine(err.Error(), 200))
+	return errors.New(text.OneLine(err.Error(), 200))
 }
 
 // pctDecode undoes PctEncode: %XY becomes the byte 0xXY; the result must be

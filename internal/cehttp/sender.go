@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/text"
 	"io"
 	"log/slog"
 	"net"
@@ -21,7 +22,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -393,7 +393,7 @@ func (s *Sender) Fail(err error) error {
 // and unwraps to cls, which carries the classification.
 func (s *Sender) Failf(cls error, format string, args ...any) error {
 	msg := s.method + " " + s.display + ": " + fmt.Sprintf(format, args...)
-	return &Error{msg: OneLine(msg, MaxErrLen), err: cls}
+	return &Error{msg: text.OneLine(msg, MaxErrLen), err: cls}
 }
 
 // Close closes the idle connections.
@@ -422,38 +422,6 @@ func RoundDuration(d time.Duration) time.Duration {
 		return d.Round(time.Millisecond)
 	}
 	return d
-}
-
-// OneLine replaces runs of control characters, white space and invalid
-// UTF-8 with one space, and cuts s to at most max bytes, marking a cut with
-// "…".
-func OneLine(s string, max int) string {
-	var b strings.Builder
-	b.Grow(min(len(s), max+8))
-	space := false
-	for _, r := range s {
-		if r == utf8.RuneError || r <= ' ' || r >= 0x7F && r < 0xA0 || r == '\u2028' || r == '\u2029' {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-		if b.Len() > max {
-			break
-		}
-	}
-	out := b.String()
-	if len(out) <= max {
-		return out
-	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(out[cut]) {
-		cut--
-	}
-	return strings.TrimRight(out[:cut], " ") + "…"
 }
 
 // DrainClose reads what is left of a response body, up to 64 KiB, so that

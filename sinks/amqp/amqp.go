@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/text"
 	"log/slog"
 	"sync"
 	"time"
@@ -251,7 +252,7 @@ func (s *Sink) Deliver(ctx context.Context, e *event.Event) error {
 				return nil
 			}
 			s.release(pc)
-			return s.failf(sinks.Permanent(errors.New(r.ReplyText)), "no queue bound for routing key %q (%d %s)", amqpconn.OneLine(key, 100), r.ReplyCode, r.ReplyText)
+			return s.failf(sinks.Permanent(errors.New(r.ReplyText)), "no queue bound for routing key %q (%d %s)", text.OneLine(key, 100), r.ReplyCode, r.ReplyText)
 		default:
 		}
 		s.release(pc)
@@ -401,7 +402,7 @@ func (s *Sink) fail(err error) error { return s.failf(err, "%v", err) }
 // bounded line that unwraps to err, which carries the classification.
 func (s *Sink) failf(err error, format string, args ...any) error {
 	msg := s.where + ": " + fmt.Sprintf(format, args...)
-	return &deliveryError{msg: amqpconn.OneLine(msg, maxErrLen), err: err}
+	return &deliveryError{msg: text.OneLine(msg, maxErrLen), err: err}
 }
 
 // deliveryError is a delivery failure whose text is made for users while

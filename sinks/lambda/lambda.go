@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/text"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -339,7 +340,7 @@ func functionErrorMessage(payload []byte) string {
 	if len(payload) == 0 {
 		return "no details"
 	}
-	return cehttp.OneLine(string(payload), 200)
+	return text.OneLine(string(payload), 200)
 }
 
 // callError classifies a failed Invoke call.
@@ -436,7 +437,7 @@ func permanentCode(code string) bool {
 // fail returns an error that reads "lambda FUNCTION: msg" on one bounded
 // line and unwraps to cls, which carries the classification.
 func (s *Sink) fail(cls error, format string, args ...any) error {
-	return &deliveryError{msg: cehttp.OneLine("lambda "+s.display+": "+fmt.Sprintf(format, args...), cehttp.MaxErrLen), err: cls}
+	return &deliveryError{msg: text.OneLine("lambda "+s.display+": "+fmt.Sprintf(format, args...), cehttp.MaxErrLen), err: cls}
 }
 
 // deliveryError is a delivery failure whose text is made for users while

@@ -10,12 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"github.com/junctionhq/junction/internal/natsconn"
+	"github.com/junctionhq/junction/internal/text"
 	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
@@ -301,7 +301,7 @@ func (e *deliveryError) Error() string { return e.msg }
 func (e *deliveryError) Unwrap() error { return e.err }
 
 func failf(err error, format string, args ...any) error {
-	return &deliveryError{msg: oneLine(fmt.Sprintf(format, args...), maxErrLen), err: err}
+	return &deliveryError{msg: text.OneLine(fmt.Sprintf(format, args...), maxErrLen), err: err}
 }
 
 // Close closes the connection. No Deliver runs after Close.
@@ -312,37 +312,5 @@ func (s *Sink) Close() error {
 
 // quote quotes s for an error message, bounded.
 func quote(s string) string {
-	return fmt.Sprintf("%q", oneLine(s, 64))
-}
-
-// oneLine replaces runs of control characters, white space and invalid
-// UTF-8 with one space, and cuts s to at most max bytes, marking a cut with
-// "…".
-func oneLine(s string, max int) string {
-	var b strings.Builder
-	b.Grow(min(len(s), max+8))
-	space := false
-	for _, r := range s {
-		if r == utf8.RuneError || r <= ' ' || r >= 0x7F && r < 0xA0 || r == '\u2028' || r == '\u2029' {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-		if b.Len() > max {
-			break
-		}
-	}
-	out := b.String()
-	if len(out) <= max {
-		return out
-	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(out[cut]) {
-		cut--
-	}
-	return strings.TrimRight(out[:cut], " ") + "…"
+	return fmt.Sprintf("%q", text.OneLine(s, 64))
 }

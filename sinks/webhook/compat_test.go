@@ -6,6 +6,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	shared "github.com/junctionhq/junction/internal/cehttp"
+	"github.com/junctionhq/junction/internal/text"
 )
 
 // The encoding and error helpers moved to internal/cehttp; these names keep
@@ -15,6 +16,6 @@ func setBinaryHeaders(h http.Header, e *event.Event) error { return shared.SetBi
 
 func pctEncode(s string) string { return shared.PctEncode(s) }
 
-func oneLine(s string, max int) string { return shared.OneLine(s, max) }
+func oneLine(s string, max int) string { return text.OneLine(s, max) }
 
 const maxErrLen = shared.MaxErrLen

@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/text"
 	"log/slog"
 	"net/url"
 	"sort"
@@ -147,7 +148,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, config.FieldErrorf("eventType", "applies to format cloudevents only: format s3 gives S3 event types"))
 		}
 	default:
-		errs = append(errs, config.FieldErrorf("format", "must be cloudevents or s3, not %q", amqpconn.OneLine(c.Format, 64)))
+		errs = append(errs, config.FieldErrorf("format", "must be cloudevents or s3, not %q", text.OneLine(c.Format, 64)))
 	}
 	if c.Declare != nil {
 		keys := make([]string, 0, len(c.Declare.Arguments))
@@ -464,7 +465,7 @@ func (h *handler) ingest(ctx context.Context, items []item, events []*event.Even
 // it), logs why in one line and counts it.
 func (h *handler) reject(d *amqp.Delivery, label, reason string) error {
 	h.s.log.Warn("rejected message: dead-lettered by the broker if the queue has a dead-letter exchange",
-		"queue", h.s.queue, "message_id", amqpconn.OneLine(d.MessageId, 128), "delivery_tag", d.DeliveryTag, "reason", label, "detail", amqpconn.OneLine(reason, maxReason))
+		"queue", h.s.queue, "message_id", text.OneLine(d.MessageId, 128), "delivery_tag", d.DeliveryTag, "reason", label, "detail", text.OneLine(reason, maxReason))
 	h.in.Rejected(label)
 	if err := h.ch.Reject(d.DeliveryTag, false); err != nil {
 		return fmt.Errorf("reject: %w", err)

@@ -3,6 +3,7 @@ package amqpsource
 import (
 	"context"
 	"fmt"
+	"github.com/junctionhq/junction/internal/text"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/junctionhq/junction/internal/amqpconn"
 	"github.com/junctionhq/junction/internal/amqptest"
 	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
@@ -267,7 +267,7 @@ func TestBrokerClosesConnection(t *testing.T) {
 	plugintest.Eventually(t, 10*time.Second, "the first message", func() bool { return in.count() == 1 })
 	out, err := exec.Command("rabbitmqctl", "list_connections", "-q", "--no-table-headers", "pid", "client_properties").CombinedOutput()
 	if err != nil {
-		t.Skipf("rabbitmqctl cannot reach the node: %v: %s", err, amqpconn.OneLine(string(out), 200))
+		t.Skipf("rabbitmqctl cannot reach the node: %v: %s", err, text.OneLine(string(out), 200))
 	}
 	var pid string
 	for _, line := range strings.Split(string(out), "\n") {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/text"
 	"hash"
 	"mime"
 	"sort"
@@ -19,7 +20,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
-	"github.com/junctionhq/junction/internal/amqpconn"
 	"github.com/junctionhq/junction/internal/s3event"
 )
 
@@ -358,14 +358,14 @@ func sdkReason(err error) string {
 		for i, k := range keys {
 			parts[i] = fmt.Sprintf("invalid attribute %q: %v", k, ve[k])
 		}
-		return amqpconn.OneLine(strings.Join(parts, "; "), maxReason)
+		return text.OneLine(strings.Join(parts, "; "), maxReason)
 	}
 	msg := err.Error()
 	// jsoniter appends the input around the error: it may hold the payload.
 	if i := strings.Index(msg, ", error found in #"); i >= 0 {
 		msg = msg[:i]
 	}
-	return amqpconn.OneLine("invalid event: "+msg, maxReason)
+	return text.OneLine("invalid event: "+msg, maxReason)
 }
 
 // wrap makes a CloudEvent of a message that is not one: id is the
@@ -478,5 +478,5 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 
 // bound cuts s to n bytes for use in a reason.
 func bound(s string, n int) string {
-	return amqpconn.OneLine(s, n)
+	return text.OneLine(s, n)
 }

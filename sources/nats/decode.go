@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/text"
 	"mime"
 	"strings"
 	"time"
@@ -38,7 +39,7 @@ type MalformedError struct{ Reason string }
 func (e *MalformedError) Error() string { return e.Reason }
 
 func malformed(format string, args ...any) *MalformedError {
-	return &MalformedError{Reason: oneLine(fmt.Sprintf(format, args...), maxReason)}
+	return &MalformedError{Reason: text.OneLine(fmt.Sprintf(format, args...), maxReason)}
 }
 
 // wrap is what a message that is not a CloudEvent becomes.
@@ -238,37 +239,5 @@ func hasPrefixFold(s, prefix string) bool {
 
 // quote quotes s for an error message, bounded.
 func quote(s string) string {
-	return fmt.Sprintf("%q", oneLine(s, 64))
-}
-
-// oneLine replaces runs of control characters, white space and invalid
-// UTF-8 with one space, and cuts s to at most max bytes, marking a cut with
-// "…".
-func oneLine(s string, max int) string {
-	var b strings.Builder
-	b.Grow(min(len(s), max+8))
-	space := false
-	for _, r := range s {
-		if r == utf8.RuneError || r <= ' ' || r >= 0x7F && r < 0xA0 || r == '\u2028' || r == '\u2029' {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-		if b.Len() > max {
-			break
-		}
-	}
-	out := b.String()
-	if len(out) <= max {
-		return out
-	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(out[cut]) {
-		cut--
-	}
-	return strings.TrimRight(out[:cut], " ") + "…"
+	return fmt.Sprintf("%q", text.OneLine(s, 64))
 }

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/text"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -486,7 +487,7 @@ func (s *Source) read(h nats.Header, data []byte, w wrap, log *slog.Logger) ([]*
 	}
 	events, test, err := s3event.Convert(data, false)
 	if err != nil {
-		return nil, &MalformedError{Reason: oneLine(err.Error(), maxReason)}
+		return nil, &MalformedError{Reason: text.OneLine(err.Error(), maxReason)}
 	}
 	if test != nil {
 		log.Debug("s3:TestEvent acknowledged and dropped", "bucket", test.Bucket, "nats_subject", w.subject)
@@ -500,7 +501,7 @@ func (s *Source) read(h nats.Header, data []byte, w wrap, log *slog.Logger) ([]*
 // publish fails the message stays pending (NakWithDelay) and is tried
 // again later.
 func (s *Source) reject(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, in sources.Ingester, m jetstream.Msg, meta *jetstream.MsgMetadata, label string, cause error, log *slog.Logger) {
-	reason := oneLine(cause.Error(), maxReason)
+	reason := text.OneLine(cause.Error(), maxReason)
 	log = log.With("reason", label, "stream_seq", meta.Sequence.Stream, "nats_subject", m.Subject())
 	if s.dlq != "" {
 		dm := deadLetter(m.Subject(), m.Headers(), m.Data(), s.name, label, reason)
@@ -639,7 +640,7 @@ func (s *Source) handleCore(ctx context.Context, nc *nats.Conn, in sources.Inges
 	w := wrap{id: uuid.NewString(), subject: m.Subject, eventType: s.eventType, time: time.Now()}
 	events, derr := s.read(m.Header, m.Data, w, log)
 	if derr != nil {
-		reason := oneLine(derr.Error(), maxReason)
+		reason := text.OneLine(derr.Error(), maxReason)
 		if s.dlq != "" {
 			dm := deadLetter(m.Subject, m.Header, m.Data, s.name, ReasonMalformed, reason)
 			dm.Subject = s.dlq
