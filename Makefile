@@ -12,7 +12,8 @@ FUZZ_TARGETS := \
 	./sources/webhook:FuzzRequest \
 	./internal/s3event:FuzzConvert \
 	./filters:FuzzEnvData \
-	./filters:FuzzCompileFilter
+	./filters:FuzzCompileFilter \
+	./router:FuzzDecodeEvent
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
 

@@ -66,7 +66,7 @@ func (s *sinkRuntime) policy(d *journal.Delivery) config.Policy {
 func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	m := s.r.metrics
 	var e event.Event
-	if err := e.UnmarshalJSON(d.Data); err != nil {
+	if err := decodeEvent(d.Data, &e); err != nil {
 		s.log.Error("drop unreadable journal entry", "route", d.Route, "seq", d.Seq, "err", err)
 		m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDropped).Inc()
 		d.Drop("unreadable event")
@@ -123,7 +123,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		return
 	}
 	dl := deadLetter(&e, d.Route, s.name, d.Attempt, err.Error())
-	data, merr := dl.MarshalJSON()
+	data, merr := encodeEvent(nil, dl)
 	if merr == nil {
 		merr = s.r.journal.Append(ctx, []journal.Entry{{Sink: pol.DeadLetter, Route: d.Route, DeadLetter: true, Data: data}})
 	}
@@ -168,7 +168,7 @@ func (s *sinkRuntime) routeReply(ctx context.Context, d *journal.Delivery, cause
 			return true
 		}
 		dl := deadLetter(reply, d.Route, s.name, d.Attempt, msg)
-		data, err := dl.MarshalJSON()
+		data, err := encodeEvent(nil, dl)
 		if err == nil {
 			err = s.r.journal.Append(ctx, []journal.Entry{{Sink: pol.DeadLetter, Route: d.Route, DeadLetter: true, Data: data}})
 		}

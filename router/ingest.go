@@ -94,7 +94,7 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 				}
 				out = t
 			}
-			data, err := out.MarshalJSON()
+			data, err := encodeEvent(nil, out)
 			if err != nil {
 				return fmt.Errorf("encode event %s: %w", e.ID(), err)
 			}
@@ -147,7 +147,7 @@ func (in *ingester) transformFailed(rt *Route, e *event.Event, cause error) ([]j
 			continue
 		}
 		dl := deadLetter(e, rt.Name, sink, 0, "transform: "+cause.Error())
-		data, err := dl.MarshalJSON()
+		data, err := encodeEvent(nil, dl)
 		if err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
 		}
