@@ -122,20 +122,28 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		d.Ack()
 		return
 	}
-	dl := deadLetter(&e, d.Route, s.name, d.Attempt, err.Error())
-	data, merr := encodeEvent(nil, dl)
-	if merr == nil {
-		merr = s.r.journal.Append(ctx, []journal.Entry{{Sink: pol.DeadLetter, Route: d.Route, DeadLetter: true, Data: data}})
-	}
-	if merr != nil {
-		// Keep the delivery pending: it will come back and try again.
-		log.Error("dead-letter write failed; delivery stays pending", "dead_letter", pol.DeadLetter, "err", merr)
-		d.Retry(pol.MaxDelay)
+	if !s.writeDeadLetter(ctx, d, &e, pol, err.Error(), log) {
 		return
 	}
 	log.Warn("delivery failed; dead-lettered", "reason", reason, "attempts", d.Attempt, "dead_letter", pol.DeadLetter, "err", err)
 	m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDeadLettered).Inc()
 	d.Ack()
+}
+
+// writeDeadLetter journals ev for the policy's dead-letter sink. When that
+// fails it logs, leaves the delivery pending (it comes back after maxDelay
+// and tries again) and returns false: a dead letter is never dropped.
+func (s *sinkRuntime) writeDeadLetter(ctx context.Context, d *journal.Delivery, ev *event.Event, pol config.Policy, cause string, log *slog.Logger) bool {
+	ent, err := deadLetterEntry(ev, d.Route, s.name, pol.DeadLetter, d.Attempt, cause)
+	if err == nil {
+		err = s.r.journal.Append(ctx, []journal.Entry{ent})
+	}
+	if err != nil {
+		log.Error("dead-letter write failed; delivery stays pending", "dead_letter", pol.DeadLetter, "err", err)
+		d.Retry(pol.MaxDelay)
+		return false
+	}
+	return true
 }
 
 // ExtHops counts how many function replies led to an event.
@@ -167,14 +175,7 @@ func (s *sinkRuntime) routeReply(ctx context.Context, d *journal.Delivery, cause
 			log.Error("reply dropped: " + msg)
 			return true
 		}
-		dl := deadLetter(reply, d.Route, s.name, d.Attempt, msg)
-		data, err := encodeEvent(nil, dl)
-		if err == nil {
-			err = s.r.journal.Append(ctx, []journal.Entry{{Sink: pol.DeadLetter, Route: d.Route, DeadLetter: true, Data: data}})
-		}
-		if err != nil {
-			log.Error("dead-letter write failed; delivery stays pending", "dead_letter", pol.DeadLetter, "err", err)
-			d.Retry(pol.MaxDelay)
+		if !s.writeDeadLetter(ctx, d, reply, pol, msg, log) {
 			return false
 		}
 		log.Warn("reply dead-lettered: "+msg, "dead_letter", pol.DeadLetter)

@@ -146,12 +146,11 @@ func (in *ingester) transformFailed(rt *Route, e *event.Event, cause error) ([]j
 			r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDropped).Inc()
 			continue
 		}
-		dl := deadLetter(e, rt.Name, sink, 0, "transform: "+cause.Error())
-		data, err := encodeEvent(nil, dl)
+		ent, err := deadLetterEntry(e, rt.Name, sink, pol.DeadLetter, 0, "transform: "+cause.Error())
 		if err != nil {
-			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
+			return nil, err
 		}
-		entries = append(entries, journal.Entry{Sink: pol.DeadLetter, Route: rt.Name, DeadLetter: true, Data: data})
+		entries = append(entries, ent)
 		r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDeadLettered).Inc()
 	}
 	return entries, nil
@@ -167,6 +166,16 @@ const (
 
 // MaxErrorLen bounds the junctionerror extension.
 const MaxErrorLen = 512
+
+// deadLetterEntry is the journal entry that sends a copy of e, with the
+// dead-letter extensions, to the dead-letter sink dlSink.
+func deadLetterEntry(e *event.Event, route, sink, dlSink string, attempts int, cause string) (journal.Entry, error) {
+	data, err := encodeEvent(nil, deadLetter(e, route, sink, attempts, cause))
+	if err != nil {
+		return journal.Entry{}, fmt.Errorf("encode event %s: %w", e.ID(), err)
+	}
+	return journal.Entry{Sink: dlSink, Route: route, DeadLetter: true, Data: data}, nil
+}
 
 // deadLetter returns a copy of e with the dead-letter extensions.
 func deadLetter(e *event.Event, route, sink string, attempts int, cause string) *event.Event {

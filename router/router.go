@@ -45,7 +45,6 @@ type Router struct {
 	metrics *Metrics
 	journal *journal.Journal
 
-	sinks     map[string]*sinkRuntime
 	sinkOrder []*sinkRuntime
 	httpSrcs  []httpSource
 	runSrcs   []runSource
@@ -76,7 +75,7 @@ func New(ctx context.Context, plan *Plan, o Options) (r *Router, err error) {
 		o.DrainTimeout = 15 * time.Second
 	}
 	cfg := plan.Config
-	r = &Router{plan: plan, opts: o, log: o.Logger, metrics: newMetrics(), sinks: map[string]*sinkRuntime{}, ingesters: map[string]*ingester{}}
+	r = &Router{plan: plan, opts: o, log: o.Logger, metrics: newMetrics(), ingesters: map[string]*ingester{}}
 	defer func() {
 		if err != nil {
 			r.closeAll()
@@ -103,7 +102,6 @@ func New(ctx context.Context, plan *Plan, o Options) (r *Router, err error) {
 			// Replies enter routing as events from a source of the sink's name.
 			r.ingesters[rt.name] = r.newIngester(rt.name)
 		}
-		r.sinks[rt.name] = rt
 		r.sinkOrder = append(r.sinkOrder, rt)
 	}
 	paths := map[string]string{}
