@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/journal"
@@ -25,13 +26,37 @@ type sinkRuntime struct {
 	consumer *journal.Consumer
 	// policies holds the delivery policy of each route that sends here.
 	policies map[string]config.Policy
+	// duration and counted are this sink's series, resolved once.
+	duration prometheus.Observer
+	counted  map[string]map[string]prometheus.Counter // route → outcome → series
+}
+
+// count adds one delivery outcome for route.
+func (s *sinkRuntime) count(route, outcome string) {
+	if c, ok := s.counted[route][outcome]; ok {
+		c.Inc()
+		return
+	}
+	// A route no longer in the config (an entry from an earlier run).
+	s.r.metrics.Deliveries.WithLabelValues(route, s.name, outcome).Inc()
 }
 
 func (s *sinkRuntime) open(ctx context.Context) error {
+	m := s.r.metrics
 	s.policies = map[string]config.Policy{}
+	s.counted = map[string]map[string]prometheus.Counter{}
+	s.duration = m.Duration.WithLabelValues(s.name)
 	for _, rt := range s.r.plan.Routes {
-		if p, ok := rt.Policy[s.name]; ok {
+		p, ok := rt.Policy[s.name]
+		if !ok && !routesDeadLetterTo(rt, s.name) {
+			continue
+		}
+		if ok {
 			s.policies[rt.Name] = p
+		}
+		s.counted[rt.Name] = map[string]prometheus.Counter{}
+		for _, o := range []string{OutcomeDelivered, OutcomeRetried, OutcomeDeadLettered, OutcomeDropped} {
+			s.counted[rt.Name][o] = m.Deliveries.WithLabelValues(rt.Name, s.name, o)
 		}
 	}
 	timeout := s.r.plan.maxTimeout(s.name)
@@ -64,11 +89,10 @@ func (s *sinkRuntime) policy(d *journal.Delivery) config.Policy {
 // retry with backoff while the policy allows, else dead-letter (then ack) or
 // drop. A dead-letter write that fails leaves the entry pending.
 func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
-	m := s.r.metrics
 	var e event.Event
 	if err := decodeEvent(d.Data, &e); err != nil {
 		s.log.Error("drop unreadable journal entry", "route", d.Route, "seq", d.Seq, "err", err)
-		m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDropped).Inc()
+		s.count(d.Route, OutcomeDropped)
 		d.Drop("unreadable event")
 		return
 	}
@@ -83,12 +107,12 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		err = s.sink.Deliver(actx, &e)
 	}
 	cancel()
-	m.Duration.WithLabelValues(s.name).Observe(time.Since(start).Seconds())
+	s.duration.Observe(time.Since(start).Seconds())
 	if err == nil {
 		if reply != nil && !s.routeReply(ctx, d, &e, reply, pol) {
 			return // the delivery will be made again
 		}
-		m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDelivered).Inc()
+		s.count(d.Route, OutcomeDelivered)
 		d.Ack()
 		return
 	}
@@ -108,7 +132,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 			delay = after
 		}
 		log.Debug("delivery failed; will retry", "delay", delay, "err", err)
-		m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeRetried).Inc()
+		s.count(d.Route, OutcomeRetried)
 		d.Retry(delay)
 		return
 	}
@@ -118,7 +142,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	}
 	if pol.DeadLetter == "" || d.DeadLetter {
 		log.Error("delivery failed; event dropped", "reason", reason, "attempts", d.Attempt, "err", err)
-		m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDropped).Inc()
+		s.count(d.Route, OutcomeDropped)
 		d.Ack()
 		return
 	}
@@ -126,7 +150,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		return
 	}
 	log.Warn("delivery failed; dead-lettered", "reason", reason, "attempts", d.Attempt, "dead_letter", pol.DeadLetter, "err", err)
-	m.Deliveries.WithLabelValues(d.Route, s.name, OutcomeDeadLettered).Inc()
+	s.count(d.Route, OutcomeDeadLettered)
 	d.Ack()
 }
 
@@ -188,4 +212,14 @@ func (s *sinkRuntime) routeReply(ctx context.Context, d *journal.Delivery, cause
 	}
 	m.Replies.WithLabelValues(s.name, "routed").Inc()
 	return true
+}
+
+// routesDeadLetterTo reports whether route rt sends dead letters to sink.
+func routesDeadLetterTo(rt *Route, sink string) bool {
+	for _, p := range rt.Policy {
+		if p.DeadLetter == sink {
+			return true
+		}
+	}
+	return false
 }
