@@ -80,35 +80,17 @@ func NewEnv(e *event.Event) *Env {
 	case *event.EventContextV1:
 		v.ID, v.Type, v.Specversion = c.ID, c.Type, event.CloudEventsVersionV1
 		v.Source = c.Source.String()
-		if c.Subject != nil {
-			v.Subject = *c.Subject
-		}
-		if c.DataContentType != nil {
-			v.ct = *c.DataContentType
-			v.Datacontenttype = v.ct
-		}
+		v.setOptional(c.Subject, c.DataContentType, c.Time)
 		if c.DataSchema != nil {
 			v.Dataschema = c.DataSchema.String()
-		}
-		if c.Time != nil {
-			v.Time = c.Time.Time
 		}
 		v.exts = c.Extensions
 	case *event.EventContextV03:
 		v.ID, v.Type, v.Specversion = c.ID, c.Type, event.CloudEventsVersionV03
 		v.Source = c.Source.String()
-		if c.Subject != nil {
-			v.Subject = *c.Subject
-		}
-		if c.DataContentType != nil {
-			v.ct = *c.DataContentType
-			v.Datacontenttype = v.ct
-		}
+		v.setOptional(c.Subject, c.DataContentType, c.Time)
 		if c.SchemaURL != nil {
 			v.Dataschema = c.SchemaURL.String()
-		}
-		if c.Time != nil {
-			v.Time = c.Time.Time
 		}
 		v.b64 = c.DataContentEncoding != nil && *c.DataContentEncoding == event.Base64
 		v.exts = c.Extensions
@@ -130,6 +112,21 @@ func NewEnv(e *event.Event) *Env {
 		v.exts = c.GetExtensions()
 	}
 	return env
+}
+
+// setOptional sets the optional attributes that the 1.0 and 0.3 contexts
+// both hold as pointers (nil when absent).
+func (v *vars) setOptional(subject, ct *string, t *types.Timestamp) {
+	if subject != nil {
+		v.Subject = *subject
+	}
+	if ct != nil {
+		v.ct = *ct
+		v.Datacontenttype = v.ct
+	}
+	if t != nil {
+		v.Time = t.Time
+	}
 }
 
 // Event returns the event the environment was made from.
@@ -231,15 +228,8 @@ func (v *vars) attrString(name string) (string, bool) {
 		return v.Type, v.Type != ""
 	case "specversion":
 		return v.Specversion, v.Specversion != ""
-	case "subject":
-		s, ok := v.Subject.(string)
-		return s, ok
-	case "datacontenttype":
-		s, ok := v.Datacontenttype.(string)
-		return s, ok
-	case "dataschema":
-		s, ok := v.Dataschema.(string)
-		return s, ok
+	case "subject", "datacontenttype", "dataschema":
+		return v.exprString(name)
 	case "time":
 		t, ok := v.Time.(time.Time)
 		if !ok {

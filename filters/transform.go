@@ -178,20 +178,7 @@ func setAttr(ctx event.EventContext, name string, val any) error {
 			}
 			return fmt.Errorf("%s cannot be empty", name)
 		}
-		switch name {
-		case "id":
-			return ctx.SetID(s)
-		case "source":
-			return ctx.SetSource(s)
-		case "type":
-			return ctx.SetType(s)
-		case "subject":
-			return ctx.SetSubject(s)
-		case "datacontenttype":
-			return ctx.SetDataContentType(s)
-		default:
-			return ctx.SetDataSchema(s)
-		}
+		return SetStringAttribute(ctx, name, s)
 	case "time":
 		switch v := val.(type) {
 		case nil:
@@ -215,6 +202,28 @@ func setAttr(ctx event.EventContext, name string, val any) error {
 		return err
 	}
 	return ctx.SetExtension(name, v)
+}
+
+// SetStringAttribute sets the context attribute name of ctx to s: one of
+// id, source, type, subject, datacontenttype and dataschema, the attributes
+// whose value is a string (or a URI given as one). Setting an optional one to
+// "" removes it.
+func SetStringAttribute(ctx event.EventContext, name, s string) error {
+	switch name {
+	case "id":
+		return ctx.SetID(s)
+	case "source":
+		return ctx.SetSource(s)
+	case "type":
+		return ctx.SetType(s)
+	case "subject":
+		return ctx.SetSubject(s)
+	case "datacontenttype":
+		return ctx.SetDataContentType(s)
+	case "dataschema":
+		return ctx.SetDataSchema(s)
+	}
+	return fmt.Errorf("%s is not a string attribute", name)
 }
 
 // toString formats a result for a string attribute.

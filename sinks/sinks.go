@@ -8,6 +8,7 @@ package sinks
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -76,4 +77,35 @@ type ReplySink interface {
 	// nil when it answered without an event. Failures are classified as for
 	// Deliver.
 	DeliverReply(ctx context.Context, e *event.Event) (*event.Event, error)
+}
+
+type timeoutKey struct{}
+
+// WithAttemptTimeout returns ctx with a deadline d from now for one
+// delivery attempt, and records d so that a sink's timeout error names the
+// configured timeout rather than what was left of it when the sink began.
+func WithAttemptTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	return context.WithValue(ctx, timeoutKey{}, d), cancel
+}
+
+// AttemptTimeout is the attempt timeout recorded by WithAttemptTimeout, or
+// else what ctx's deadline left after start, rounded for error texts (0
+// without a deadline).
+func AttemptTimeout(ctx context.Context, start time.Time) time.Duration {
+	if d, ok := ctx.Value(timeoutKey{}).(time.Duration); ok {
+		return d
+	}
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	switch d := max(dl.Sub(start), 0); {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(time.Millisecond)
+	default:
+		return d
+	}
 }

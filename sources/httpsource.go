@@ -81,7 +81,12 @@ func printableASCII(s string) bool {
 // `invalid attribute "id": MUST be a non-empty string; ...`, else
 // "invalid event: " and the error, without the input that the SDK's JSON
 // parser appends to its errors.
-func EventReason(err error) string {
+func EventReason(err error) string { return OneLine(EventError(err, "invalid event: ")) }
+
+// EventError is EventReason before it is made one line and bounded, with
+// invalid in place of "invalid event: " before an error that does not name
+// attributes. Sources that bound their reasons otherwise use it.
+func EventError(err error, invalid string) string {
 	var ve event.ValidationError
 	if errors.As(err, &ve) {
 		keys := make([]string, 0, len(ve))
@@ -93,13 +98,26 @@ func EventReason(err error) string {
 		for i, k := range keys {
 			parts[i] = fmt.Sprintf("invalid attribute %q: %v", strings.TrimPrefix(k, "extension:"), ve[k])
 		}
-		return OneLine(strings.Join(parts, "; "))
+		return strings.Join(parts, "; ")
 	}
 	msg := err.Error()
+	// jsoniter appends the input around the error: it may hold the payload.
 	if i := strings.Index(msg, ", error found in #"); i >= 0 {
 		msg = msg[:i]
 	}
-	return OneLine("invalid event: " + msg)
+	return invalid + msg
+}
+
+// NewEventContext returns an empty event context of specversion sv (1.0
+// or 0.3), or nil for another version.
+func NewEventContext(sv string) event.EventContext {
+	switch sv {
+	case event.CloudEventsVersionV1:
+		return &event.EventContextV1{}
+	case event.CloudEventsVersionV03:
+		return &event.EventContextV03{}
+	}
+	return nil
 }
 
 // CheckPath checks the path key of an HTTP source's config: a plain URL path

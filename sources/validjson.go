@@ -33,68 +33,8 @@ func jsonValue(b []byte, i, depth int) (int, bool) {
 	switch c := b[i]; {
 	case c == '"':
 		return jsonScanString(b, i)
-	case c == '{':
-		if depth >= MaxJSONDepth {
-			return i, false
-		}
-		i = jsonSkipWS(b, i+1)
-		if i < len(b) && b[i] == '}' {
-			return i + 1, true
-		}
-		for {
-			if i >= len(b) || b[i] != '"' {
-				return i, false
-			}
-			var ok bool
-			if i, ok = jsonScanString(b, i); !ok {
-				return i, false
-			}
-			i = jsonSkipWS(b, i)
-			if i >= len(b) || b[i] != ':' {
-				return i, false
-			}
-			if i, ok = jsonValue(b, jsonSkipWS(b, i+1), depth+1); !ok {
-				return i, false
-			}
-			i = jsonSkipWS(b, i)
-			if i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i = jsonSkipWS(b, i+1)
-			case '}':
-				return i + 1, true
-			default:
-				return i, false
-			}
-		}
-	case c == '[':
-		if depth >= MaxJSONDepth {
-			return i, false
-		}
-		i = jsonSkipWS(b, i+1)
-		if i < len(b) && b[i] == ']' {
-			return i + 1, true
-		}
-		for {
-			var ok bool
-			if i, ok = jsonValue(b, i, depth+1); !ok {
-				return i, false
-			}
-			i = jsonSkipWS(b, i)
-			if i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i = jsonSkipWS(b, i+1)
-			case ']':
-				return i + 1, true
-			default:
-				return i, false
-			}
-		}
+	case c == '{' || c == '[':
+		return jsonContainer(b, i, depth)
 	case c == 't':
 		return jsonLiteral(b, i, "true")
 	case c == 'f':
@@ -105,6 +45,51 @@ func jsonValue(b []byte, i, depth int) (int, bool) {
 		return jsonNumber(b, i)
 	}
 	return i, false
+}
+
+// jsonContainer checks the object or array at b[i] (a '{' or '[') and
+// returns the index past it.
+func jsonContainer(b []byte, i, depth int) (int, bool) {
+	if depth >= MaxJSONDepth {
+		return i, false
+	}
+	object := b[i] == '{'
+	end := b[i] + 2 // '}' or ']'
+	i = jsonSkipWS(b, i+1)
+	if i < len(b) && b[i] == end {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if object {
+			if i >= len(b) || b[i] != '"' {
+				return i, false
+			}
+			if i, ok = jsonScanString(b, i); !ok {
+				return i, false
+			}
+			i = jsonSkipWS(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return i, false
+			}
+			i = jsonSkipWS(b, i+1)
+		}
+		if i, ok = jsonValue(b, i, depth+1); !ok {
+			return i, false
+		}
+		i = jsonSkipWS(b, i)
+		if i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
+		case ',':
+			i = jsonSkipWS(b, i+1)
+		case end:
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
 }
 
 func jsonLiteral(b []byte, i int, lit string) (int, bool) {

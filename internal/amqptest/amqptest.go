@@ -170,7 +170,13 @@ func NewProxy(t testing.TB, brokerURL string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{t: t, target: net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port)), conns: map[net.Conn]bool{}}
+	return NewTCPProxy(t, net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port)))
+}
+
+// NewTCPProxy starts a proxy to any TCP server at target (host:port).
+func NewTCPProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p := &Proxy{t: t, target: target, conns: map[net.Conn]bool{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

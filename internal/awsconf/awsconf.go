@@ -2,7 +2,9 @@
 // source and sink, the s3 source and the lambda sink: credentials from the
 // AWS default chain, the region (from the config, the queue URL, the AWS
 // configuration, else us-east-1), an endpoint override, and the SDK's
-// retry, logging and connection settings.
+// retry, logging and connection settings; and the checks of the config keys
+// that name them (queueUrl, region, endpoint) and of an SQS consumer's
+// polling keys.
 package awsconf
 
 import (

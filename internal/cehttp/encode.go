@@ -72,6 +72,29 @@ func setV1Headers(h http.Header, c *event.EventContextV1) error {
 
 // setGenericHeaders handles any spec version sdk-go knows (0.3 ...).
 func setGenericHeaders(h http.Header, c event.EventContext) error {
+	return EachAttribute(c, func(name, s string, contentType bool) error {
+		switch {
+		case !contentType:
+			h[headerName(name)] = []string{PctEncode(s)}
+		case s != "":
+			h[HeaderContentType] = []string{s}
+		}
+		return nil
+	})
+}
+
+func setExtensionHeaders(h http.Header, ext map[string]any) error {
+	return EachExtension(ext, func(name, s string) error {
+		h[headerName(name)] = []string{PctEncode(s)}
+		return nil
+	})
+}
+
+// EachAttribute calls put with the name and string form of each attribute
+// of c that is set, in the order of c's spec version (any that sdk-go
+// knows), then as EachExtension does for c's extensions. contentType marks
+// datacontenttype, which bindings carry apart. The first error stops it.
+func EachAttribute(c event.EventContext, put func(name, s string, contentType bool) error) error {
 	if c == nil {
 		return fmt.Errorf("event has no context")
 	}
@@ -88,18 +111,16 @@ func setGenericHeaders(h http.Header, c event.EventContext) error {
 		if err != nil {
 			return fmt.Errorf("format attribute %s: %w", a.Name(), err)
 		}
-		if a.Kind() == spec.DataContentType {
-			if s != "" {
-				h[HeaderContentType] = []string{s}
-			}
-			continue
+		if err := put(a.Name(), s, a.Kind() == spec.DataContentType); err != nil {
+			return err
 		}
-		h[headerName(a.Name())] = []string{PctEncode(s)}
 	}
-	return setExtensionHeaders(h, c.GetExtensions())
+	return EachExtension(c.GetExtensions(), func(name, s string) error { return put(name, s, false) })
 }
 
-func setExtensionHeaders(h http.Header, ext map[string]any) error {
+// EachExtension checks the name of each extension in ext and calls put
+// with it and the value's string form. The first error stops it.
+func EachExtension(ext map[string]any, put func(name, s string) error) error {
 	for name, v := range ext {
 		if !validExtensionName(name) {
 			return fmt.Errorf("extension name %q is not valid (lower-case letters and digits only)", name)
@@ -108,7 +129,9 @@ func setExtensionHeaders(h http.Header, ext map[string]any) error {
 		if err != nil {
 			return fmt.Errorf("format extension %s: %w", name, err)
 		}
-		h[headerName(name)] = []string{PctEncode(s)}
+		if err := put(name, s); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -114,7 +114,7 @@ func ValidateHeaders(headers map[string]string) []error {
 		path := "headers." + k
 		canon := http.CanonicalHeaderKey(k)
 		switch {
-		case !validHeaderName(k):
+		case !text.IsToken(k):
 			errs = append(errs, config.FieldErrorf(path, "invalid header name"))
 		case reservedHeaders[canon] || strings.HasPrefix(canon, "Ce-"):
 			errs = append(errs, config.FieldErrorf(path, "set by the sink; it cannot be configured"))
@@ -142,23 +142,6 @@ func ValidateTLS(t *TLS, u *url.URL) []error {
 		errs = append(errs, config.FieldErrorf("tls.certFile", "required with tls.keyFile"))
 	}
 	return errs
-}
-
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // validHeaderValue refuses control characters other than tab.
@@ -226,7 +209,7 @@ type Options struct {
 // Sender sends events to one HTTP destination over keep-alive connections.
 // It is safe for concurrent use.
 type Sender struct {
-	url        string
+	url        *url.URL
 	display    string
 	method     string
 	structured bool
@@ -281,7 +264,7 @@ func NewSender(o Options) (*Sender, error) {
 		method = http.MethodPost
 	}
 	return &Sender{
-		url:        u.String(),
+		url:        u,
 		display:    DisplayURL(u),
 		method:     method,
 		structured: o.Structured,
@@ -337,11 +320,13 @@ func (s *Sender) request(ctx context.Context, e *event.Event) (*http.Request, er
 		}
 		body = e.Data()
 	}
-	req, err := http.NewRequestWithContext(ctx, s.method, s.url, bytes.NewReader(body))
+	// The URL was parsed once; each request gets its own copy.
+	req, err := http.NewRequestWithContext(ctx, s.method, "", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header = h
+	u := *s.url
+	req.URL, req.Header = &u, h
 	return req, nil
 }
 
@@ -364,13 +349,9 @@ func (s *Sender) StatusError(resp *http.Response) error {
 }
 
 // TimeoutError is the error of an attempt that began at start and ran out
-// of time: its timeout is ctx's deadline less start.
+// of time: its timeout is the attempt timeout (sinks.AttemptTimeout).
 func (s *Sender) TimeoutError(ctx context.Context, start time.Time, err error) error {
-	d := time.Since(start)
-	if dl, ok := ctx.Deadline(); ok {
-		d = max(dl.Sub(start), 0)
-	}
-	return s.Failf(sinks.Retryable(err, 0), "attempt timed out after %s (the delivery timeout)", RoundDuration(d))
+	return s.Failf(sinks.Retryable(err, 0), "attempt timed out after %s (the delivery timeout)", sinks.AttemptTimeout(ctx, start))
 }
 
 func (s *Sender) transportError(ctx context.Context, start time.Time, err error) error {
@@ -412,17 +393,6 @@ func (e *Error) Error() string { return e.msg }
 
 // Unwrap returns the classified error.
 func (e *Error) Unwrap() error { return e.err }
-
-// RoundDuration rounds d for error texts.
-func RoundDuration(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(time.Millisecond)
-	}
-	return d
-}
 
 // DrainClose reads what is left of a response body, up to 64 KiB, so that
 // the connection can carry the next request, then closes it.

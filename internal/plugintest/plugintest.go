@@ -51,6 +51,39 @@ func Check(t testing.TB, src, where string, cfg Validator) string {
 	return ""
 }
 
+// Decode makes a config with newConfig and checks src into it as Check
+// does.
+func Decode[C Validator](t testing.TB, src, where string, newConfig func() C) (C, string) {
+	t.Helper()
+	c := newConfig()
+	return c, Check(t, src, where, c)
+}
+
+// Case is a config snippet, a plugin's own keys, and the errors that
+// checking it gives ("" for none). It is an unnamed struct type, so that
+// tests list cases without field names.
+type Case = struct{ Name, YAML, Want string }
+
+// CheckCases runs each case as a subtest: check (a Check or Decode of the
+// plugin's config) must give Want for YAML, and no error may show one of
+// secrets.
+func CheckCases[C any](t *testing.T, check func(t testing.TB, src string) (C, string), cases []Case, secrets ...string) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			_, got := check(t, tc.YAML)
+			if got != tc.Want {
+				t.Errorf("errors:\n got %s\nwant %s", got, tc.Want)
+			}
+			for _, secret := range secrets {
+				if strings.Contains(got, secret) {
+					t.Errorf("an error shows a secret (%s): %s", secret, got)
+				}
+			}
+		})
+	}
+}
+
 // decode is the loader's handling of one plugin entry.
 func decode(node *yaml.Node, where string, cfg Validator) error {
 	var errs config.Errors

@@ -100,6 +100,20 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+func TestDecodeAndCheckCases(t *testing.T) {
+	check := func(t testing.TB, src string) (*cfg, string) {
+		return Decode(t, src, `sink "s"`, func() *cfg { return &cfg{Size: 7} })
+	}
+	c, errs := check(t, "url: http://x")
+	if errs != "" || c.URL != "http://x" || c.Size != 7 {
+		t.Errorf("Decode: %+v, %q", c, errs)
+	}
+	CheckCases(t, check, []Case{
+		{"valid", "url: http://x\nsize: 1", ""},
+		{"missing url", "size: 1", `config:1:1: sink "s": url: required`},
+	}, "s3cret")
+}
+
 func TestDecodeExample(t *testing.T) {
 	newCfg := func() *cfg { return &cfg{} }
 	var got []Entry[*cfg]

@@ -37,3 +37,40 @@ func OneLine(s string, max int) string {
 	}
 	return strings.TrimRight(out[:cut], " ") + "…"
 }
+
+// Bounded replaces each control character (below U+0020, and U+007F) with
+// a space and cuts s to at most max bytes, marking a cut with "…". Unlike
+// OneLine it keeps every other character and each space as it is.
+func Bounded(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7F {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// IsToken reports whether s is an RFC 9110 token, such as a header name.
+func IsToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

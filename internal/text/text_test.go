@@ -19,3 +19,21 @@ func TestOneLine(t *testing.T) {
 		}
 	}
 }
+
+func TestBounded(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"plain", 10, "plain"},
+		{" a\r\n\tb\x7fc ", 10, " a   b c "},
+		{"abcdefghij", 5, "ab…"},
+		{"ab  cdefgh", 6, "ab …"},
+		{"ééééé", 6, "é…"},
+	} {
+		if got := Bounded(tc.in, tc.max); got != tc.want {
+			t.Errorf("Bounded(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+		}
+	}
+}

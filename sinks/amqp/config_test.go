@@ -17,18 +17,13 @@ var readme string
 
 // check decodes a sink's own keys like the loader does and returns every
 // problem as FILE:LINE:COL lines.
-func check(t *testing.T, src string) (*Config, string) {
+func check(t testing.TB, src string) (*Config, string) {
 	t.Helper()
-	c := NewConfig()
-	return c, plugintest.Check(t, src, `sink "rabbit"`, c)
+	return plugintest.Decode(t, src, `sink "rabbit"`, NewConfig)
 }
 
 func TestConfigValidate(t *testing.T) {
-	cases := []struct {
-		name string
-		yaml string
-		want string
-	}{
+	cases := []plugintest.Case{
 		{"minimal", `url: amqp://127.0.0.1
 routingKey: '"orders"'`, ""},
 		{"exchange without routing key", "url: amqp://h\nexchange: fanout-x", ""},
@@ -56,17 +51,7 @@ mandatory: false`, ""},
 			`config:1:9: sink "rabbit": format: must be binary or structured, not "xml"`,
 		}, "\n")},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, got := check(t, tc.yaml)
-			if got != tc.want {
-				t.Errorf("errors:\n got %s\nwant %s", got, tc.want)
-			}
-			if strings.Contains(got, "s3cr") || strings.Contains(got, "p%40ss") {
-				t.Errorf("an error shows the password: %s", got)
-			}
-		})
-	}
+	plugintest.CheckCases(t, check, cases, "s3cr", "p%40ss")
 }
 
 func TestConfigDefaults(t *testing.T) {

@@ -5,9 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -19,32 +17,13 @@ var readme string
 
 // check decodes a sink's own keys like the loader does and returns every
 // problem as FILE:LINE:COL lines.
-func check(t *testing.T, src string) (*Config, string) {
+func check(t testing.TB, src string) (*Config, string) {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("bad test YAML: %v", err)
-	}
-	node := doc.Content[0]
-	c := NewConfig()
-	var errs config.Errors
-	if err := config.Decode(node, c); err != nil {
-		errs.Add(node, `sink "fn"`, err)
-	} else {
-		errs.Add(node, `sink "fn"`, c.Validate())
-	}
-	if err := errs.Err(); err != nil {
-		return c, err.Error()
-	}
-	return c, ""
+	return plugintest.Decode(t, src, `sink "fn"`, NewConfig)
 }
 
 func TestConfigValidate(t *testing.T) {
-	cases := []struct {
-		name string
-		yaml string
-		want string
-	}{
+	cases := []plugintest.Case{
 		{"minimal", "url: http://127.0.0.1:8081/", ""},
 		{"full", `
 url: https://fn.example.com/invoke
@@ -88,17 +67,7 @@ headers:
 			`config:2:15: sink "fn": maxReplySize: must be between 1B and 64MiB`,
 		}, "\n")},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, got := check(t, tc.yaml)
-			if got != tc.want {
-				t.Errorf("errors:\n got %s\nwant %s", got, tc.want)
-			}
-			if strings.Contains(got, "s3cret") {
-				t.Errorf("an error shows a header value: %s", got)
-			}
-		})
-	}
+	plugintest.CheckCases(t, check, cases, "s3cret")
 }
 
 func TestConfigDefaults(t *testing.T) {
@@ -122,40 +91,17 @@ func TestRegistered(t *testing.T) {
 }
 
 func TestExample(t *testing.T) {
-	cfg, err := config.Parse("example.yaml", []byte(exampleYAML), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatalf("parse example.yaml:\n%v", err)
-	}
-	var found bool
-	for _, p := range cfg.Sinks {
-		if p.Type != Type {
-			continue
-		}
-		found = true
-		c := NewConfig()
-		var errs config.Errors
-		if err := config.Decode(p.Own, c); err != nil {
-			errs.Add(p.Own, p.Where("sink"), err)
-		} else {
-			errs.Add(p.Own, p.Where("sink"), c.Validate())
-		}
-		if err := errs.Err(); err != nil {
-			t.Fatalf("example.yaml:\n%v", err)
-		}
+	for _, e := range plugintest.DecodeExample(t, exampleYAML, nil, "sink", Type, NewConfig) {
+		c := e.Config
 		if c.URL != "http://127.0.0.1:8081/" || c.Format != FormatBinary || c.Headers["Authorization"] != "Bearer dev-token" || c.MaxReplySize != 1<<20 {
 			t.Errorf("example sink: %+v", c)
 		}
-		if p.MaxHops != 4 {
-			t.Errorf("example maxHops = %d, want 4", p.MaxHops)
+		if e.Plugin.MaxHops != 4 {
+			t.Errorf("example maxHops = %d, want 4", e.Plugin.MaxHops)
 		}
-	}
-	if !found {
-		t.Fatal("example.yaml has no function sink")
 	}
 }
 
 func TestReadmeEmbedsExample(t *testing.T) {
-	if !strings.Contains(readme, exampleYAML) {
-		t.Error("README.md does not contain example.yaml verbatim; paste it in again")
-	}
+	plugintest.ReadmeHasExample(t, readme, exampleYAML)
 }

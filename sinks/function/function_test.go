@@ -369,15 +369,12 @@ func TestStatuses(t *testing.T) {
 func TestTimeouts(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	t.Run("no answer", func(t *testing.T) {
-		srv := newFn(t, false, func(w http.ResponseWriter, r *http.Request, _ *event.Event) {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		})
+	// timesOut checks that a delivery to srv with a 150ms attempt timeout
+	// fails with a retryable timeout.
+	timesOut := func(t *testing.T, srv *fn) {
+		t.Helper()
 		f := build(t, srv.srv.URL+"/fn", nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		ctx, cancel := sinks.WithAttemptTimeout(context.Background(), 150*time.Millisecond)
 		defer cancel()
 		_, err := f.DeliverReply(ctx, order(t))
 		if err == nil || err.Error() != "POST "+srv.srv.URL+"/fn: attempt timed out after 150ms (the delivery timeout)" {
@@ -386,6 +383,15 @@ func TestTimeouts(t *testing.T) {
 		if perm, _ := sinks.Classify(err); perm {
 			t.Error("a timeout is permanent, want retryable")
 		}
+	}
+	t.Run("no answer", func(t *testing.T) {
+		srv := newFn(t, false, func(w http.ResponseWriter, r *http.Request, _ *event.Event) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		})
+		timesOut(t, srv)
 	})
 	t.Run("reply body stalls", func(t *testing.T) {
 		srv := newFn(t, false, func(w http.ResponseWriter, r *http.Request, _ *event.Event) {
@@ -397,16 +403,7 @@ func TestTimeouts(t *testing.T) {
 			case <-r.Context().Done():
 			}
 		})
-		f := build(t, srv.srv.URL+"/fn", nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-		defer cancel()
-		_, err := f.DeliverReply(ctx, order(t))
-		if err == nil || err.Error() != "POST "+srv.srv.URL+"/fn: attempt timed out after 150ms (the delivery timeout)" {
-			t.Fatalf("got %v", err)
-		}
-		if perm, _ := sinks.Classify(err); perm {
-			t.Error("a timeout is permanent, want retryable")
-		}
+		timesOut(t, srv)
 	})
 	t.Run("connection refused", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -5,9 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -19,32 +17,13 @@ var readme string
 
 // check decodes a sink's own keys like the loader does and returns every
 // problem as FILE:LINE:COL lines.
-func check(t *testing.T, src string) (*Config, string) {
+func check(t testing.TB, src string) (*Config, string) {
 	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("bad test YAML: %v", err)
-	}
-	node := doc.Content[0]
-	c := NewConfig()
-	var errs config.Errors
-	if err := config.Decode(node, c); err != nil {
-		errs.Add(node, `sink "fn"`, err)
-	} else {
-		errs.Add(node, `sink "fn"`, c.Validate())
-	}
-	if err := errs.Err(); err != nil {
-		return c, err.Error()
-	}
-	return c, ""
+	return plugintest.Decode(t, src, `sink "fn"`, NewConfig)
 }
 
 func TestConfigValidate(t *testing.T) {
-	cases := []struct {
-		name string
-		yaml string
-		want string
-	}{
+	cases := []plugintest.Case{
 		{"name", "function: label-push", ""},
 		{"name and alias", "function: label-push:live", ""},
 		{"ARN", "function: arn:aws:lambda:eu-west-1:123456789012:function:label-push", ""},
@@ -74,14 +53,7 @@ qualifier: $LATEST`, ""},
 			`config:2:10: sink "fn": payload: must be event or data, not "y"`,
 		}, "\n")},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, got := check(t, tc.yaml)
-			if got != tc.want {
-				t.Errorf("errors:\n got %s\nwant %s", got, tc.want)
-			}
-		})
-	}
+	plugintest.CheckCases(t, check, cases)
 }
 
 func TestConfigDefaults(t *testing.T) {
@@ -112,39 +84,15 @@ func TestExample(t *testing.T) {
 		{nil, "http://127.0.0.1:3002"},
 		{map[string]string{"LAMBDA_ENDPOINT": "http://127.0.0.1:4002"}, "http://127.0.0.1:4002"},
 	} {
-		lookup := func(k string) (string, bool) { v, ok := env.vars[k]; return v, ok }
-		cfg, err := config.Parse("example.yaml", []byte(exampleYAML), lookup)
-		if err != nil {
-			t.Fatalf("parse example.yaml:\n%v", err)
-		}
-		var found bool
-		for _, p := range cfg.Sinks {
-			if p.Type != Type {
-				continue
-			}
-			found = true
-			c := NewConfig()
-			var errs config.Errors
-			if err := config.Decode(p.Own, c); err != nil {
-				errs.Add(p.Own, p.Where("sink"), err)
-			} else {
-				errs.Add(p.Own, p.Where("sink"), c.Validate())
-			}
-			if err := errs.Err(); err != nil {
-				t.Fatalf("example.yaml:\n%v", err)
-			}
+		for _, e := range plugintest.DecodeExample(t, exampleYAML, env.vars, "sink", Type, NewConfig) {
+			c := e.Config
 			if c.Function != fnLabelPush || c.Endpoint != env.endpoint || c.InvocationType != InvocationRequestResponse || c.Payload != PayloadEvent {
 				t.Errorf("example sink: %+v", c)
 			}
-		}
-		if !found {
-			t.Fatal("example.yaml has no lambda sink")
 		}
 	}
 }
 
 func TestReadmeEmbedsExample(t *testing.T) {
-	if !strings.Contains(readme, exampleYAML) {
-		t.Error("README.md does not contain example.yaml verbatim; paste it in again")
-	}
+	plugintest.ReadmeHasExample(t, readme, exampleYAML)
 }

@@ -9,12 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -44,21 +44,10 @@ type server struct {
 	exited   chan struct{}
 	endpoint string
 	skip     string // why it could not start
-	output   strings.Builder
-	mu       sync.Mutex
+	output   plugintest.LogBuffer
 }
 
-func (s *server) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.output.Write(p)
-}
-
-func (s *server) log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.output.String()
-}
+func (s *server) log() string { return s.output.String() }
 
 func freePort(t testing.TB) string {
 	t.Helper()
@@ -118,7 +107,7 @@ func (s *server) start(t testing.TB) {
 	s.cmd.Dir = "../../examples/webhook-function"
 	s.cmd.Env = append(os.Environ(), "SLS_TELEMETRY_DISABLED=1", "SLS_NOTIFICATIONS_MODE=off",
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test")
-	s.cmd.Stdout, s.cmd.Stderr = s, s
+	s.cmd.Stdout, s.cmd.Stderr = &s.output, &s.output
 	// Its own process group, so that stop ends the workers it may spawn.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {

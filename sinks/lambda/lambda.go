@@ -105,7 +105,6 @@ func NewConfig() *Config {
 var _ sinks.Config = (*Config)(nil)
 
 var (
-	regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 	// functionRE is the FunctionName pattern of the Lambda API: a name, a
 	// partial ARN (account:function:name) or an ARN, with an optional
 	// version or alias.
@@ -124,14 +123,7 @@ func (c *Config) Validate() error {
 	case len(c.Function) > 170 || !functionRE.MatchString(c.Function):
 		errs = append(errs, config.FieldErrorf("function", "%q is not a function name (letters, digits, '-' and '_', at most 64) or ARN such as arn:aws:lambda:us-east-1:123456789012:function:label-push", c.Function))
 	}
-	if c.Region != "" && !regionRE.MatchString(c.Region) {
-		errs = append(errs, config.FieldErrorf("region", "%q is not a region name such as us-east-1", c.Region))
-	}
-	if c.Endpoint != "" {
-		if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, config.FieldErrorf("endpoint", "%q is not an http or https URL such as http://127.0.0.1:3002", c.Endpoint))
-		}
-	}
+	errs = append(errs, awsconf.CheckClient(c.Region, c.Endpoint, "http://127.0.0.1:3002")...)
 	switch c.InvocationType {
 	case InvocationRequestResponse, InvocationEvent:
 	default:
@@ -381,11 +373,7 @@ func (s *Sink) callError(ctx context.Context, start time.Time, err error) error 
 		return s.fail(cls, "%s: %s", code, msg)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		d := time.Since(start)
-		if dl, ok := ctx.Deadline(); ok {
-			d = max(dl.Sub(start), 0)
-		}
-		return s.fail(sinks.Retryable(err, 0), "attempt timed out after %s (the delivery timeout)", cehttp.RoundDuration(d))
+		return s.fail(sinks.Retryable(err, 0), "attempt timed out after %s (the delivery timeout)", sinks.AttemptTimeout(ctx, start))
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {

@@ -205,7 +205,7 @@ func TestNetworkFailures(t *testing.T) {
 		}
 		defer ln.Close()
 		s := newSink(t, "http://"+ln.Addr().String())
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		ctx, cancel := sinks.WithAttemptTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		err = s.Deliver(ctx, push(t))
 		if err == nil || err.Error() != "lambda f: attempt timed out after 200ms (the delivery timeout)" {

@@ -283,10 +283,9 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
-func check(t *testing.T, src string) (*Config, string) {
+func check(t testing.TB, src string) (*Config, string) {
 	t.Helper()
-	c := NewConfig()
-	return c, plugintest.Check(t, src, `sink "dead"`, c)
+	return plugintest.Decode(t, src, `sink "dead"`, NewConfig)
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -19,8 +19,7 @@ var readme string
 // problem as FILE:LINE:COL lines.
 func check(t testing.TB, src string) (*Config, string) {
 	t.Helper()
-	c := NewConfig()
-	return c, plugintest.Check(t, src, `sink "out"`, c)
+	return plugintest.Decode(t, src, `sink "out"`, NewConfig)
 }
 
 func TestConfigValidate(t *testing.T) {

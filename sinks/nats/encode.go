@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/nats-io/nats.go"
+
+	"github.com/junctionhq/junction/internal/cehttp"
 )
 
 // Header names of the CloudEvents NATS binding.
@@ -70,51 +70,28 @@ func encodeBinary(subject string, e *event.Event) (*nats.Msg, error) {
 
 // putGeneric writes the attributes of any spec version sdk-go knows (0.3).
 func putGeneric(h nats.Header, c event.EventContext) error {
-	if c == nil {
-		return fmt.Errorf("event has no context")
-	}
-	sv := spec.VS.Version(c.GetSpecVersion())
-	if sv == nil {
-		return fmt.Errorf("unsupported specversion %q", c.GetSpecVersion())
-	}
-	for _, a := range sv.Attributes() {
-		v := a.Get(c)
-		if v == nil {
-			continue
-		}
-		s, err := types.Format(v)
-		if err != nil {
-			return fmt.Errorf("format attribute %s: %w", a.Name(), err)
-		}
-		if err := checkValue(a.Name(), s); err != nil {
+	return cehttp.EachAttribute(c, func(name, s string, contentType bool) error {
+		if err := checkValue(name, s); err != nil {
 			return err
 		}
-		if a.Kind() == spec.DataContentType {
-			if s != "" {
-				h[hdrContentType] = []string{s}
-			}
-			continue
+		switch {
+		case !contentType:
+			h[hdrPrefix+name] = []string{s}
+		case s != "":
+			h[hdrContentType] = []string{s}
 		}
-		h[hdrPrefix+a.Name()] = []string{s}
-	}
-	return putExtensions(h, c.GetExtensions())
+		return nil
+	})
 }
 
 func putExtensions(h nats.Header, ext map[string]any) error {
-	for name, v := range ext {
-		if !validExtensionName(name) {
-			return fmt.Errorf("extension name %q is not valid (lower-case letters and digits only)", name)
-		}
-		s, err := types.Format(v)
-		if err != nil {
-			return fmt.Errorf("format extension %s: %w", name, err)
-		}
+	return cehttp.EachExtension(ext, func(name, s string) error {
 		if err := checkValue(name, s); err != nil {
 			return err
 		}
 		h[hdrPrefix+name] = []string{s}
-	}
-	return nil
+		return nil
+	})
 }
 
 // checkValue refuses control characters: NATS headers are lines, and the
@@ -126,19 +103,6 @@ func checkValue(name, v string) error {
 		}
 	}
 	return nil
-}
-
-func validExtensionName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // encodeStructured makes a structured-mode message: the event in the JSON

@@ -3,10 +3,7 @@ package sqssink
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/junctionhq/junction/config"
@@ -62,23 +59,10 @@ func NewConfig() *Config {
 
 var _ sinks.Config = (*Config)(nil)
 
-var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-
 // Validate checks the config without I/O (it compiles messageGroupId, so
 // that a bad expression is reported with its position).
 func (c *Config) Validate() error {
-	var errs []error
-	if err := checkQueueURL(c.QueueURL); err != nil {
-		errs = append(errs, config.FieldErrorf("queueUrl", "%v", err))
-	}
-	if c.Region != "" && !regionRE.MatchString(c.Region) {
-		errs = append(errs, config.FieldErrorf("region", "%q is not a region name such as us-east-1", c.Region))
-	}
-	if c.Endpoint != "" {
-		if err := checkEndpoint(c.Endpoint); err != nil {
-			errs = append(errs, config.FieldErrorf("endpoint", "%v", err))
-		}
-	}
+	errs := awsconf.CheckQueue(c.QueueURL, c.Region, c.Endpoint, "orders")
 	switch c.Format {
 	case FormatStructured, FormatBinary:
 	default:
@@ -97,41 +81,6 @@ func (c *Config) Validate() error {
 // isFIFO reports whether the queue URL names a FIFO queue.
 func isFIFO(queueURL string) bool {
 	return strings.HasSuffix(strings.TrimRight(queueURL, "/"), ".fifo")
-}
-
-func checkQueueURL(s string) error {
-	if s == "" {
-		return errors.New("required")
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/orders", s)
-	}
-	if queueName(s) == "" {
-		return fmt.Errorf("%q has no queue name (the last path segment)", s)
-	}
-	return nil
-}
-
-// queueName is the last path segment of a queue URL.
-func queueName(queueURL string) string {
-	u, err := url.Parse(queueURL)
-	if err != nil {
-		return ""
-	}
-	p := strings.TrimRight(u.Path, "/")
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[i+1:]
-	}
-	return ""
-}
-
-func checkEndpoint(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http or https URL such as http://127.0.0.1:4566", s)
-	}
-	return nil
 }
 
 // Build compiles messageGroupId and makes the SQS client. It does not reach

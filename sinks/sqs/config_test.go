@@ -18,20 +18,15 @@ var readme string
 
 // check decodes a sink's own keys like the loader does and returns every
 // problem as FILE:LINE:COL lines.
-func check(t *testing.T, src string) (*Config, string) {
+func check(t testing.TB, src string) (*Config, string) {
 	t.Helper()
-	c := NewConfig()
-	return c, plugintest.Check(t, src, `sink "queue"`, c)
+	return plugintest.Decode(t, src, `sink "queue"`, NewConfig)
 }
 
 func TestConfigValidate(t *testing.T) {
 	const q = "queueUrl: https://sqs.eu-west-1.amazonaws.com/123456789012/orders\n"
 	const fifo = "queueUrl: https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo\n"
-	cases := []struct {
-		name string
-		yaml string
-		want string
-	}{
+	cases := []plugintest.Case{
 		{"minimal", q, ""},
 		{"full", q + "region: eu-west-1\nendpoint: https://sqs.internal:4566\nformat: binary\nmessageGroupId: data.customer", ""},
 		{"fifo", fifo + "messageGroupId: subject ?? source", ""},
@@ -51,14 +46,7 @@ func TestConfigValidate(t *testing.T) {
 			`config:2:9: sink "queue": region: "X" is not a region name such as us-east-1`,
 		}, "\n")},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, got := check(t, tc.yaml)
-			if got != tc.want {
-				t.Errorf("errors:\n got %s\nwant %s", got, tc.want)
-			}
-		})
-	}
+	plugintest.CheckCases(t, check, cases)
 }
 
 func TestConfigDefaults(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/internal/text"
 )
 
 // maxAttributes is the most message attributes SQS takes per message.
@@ -66,7 +67,7 @@ func (s *Sink) encode(e *event.Event) (types.SendMessageBatchRequestEntry, int, 
 			return entry, 0, err
 		}
 		if !validSQSID(g) {
-			return entry, 0, fmt.Errorf("messageGroupId %q: must be 1 to 128 characters, letters, digits and punctuation", bounded(g))
+			return entry, 0, fmt.Errorf("messageGroupId %q: must be 1 to 128 characters, letters, digits and punctuation", text.Bounded(g, maxErrLen))
 		}
 		entry.MessageGroupId = aws.String(g)
 	}

@@ -19,7 +19,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/junctionhq/junction/filters"
 	"github.com/junctionhq/junction/internal/awsconf"
+	"github.com/junctionhq/junction/internal/text"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -82,7 +82,7 @@ func newSink(client *sqs.Client, queueURL string, binary bool, group *filters.St
 	s := &Sink{
 		client:   client,
 		queueURL: queueURL,
-		name:     queueName(queueURL),
+		name:     awsconf.QueueName(queueURL),
 		fifo:     isFIFO(queueURL),
 		binary:   binary,
 		group:    group,
@@ -303,13 +303,9 @@ func (s *Sink) ctxError(ctx context.Context, start time.Time) error {
 }
 
 // timeoutError says that the attempt that began at start ran out of time:
-// its timeout is ctx's deadline less start.
+// its timeout is the attempt timeout (sinks.AttemptTimeout).
 func (s *Sink) timeoutError(ctx context.Context, start time.Time, err error) error {
-	d := time.Since(start)
-	if dl, ok := ctx.Deadline(); ok {
-		d = max(dl.Sub(start), 0)
-	}
-	return s.fail(sinks.Retryable(err, 0), "attempt timed out after %s (the delivery timeout)", roundDuration(d))
+	return s.fail(sinks.Retryable(err, 0), "attempt timed out after %s (the delivery timeout)", sinks.AttemptTimeout(ctx, start))
 }
 
 // classify tells whether a failed entry with an SQS error code is worth
@@ -385,7 +381,7 @@ func permanentCode(code string) bool {
 // fail returns an error that reads "sqs QUEUE: msg" on one bounded line and
 // unwraps to cls, which carries the classification.
 func (s *Sink) fail(cls error, format string, args ...any) error {
-	return &deliveryError{msg: bounded("sqs " + s.name + ": " + fmt.Sprintf(format, args...)), err: cls}
+	return &deliveryError{msg: text.Bounded("sqs "+s.name+": "+fmt.Sprintf(format, args...), maxErrLen), err: cls}
 }
 
 // deliveryError is a delivery failure whose text is made for users while
@@ -397,34 +393,6 @@ type deliveryError struct {
 
 func (e *deliveryError) Error() string { return e.msg }
 func (e *deliveryError) Unwrap() error { return e.err }
-
-// bounded makes s one line of at most maxErrLen bytes.
-func bounded(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7F {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) <= maxErrLen {
-		return s
-	}
-	cut := maxErrLen - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-func roundDuration(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(time.Millisecond)
-	}
-	return d
-}
 
 // Close stops the dispatcher and closes idle connections. No Deliver runs
 // when Close is called.

@@ -21,6 +21,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/awsconf"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -166,7 +167,7 @@ func TestDeliverFIFO(t *testing.T) {
 	// A group expression that yields nil is the event's fault: permanent.
 	s2 := build(t, q, func(c *Config) { c.MessageGroupID = config.Expr{Src: "data.customer"} })
 	err := s2.Deliver(deliverCtx(t), e)
-	if perm, _ := sinks.Classify(err); err == nil || !perm || err.Error() != "sqs "+queueName(q)+": evaluate messageGroupId: the expression yielded nil" {
+	if perm, _ := sinks.Classify(err); err == nil || !perm || err.Error() != "sqs "+awsconf.QueueName(q)+": evaluate messageGroupId: the expression yielded nil" {
 		t.Errorf("got %v (permanent %v)", err, perm)
 	}
 }
@@ -263,7 +264,7 @@ func TestPerEntryResults(t *testing.T) {
 		err := <-r.done
 		if bodies[i] == "bad\x01" {
 			perm, _ := sinks.Classify(err)
-			if err == nil || !perm || !strings.HasPrefix(err.Error(), "sqs "+queueName(q)+": InvalidMessageContents: ") {
+			if err == nil || !perm || !strings.HasPrefix(err.Error(), "sqs "+awsconf.QueueName(q)+": InvalidMessageContents: ") {
 				t.Errorf("bad entry: %v (permanent %v)", err, perm)
 			}
 			continue
@@ -293,7 +294,7 @@ func TestTooLongIsPermanent(t *testing.T) {
 	wg.Wait()
 	if perm, _ := sinks.Classify(bigErr); bigErr == nil || !perm {
 		t.Errorf("too long: %v (permanent %v), want permanent", bigErr, perm)
-	} else if strings.Contains(bigErr.Error(), "xxxx") || len(bigErr.Error()) > maxErrLen || !strings.HasPrefix(bigErr.Error(), "sqs "+queueName(q)+": ") {
+	} else if strings.Contains(bigErr.Error(), "xxxx") || len(bigErr.Error()) > maxErrLen || !strings.HasPrefix(bigErr.Error(), "sqs "+awsconf.QueueName(q)+": ") {
 		t.Errorf("error text: %.400s", bigErr)
 	}
 	for i, err := range small {
@@ -326,7 +327,7 @@ func TestBrokerDownIsRetryableThenRecovers(t *testing.T) {
 	if err == nil || perm {
 		t.Fatalf("broker down: got %v (permanent %v), want retryable", err, perm)
 	}
-	if want := "sqs " + queueName(q) + ": dial tcp " + p.addr + ": connect: connection refused"; err.Error() != want {
+	if want := "sqs " + awsconf.QueueName(q) + ": dial tcp " + p.addr + ": connect: connection refused"; err.Error() != want {
 		t.Errorf("error text\n got %s\nwant %s", err, want)
 	}
 	// The router retries after its backoff: the broker is back by then.
@@ -343,7 +344,7 @@ func TestDeadlineRespected(t *testing.T) {
 	broker(t)
 	p := newProxy(t, true) // accepts, never answers
 	s := build(t, "http://127.0.0.1:4566/000000000000/stalled", func(c *Config) { c.Endpoint = p.url() })
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := sinks.WithAttemptTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	err := s.Deliver(ctx, testEvent(t, "x"))

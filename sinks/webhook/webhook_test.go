@@ -462,7 +462,7 @@ func TestDeliverTimeout(t *testing.T) {
 	})
 	defer close(release)
 	w := build(t, cfgFor(rec.srv.URL+"/hook"))
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	ctx, cancel := sinks.WithAttemptTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	err := w.Deliver(ctx, testEvent(t))

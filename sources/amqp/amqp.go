@@ -61,8 +61,8 @@ const (
 
 // Reason labels passed to sources.Ingester.Rejected.
 const (
-	ReasonMalformed = "malformed"
-	ReasonTooLarge  = "too_large"
+	ReasonMalformed = sources.ReasonMalformed
+	ReasonTooLarge  = sources.ReasonTooLarge
 )
 
 // Backoff bounds. Reconnects wait from reconnectMin up to reconnectMax;

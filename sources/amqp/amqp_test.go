@@ -17,6 +17,7 @@ import (
 	"github.com/junctionhq/junction/internal/amqptest"
 	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 func binaryMsg(id string) amqp.Publishing {
@@ -59,12 +60,12 @@ func TestConsumeModes(t *testing.T) {
 	})
 	a.Publish(q, amqp.Publishing{MessageId: "plain-1", ContentType: "application/json", Body: []byte(`{"n":1}`)})
 
-	in := &recorder{}
+	in := &sourcetest.Recorder{}
 	s := build(t, &Config{URL: u, Queue: q, Prefetch: 10, EventType: "com.example.wrapped"}, nil)
 	stop := run(t, s, in)
-	plugintest.Eventually(t, 10*time.Second, "3 events", func() bool { return in.count() == 3 })
-	got := map[string]event.Event{}
-	for _, e := range in.got() {
+	plugintest.Eventually(t, 10*time.Second, "3 events", func() bool { return in.Count() == 3 })
+	got := map[string]*event.Event{}
+	for _, e := range in.Events() {
 		got[e.ID()] = e
 	}
 	b := got["bin-1"]
@@ -96,7 +97,7 @@ func TestIngestFailureRequeues(t *testing.T) {
 		a.Publish(q, binaryMsg(fmt.Sprint("r-", i)))
 	}
 	var failures atomic.Int32
-	in := &recorder{fail: func(call int, _ []*event.Event) error {
+	in := &sourcetest.Recorder{Fail: func(call int, _ []*event.Event) error {
 		if call <= 3 {
 			failures.Add(1)
 			return fmt.Errorf("append: %w", sources.ErrUnavailable)
@@ -106,7 +107,7 @@ func TestIngestFailureRequeues(t *testing.T) {
 	logs := &plugintest.LogBuffer{}
 	s := build(t, &Config{URL: u, Queue: q, Prefetch: 64, EventType: DefaultEventType}, logs)
 	stop := run(t, s, in)
-	plugintest.Eventually(t, 15*time.Second, "every message after the failures", func() bool { return len(in.ids()) == 5 })
+	plugintest.Eventually(t, 15*time.Second, "every message after the failures", func() bool { return len(in.IDs()) == 5 })
 	stop()
 	if failures.Load() != 3 {
 		t.Errorf("%d failed Ingest calls, want 3", failures.Load())
@@ -133,7 +134,7 @@ func TestMalformedDeadLettered(t *testing.T) {
 	}
 	q := amqptest.Unique("quorum")
 	t.Cleanup(func() { a.DeleteQueue(q) })
-	in := &recorder{}
+	in := &sourcetest.Recorder{}
 	logs := &plugintest.LogBuffer{}
 	s := build(t, &Config{URL: u, Queue: q, Prefetch: 8, EventType: DefaultEventType, Declare: &Declare{Arguments: map[string]any{
 		"x-queue-type": "quorum", "x-dead-letter-exchange": dlx,
@@ -154,14 +155,14 @@ func TestMalformedDeadLettered(t *testing.T) {
 	bad.Body = []byte("SECRET-PAYLOAD")
 	a.Publish(q, bad)
 	a.Publish(q, binaryMsg("good-1"))
-	plugintest.Eventually(t, 10*time.Second, "the good message", func() bool { return in.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the good message", func() bool { return in.Count() == 1 })
 	plugintest.Eventually(t, 10*time.Second, "the malformed message in the dead-letter queue", func() bool { return a.Count(dlq) == 1 })
 	d, ok := a.Get(dlq)
 	if !ok || d.MessageId != "msg-bad-1" || string(d.Body) != "SECRET-PAYLOAD" {
 		t.Errorf("dead letter: %+v", d)
 	}
-	if in.rejections("malformed") != 1 {
-		t.Errorf("rejected: %v", in.rejected)
+	if _, _, rejected := in.Snapshot(); rejected["malformed"] != 1 {
+		t.Errorf("rejected: %v", rejected)
 	}
 	stop()
 	log := logs.String()
@@ -182,7 +183,7 @@ func TestTooLargeRejected(t *testing.T) {
 	for _, id := range []string{"small-1", "huge", "small-2"} {
 		a.Publish(q, binaryMsg(id))
 	}
-	in := &recorder{fail: func(_ int, events []*event.Event) error {
+	in := &sourcetest.Recorder{Fail: func(_ int, events []*event.Event) error {
 		for _, e := range events {
 			if e.ID() == "huge" {
 				return fmt.Errorf("append: %w", sources.ErrTooLarge)
@@ -193,7 +194,7 @@ func TestTooLargeRejected(t *testing.T) {
 	s := build(t, &Config{URL: u, Queue: q, Prefetch: 64, EventType: DefaultEventType}, nil)
 	stop := run(t, s, in)
 	plugintest.Eventually(t, 10*time.Second, "the small events and the rejection", func() bool {
-		return in.count() == 2 && in.rejections("too_large") == 1
+		return in.Count() == 2 && in.Rejections("too_large") == 1
 	})
 	stop()
 	if n := a.Count(q); n != 0 {
@@ -210,7 +211,7 @@ func TestReconnect(t *testing.T) {
 	a := amqptest.NewAdmin(t, u)
 	q := a.Queue(amqptest.Unique("reconnect"), nil)
 	p := amqptest.NewProxy(t, u)
-	in := &recorder{}
+	in := &sourcetest.Recorder{}
 	logs := &plugintest.LogBuffer{}
 	s := build(t, &Config{URL: p.URL(u), Queue: q, Prefetch: 16, EventType: DefaultEventType}, logs)
 	stop := run(t, s, in)
@@ -226,7 +227,7 @@ func TestReconnect(t *testing.T) {
 			p.Start()
 		}
 	}
-	plugintest.Eventually(t, 30*time.Second, "every message", func() bool { return len(in.ids()) == n })
+	plugintest.Eventually(t, 30*time.Second, "every message", func() bool { return len(in.IDs()) == n })
 	stop()
 	if a.Count(q) != 0 {
 		t.Errorf("%d messages left", a.Count(q))
@@ -238,7 +239,7 @@ func TestReconnect(t *testing.T) {
 	if strings.Contains(log, "guest:guest") {
 		t.Errorf("log shows the credentials:\n%s", log)
 	}
-	t.Logf("%d ingests for %d messages (duplicates after the cuts: %d)", in.count(), n, in.count()-n)
+	t.Logf("%d ingests for %d messages (duplicates after the cuts: %d)", in.Count(), n, in.Count()-n)
 }
 
 // TestBrokerClosesConnection has the broker close the source's connection
@@ -255,7 +256,7 @@ func TestBrokerClosesConnection(t *testing.T) {
 	a := amqptest.NewAdmin(t, u)
 	q := a.Queue(amqptest.Unique("forced"), nil)
 	name := amqptest.Unique("src")
-	in := &recorder{}
+	in := &sourcetest.Recorder{}
 	logs := &plugintest.LogBuffer{}
 	c := &Config{URL: u, Queue: q, Prefetch: 4, EventType: DefaultEventType}
 	built, err := c.Build(context.Background(), sourcesDeps(name, logs))
@@ -264,7 +265,7 @@ func TestBrokerClosesConnection(t *testing.T) {
 	}
 	run(t, built.(*Source), in)
 	a.Publish(q, binaryMsg("f-1"))
-	plugintest.Eventually(t, 10*time.Second, "the first message", func() bool { return in.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the first message", func() bool { return in.Count() == 1 })
 	out, err := exec.Command("rabbitmqctl", "list_connections", "-q", "--no-table-headers", "pid", "client_properties").CombinedOutput()
 	if err != nil {
 		t.Skipf("rabbitmqctl cannot reach the node: %v: %s", err, text.OneLine(string(out), 200))
@@ -285,7 +286,7 @@ func TestBrokerClosesConnection(t *testing.T) {
 		return strings.Contains(logs.String(), "CONNECTION_FORCED") && strings.Contains(logs.String(), "junction test: forced close")
 	})
 	a.Publish(q, binaryMsg("f-2"))
-	plugintest.Eventually(t, 15*time.Second, "the message after the reconnect", func() bool { return in.ids()["f-2"] == 1 })
+	plugintest.Eventually(t, 15*time.Second, "the message after the reconnect", func() bool { return in.IDs()["f-2"] == 1 })
 }
 
 // TestBrokerUnreachable: Run keeps retrying with one log line per attempt,
@@ -299,7 +300,7 @@ func TestBrokerUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if err := s.Run(ctx, &recorder{}); err != nil {
+	if err := s.Run(ctx, &sourcetest.Recorder{}); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if time.Since(start) > 3*time.Second {
@@ -321,14 +322,14 @@ func TestMissingQueueRecovers(t *testing.T) {
 	u := amqptest.URL(t)
 	a := amqptest.NewAdmin(t, u)
 	q := amqptest.Unique("late")
-	in := &recorder{}
+	in := &sourcetest.Recorder{}
 	logs := &plugintest.LogBuffer{}
 	s := build(t, &Config{URL: u, Queue: q, Prefetch: 4, EventType: DefaultEventType}, logs)
 	run(t, s, in)
 	plugintest.Eventually(t, 5*time.Second, "a failed attempt", func() bool { return strings.Contains(logs.String(), "NOT_FOUND") })
 	a.Queue(q, nil)
 	a.Publish(q, binaryMsg("late-1"))
-	plugintest.Eventually(t, 15*time.Second, "the message", func() bool { return in.count() == 1 })
+	plugintest.Eventually(t, 15*time.Second, "the message", func() bool { return in.Count() == 1 })
 }
 
 // BenchmarkSourceToIngest measures the source → Ingest path against the real

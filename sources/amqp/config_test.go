@@ -24,18 +24,13 @@ func sourcesDeps(name string, logs io.Writer) sources.Deps {
 
 // check decodes a source's own keys like the loader does and returns every
 // problem as FILE:LINE:COL lines.
-func check(t *testing.T, src string) (*Config, string) {
+func check(t testing.TB, src string) (*Config, string) {
 	t.Helper()
-	c := NewConfig()
-	return c, plugintest.Check(t, src, `source "q"`, c)
+	return plugintest.Decode(t, src, `source "q"`, NewConfig)
 }
 
 func TestConfigValidate(t *testing.T) {
-	cases := []struct {
-		name string
-		yaml string
-		want string
-	}{
+	cases := []plugintest.Case{
 		{"minimal", "url: amqp://127.0.0.1\nqueue: orders", ""},
 		{"full", `
 url: amqps://user:p%40ss@rabbit.example.com:5671/prod?heartbeat=5
@@ -74,19 +69,7 @@ declare:
 		{"unknown key", "url: amqp://h\nqueue: q\nexchange: x", `config:3:1: source "q": unknown key "exchange" (known keys: consumerTag, declare, eventType, format, prefetch, queue, url)`},
 		{"typo", "url: amqp://h\nqueue: q\nprefech: 3", `config:3:1: source "q": unknown key "prefech" (did you mean "prefetch"?)`},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, got := check(t, tc.yaml)
-			if got != tc.want {
-				t.Errorf("errors:\n got %s\nwant %s", got, tc.want)
-			}
-			for _, secret := range []string{"s3cret", "s3cr#t", "p%40ss"} {
-				if strings.Contains(got, secret) {
-					t.Errorf("an error shows the password: %s", got)
-				}
-			}
-		})
-	}
+	plugintest.CheckCases(t, check, cases, "s3cret", "s3cr#t", "p%40ss")
 }
 
 func TestConfigDefaults(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/junctionhq/junction/internal/text"
 	"hash"
 	"mime"
 	"sort"
@@ -21,6 +20,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/junctionhq/junction/internal/s3event"
+	"github.com/junctionhq/junction/internal/text"
+	"github.com/junctionhq/junction/sources"
 )
 
 // Media types of the CloudEvents JSON event formats.
@@ -123,13 +124,8 @@ func parseBinary(h amqp.Table, ct string, body []byte) (*event.Event, error) {
 	if !ok {
 		return nil, errors.New(`invalid attribute "specversion": must be a string`)
 	}
-	var ec event.EventContext
-	switch sv {
-	case event.CloudEventsVersionV1:
-		ec = &event.EventContextV1{}
-	case event.CloudEventsVersionV03:
-		ec = &event.EventContextV03{}
-	default:
+	ec := sources.NewEventContext(sv)
+	if ec == nil {
 		return nil, fmt.Errorf("unsupported specversion %q (use 1.0 or 0.3)", bound(sv, 32))
 	}
 	for _, req := range []string{"id", "source", "type"} {
@@ -347,25 +343,7 @@ func unmarshalEvent(raw []byte) (e *event.Event, err error) {
 
 // sdkReason turns an error of the SDK into a bounded reason.
 func sdkReason(err error) string {
-	var ve event.ValidationError
-	if errors.As(err, &ve) {
-		keys := make([]string, 0, len(ve))
-		for k := range ve {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = fmt.Sprintf("invalid attribute %q: %v", k, ve[k])
-		}
-		return text.OneLine(strings.Join(parts, "; "), maxReason)
-	}
-	msg := err.Error()
-	// jsoniter appends the input around the error: it may hold the payload.
-	if i := strings.Index(msg, ", error found in #"); i >= 0 {
-		msg = msg[:i]
-	}
-	return text.OneLine("invalid event: "+msg, maxReason)
+	return text.OneLine(sources.EventError(err, "invalid event: "), maxReason)
 }
 
 // wrap makes a CloudEvent of a message that is not one: id is the

@@ -10,6 +10,7 @@ import (
 	"github.com/junctionhq/junction/internal/amqptest"
 	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/internal/s3event/s3eventtest"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 // minioMsg is a notification as MinIO's AMQP target publishes it.
@@ -46,27 +47,27 @@ func TestFormatS3(t *testing.T) {
 	a.Publish(q, minioMsg(s3eventtest.AWSTest))
 	a.Publish(q, amqp.Publishing{MessageId: "ce-1", ContentType: "application/cloudevents+json", Body: []byte(`{"specversion":"1.0","id":"x","source":"/s","type":"t"}`)})
 
-	in := &recorder{}
+	in := &sourcetest.Recorder{}
 	c := NewConfig()
 	c.URL, c.Queue, c.Format, c.Prefetch = u, q, FormatS3, 1 // one delivery per Ingest call
 	stop := run(t, build(t, c, nil), in)
 	plugintest.Eventually(t, 10*time.Second, "3 events and 1 rejection", func() bool {
-		return in.count() == 3 && in.rejections(ReasonMalformed) == 1
+		return in.Count() == 3 && in.Rejections(ReasonMalformed) == 1
 	})
 	plugintest.Eventually(t, 10*time.Second, "the dead letter", func() bool { return a.Count(dlq) == 1 })
 	stop()
 	if n := a.Count(q); n != 0 {
 		t.Errorf("%d messages left in the queue, want 0 (all settled)", n)
 	}
-	if in.calls != 2 {
-		t.Errorf("%d Ingest calls, want 2 (one per notification)", in.calls)
+	if in.Calls() != 2 {
+		t.Errorf("%d Ingest calls, want 2 (one per notification)", in.Calls())
 	}
 	want := []string{
 		s3eventtest.MinIOPutID + "|" + s3eventtest.MinIOPutSource + "|" + s3eventtest.PutType + "|" + s3eventtest.PutSubject,
 		s3eventtest.AWSPutID + "|" + s3eventtest.AWSPutSource + "|" + s3eventtest.PutType + "|" + s3eventtest.PutSubject,
 		"|" + s3eventtest.AWSPutSource + "|com.amazonaws.s3.ObjectRemoved:Delete|incoming/old.json",
 	}
-	for i, e := range in.got() {
+	for i, e := range in.Events() {
 		got := e.ID() + "|" + e.Source() + "|" + e.Type() + "|" + e.Subject()
 		if i == 2 {
 			got = strings.TrimPrefix(got, e.ID()) // request ids and a key hash
@@ -91,17 +92,17 @@ func TestFormatS3TestEventsOnly(t *testing.T) {
 	q := a.Queue(amqptest.Unique("s3test"), nil)
 	a.Publish(q, minioMsg(s3eventtest.AWSTest))
 	a.Publish(q, minioMsg(s3eventtest.AWSTest))
-	in := &recorder{}
+	in := &sourcetest.Recorder{}
 	c := NewConfig()
 	c.URL, c.Queue, c.Format = u, q, FormatS3
 	stop := run(t, build(t, c, nil), in)
 	a.Publish(q, minioMsg(s3eventtest.MinIOPut)) // after the test events
-	plugintest.Eventually(t, 10*time.Second, "the event", func() bool { return in.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the event", func() bool { return in.Count() == 1 })
 	stop()
 	if n := a.Count(q); n != 0 {
 		t.Errorf("%d messages left in the queue, want 0", n)
 	}
-	if e := in.got()[0]; e.ID() != s3eventtest.MinIOPutID || in.calls != 1 {
-		t.Errorf("%d Ingest calls (want 1), event %s", in.calls, e)
+	if e := in.Events()[0]; e.ID() != s3eventtest.MinIOPutID || in.Calls() != 1 {
+		t.Errorf("%d Ingest calls (want 1), event %s", in.Calls(), e)
 	}
 }

@@ -17,63 +17,15 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 //go:embed example.yaml
 var exampleYAML string
-
-// recorder is an Ingester that records what it is given; fail, when set,
-// is returned by Ingest instead of accepting.
-type recorder struct {
-	mu       sync.Mutex
-	fail     error
-	block    bool // wait for ctx to end, then return its error
-	calls    int
-	events   []*event.Event
-	rejected map[string]int
-}
-
-func (r *recorder) Ingest(ctx context.Context, events []*event.Event) error {
-	r.mu.Lock()
-	r.calls++
-	fail, block := r.fail, r.block
-	r.mu.Unlock()
-	if block {
-		<-ctx.Done()
-		return fmt.Errorf("journal: %w", ctx.Err())
-	}
-	if fail != nil {
-		return fail
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, events...)
-	return nil
-}
-
-func (r *recorder) Rejected(reason string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.rejected == nil {
-		r.rejected = map[string]int{}
-	}
-	r.rejected[reason]++
-}
-
-func (r *recorder) snapshot() (calls int, events []*event.Event, rejected map[string]int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rej := map[string]int{}
-	for k, v := range r.rejected {
-		rej[k] = v
-	}
-	return r.calls, append([]*event.Event(nil), r.events...), rej
-}
-
-var _ sources.Ingester = (*recorder)(nil)
 
 func build(t testing.TB, c *Config, maxBody int64) *Source {
 	t.Helper()
@@ -238,7 +190,7 @@ func TestHandler(t *testing.T) {
 				maxBody = 4096
 			}
 			s := build(t, newConfig(), maxBody)
-			rec := &recorder{fail: tt.fail}
+			rec := &sourcetest.Recorder{Fail: func(int, []*event.Event) error { return tt.fail }}
 			method := tt.method
 			if method == "" {
 				method = http.MethodPost
@@ -265,7 +217,7 @@ func TestHandler(t *testing.T) {
 					t.Errorf("header %s = %q, want %q", k, g, v)
 				}
 			}
-			_, events, rejected := rec.snapshot()
+			_, events, rejected := rec.Snapshot()
 			if len(events) != tt.events {
 				t.Errorf("%d events ingested, want %d", len(events), tt.events)
 			}
@@ -379,7 +331,7 @@ func checkReason(t testing.TB, r string) {
 
 func TestRejectedBatchIsNotIngested(t *testing.T) {
 	s := build(t, newConfig(), 1<<20)
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	body := `[` + fmt.Sprintf(minimal, 0) + `,` + fmt.Sprintf(minimal, 1) + `,{"specversion":"1.0","id":"x"}]`
 	req := httptest.NewRequest("POST", "/events", strings.NewReader(body))
 	req.Header.Set("Content-Type", ContentTypeBatch)
@@ -388,7 +340,7 @@ func TestRejectedBatchIsNotIngested(t *testing.T) {
 	if w.Code != 400 {
 		t.Fatalf("status %d, want 400", w.Code)
 	}
-	if calls, _, _ := rec.snapshot(); calls != 0 {
+	if calls, _, _ := rec.Snapshot(); calls != 0 {
 		t.Fatalf("Ingest called %d times for a rejected batch, want 0", calls)
 	}
 }
@@ -414,7 +366,7 @@ func TestOptionsHandshake(t *testing.T) {
 				c.AllowedOrigins = tt.origins
 			}
 			s := build(t, c, 0)
-			rec := &recorder{}
+			rec := &sourcetest.Recorder{}
 			req := httptest.NewRequest("OPTIONS", "/events", nil)
 			if tt.reqOrigin != "" {
 				req.Header.Set("WebHook-Request-Origin", tt.reqOrigin)
@@ -434,7 +386,7 @@ func TestOptionsHandshake(t *testing.T) {
 			if g := w.Header().Get("WebHook-Allowed-Rate"); g != tt.wantRate {
 				t.Errorf("WebHook-Allowed-Rate %q, want %q", g, tt.wantRate)
 			}
-			if _, _, rejected := rec.snapshot(); len(rejected) != 0 {
+			if _, _, rejected := rec.Snapshot(); len(rejected) != 0 {
 				t.Errorf("OPTIONS counted as rejected: %v", rejected)
 			}
 		})
@@ -446,7 +398,7 @@ func TestOptionsHandshake(t *testing.T) {
 // body over the limit sent chunked (no Content-Length).
 func TestServer(t *testing.T) {
 	s := build(t, newConfig(), 2048)
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	mux := http.NewServeMux()
 	mux.Handle(s.Path(), s.Handler(rec))
 	srv := httptest.NewServer(mux)
@@ -499,7 +451,7 @@ func TestServer(t *testing.T) {
 		t.Fatalf("unknown path: %d", resp.StatusCode)
 	}
 
-	calls, events, rejected := rec.snapshot()
+	calls, events, rejected := rec.Snapshot()
 	if calls != 60 || len(events) != 80 {
 		t.Errorf("%d Ingest calls with %d events, want 60 and 80", calls, len(events))
 	}
@@ -515,7 +467,7 @@ func TestServer(t *testing.T) {
 // is never answered 2xx.
 func TestCancelledIngest(t *testing.T) {
 	s := build(t, newConfig(), 0)
-	rec := &recorder{block: true}
+	rec := &sourcetest.Recorder{Block: func(int) time.Duration { return time.Hour }} // until the request ends
 	ctx, cancel := context.WithCancel(context.Background())
 	req := httptest.NewRequest("POST", "/events", strings.NewReader(structured)).WithContext(ctx)
 	req.Header.Set("Content-Type", ContentTypeStructured)
@@ -525,25 +477,14 @@ func TestCancelledIngest(t *testing.T) {
 		s.Handler(rec).ServeHTTP(w, req)
 		close(done)
 	}()
-	eventually(t, 5*time.Second, func() bool { c, _, _ := rec.snapshot(); return c == 1 })
+	plugintest.Eventually(t, 5*time.Second, "the Ingest call", func() bool { return rec.Calls() == 1 })
 	cancel()
 	<-done
 	if w.Code != 503 || w.Header().Get("Retry-After") != "1" {
 		t.Fatalf("status %d Retry-After %q, want 503 and 1", w.Code, w.Header().Get("Retry-After"))
 	}
-	if _, _, rejected := rec.snapshot(); rejected["cancelled"] != 1 {
+	if _, _, rejected := rec.Snapshot(); rejected["cancelled"] != 1 {
 		t.Errorf("rejected %v", rejected)
-	}
-}
-
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

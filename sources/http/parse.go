@@ -358,13 +358,8 @@ func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestE
 		return nil, malformed("header ce-specversion given %d times", len(svs))
 	}
 	sv := strings.TrimSpace(svs[0])
-	var ec event.EventContext
-	switch sv {
-	case event.CloudEventsVersionV1:
-		ec = &event.EventContextV1{}
-	case event.CloudEventsVersionV03:
-		ec = &event.EventContextV03{}
-	default:
+	ec := sources.NewEventContext(sv)
+	if ec == nil {
 		return nil, malformed("%s", unsupportedVersion(sv))
 	}
 	var seen uint8

@@ -18,18 +18,13 @@ var readme string
 
 // check decodes a source's own keys like the loader does and returns every
 // problem as FILE:LINE:COL lines.
-func check(t *testing.T, src string) (*Config, string) {
+func check(t testing.TB, src string) (*Config, string) {
 	t.Helper()
-	c := NewConfig()
-	return c, plugintest.Check(t, src, `source "in"`, c)
+	return plugintest.Decode(t, src, `source "in"`, NewConfig)
 }
 
 func TestConfigValidate(t *testing.T) {
-	cases := []struct {
-		name string
-		yaml string
-		want string
-	}{
+	cases := []plugintest.Case{
 		{"jetstream", "stream: ORDERS", ""},
 		{"core", "subject: telemetry.>", ""},
 		{"full jetstream", `
@@ -86,17 +81,7 @@ eventType: com.example.msg`, ""},
 			`config:3:16: source "in": deliverPolicy: must be all or new, not "x"`,
 		}, "\n")},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, got := check(t, tc.yaml)
-			if got != tc.want {
-				t.Errorf("errors:\n got %s\nwant %s", got, tc.want)
-			}
-			if strings.Contains(got, "s3cret") {
-				t.Errorf("an error shows a secret: %s", got)
-			}
-		})
-	}
+	plugintest.CheckCases(t, check, cases, "s3cret")
 }
 
 func TestConfigDefaults(t *testing.T) {

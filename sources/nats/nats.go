@@ -67,9 +67,9 @@ const (
 const (
 	// ReasonMalformed: the message claims to be a CloudEvent but is not a
 	// valid one.
-	ReasonMalformed = "malformed"
+	ReasonMalformed = sources.ReasonMalformed
 	// ReasonTooLarge: the journal refused the event as too large.
-	ReasonTooLarge = "too_large"
+	ReasonTooLarge = sources.ReasonTooLarge
 	// ReasonLost: a core NATS message that could not be journaled (or that
 	// NATS dropped because the source was too slow). Core NATS cannot
 	// redeliver it.

@@ -1,7 +1,6 @@
 package natssource
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/junctionhq/junction/internal/natstest"
 	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/internal/s3event/s3eventtest"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 // s3Records is a notification with two records: AWSPut's and a second
@@ -38,15 +38,15 @@ func TestJetStreamFormatS3(t *testing.T) {
 	publish(t, js, prefix+".aws", s3Records(t))
 	publish(t, js, prefix+".test", s3eventtest.AWSTest)
 	publish(t, js, prefix+".bad", `{"specversion":"1.0","id":"x","source":"/s","type":"t"}`, "content-type", "application/cloudevents+json")
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	c := jsConfig(stream)
 	c.Format = FormatS3
 	c.Concurrency = 1
 	c.DeadLetterSubject = dlqPrefix + ".dead"
 	run(t, c, rec)
-	plugintest.Eventually(t, 10*time.Second, "3 events", func() bool { return rec.count() == 3 })
+	plugintest.Eventually(t, 10*time.Second, "3 events", func() bool { return rec.Count() == 3 })
 	plugintest.Eventually(t, 10*time.Second, "every message settled", func() bool { return consumerSettled(t, js, stream, c.Durable) })
-	calls, events, rejected := rec.snapshot()
+	calls, events, rejected := rec.Snapshot()
 	if calls != 2 {
 		t.Errorf("%d Ingest calls, want 2 (one per notification)", calls)
 	}
@@ -70,14 +70,7 @@ func TestJetStreamFormatS3(t *testing.T) {
 	if rejected["malformed"] != 1 || len(rejected) != 1 {
 		t.Errorf("rejected %v, want 1 malformed", rejected)
 	}
-	ds, err := js.Stream(context.Background(), dlqStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dm, err := ds.GetLastMsgForSubject(context.Background(), dlqPrefix+".dead")
-	if err != nil {
-		t.Fatalf("dead letter: %v", err)
-	}
+	dm := lastDeadLetter(t, js, dlqStream, dlqPrefix+".dead")
 	if dm.Header.Get("Junction-Error") != "not an S3 event notification: no Records" || dm.Header.Get("Junction-Original-Subject") != prefix+".bad" {
 		t.Errorf("dead letter: %q %v", dm.Data, dm.Header)
 	}
@@ -87,7 +80,7 @@ func TestJetStreamFormatS3(t *testing.T) {
 func TestCoreFormatS3(t *testing.T) {
 	nc, _ := natstest.Connect(t)
 	subject := "core" + natstest.Suffix()
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	c := NewConfig()
 	c.URL = natstest.URL()
 	c.Subject = subject + ".>"
@@ -99,14 +92,14 @@ func TestCoreFormatS3(t *testing.T) {
 		nc.Publish(subject+".probe", []byte("probe"))
 		nc.Flush()
 		time.Sleep(20 * time.Millisecond)
-		_, _, rejected := rec.snapshot()
+		_, _, rejected := rec.Snapshot()
 		return rejected["malformed"] > 0
 	})
 	nc.Publish(subject+".test", []byte(s3eventtest.AWSTest))
 	nc.PublishMsg(&nats.Msg{Subject: subject + ".put", Data: []byte(s3eventtest.MinIOPut)})
 	nc.Flush()
-	plugintest.Eventually(t, 10*time.Second, "the event", func() bool { return rec.count() == 1 })
-	calls, events, _ := rec.snapshot()
+	plugintest.Eventually(t, 10*time.Second, "the event", func() bool { return rec.Count() == 1 })
+	calls, events, _ := rec.Snapshot()
 	e := events[0]
 	if calls != 1 || e.ID() != s3eventtest.MinIOPutID || e.Type() != s3eventtest.PutType || e.Subject() != s3eventtest.PutSubject || e.Source() != s3eventtest.MinIOPutSource {
 		t.Errorf("%d calls, event %s", calls, e)

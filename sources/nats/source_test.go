@@ -17,6 +17,7 @@ import (
 	"github.com/junctionhq/junction/internal/natstest"
 	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 // consumerSettled reports whether the durable has delivered every message
@@ -37,13 +38,13 @@ func TestJetStreamModes(t *testing.T) {
 	publish(t, js, prefix+".a", `{"amount":1}`, "ce-specversion", "1.0", "ce-id", "b-1", "ce-source", "/shop", "ce-type", "order", "ce-tenant", "acme", "content-type", "application/json")
 	publish(t, js, prefix+".b", `{"specversion":"1.0","id":"s-1","source":"/shop","type":"order","data":{"amount":2}}`, "content-type", "application/cloudevents+json")
 	publish(t, js, prefix+".c", `plain`)
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	c := jsConfig(stream)
 	c.EventType = "com.example.raw"
 	run(t, c, rec)
-	plugintest.Eventually(t, 10*time.Second, "3 events", func() bool { return rec.count() == 3 })
+	plugintest.Eventually(t, 10*time.Second, "3 events", func() bool { return rec.Count() == 3 })
 	plugintest.Eventually(t, 10*time.Second, "every message acked", func() bool { return consumerSettled(t, js, stream, c.Durable) })
-	_, events, rejected := rec.snapshot()
+	_, events, rejected := rec.Snapshot()
 	var got []string
 	for _, e := range events {
 		got = append(got, fmt.Sprintf("%s|%s|%s|%s|%v", e.ID(), e.Source(), e.Type(), e.Data(), e.Extensions()["tenant"]))
@@ -67,13 +68,13 @@ func TestJetStreamFilterSubject(t *testing.T) {
 	stream, prefix := natstest.NewStream(t, js)
 	publish(t, js, prefix+".skip", "1")
 	publish(t, js, prefix+".take.x", "2")
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	c := jsConfig(stream)
 	c.Subject = prefix + ".take.>"
 	run(t, c, rec)
-	plugintest.Eventually(t, 10*time.Second, "1 event", func() bool { return rec.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "1 event", func() bool { return rec.Count() == 1 })
 	plugintest.Eventually(t, 10*time.Second, "acked", func() bool { return consumerSettled(t, js, stream, c.Durable) })
-	if _, ev, _ := rec.snapshot(); string(ev[0].Data()) != "2" {
+	if _, ev, _ := rec.Snapshot(); string(ev[0].Data()) != "2" {
 		t.Errorf("got %s", ev[0].Data())
 	}
 }
@@ -84,10 +85,10 @@ func TestJetStreamFilterSubject(t *testing.T) {
 func TestJetStreamIngestFails(t *testing.T) {
 	_, js := natstest.Connect(t)
 	stream, prefix := natstest.NewStream(t, js)
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	failures := 0
-	rec.fail = func(_ int, e *event.Event) error {
-		if string(e.Data()) == "flaky" && failures < 2 {
+	rec.Fail = func(_ int, events []*event.Event) error {
+		if string(events[0].Data()) == "flaky" && failures < 2 {
 			failures++ // only touched under Ingest's calls, one at a time per message
 			return fmt.Errorf("journal: %w", sources.ErrUnavailable)
 		}
@@ -98,8 +99,8 @@ func TestJetStreamIngestFails(t *testing.T) {
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "flaky")
 	publish(t, js, prefix+".x", "steady")
-	plugintest.Eventually(t, 15*time.Second, "both events", func() bool { return rec.count() == 2 })
-	calls, events, _ := rec.snapshot()
+	plugintest.Eventually(t, 15*time.Second, "both events", func() bool { return rec.Count() == 2 })
+	calls, events, _ := rec.Snapshot()
 	if calls != 4 {
 		t.Errorf("%d Ingest calls, want 4 (2 refused, 2 accepted)", calls)
 	}
@@ -153,24 +154,17 @@ func testMalformed(t *testing.T, nc *nats.Conn, js jetstream.JetStream, url stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	publish(t, js, prefix+".x", "payload-secret", "ce-specversion", "1.0", "ce-source", "/s", "ce-type", "t", "X-Trace", "abc")
 	publish(t, js, prefix+".x", "ok")
 	run(t, c, rec)
-	plugintest.Eventually(t, 10*time.Second, "the good event", func() bool { return rec.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the good event", func() bool { return rec.Count() == 1 })
 	plugintest.Eventually(t, 10*time.Second, "settled", func() bool { return consumerSettled(t, js, stream, c.Durable) })
-	_, _, rejected := rec.snapshot()
+	_, _, rejected := rec.Snapshot()
 	if rejected["malformed"] != 1 {
 		t.Errorf("rejected %v", rejected)
 	}
-	ds, err := js.Stream(context.Background(), dlqStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dm, err := ds.GetLastMsgForSubject(context.Background(), dlqPrefix+".dead")
-	if err != nil {
-		t.Fatalf("dead letter: %v", err)
-	}
+	dm := lastDeadLetter(t, js, dlqStream, dlqPrefix+".dead")
 	if string(dm.Data) != "payload-secret" || dm.Header.Get("X-Trace") != "abc" || dm.Header.Get("Junction-Reason") != "malformed" ||
 		dm.Header.Get("Junction-Error") != "binary mode: missing header ce-id" || dm.Header.Get("Junction-Original-Subject") != prefix+".x" ||
 		dm.Header.Get("Junction-Original-Stream") != stream || dm.Header.Get("Junction-Original-Sequence") != "1" || dm.Header.Get("Junction-Source") != "natstest" {
@@ -200,7 +194,7 @@ func TestJetStreamDeadLetterFails(t *testing.T) {
 	stream, prefix := natstest.NewStream(t, js)
 	c := jsConfig(stream)
 	c.DeadLetterSubject = "nostream" + natstest.Suffix() + ".dead"
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	publish(t, js, prefix+".x", "{}", "ce-specversion", "9")
 	run(t, c, rec)
 	plugintest.Eventually(t, 10*time.Second, "a redelivery", func() bool {
@@ -211,7 +205,7 @@ func TestJetStreamDeadLetterFails(t *testing.T) {
 		info, err := cons.Info(context.Background())
 		return err == nil && info.NumRedelivered == 1
 	})
-	if _, _, rejected := rec.snapshot(); len(rejected) != 0 {
+	if _, _, rejected := rec.Snapshot(); len(rejected) != 0 {
 		t.Errorf("counted as rejected while still pending: %v", rejected)
 	}
 }
@@ -221,16 +215,16 @@ func TestJetStreamDeadLetterFails(t *testing.T) {
 func TestJetStreamInProgress(t *testing.T) {
 	_, js := natstest.Connect(t)
 	stream, prefix := natstest.NewStream(t, js)
-	rec := &recorder{block: 2500 * time.Millisecond}
+	rec := &sourcetest.Recorder{Block: func(int) time.Duration { return 2500 * time.Millisecond }}
 	c := jsConfig(stream)
 	c.AckWait = time.Second
 	c.Concurrency = 2
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "slow")
-	plugintest.Eventually(t, 10*time.Second, "the event", func() bool { return rec.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the event", func() bool { return rec.Count() == 1 })
 	plugintest.Eventually(t, 5*time.Second, "acked", func() bool { return consumerSettled(t, js, stream, c.Durable) })
 	time.Sleep(1500 * time.Millisecond) // a redelivery would come within ackWait
-	if calls, _, _ := rec.snapshot(); calls != 1 {
+	if calls, _, _ := rec.Snapshot(); calls != 1 {
 		t.Errorf("%d Ingest calls: the message was redelivered", calls)
 	}
 }
@@ -240,11 +234,11 @@ func TestJetStreamInProgress(t *testing.T) {
 func TestJetStreamTooLarge(t *testing.T) {
 	_, js := natstest.Connect(t)
 	stream, prefix := natstest.NewStream(t, js)
-	rec := &recorder{fail: func(int, *event.Event) error { return fmt.Errorf("append: %w", sources.ErrTooLarge) }}
+	rec := &sourcetest.Recorder{Fail: func(int, []*event.Event) error { return fmt.Errorf("append: %w", sources.ErrTooLarge) }}
 	c := jsConfig(stream)
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "big")
-	plugintest.Eventually(t, 10*time.Second, "rejected", func() bool { _, _, r := rec.snapshot(); return r["too_large"] == 1 })
+	plugintest.Eventually(t, 10*time.Second, "rejected", func() bool { _, _, r := rec.Snapshot(); return r["too_large"] == 1 })
 	plugintest.Eventually(t, 10*time.Second, "settled", func() bool { return consumerSettled(t, js, stream, c.Durable) })
 }
 
@@ -254,7 +248,7 @@ func TestJetStreamDeliverNew(t *testing.T) {
 	_, js := natstest.Connect(t)
 	stream, prefix := natstest.NewStream(t, js)
 	publish(t, js, prefix+".x", "old")
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	c := jsConfig(stream)
 	c.DeliverPolicy = DeliverNew
 	run(t, c, rec)
@@ -263,8 +257,8 @@ func TestJetStreamDeliverNew(t *testing.T) {
 		return err == nil
 	})
 	publish(t, js, prefix+".x", "new")
-	plugintest.Eventually(t, 10*time.Second, "the new event", func() bool { return rec.count() == 1 })
-	if _, ev, _ := rec.snapshot(); string(ev[0].Data()) != "new" {
+	plugintest.Eventually(t, 10*time.Second, "the new event", func() bool { return rec.Count() == 1 })
+	if _, ev, _ := rec.Snapshot(); string(ev[0].Data()) != "new" {
 		t.Errorf("got %s", ev[0].Data())
 	}
 }
@@ -274,11 +268,11 @@ func TestJetStreamDeliverNew(t *testing.T) {
 func TestJetStreamConsumerDeleted(t *testing.T) {
 	_, js := natstest.Connect(t)
 	stream, prefix := natstest.NewStream(t, js)
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	c := jsConfig(stream)
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "1")
-	plugintest.Eventually(t, 10*time.Second, "event 1", func() bool { return rec.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "event 1", func() bool { return rec.Count() == 1 })
 	if err := js.DeleteConsumer(context.Background(), stream, c.Durable); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +283,7 @@ func TestJetStreamConsumerDeleted(t *testing.T) {
 	publish(t, js, prefix+".x", "2")
 	plugintest.Eventually(t, 30*time.Second, "event 2", func() bool {
 		// The new durable starts over (deliverPolicy all): 1 comes again.
-		_, ev, _ := rec.snapshot()
+		_, ev, _ := rec.Snapshot()
 		for _, e := range ev {
 			if string(e.Data()) == "2" {
 				return true
@@ -313,11 +307,11 @@ func TestBrokerOutage(t *testing.T) {
 	}
 	publish(t, js, "out.x", "before")
 	nc.Close()
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	c := jsConfig("OUT")
 	c.URL = srv.URL()
 	run(t, c, rec)
-	plugintest.Eventually(t, 10*time.Second, "event before", func() bool { return rec.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "event before", func() bool { return rec.Count() == 1 })
 	srv.Stop()
 	time.Sleep(300 * time.Millisecond) // let the source see the outage
 	srv.Start()
@@ -328,7 +322,7 @@ func TestBrokerOutage(t *testing.T) {
 	defer nc2.Close()
 	js2, _ := jetstream.New(nc2)
 	publish(t, js2, "out.x", "after")
-	plugintest.Eventually(t, 30*time.Second, "event after", func() bool { return rec.count() == 2 })
+	plugintest.Eventually(t, 30*time.Second, "event after", func() bool { return rec.Count() == 2 })
 }
 
 // TestRunWithoutBroker: Run waits for a broker that is not there and
@@ -344,7 +338,7 @@ func TestRunWithoutBroker(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	if err := built.(*Source).Run(ctx, &recorder{}); err != nil {
+	if err := built.(*Source).Run(ctx, &sourcetest.Recorder{}); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 }
@@ -352,7 +346,7 @@ func TestRunWithoutBroker(t *testing.T) {
 func TestCore(t *testing.T) {
 	nc, _ := natstest.Connect(t)
 	subject := "core" + natstest.Suffix()
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	c := NewConfig()
 	c.URL = natstest.URL()
 	c.Subject = subject + ".>"
@@ -363,9 +357,9 @@ func TestCore(t *testing.T) {
 		nc.Publish(subject+".probe", []byte("probe"))
 		nc.Flush()
 		time.Sleep(20 * time.Millisecond)
-		return rec.count() > 0
+		return rec.Count() > 0
 	})
-	base := rec.count()
+	base := rec.Count()
 	m := nats.NewMsg(subject + ".x")
 	m.Header.Set("ce-specversion", "1.0")
 	m.Header.Set("ce-id", "c-1")
@@ -375,8 +369,8 @@ func TestCore(t *testing.T) {
 	nc.PublishMsg(m)
 	nc.Publish(subject+".y", []byte("raw"))
 	nc.Flush()
-	plugintest.Eventually(t, 10*time.Second, "2 more events", func() bool { return rec.count() == base+2 })
-	_, events, _ := rec.snapshot()
+	plugintest.Eventually(t, 10*time.Second, "2 more events", func() bool { return rec.Count() == base+2 })
+	_, events, _ := rec.Snapshot()
 	var binary, raw *event.Event
 	for _, e := range events[base:] {
 		if e.ID() == "c-1" {
@@ -399,8 +393,8 @@ func TestCoreLost(t *testing.T) {
 	nc, _ := natstest.Connect(t)
 	subject := "core" + natstest.Suffix()
 	ready := false
-	rec := &recorder{fail: func(_ int, e *event.Event) error {
-		if string(e.Data()) == "probe" {
+	rec := &sourcetest.Recorder{Fail: func(_ int, events []*event.Event) error {
+		if string(events[0].Data()) == "probe" {
 			return nil
 		}
 		return errors.New("journal: unavailable")
@@ -413,7 +407,7 @@ func TestCoreLost(t *testing.T) {
 		nc.Publish(subject, []byte("probe"))
 		nc.Flush()
 		time.Sleep(20 * time.Millisecond)
-		ready = rec.count() > 0
+		ready = rec.Count() > 0
 		return ready
 	})
 	nc.Publish(subject, []byte("refused"))
@@ -423,7 +417,7 @@ func TestCoreLost(t *testing.T) {
 	nc.PublishMsg(m)
 	nc.Flush()
 	plugintest.Eventually(t, 10*time.Second, "lost and malformed", func() bool {
-		_, _, r := rec.snapshot()
+		_, _, r := rec.Snapshot()
 		return r["lost"] == 1 && r["malformed"] == 1
 	})
 }

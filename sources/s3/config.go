@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -34,21 +33,13 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultPollers           = 2
-	DefaultBatchSize         = 10
-	DefaultWaitTime          = 20 * time.Second
-	DefaultVisibilityTimeout = 30 * time.Second
+	DefaultPollers           = awsconf.DefaultPollers
+	DefaultBatchSize         = awsconf.DefaultBatchSize
+	DefaultWaitTime          = awsconf.DefaultWaitTime
+	DefaultVisibilityTimeout = awsconf.DefaultVisibilityTimeout
 	// DefaultRegion is used when neither the config, the queue URL nor the
 	// AWS configuration (AWS_REGION, profiles) names a region.
 	DefaultRegion = awsconf.DefaultRegion
-)
-
-// Limits of SQS itself, and of the source.
-const (
-	maxBatchSize  = 10
-	maxWaitTime   = 20 * time.Second
-	maxVisibility = 12 * time.Hour
-	maxPollers    = 100
 )
 
 func init() {
@@ -108,10 +99,7 @@ type Config struct {
 // transport can be refused).
 func NewConfig() *Config { return &Config{} }
 
-var (
-	regionRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-	topicARNRE = regexp.MustCompile(`^arn:aws[a-z-]*:sns:([a-z0-9-]+):[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$`)
-)
+var topicARNRE = regexp.MustCompile(`^arn:aws[a-z-]*:sns:([a-z0-9-]+):[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$`)
 
 // transport is the configured or inferred transport, "" when it cannot be
 // inferred.
@@ -196,49 +184,12 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateSQS checks the keys of transport sqs; a tuning key left out
+// takes its default, which is valid.
 func (c *Config) validateSQS() []error {
-	var errs []error
-	if err := checkQueueURL(c.QueueURL); err != nil {
-		errs = append(errs, config.FieldErrorf("queueUrl", "%v", err))
-	}
-	if c.Region != "" && !regionRE.MatchString(c.Region) {
-		errs = append(errs, config.FieldErrorf("region", "%q is not a region name such as us-east-1", c.Region))
-	}
-	if c.Endpoint != "" {
-		if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, config.FieldErrorf("endpoint", "%q is not an http or https URL such as http://127.0.0.1:4566", c.Endpoint))
-		}
-	}
-	if p := c.Pollers; p != nil && (*p < 1 || *p > maxPollers) {
-		errs = append(errs, config.FieldErrorf("pollers", "must be between 1 and %d", maxPollers))
-	}
-	if b := c.BatchSize; b != nil && (*b < 1 || *b > maxBatchSize) {
-		errs = append(errs, config.FieldErrorf("batchSize", "must be between 1 and %d (an SQS limit)", maxBatchSize))
-	}
-	if w := c.WaitTime; w != nil && (*w < 0 || *w > maxWaitTime || *w%time.Second != 0) {
-		errs = append(errs, config.FieldErrorf("waitTime", "must be whole seconds between 0s and 20s (an SQS limit)"))
-	}
-	if v := c.VisibilityTimeout; v != nil && (*v < time.Second || *v > maxVisibility || *v%time.Second != 0) {
-		errs = append(errs, config.FieldErrorf("visibilityTimeout", "must be whole seconds between 1s and 12h (an SQS limit)"))
-	}
-	return errs
-}
-
-// checkQueueURL checks that s looks like a queue URL: http(s), a host and a
-// queue name as the last path segment.
-func checkQueueURL(s string) error {
-	if s == "" {
-		return errors.New("required")
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/uploads", s)
-	}
-	p := strings.TrimRight(u.Path, "/")
-	if i := strings.LastIndexByte(p, '/'); i < 0 || p[i+1:] == "" {
-		return fmt.Errorf("%q has no queue name (the last path segment)", s)
-	}
-	return nil
+	errs := awsconf.CheckQueue(c.QueueURL, c.Region, c.Endpoint, "uploads")
+	return append(errs, awsconf.CheckPolling(orDefault(c.Pollers, DefaultPollers), orDefault(c.BatchSize, DefaultBatchSize),
+		orDefault(c.WaitTime, DefaultWaitTime), orDefault(c.VisibilityTimeout, DefaultVisibilityTimeout))...)
 }
 
 // Build makes the source: a *Queue (a sources.Source) for transport sqs, an

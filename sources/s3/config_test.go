@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -23,11 +23,7 @@ func TestConfigValidate(t *testing.T) {
 		topic = "arn:aws:sns:us-east-1:123456789012:uploads"
 		sns   = "path: /s3/sns\ntopics: [" + topic + "]\n"
 	)
-	cases := []struct {
-		name string
-		yaml string
-		want string
-	}{
+	cases := []plugintest.Case{
 		{"sqs minimal", q, ""},
 		{"sqs full", "transport: sqs\n" + q + `region: eu-west-1
 endpoint: http://127.0.0.1:4566
@@ -83,14 +79,7 @@ visibilityTimeout: 12h`, ""},
 		{"verifySignatures type", sns + "verifySignatures: maybe", `config:3:19: source "uploads": verifySignatures: invalid boolean "maybe" (use true or false)`},
 		{"unknown key", q + "queue: x", `config:2:1: source "uploads": unknown key "queue" (known keys: authToken, batchSize, endpoint, maxBodySize, path, pollers, queueUrl, region, topics, transport, verifySignatures, visibilityTimeout, waitTime)`},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, got := check(t, tc.yaml)
-			if got != tc.want {
-				t.Errorf("errors:\n got %s\nwant %s", got, tc.want)
-			}
-		})
-	}
+	plugintest.CheckCases(t, check, cases)
 }
 
 func TestBuildDefaults(t *testing.T) {
@@ -138,30 +127,12 @@ func TestRegistered(t *testing.T) {
 }
 
 func TestExample(t *testing.T) {
-	lookup := func(string) (string, bool) { return "", false }
-	cfg, err := config.Parse("example.yaml", []byte(exampleYAML), lookup)
-	if err != nil {
-		t.Fatalf("parse example.yaml:\n%v", err)
-	}
 	got := map[string]string{}
-	for _, p := range cfg.Sources {
-		if p.Type != Type {
-			continue
+	for _, e := range plugintest.DecodeExample(t, exampleYAML, nil, "source", Type, NewConfig) {
+		if _, err := e.Config.Build(context.Background(), sources.Deps{Name: e.Plugin.Name}); err != nil {
+			t.Fatalf("build %s: %v", e.Plugin.Name, err)
 		}
-		c := NewConfig()
-		var errs config.Errors
-		if err := config.Decode(p.Own, c); err != nil {
-			errs.Add(p.Own, p.Where("source"), err)
-		} else {
-			errs.Add(p.Own, p.Where("source"), c.Validate())
-		}
-		if err := errs.Err(); err != nil {
-			t.Fatalf("example.yaml:\n%v", err)
-		}
-		if _, err := c.Build(context.Background(), sources.Deps{Name: p.Name}); err != nil {
-			t.Fatalf("build %s: %v", p.Name, err)
-		}
-		got[p.Name] = c.transport()
+		got[e.Plugin.Name] = e.Config.transport()
 	}
 	want := map[string]string{"minio-uploads": TransportWebhook, "aws-uploads": TransportSQS, "sns-uploads": TransportSNS}
 	for name, tr := range want {
@@ -169,13 +140,12 @@ func TestExample(t *testing.T) {
 			t.Errorf("example source %q: transport %q, want %q", name, got[name], tr)
 		}
 	}
+	cfg := plugintest.ParseExample(t, exampleYAML, nil)
 	if len(cfg.Routes) == 0 || !strings.Contains(cfg.Routes[0].Filter.Src, `type startsWith "com.amazonaws.s3.ObjectCreated:"`) {
 		t.Error("example.yaml: the first route should filter on the S3 event type")
 	}
 }
 
 func TestReadmeEmbedsExample(t *testing.T) {
-	if !strings.Contains(readme, "```yaml\n"+exampleYAML+"```\n") {
-		t.Error("README.md does not contain example.yaml verbatim in a yaml block; paste it in again")
-	}
+	plugintest.ReadmeHasExample(t, readme, plugintest.YAMLBlock(exampleYAML)+"\n")
 }

@@ -74,13 +74,23 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	body, err := sources.ReadBody(w, r, e.maxBody)
-	if err != nil {
-		status, label, reason := sources.ReadError(err)
-		e.refuse(w, r, h.in, status, label, reason)
+	body, ok := e.readBody(w, r, h.in)
+	if !ok {
 		return
 	}
 	e.ingest(w, r, h.in, body)
+}
+
+// readBody reads the request body within the limit; when it cannot, it
+// refuses the request and returns false.
+func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request, in sources.Ingester) ([]byte, bool) {
+	body, err := sources.ReadBody(w, r, e.maxBody)
+	if err != nil {
+		status, label, reason := sources.ReadError(err)
+		e.refuse(w, r, in, status, label, reason)
+		return nil, false
+	}
+	return body, true
 }
 
 // ingest converts a notification body and ingests its events, answering

@@ -9,13 +9,15 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 func TestWebhook(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &plugintest.LogBuffer{}
 	e := buildEndpoint(t, "path: /s3/minio\nauthToken: s3cret", logs)
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	srv := serve(t, e, rec)
 	url := srv.URL + "/s3/minio"
 	auth := map[string]string{"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
@@ -44,7 +46,7 @@ func TestWebhook(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before, rejected := rec.count(), rec.rejects(tc.label)
+			before, rejected := rec.Count(), rec.Rejections(tc.label)
 			resp := do(t, tc.method, url, tc.header, tc.body)
 			if resp.status != tc.status {
 				t.Fatalf("answer %d %q, want %d", resp.status, resp.body, tc.status)
@@ -52,18 +54,18 @@ func TestWebhook(t *testing.T) {
 			if tc.reason != "" && resp.body != tc.reason {
 				t.Errorf("reason:\n got %s\nwant %s", resp.body, tc.reason)
 			}
-			if tc.label != "" && rec.rejects(tc.label) != rejected+1 {
+			if tc.label != "" && rec.Rejections(tc.label) != rejected+1 {
 				t.Errorf("rejection %q not counted", tc.label)
 			}
-			if tc.status == http.StatusAccepted && rec.count() != before+1 {
-				t.Errorf("%d events ingested, want 1", rec.count()-before)
+			if tc.status == http.StatusAccepted && rec.Count() != before+1 {
+				t.Errorf("%d events ingested, want 1", rec.Count()-before)
 			}
-			if tc.status != http.StatusAccepted && rec.count() != before {
-				t.Errorf("%d events ingested, want none", rec.count()-before)
+			if tc.status != http.StatusAccepted && rec.Count() != before {
+				t.Errorf("%d events ingested, want none", rec.Count()-before)
 			}
 		})
 	}
-	e0 := rec.got()[0]
+	e0 := rec.Events()[0]
 	if e0.Type() != "com.amazonaws.s3.ObjectCreated:Put" || e0.Subject() != "incoming/file name.json" || e0.Source() != "minio:s3.uploads" {
 		t.Errorf("event: type %q subject %q source %q", e0.Type(), e0.Subject(), e0.Source())
 	}
@@ -79,7 +81,7 @@ func TestWebhook(t *testing.T) {
 // MinIO as it is.
 func TestWebhookSchemeToken(t *testing.T) {
 	e := buildEndpoint(t, "path: /s3\nauthToken: Token abc", nil)
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	srv := serve(t, e, rec)
 	if r := do(t, http.MethodPost, srv.URL+"/s3", map[string]string{"Authorization": "Token abc"}, minioPut); r.status != http.StatusAccepted {
 		t.Errorf("answer %d %q, want 202", r.status, r.body)
@@ -103,7 +105,7 @@ func TestWebhookIngestErrors(t *testing.T) {
 		{errors.New("disk on fire"), http.StatusInternalServerError},
 	}
 	for _, tc := range cases {
-		rec := &recorder{fail: func(int, []*event.Event) error { return tc.err }}
+		rec := &sourcetest.Recorder{Fail: func(int, []*event.Event) error { return tc.err }}
 		srv := serve(t, e, rec)
 		r := do(t, http.MethodPost, srv.URL+"/s3", map[string]string{"Authorization": "Bearer abc"}, minioPut)
 		if r.status != tc.status {

@@ -11,8 +11,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/internal/sqstest"
 	"github.com/junctionhq/junction/sources"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 // The test server's helpers (see sqstest).
@@ -38,32 +40,19 @@ func sendBody(t testing.TB, c *sqs.Client, q, body string) {
 
 // runQueue builds the sqs transport on q, runs it, and stops it when the
 // test ends.
-func runQueue(t testing.TB, q string, in sources.Ingester, logs *logBuffer, extra string) *Queue {
+func runQueue(t testing.TB, q string, in sources.Ingester, logs *plugintest.LogBuffer, extra string) *Queue {
 	t.Helper()
 	c, errs := check(t, "queueUrl: "+q+"\nendpoint: "+sqsEndpoint()+"\nregion: us-east-1\nwaitTime: 1s\n"+extra)
 	if errs != "" {
 		t.Fatal(errs)
 	}
-	s, err := c.Build(context.Background(), sources.Deps{Name: "uploads", Logger: logs.logger()})
+	s, err := c.Build(context.Background(), sources.Deps{Name: "uploads", Logger: sourcetest.Logger(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := s.(*Queue)
 	src.nakMin, src.nakMax = 200*time.Millisecond, time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, in) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v, want nil", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("Run did not return within 15s of its context ending")
-		}
-	})
+	sourcetest.Run(t, src, in, 15*time.Second)
 	return src
 }
 
@@ -78,15 +67,15 @@ func TestQueue(t *testing.T) {
 	sendBody(t, c, q, snsEnvelope(awsTest))
 	sendBody(t, c, q, `{"hello":"world"}`)
 
-	rec := &recorder{}
-	logs := &logBuffer{}
+	rec := &sourcetest.Recorder{}
+	logs := &plugintest.LogBuffer{}
 	runQueue(t, q, rec, logs, "visibilityTimeout: 30s")
-	eventually(t, 10*time.Second, "2 events", func() bool { return rec.count() == 2 })
-	eventually(t, 10*time.Second, "the malformed message counted", func() bool { return rec.rejects(sources.ReasonMalformed) == 1 })
-	eventually(t, 10*time.Second, "4 messages deleted", func() bool { return depth(t, c, q) == 1 })
+	plugintest.Eventually(t, 10*time.Second, "2 events", func() bool { return rec.Count() == 2 })
+	plugintest.Eventually(t, 10*time.Second, "the malformed message counted", func() bool { return rec.Rejections(sources.ReasonMalformed) == 1 })
+	plugintest.Eventually(t, 10*time.Second, "4 messages deleted", func() bool { return depth(t, c, q) == 1 })
 
 	ids := map[string]*event.Event{}
-	for _, e := range rec.got() {
+	for _, e := range rec.Events() {
 		ids[e.ID()] = e
 		if e.Type() != "com.amazonaws.s3.ObjectCreated:Put" || e.Subject() != "incoming/file name.json" || e.Source() != "aws:s3.us-west-2.uploads" {
 			t.Errorf("event %s: type %q subject %q source %q", e.ID(), e.Type(), e.Subject(), e.Source())
@@ -115,19 +104,16 @@ func TestQueueIngestFails(t *testing.T) {
 	c := broker(t)
 	q := newQueueURL(t, c)
 	sendBody(t, c, q, awsPut)
-	rec := &recorder{fail: func(call int, _ []*event.Event) error {
+	rec := &sourcetest.Recorder{Fail: func(call int, _ []*event.Event) error {
 		if call <= 2 {
 			return sources.ErrUnavailable
 		}
 		return nil
 	}}
-	runQueue(t, q, rec, &logBuffer{}, "visibilityTimeout: 30s\npollers: 1")
-	eventually(t, 15*time.Second, "the event after two failures", func() bool { return rec.count() == 1 })
-	eventually(t, 10*time.Second, "the message deleted", func() bool { return depth(t, c, q) == 0 })
-	rec.mu.Lock()
-	calls := rec.calls
-	rec.mu.Unlock()
-	if calls != 3 {
+	runQueue(t, q, rec, &plugintest.LogBuffer{}, "visibilityTimeout: 30s\npollers: 1")
+	plugintest.Eventually(t, 15*time.Second, "the event after two failures", func() bool { return rec.Count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the message deleted", func() bool { return depth(t, c, q) == 0 })
+	if calls := rec.Calls(); calls != 3 {
 		t.Errorf("%d ingest calls, want 3", calls)
 	}
 }
@@ -146,7 +132,7 @@ func TestQueueTooLarge(t *testing.T) {
 	if _, err := c.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: aws.String(q), Entries: entries}); err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{fail: func(_ int, events []*event.Event) error {
+	rec := &sourcetest.Recorder{Fail: func(_ int, events []*event.Event) error {
 		for _, e := range events {
 			if strings.HasPrefix(e.ID(), "BIGBIGBIG") {
 				return sources.ErrTooLarge
@@ -154,8 +140,8 @@ func TestQueueTooLarge(t *testing.T) {
 		}
 		return nil
 	}}
-	runQueue(t, q, rec, &logBuffer{}, "pollers: 1")
-	eventually(t, 10*time.Second, "the small event", func() bool { return rec.count() == 1 })
-	eventually(t, 10*time.Second, "the large one rejected", func() bool { return rec.rejects(sources.ReasonTooLarge) == 1 })
-	eventually(t, 10*time.Second, "one message left", func() bool { return depth(t, c, q) == 1 })
+	runQueue(t, q, rec, &plugintest.LogBuffer{}, "pollers: 1")
+	plugintest.Eventually(t, 10*time.Second, "the small event", func() bool { return rec.Count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the large one rejected", func() bool { return rec.Rejections(sources.ReasonTooLarge) == 1 })
+	plugintest.Eventually(t, 10*time.Second, "one message left", func() bool { return depth(t, c, q) == 1 })
 }

@@ -61,10 +61,8 @@ func (h *snsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, r, h.in, http.StatusMethodNotAllowed, sources.ReasonMethodNotAllowed, "method "+r.Method+" not allowed (use POST)")
 		return
 	}
-	body, err := sources.ReadBody(w, r, e.maxBody)
-	if err != nil {
-		status, label, reason := sources.ReadError(err)
-		e.refuse(w, r, h.in, status, label, reason)
+	body, ok := e.readBody(w, r, h.in)
+	if !ok {
 		return
 	}
 	var m snsMessage

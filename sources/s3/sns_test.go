@@ -19,6 +19,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/junctionhq/junction/internal/plugintest"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 const (
@@ -151,10 +154,10 @@ func post(t *testing.T, srv *httptest.Server, path string, m *snsMessage) respon
 
 func TestSNS(t *testing.T) {
 	f := newFakeSNS(t)
-	logs := &logBuffer{}
+	logs := &plugintest.LogBuffer{}
 	e := buildEndpoint(t, "path: /s3/sns\ntopics: ["+testTopic+"]", logs)
 	f.trust(e)
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	srv := serve(t, e, rec)
 
 	// A subscription of an allowed topic is confirmed by GETting its
@@ -184,10 +187,10 @@ func TestSNS(t *testing.T) {
 			t.Fatalf("notification (SignatureVersion %s): answer %d %q, want 202", v, r.status, r.body)
 		}
 	}
-	if rec.count() != 2 {
-		t.Fatalf("%d events, want 2", rec.count())
+	if rec.Count() != 2 {
+		t.Fatalf("%d events, want 2", rec.Count())
 	}
-	got := rec.got()[0]
+	got := rec.Events()[0]
 	if got.Type() != "com.amazonaws.s3.ObjectCreated:Put" || got.Subject() != "incoming/file name.json" || got.Source() != "aws:s3.us-west-2.uploads" {
 		t.Errorf("event: type %q subject %q source %q", got.Type(), got.Subject(), got.Source())
 	}
@@ -206,8 +209,8 @@ func TestSNS(t *testing.T) {
 	if r := post(t, srv, "/s3/sns", f.message(t, snsUnsubscribe, testTopic, "You have chosen to deactivate ...", "2")); r.status != http.StatusOK {
 		t.Errorf("unsubscribe: answer %d %q, want 200", r.status, r.body)
 	}
-	if rec.count() != 2 || len(f.confirmations()) != 1 {
-		t.Errorf("%d events, %d confirmations: want 2 and 1", rec.count(), len(f.confirmations()))
+	if rec.Count() != 2 || len(f.confirmations()) != 1 {
+		t.Errorf("%d events, %d confirmations: want 2 and 1", rec.Count(), len(f.confirmations()))
 	}
 }
 
@@ -215,7 +218,7 @@ func TestSNSRefused(t *testing.T) {
 	f := newFakeSNS(t)
 	e := buildEndpoint(t, "path: /s3/sns\ntopics: ["+testTopic+"]", nil)
 	f.trust(e)
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	srv := serve(t, e, rec)
 
 	tampered := f.message(t, snsNotification, testTopic, awsPut, "2")
@@ -270,8 +273,8 @@ func TestSNSRefused(t *testing.T) {
 	if r := do(t, http.MethodGet, srv.URL+"/s3/sns", nil, ""); r.status != http.StatusMethodNotAllowed {
 		t.Errorf("GET: answer %d %q, want 405", r.status, r.body)
 	}
-	if rec.count() != 0 {
-		t.Errorf("%d events ingested, want none", rec.count())
+	if rec.Count() != 0 {
+		t.Errorf("%d events ingested, want none", rec.Count())
 	}
 
 	// A SubscribeURL that fails is answered 502.
@@ -288,10 +291,10 @@ func TestSNSRefused(t *testing.T) {
 // but a SubscribeURL must still be on sns.<region>.amazonaws.com.
 func TestSNSUnverified(t *testing.T) {
 	f := newFakeSNS(t)
-	logs := &logBuffer{}
+	logs := &plugintest.LogBuffer{}
 	e := buildEndpoint(t, "path: /s3/sns\ntopics: ["+testTopic+"]\nverifySignatures: false", logs)
 	e.client = f.srv.Client() // but the default trustURL
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	srv := serve(t, e, rec)
 	if !strings.Contains(logs.String(), "SNS signature verification is off") {
 		t.Error("no warning about verification being off")

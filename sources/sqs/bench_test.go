@@ -14,7 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 // counter is an Ingester that only counts.
@@ -61,8 +63,8 @@ func benchSource(b *testing.B, pollers int) {
 	cfg := NewConfig()
 	cfg.QueueURL, cfg.Endpoint, cfg.Region, cfg.WaitTime = q, endpoint(), "us-east-1", time.Second
 	cfg.Pollers = pollers
-	logs := &logBuffer{}
-	s, err := New(context.Background(), cfg, sources.Deps{Logger: logs.logger()})
+	logs := &plugintest.LogBuffer{}
+	s, err := New(context.Background(), cfg, sources.Deps{Logger: sourcetest.Logger(logs)})
 	if err != nil {
 		b.Fatal(err)
 	}

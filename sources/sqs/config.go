@@ -3,10 +3,7 @@ package sqssource
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -20,22 +17,14 @@ const Type = "sqs"
 
 // Defaults of Config.
 const (
-	DefaultPollers           = 2
-	DefaultBatchSize         = 10
-	DefaultWaitTime          = 20 * time.Second
-	DefaultVisibilityTimeout = 30 * time.Second
+	DefaultPollers           = awsconf.DefaultPollers
+	DefaultBatchSize         = awsconf.DefaultBatchSize
+	DefaultWaitTime          = awsconf.DefaultWaitTime
+	DefaultVisibilityTimeout = awsconf.DefaultVisibilityTimeout
 	DefaultEventType         = "com.amazonaws.sqs.message"
 	// DefaultRegion is used when neither the config, the queue URL nor the
 	// AWS configuration (AWS_REGION, profiles) names a region.
 	DefaultRegion = awsconf.DefaultRegion
-)
-
-// Limits of SQS itself.
-const (
-	maxBatchSize  = 10
-	maxWaitTime   = 20 * time.Second
-	maxVisibility = 12 * time.Hour
-	maxPollers    = 100
 )
 
 func init() {
@@ -81,71 +70,15 @@ func NewConfig() *Config {
 
 var _ sources.Config = (*Config)(nil)
 
-var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-
 // Validate checks the config without I/O; every problem is a
 // config.FieldError naming its key.
 func (c *Config) Validate() error {
-	var errs []error
-	if err := checkQueueURL(c.QueueURL); err != nil {
-		errs = append(errs, config.FieldErrorf("queueUrl", "%v", err))
-	}
-	if c.Region != "" && !regionRE.MatchString(c.Region) {
-		errs = append(errs, config.FieldErrorf("region", "%q is not a region name such as us-east-1", c.Region))
-	}
-	if c.Endpoint != "" {
-		if err := checkEndpoint(c.Endpoint); err != nil {
-			errs = append(errs, config.FieldErrorf("endpoint", "%v", err))
-		}
-	}
-	if c.Pollers < 1 || c.Pollers > maxPollers {
-		errs = append(errs, config.FieldErrorf("pollers", "must be between 1 and %d", maxPollers))
-	}
-	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
-		errs = append(errs, config.FieldErrorf("batchSize", "must be between 1 and %d (an SQS limit)", maxBatchSize))
-	}
-	if c.WaitTime < 0 || c.WaitTime > maxWaitTime || c.WaitTime%time.Second != 0 {
-		errs = append(errs, config.FieldErrorf("waitTime", "must be whole seconds between 0s and 20s (an SQS limit)"))
-	}
-	if c.VisibilityTimeout < time.Second || c.VisibilityTimeout > maxVisibility || c.VisibilityTimeout%time.Second != 0 {
-		errs = append(errs, config.FieldErrorf("visibilityTimeout", "must be whole seconds between 1s and 12h (an SQS limit)"))
-	}
+	errs := awsconf.CheckQueue(c.QueueURL, c.Region, c.Endpoint, "orders")
+	errs = append(errs, awsconf.CheckPolling(c.Pollers, c.BatchSize, c.WaitTime, c.VisibilityTimeout)...)
 	if strings.TrimSpace(c.EventType) == "" {
 		errs = append(errs, config.FieldErrorf("eventType", "must not be empty"))
 	}
 	return errors.Join(errs...)
-}
-
-// checkQueueURL checks that s looks like a queue URL: http(s), a host and a
-// queue name as the last path segment.
-func checkQueueURL(s string) error {
-	if s == "" {
-		return errors.New("required")
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/orders", s)
-	}
-	if name := queueName(u); name == "" {
-		return fmt.Errorf("%q has no queue name (the last path segment)", s)
-	}
-	return nil
-}
-
-func queueName(u *url.URL) string {
-	p := strings.TrimRight(u.Path, "/")
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[i+1:]
-	}
-	return ""
-}
-
-func checkEndpoint(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http or https URL such as http://127.0.0.1:4566", s)
-	}
-	return nil
 }
 
 // Build makes the SQS client. It does not reach the queue: Run does, and

@@ -18,19 +18,14 @@ var readme string
 
 // check decodes a source's own keys like the loader does and returns every
 // problem as FILE:LINE:COL lines.
-func check(t *testing.T, src string) (*Config, string) {
+func check(t testing.TB, src string) (*Config, string) {
 	t.Helper()
-	c := NewConfig()
-	return c, plugintest.Check(t, src, `source "orders"`, c)
+	return plugintest.Decode(t, src, `source "orders"`, NewConfig)
 }
 
 func TestConfigValidate(t *testing.T) {
 	const q = "queueUrl: https://sqs.eu-west-1.amazonaws.com/123456789012/orders\n"
-	cases := []struct {
-		name string
-		yaml string
-		want string
-	}{
+	cases := []plugintest.Case{
 		{"minimal", q, ""},
 		{"full", q + `region: eu-west-1
 endpoint: http://127.0.0.1:4566
@@ -59,14 +54,7 @@ eventType: com.example.order`, ""},
 			`config:2:12: source "orders": batchSize: must be between 1 and 10 (an SQS limit)`,
 		}, "\n")},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, got := check(t, tc.yaml)
-			if got != tc.want {
-				t.Errorf("errors:\n got %s\nwant %s", got, tc.want)
-			}
-		})
-	}
+	plugintest.CheckCases(t, check, cases)
 }
 
 func TestConfigDefaults(t *testing.T) {

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/junctionhq/junction/sources"
 )
 
 // malformed says why a message that claims to be a CloudEvent is not a
@@ -278,28 +280,8 @@ func baseType(v types.MessageAttributeValue) string {
 }
 
 // sdkReason turns an SDK parse or validation error into a reason naming
-// the attribute.
-func sdkReason(err error) string {
-	var ve event.ValidationError
-	if errors.As(err, &ve) {
-		keys := make([]string, 0, len(ve))
-		for k := range ve {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = fmt.Sprintf("invalid attribute %q: %v", k, ve[k])
-		}
-		return strings.Join(parts, "; ")
-	}
-	msg := err.Error()
-	// jsoniter appends the input around the error: never log the payload.
-	if i := strings.Index(msg, ", error found in #"); i >= 0 {
-		msg = msg[:i]
-	}
-	return "invalid CloudEvent: " + msg
-}
+// the attribute (bounded by malformedf).
+func sdkReason(err error) string { return sources.EventError(err, "invalid CloudEvent: ") }
 
 // jsonReason describes a JSON syntax error without quoting the input.
 func jsonReason(err error) string {

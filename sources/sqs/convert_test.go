@@ -8,13 +8,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/plugintest"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
-func testSource(logs *logBuffer) *Source {
+func testSource(logs *plugintest.LogBuffer) *Source {
 	if logs == nil {
-		logs = &logBuffer{}
+		logs = &plugintest.LogBuffer{}
 	}
-	return &Source{source: "arn:aws:sqs:us-east-1:123456789012:orders", eventType: DefaultEventType, log: logs.logger(), visibility: 30 * time.Second}
+	return &Source{source: "arn:aws:sqs:us-east-1:123456789012:orders", eventType: DefaultEventType, log: sourcetest.Logger(logs), visibility: 30 * time.Second}
 }
 
 func msg(body string, attrs map[string]types.MessageAttributeValue) *types.Message {
@@ -27,7 +30,7 @@ func msg(body string, attrs map[string]types.MessageAttributeValue) *types.Messa
 }
 
 func TestWrap(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &plugintest.LogBuffer{}
 	s := testSource(logs)
 	e, bad := s.toEvent(msg(`{"amount": 150}`, map[string]types.MessageAttributeValue{
 		"tenant":                str("acme"),

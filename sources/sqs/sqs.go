@@ -20,7 +20,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -29,6 +28,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/internal/sqspoll"
+	"github.com/junctionhq/junction/internal/text"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -151,7 +151,7 @@ func (s *Source) handle(ctx context.Context, p *sqspoll.Poller, in sources.Inges
 		e, err := s.toEvent(m)
 		if err != nil {
 			bad = append(bad, *m)
-			in.Rejected("malformed")
+			in.Rejected(sources.ReasonMalformed)
 			s.log.Warn("malformed CloudEvent in sqs message; left for the queue's redrive policy",
 				"message_id", aws.ToString(m.MessageId), "ce_id", err.id, "reason", err.reason,
 				"receive_count", sqspoll.ReceiveCount(m), "retry_in", s.malformedDelay(*m))
@@ -185,7 +185,7 @@ func (s *Source) handle(ctx context.Context, p *sqspoll.Poller, in sources.Inges
 // tooLarge rejects a message whose event is too large for the journal and
 // leaves it on the queue for its redrive policy, like a malformed one.
 func (s *Source) tooLarge(ctx context.Context, p *sqspoll.Poller, in sources.Ingester, e *event.Event, m types.Message) {
-	in.Rejected("too_large")
+	in.Rejected(sources.ReasonTooLarge)
 	s.log.Warn("sqs message too large for the journal; left for the queue's redrive policy",
 		"message_id", aws.ToString(m.MessageId), "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source(),
 		"receive_count", sqspoll.ReceiveCount(&m), "retry_in", s.malformedDelay(m))
@@ -294,23 +294,8 @@ func describeErr(err error) string {
 	return bounded(err.Error())
 }
 
-// bounded makes s one line of at most maxErrLen bytes.
-func bounded(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7F {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) <= maxErrLen {
-		return s
-	}
-	cut := maxErrLen - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
 // String describes the source for logs.
 func (s *Source) String() string { return fmt.Sprintf("sqs %s", s.queueURL) }
+
+// bounded makes s one line of at most maxErrLen bytes.
+func bounded(s string) string { return text.Bounded(s, maxErrLen) }

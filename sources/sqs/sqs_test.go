@@ -13,7 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 func TestConsumeWrapsAndDeletes(t *testing.T) {
@@ -23,10 +25,10 @@ func TestConsumeWrapsAndDeletes(t *testing.T) {
 	for i := range 15 {
 		ids[send(t, c, q, fmt.Sprintf(`{"n":%d}`, i), map[string]types.MessageAttributeValue{"tenant": str("acme"), "n": num(fmt.Sprint(i))})] = true
 	}
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	start(t, q, rec, nil, func(c *Config) { c.EventType = "com.example.order" })
-	eventually(t, 10*time.Second, "15 events", func() bool { return rec.count() >= 15 })
-	for _, e := range rec.got() {
+	plugintest.Eventually(t, 10*time.Second, "15 events", func() bool { return rec.Count() >= 15 })
+	for _, e := range rec.Events() {
 		if !ids[e.ID()] {
 			t.Errorf("unexpected id %s", e.ID())
 		}
@@ -35,8 +37,8 @@ func TestConsumeWrapsAndDeletes(t *testing.T) {
 			t.Errorf("event: %s", e)
 		}
 	}
-	eventually(t, 10*time.Second, "the queue to be empty", func() bool { return depth(t, c, q) == 0 })
-	if n := rec.count(); n != 15 {
+	plugintest.Eventually(t, 10*time.Second, "the queue to be empty", func() bool { return depth(t, c, q) == 0 })
+	if n := rec.Count(); n != 15 {
 		t.Errorf("%d events ingested, want 15 (no duplicates)", n)
 	}
 }
@@ -49,11 +51,11 @@ func TestStructuredAndBinaryMessages(t *testing.T) {
 		"ce-specversion": str("1.0"), "ce-id": str("b-1"), "ce-source": str("/orders"), "ce-type": str("com.example.order.paid"),
 		"content-type": str("text/plain"), "ce-attempt": num("2"),
 	})
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	start(t, q, rec, nil, nil)
-	eventually(t, 10*time.Second, "2 events", func() bool { return rec.count() >= 2 })
+	plugintest.Eventually(t, 10*time.Second, "2 events", func() bool { return rec.Count() >= 2 })
 	byID := map[string]*event.Event{}
-	for _, e := range rec.got() {
+	for _, e := range rec.Events() {
 		byID[e.ID()] = e
 	}
 	if e := byID["s-1"]; e == nil || e.Type() != "com.example.order.created" || string(e.Data()) != `{"a":1}` {
@@ -70,20 +72,20 @@ func TestIngestFailureComesBack(t *testing.T) {
 	for i := range 5 {
 		send(t, c, q, fmt.Sprintf("m%d", i), nil)
 	}
-	rec := &recorder{fail: func(call int, _ []*event.Event) error {
+	rec := &sourcetest.Recorder{Fail: func(call int, _ []*event.Event) error {
 		if call <= 2 {
 			return fmt.Errorf("journal append failed: %w", sources.ErrUnavailable)
 		}
 		return nil
 	}}
-	logs := &logBuffer{}
+	logs := &plugintest.LogBuffer{}
 	s := start(t, q, rec, logs, func(c *Config) { c.Pollers = 1; c.VisibilityTimeout = 30 * time.Second })
 	_ = s
 	// The visibility timeout is 30s: the messages come back within the nak
 	// backoff (1s, 2s), not after it.
-	eventually(t, 15*time.Second, "5 events after two failed ingests", func() bool { return rec.count() >= 5 })
-	eventually(t, 10*time.Second, "the queue to be empty", func() bool { return depth(t, c, q) == 0 })
-	if n := rec.count(); n != 5 {
+	plugintest.Eventually(t, 15*time.Second, "5 events after two failed ingests", func() bool { return rec.Count() >= 5 })
+	plugintest.Eventually(t, 10*time.Second, "the queue to be empty", func() bool { return depth(t, c, q) == 0 })
+	if n := rec.Count(); n != 5 {
 		t.Errorf("%d events ingested, want 5", n)
 	}
 	if n := strings.Count(logs.String(), "ingest failed; the messages stay on the queue"); n != 2 {
@@ -107,16 +109,16 @@ func TestMalformedGoesToDeadLetterQueue(t *testing.T) {
 	})
 	badID := send(t, c, q, `{"specversion":"1.0","id":"bad-1","type":"t"}`, nil)
 	send(t, c, q, "good", nil)
-	rec := &recorder{}
-	logs := &logBuffer{}
+	rec := &sourcetest.Recorder{}
+	logs := &plugintest.LogBuffer{}
 	start(t, q, rec, logs, func(c *Config) { c.VisibilityTimeout = time.Second; c.Pollers = 1 })
-	eventually(t, 10*time.Second, "the good message", func() bool { return rec.count() >= 1 })
-	eventually(t, 20*time.Second, "the malformed message in the DLQ", func() bool { return depth(t, c, dlq) == 1 })
-	eventually(t, 5*time.Second, "the queue to be empty", func() bool { return depth(t, c, q) == 0 })
-	if rec.count() != 1 || string(rec.got()[0].Data()) != "good" {
-		t.Errorf("ingested %d events, want only the good one", rec.count())
+	plugintest.Eventually(t, 10*time.Second, "the good message", func() bool { return rec.Count() >= 1 })
+	plugintest.Eventually(t, 20*time.Second, "the malformed message in the DLQ", func() bool { return depth(t, c, dlq) == 1 })
+	plugintest.Eventually(t, 5*time.Second, "the queue to be empty", func() bool { return depth(t, c, q) == 0 })
+	if rec.Count() != 1 || string(rec.Events()[0].Data()) != "good" {
+		t.Errorf("ingested %d events, want only the good one", rec.Count())
 	}
-	if n := rec.rejects("malformed"); n != 2 {
+	if n := rec.Rejections("malformed"); n != 2 {
 		t.Errorf("rejected %d times, want 2 (one per receive)", n)
 	}
 	lines := strings.Count(logs.String(), "malformed CloudEvent in sqs message")
@@ -139,21 +141,18 @@ func TestLongIngestExtendsVisibility(t *testing.T) {
 	send(t, c, q, "slow", nil)
 	// The first ingest takes 3.5s with a visibility timeout of 2s: without
 	// the extension, the other poller would receive the message again.
-	rec := &recorder{block: func(call int) time.Duration {
+	rec := &sourcetest.Recorder{Block: func(call int) time.Duration {
 		if call == 1 {
 			return 3500 * time.Millisecond
 		}
 		return 0
 	}}
 	start(t, q, rec, nil, func(c *Config) { c.VisibilityTimeout = 2 * time.Second; c.Pollers = 2 })
-	eventually(t, 10*time.Second, "the event", func() bool { return rec.count() >= 1 })
-	eventually(t, 5*time.Second, "the queue to be empty", func() bool { return depth(t, c, q) == 0 })
+	plugintest.Eventually(t, 10*time.Second, "the event", func() bool { return rec.Count() >= 1 })
+	plugintest.Eventually(t, 5*time.Second, "the queue to be empty", func() bool { return depth(t, c, q) == 0 })
 	time.Sleep(2500 * time.Millisecond) // a reappearing message would be received by now
-	rec.mu.Lock()
-	calls := rec.calls
-	rec.mu.Unlock()
-	if calls != 1 || rec.count() != 1 {
-		t.Errorf("%d ingest calls, %d events; want 1 and 1", calls, rec.count())
+	if calls, events, _ := rec.Snapshot(); calls != 1 || len(events) != 1 {
+		t.Errorf("%d ingest calls, %d events; want 1 and 1", calls, len(events))
 	}
 }
 
@@ -164,7 +163,7 @@ func TestTooLargeIsolated(t *testing.T) {
 		send(t, c, q, fmt.Sprintf("m%d", i), nil)
 	}
 	send(t, c, q, "LARGE", nil)
-	rec := &recorder{fail: func(_ int, events []*event.Event) error {
+	rec := &sourcetest.Recorder{Fail: func(_ int, events []*event.Event) error {
 		for _, e := range events {
 			if string(e.Data()) == "LARGE" {
 				return fmt.Errorf("journal append: %w", sources.ErrTooLarge)
@@ -173,9 +172,9 @@ func TestTooLargeIsolated(t *testing.T) {
 		return nil
 	}}
 	start(t, q, rec, nil, func(c *Config) { c.Pollers = 1; c.WaitTime = 2 * time.Second })
-	eventually(t, 10*time.Second, "the 4 small events", func() bool { return rec.count() >= 4 })
-	eventually(t, 5*time.Second, "a too_large rejection", func() bool { return rec.rejects("too_large") >= 1 })
-	eventually(t, 5*time.Second, "only the large message left", func() bool { return depth(t, c, q) == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the 4 small events", func() bool { return rec.Count() >= 4 })
+	plugintest.Eventually(t, 5*time.Second, "a too_large rejection", func() bool { return rec.Rejections("too_large") >= 1 })
+	plugintest.Eventually(t, 5*time.Second, "only the large message left", func() bool { return depth(t, c, q) == 1 })
 }
 
 func TestQueueUnreachable(t *testing.T) {
@@ -186,13 +185,13 @@ func TestQueueUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	rec := &recorder{}
-	logs := &logBuffer{}
+	rec := &sourcetest.Recorder{}
+	logs := &plugintest.LogBuffer{}
 	c := NewConfig()
 	c.QueueURL = "http://" + addr + "/000000000000/nowhere"
 	c.Endpoint = "http://" + addr
 	c.Region = "us-east-1"
-	s, err := New(context.Background(), c, sources.Deps{Logger: logs.logger()})
+	s, err := New(context.Background(), c, sources.Deps{Logger: sourcetest.Logger(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +199,7 @@ func TestQueueUnreachable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, rec) }()
-	eventually(t, 5*time.Second, "3 retries", func() bool { return strings.Count(logs.String(), "sqs queue unreachable; retrying") >= 3 })
+	plugintest.Eventually(t, 5*time.Second, "3 retries", func() bool { return strings.Count(logs.String(), "sqs queue unreachable; retrying") >= 3 })
 	cancel()
 	select {
 	case err := <-done:
@@ -224,11 +223,11 @@ func TestMissingQueueRetries(t *testing.T) {
 	c := broker(t)
 	q, _ := queue(t, c, "gone", nil)
 	c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(q)})
-	logs := &logBuffer{}
-	rec := &recorder{}
+	logs := &plugintest.LogBuffer{}
+	rec := &sourcetest.Recorder{}
 	cfg := NewConfig()
 	cfg.QueueURL, cfg.Endpoint, cfg.Region = q, endpoint(), "us-east-1"
-	s, err := New(context.Background(), cfg, sources.Deps{Logger: logs.logger()})
+	s, err := New(context.Background(), cfg, sources.Deps{Logger: sourcetest.Logger(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 //go:embed example.yaml
@@ -44,7 +45,7 @@ func TestExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := s.(*Webhook)
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	srv := serve(t, w, rec)
 
 	// The README's curl example.
@@ -59,7 +60,7 @@ func TestExample(t *testing.T) {
 	if resp := send(t, srv, request{path: "/hooks/github", headers: headers, body: body}); resp.status != http.StatusAccepted {
 		t.Fatalf("answer %d %q, want 202", resp.status, resp.body)
 	}
-	e := rec.last()
+	e := rec.Last()
 	if e.Type() != "com.github.push" || e.Subject() != "octo/hello" || e.Source() != "/hooks/github" {
 		t.Errorf("event type %q subject %q source %q", e.Type(), e.Subject(), e.Source())
 	}
@@ -100,7 +101,7 @@ func TestREADMEStandardWebhooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := s.(*Webhook)
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	srv := serve(t, w, rec)
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	body := `{"type":"invoice.paid","data":{"id":"in_1"}}`
@@ -111,7 +112,7 @@ func TestREADMEStandardWebhooks(t *testing.T) {
 	if resp.status != http.StatusAccepted {
 		t.Fatalf("answer %d %q, want 202", resp.status, resp.body)
 	}
-	if e := rec.last(); e.Type() != "com.example.billing.invoice.paid" || e.ID() != "msg_1" {
+	if e := rec.Last(); e.Type() != "com.example.billing.invoice.paid" || e.ID() != "msg_1" {
 		t.Errorf("event type %q id %q", e.Type(), e.ID())
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/filters"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -533,23 +534,12 @@ func setAttr(e *event.Event, name string, v any) error {
 			unset(e, name)
 			return nil
 		}
-		switch name {
-		case "id":
-			return ec.SetID(s)
-		case "source":
-			return ec.SetSource(s)
-		case "type":
-			return ec.SetType(s)
-		case "subject":
-			return ec.SetSubject(s)
-		case "datacontenttype":
+		if name == "datacontenttype" {
 			if _, _, err := mime.ParseMediaType(s); err != nil {
 				return fmt.Errorf("%q is not a media type", s)
 			}
-			return ec.SetDataContentType(s)
-		default:
-			return ec.SetDataSchema(s)
 		}
+		return filters.SetStringAttribute(ec, name, s)
 	}
 	x, err := extensionValue(v)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/junctionhq/junction/sources"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 func FuzzMatchV1(f *testing.F) {
@@ -79,7 +80,7 @@ data: body.payload`)
 	f.Add("POST", "", "", "", "", "\xff\xfe")
 	f.Fuzz(func(t *testing.T, method, query, contentType, event, sig, body string) {
 		for _, w := range []*Webhook{exprs, withData, signed, hmacd} {
-			rec := &recorder{}
+			rec := &sourcetest.Recorder{}
 			req := &http.Request{
 				Method:        method,
 				URL:           &url.URL{Path: "/h", RawQuery: query},
@@ -99,7 +100,7 @@ data: body.payload`)
 			w.Handler(rec).ServeHTTP(rw, req)
 			switch rw.Code {
 			case http.StatusAccepted:
-				e := rec.last()
+				e := rec.Last()
 				if e == nil {
 					t.Fatal("202 without an event")
 				}
@@ -114,7 +115,7 @@ data: body.payload`)
 				if reason := rw.Body.String(); strings.Count(reason, "\n") != 1 || len(reason) > sources.MaxReason+1 {
 					t.Fatalf("reason is not one bounded line: %q", reason)
 				}
-				if rec.last() != nil {
+				if rec.Last() != nil {
 					t.Fatal("an event ingested from a refused request")
 				}
 			default:

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,48 +15,6 @@ import (
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/sources"
 )
-
-// recorder is an Ingester that keeps what it is given.
-type recorder struct {
-	mu       sync.Mutex
-	events   []*event.Event
-	rejected map[string]int
-	err      error // returned by Ingest when set
-}
-
-func (r *recorder) Ingest(_ context.Context, events []*event.Event) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
-	}
-	r.events = append(r.events, events...)
-	return nil
-}
-
-func (r *recorder) Rejected(reason string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.rejected == nil {
-		r.rejected = map[string]int{}
-	}
-	r.rejected[reason]++
-}
-
-func (r *recorder) last() *event.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.events) == 0 {
-		return nil
-	}
-	return r.events[len(r.events)-1]
-}
-
-func (r *recorder) count(reason string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.rejected[reason]
-}
 
 // sourceYAML is a config file with one webhook source whose own keys are
 // body (indented by four spaces). The source's keys start on line 4.

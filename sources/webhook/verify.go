@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/text"
 )
 
 // Verification schemes.
@@ -80,7 +81,7 @@ func (v *Verify) validate(path string) error {
 		if v.Tolerance != 0 {
 			errs = append(errs, config.FieldErrorf(path+".tolerance", "only for scheme %s", SchemeStandardWebhooks))
 		}
-		if v.Header != "" && !isToken(v.Header) {
+		if v.Header != "" && !text.IsToken(v.Header) {
 			errs = append(errs, config.FieldErrorf(path+".header", "%q is not a valid header name", v.Header))
 		}
 	case SchemeStandardWebhooks:

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 // GitHub's documented example
@@ -147,20 +149,20 @@ func checkVerify(t *testing.T, w *Webhook, headers map[string]string, body, reas
 	ID() string
 }) {
 	t.Helper()
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	srv := serve(t, w, rec)
 	resp := send(t, srv, request{path: "/h", headers: headers, body: body})
 	if reason == "" {
 		if resp.status != http.StatusAccepted {
 			t.Fatalf("answer %d %q, want 202", resp.status, resp.body)
 		}
-		return rec.last()
+		return rec.Last()
 	}
 	if resp.status != http.StatusUnauthorized || resp.body != reason+"\n" {
 		t.Fatalf("answer %d %q, want 401 %q", resp.status, resp.body, reason)
 	}
-	if rec.last() != nil || rec.count("unauthorized") != 1 {
-		t.Errorf("events %d, rejected %v; want none and one unauthorized", len(rec.events), rec.rejected)
+	if rec.Last() != nil || rec.Rejections("unauthorized") != 1 {
+		t.Errorf("events %d, rejected %v; want none and one unauthorized", rec.Count(), rec.Reasons())
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/text"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -80,7 +81,7 @@ func (c *Config) Validate() error {
 	for i, m := range c.Methods {
 		key := fmt.Sprintf("methods[%d]", i)
 		switch {
-		case !isToken(m):
+		case !text.IsToken(m):
 			errs = append(errs, config.FieldErrorf(key, "%q is not an HTTP method", m))
 		case m != strings.ToUpper(m):
 			errs = append(errs, config.FieldErrorf(key, "%q: HTTP methods are case-sensitive (did you mean %q?)", m, strings.ToUpper(m)))
@@ -206,21 +207,4 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 func (h *handler) reject(rw http.ResponseWriter, r *http.Request, status int, label, reason string) {
 	h.w.log.Debug("webhook: request rejected", "status", status, "reason", label, "detail", reason, "remote", r.RemoteAddr)
 	sources.Refuse(rw, h.in, status, label, reason)
-}
-
-// isToken reports whether s is an RFC 9110 token (a method or header name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

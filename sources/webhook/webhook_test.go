@@ -15,19 +15,21 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sources"
+	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
 func TestDefaults(t *testing.T) {
 	w := build(t, "path: /hooks/any")
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	srv := serve(t, w, rec)
 	body := `{"hello": "world"}`
 	resp := send(t, srv, request{path: "/hooks/any", headers: map[string]string{"Content-Type": "application/json"}, body: body})
 	if resp.status != http.StatusAccepted || resp.body != "" {
 		t.Fatalf("answer %d %q, want 202 and no body", resp.status, resp.body)
 	}
-	e := rec.last()
+	e := rec.Last()
 	if e == nil {
 		t.Fatal("nothing ingested")
 	}
@@ -48,7 +50,7 @@ func TestDefaults(t *testing.T) {
 	// A second request gets another id.
 	first := e.ID()
 	send(t, srv, request{path: "/hooks/any", body: "x"})
-	if e := rec.last(); e.ID() == first {
+	if e := rec.Last(); e.ID() == first {
 		t.Errorf("two requests got the same id %q", first)
 	}
 }
@@ -77,7 +79,7 @@ func TestBodies(t *testing.T) {
 			`invalid attribute "datacontenttype": failed to parse RFC 2046 media type mime: expected slash after first token`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{}
+			rec := &sourcetest.Recorder{}
 			srv := serve(t, w, rec)
 			h := map[string]string{}
 			if tc.contentType != "" {
@@ -91,12 +93,12 @@ func TestBodies(t *testing.T) {
 				if got := strings.TrimSuffix(resp.body, "\n"); got != tc.wantReason {
 					t.Errorf("reason %q, want %q", got, tc.wantReason)
 				}
-				if rec.count("malformed") != 1 || rec.last() != nil {
-					t.Errorf("rejected %v, events %d; want one malformed and none", rec.rejected, len(rec.events))
+				if rec.Rejections("malformed") != 1 || rec.Last() != nil {
+					t.Errorf("rejected %v, events %d; want one malformed and none", rec.Reasons(), rec.Count())
 				}
 				return
 			}
-			e := rec.last()
+			e := rec.Last()
 			if got := e.DataContentType(); got != tc.wantCT {
 				t.Errorf("datacontenttype %q, want %q", got, tc.wantCT)
 			}
@@ -346,7 +348,7 @@ func TestAttributes(t *testing.T) {
 				cfg += "\ndata: '" + tc.data + "'"
 			}
 			w := build(t, cfg)
-			rec := &recorder{}
+			rec := &sourcetest.Recorder{}
 			srv := serve(t, w, rec)
 			p := tc.path
 			if p == "" {
@@ -357,15 +359,15 @@ func TestAttributes(t *testing.T) {
 				if resp.status != http.StatusBadRequest || resp.body != tc.reason+"\n" {
 					t.Fatalf("answer %d %q, want 400 %q", resp.status, resp.body, tc.reason)
 				}
-				if rec.count("malformed") != 1 || rec.last() != nil {
-					t.Errorf("rejected %v with %d events, want one malformed and no event", rec.rejected, len(rec.events))
+				if rec.Rejections("malformed") != 1 || rec.Last() != nil {
+					t.Errorf("rejected %v with %d events, want one malformed and no event", rec.Reasons(), rec.Count())
 				}
 				return
 			}
 			if resp.status != http.StatusAccepted {
 				t.Fatalf("answer %d %q, want 202", resp.status, resp.body)
 			}
-			e := rec.last()
+			e := rec.Last()
 			got := attrs(e)
 			want := map[string]string{"source": "/h", "type": "dev.junction.webhook", "id": got["id"]}
 			maps.Copy(want, tc.want)
@@ -389,7 +391,7 @@ func TestAttributes(t *testing.T) {
 
 func TestMethodNotAllowed(t *testing.T) {
 	w := build(t, "path: /h\nmethods: [POST, PUT]")
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	srv := serve(t, w, rec)
 	for _, m := range []string{http.MethodGet, http.MethodDelete, http.MethodPatch} {
 		resp := send(t, srv, request{method: m, path: "/h", body: "x"})
@@ -403,14 +405,14 @@ func TestMethodNotAllowed(t *testing.T) {
 	if want := fmt.Sprintf("method %s not allowed (use POST, PUT)\n", http.MethodPatch); send(t, srv, request{method: http.MethodPatch, path: "/h"}).body != want {
 		t.Errorf("reason is not %q", want)
 	}
-	if n := rec.count("method_not_allowed"); n != 4 {
+	if n := rec.Rejections("method_not_allowed"); n != 4 {
 		t.Errorf("rejected method_not_allowed %d times, want 4", n)
 	}
 	if resp := send(t, srv, request{method: http.MethodPut, path: "/h", body: "x"}); resp.status != http.StatusAccepted {
 		t.Errorf("PUT: status %d, want 202", resp.status)
 	}
-	if len(rec.events) != 1 {
-		t.Errorf("%d events, want 1", len(rec.events))
+	if rec.Count() != 1 {
+		t.Errorf("%d events, want 1", rec.Count())
 	}
 }
 
@@ -421,7 +423,7 @@ func (h hiddenLength) Read(p []byte) (int, error) { return h.r.Read(p) }
 
 func TestTooLarge(t *testing.T) {
 	w := build(t, "path: /h\nmaxBodySize: 1KiB")
-	rec := &recorder{}
+	rec := &sourcetest.Recorder{}
 	srv := serve(t, w, rec)
 
 	if resp := send(t, srv, request{path: "/h", body: strings.Repeat("a", 1024)}); resp.status != http.StatusAccepted {
@@ -447,13 +449,13 @@ func TestTooLarge(t *testing.T) {
 			t.Errorf("chunked body of %d bytes: status %d, want %d", n, r.StatusCode, want)
 		}
 	}
-	if n := rec.count("too_large"); n != 3 {
+	if n := rec.Rejections("too_large"); n != 3 {
 		t.Errorf("rejected too_large %d times, want 3", n)
 	}
-	if len(rec.events) != 2 {
-		t.Errorf("%d events, want 2", len(rec.events))
+	if rec.Count() != 2 {
+		t.Errorf("%d events, want 2", rec.Count())
 	}
-	if string(rec.last().Data()) != strings.Repeat("b", 1024) {
+	if string(rec.Last().Data()) != strings.Repeat("b", 1024) {
 		t.Errorf("chunked body not read whole")
 	}
 }
@@ -473,7 +475,7 @@ func TestIngestErrors(t *testing.T) {
 		{errors.New("disk on fire"), 500, "", "internal", "internal error: the events were not stored\n"},
 	} {
 		t.Run(tc.err.Error(), func(t *testing.T) {
-			rec := &recorder{err: tc.err}
+			rec := &sourcetest.Recorder{Fail: func(int, []*event.Event) error { return tc.err }}
 			srv := serve(t, w, rec)
 			resp := send(t, srv, request{path: "/h", body: "x"})
 			if resp.status != tc.status || resp.body != tc.body {
@@ -482,8 +484,8 @@ func TestIngestErrors(t *testing.T) {
 			if got := resp.headers.Get("Retry-After"); got != tc.retryAfter {
 				t.Errorf("Retry-After %q, want %q", got, tc.retryAfter)
 			}
-			if rec.count(tc.label) != 1 {
-				t.Errorf("rejected %v, want one %s", rec.rejected, tc.label)
+			if rec.Rejections(tc.label) != 1 {
+				t.Errorf("rejected %v, want one %s", rec.Reasons(), tc.label)
 			}
 		})
 	}
@@ -491,7 +493,7 @@ func TestIngestErrors(t *testing.T) {
 
 // blocking is an Ingester that waits for its context to end.
 type blocking struct {
-	recorder
+	sourcetest.Recorder
 	started chan struct{}
 }
 
@@ -520,17 +522,5 @@ func TestCancelledRequest(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("client: %v, want context.Canceled", err)
 	}
-	eventually(t, 5*time.Second, func() bool { return in.count("cancelled") == 1 })
-}
-
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	plugintest.Eventually(t, 5*time.Second, "the cancelled request counted", func() bool { return in.Rejections("cancelled") == 1 })
 }
