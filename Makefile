@@ -13,7 +13,8 @@ FUZZ_TARGETS := \
 	./internal/s3event:FuzzConvert \
 	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter \
-	./router:FuzzDecodeEvent
+	./router:FuzzDecodeEvent \
+	./journal:FuzzSplitBatch
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
 

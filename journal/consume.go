@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,31 +17,86 @@ import (
 // Drop must be called; until then the journal keeps the entry and hands it
 // out again after the consumer's ack wait (so a crash loses nothing).
 type Delivery struct {
-	msg jetstream.Msg
+	held *held
+	// batch is set when the entry shares its journal message with others.
+	batch *batchMsg
+	c     *Consumer
 	// Route, DeadLetter and Data are the entry's fields.
 	Route      string
 	DeadLetter bool
 	Data       []byte
 	// Attempt is the attempt number, 1 for the first delivery.
 	Attempt int
-	// Stored is when the entry was appended.
-	Stored time.Time
-	// Seq is the entry's sequence number in the stream.
+	// Seq is the sequence number in the stream of the entry's journal
+	// message (shared by the entries of a batch).
 	Seq uint64
 }
 
+// batchMsg is a journal message of several entries: it is acknowledged
+// once every entry is resolved.
+type batchMsg struct {
+	held *held
+	mu   sync.Mutex
+	left int
+	// failed is set when an entry to retry could not be stored alone: the
+	// whole message is then handed out again after retryDelay.
+	failed     bool
+	retryDelay time.Duration
+}
+
+func (b *batchMsg) resolve(failed bool, delay time.Duration) error {
+	b.mu.Lock()
+	if failed && (!b.failed || delay < b.retryDelay) {
+		b.failed, b.retryDelay = true, delay
+	}
+	b.left--
+	last, fail, wait := b.left == 0, b.failed, b.retryDelay
+	b.mu.Unlock()
+	if !last {
+		return nil
+	}
+	b.held.answered()
+	if fail {
+		return b.held.msg.NakWithDelay(wait)
+	}
+	return b.held.msg.Ack()
+}
+
 // Ack removes the entry: it has been handled.
-func (d *Delivery) Ack() error { return d.msg.Ack() }
+func (d *Delivery) Ack() error {
+	if d.batch != nil {
+		return d.batch.resolve(false, 0)
+	}
+	d.held.answered()
+	return d.held.msg.Ack()
+}
 
 // Retry hands the entry out again after delay.
-func (d *Delivery) Retry(delay time.Duration) error { return d.msg.NakWithDelay(delay) }
+func (d *Delivery) Retry(delay time.Duration) error {
+	if d.batch == nil {
+		d.held.answered()
+		return d.held.msg.NakWithDelay(delay)
+	}
+	// The entry leaves its batch: it is stored alone, due after delay, and
+	// is retried from there. If that fails, the whole batch comes back.
+	e := Entry{Sink: d.c.sink, Route: d.Route, DeadLetter: d.DeadLetter, Data: d.Data}
+	if err := d.c.j.retryAlone(e, d.Attempt, time.Now().Add(delay)); err != nil {
+		d.c.j.log.Warn("journal: storing an entry to retry failed; its whole batch will be handed out again",
+			"sink", d.c.sink, "seq", d.Seq, "err", err)
+		d.batch.resolve(true, delay)
+		return err
+	}
+	return d.batch.resolve(false, 0)
+}
 
 // Drop removes the entry without delivery (it cannot ever be delivered).
-func (d *Delivery) Drop(reason string) error { return d.msg.TermWithReason(reason) }
-
-// InProgress tells the journal the entry is still being worked on, resetting
-// its ack wait.
-func (d *Delivery) InProgress() error { return d.msg.InProgress() }
+func (d *Delivery) Drop(reason string) error {
+	if d.batch != nil {
+		return d.batch.resolve(false, 0)
+	}
+	d.held.answered()
+	return d.held.msg.TermWithReason(reason)
+}
 
 // ConsumeOptions configure one sink's consumer.
 type ConsumeOptions struct {
@@ -93,56 +150,122 @@ func (j *Journal) Consumer(ctx context.Context, sink string, o ConsumeOptions) (
 }
 
 // Pending returns how many entries wait for the sink: not yet handed out,
-// plus handed out and not yet acknowledged.
+// plus handed out and not yet acknowledged (an entry of a batch counts until
+// its whole batch is).
 func (c *Consumer) Pending(ctx context.Context) (uint64, error) {
-	info, err := c.cons.Info(ctx)
+	info, err := c.j.stream.Info(ctx, jetstream.WithSubjectFilter(c.j.Subject(c.sink)))
 	if err != nil {
 		return 0, err
 	}
-	return info.NumPending + uint64(info.NumAckPending), nil
+	var n uint64
+	for subject, msgs := range info.State.Subjects {
+		n += uint64(entriesIn(subject)) * msgs
+	}
+	return n, nil
 }
 
 // FetchWait bounds one pull request: an open request is filled by the
 // journal as entries arrive, and a new one is made at least this often.
 const FetchWait = 250 * time.Millisecond
 
+// held is a journal message handed to the workers: the consumer keeps
+// telling the journal it is in progress until every entry has been handled,
+// so entries that wait behind others are not handed out a second time.
+type held struct {
+	msg  jetstream.Msg
+	left atomic.Int32 // entries whose handler has not returned
+
+	mu   sync.Mutex
+	done bool // the message has been answered: no more progress
+}
+
+// answered stops the progress reports, before the answer is sent: a report
+// sent after a delayed retry would restart the whole ack wait.
+func (h *held) answered() {
+	h.mu.Lock()
+	h.done = true
+	h.mu.Unlock()
+}
+
+// progress tells the journal the message is still being worked on, unless
+// it has been answered.
+func (h *held) progress() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.done {
+		h.msg.InProgress()
+	}
+}
+
 // Run hands entries to handle on Concurrency workers until ctx ends, then
 // waits for the handlers running (their own context is drainCtx, which the
 // caller cancels when draining must stop).
 //
-// It pulls explicitly: each request asks for as many entries as there are
-// free slots (idle workers plus a buffer of as many) and lasts at most FetchWait, so a lost pull or a missed
-// heartbeat never stalls a sink for longer than that.
+// It pulls explicitly: each request asks for as many journal messages as
+// there are free slots (idle workers plus a buffer of as many) and lasts at
+// most FetchWait, so a lost pull or a missed heartbeat never stalls a sink
+// for longer than that. A message of several entries takes one slot until
+// all of them have been handled.
 func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Context, *Delivery)) error {
 	conc := c.opts.Concurrency
-	// A token per entry that may be handed out: one per worker, and as many
-	// again waiting in the buffer, so that workers never wait for a fetch.
+	// A token per message that may be handed out: one per worker, and as
+	// many again waiting in the buffer, so that workers never wait for a
+	// fetch.
 	slots := 2 * conc
 	idle := make(chan struct{}, slots)
 	for range slots {
 		idle <- struct{}{}
 	}
-	work := make(chan jetstream.Msg, slots)
+	var heldMu sync.Mutex
+	holding := map[*held]struct{}{}
+	release := func(h *held) {
+		heldMu.Lock()
+		delete(holding, h)
+		heldMu.Unlock()
+		idle <- struct{}{}
+	}
+	work := make(chan *Delivery, slots)
 	var wg sync.WaitGroup
 	for range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for msg := range work {
-				d, err := decode(msg)
-				if err != nil {
-					c.j.log.Error("drop unreadable journal entry", "sink", c.sink, "err", err)
-					msg.TermWithReason("unreadable entry")
-				} else {
-					handle(drainCtx, d)
+			for d := range work {
+				h := d.held
+				handle(drainCtx, d)
+				if h.left.Add(-1) == 0 {
+					release(h)
 				}
-				idle <- struct{}{}
 			}
 		}()
 	}
+	// Keep the messages held alive in the journal.
+	beat := time.NewTicker(max(c.opts.AckWait/3, 100*time.Millisecond))
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		for {
+			select {
+			case <-beat.C:
+			case <-ctx.Done():
+				return
+			}
+			heldMu.Lock()
+			hs := make([]*held, 0, len(holding))
+			for h := range holding {
+				hs = append(hs, h)
+			}
+			heldMu.Unlock()
+			for _, h := range hs {
+				h.progress()
+			}
+		}
+	}()
 	defer func() {
 		close(work)
 		wg.Wait()
+		beat.Stop()
+		<-beatDone
 	}()
 	failures := 0
 	for {
@@ -167,7 +290,7 @@ func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Contex
 		if err == nil {
 			for msg := range batch.Messages() {
 				got++
-				work <- msg
+				c.dispatch(msg, work, &heldMu, holding, idle)
 			}
 			err = batch.Error()
 			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
@@ -193,19 +316,83 @@ func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Contex
 	}
 }
 
-func decode(msg jetstream.Msg) (*Delivery, error) {
+// dispatch hands a fetched message's entries to the workers, or answers the
+// journal itself for a message that is unreadable or not due yet. It frees
+// the message's slot in the second case.
+func (c *Consumer) dispatch(msg jetstream.Msg, work chan<- *Delivery, heldMu *sync.Mutex, holding map[*held]struct{}, idle chan<- struct{}) {
+	h := &held{msg: msg}
+	ds, wait, err := c.decode(msg, h)
+	switch {
+	case err != nil:
+		c.j.log.Error("drop unreadable journal entry", "sink", c.sink, "subject", msg.Subject(), "err", err)
+		msg.TermWithReason("unreadable entry")
+		idle <- struct{}{}
+		return
+	case ds == nil:
+		// An entry retried alone, fetched before it is due.
+		msg.NakWithDelay(wait)
+		idle <- struct{}{}
+		return
+	}
+	h.left.Store(int32(len(ds)))
+	heldMu.Lock()
+	holding[h] = struct{}{}
+	heldMu.Unlock()
+	for _, d := range ds {
+		work <- d
+	}
+}
+
+// decode reads a journal message. It returns no deliveries and the time
+// left to wait for an entry retried alone whose first hand-out is the wait
+// for its due time.
+func (c *Consumer) decode(msg jetstream.Msg, h *held) ([]*Delivery, time.Duration, error) {
 	meta, err := msg.Metadata()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	h := msg.Headers()
-	return &Delivery{
-		msg:        msg,
-		Route:      h.Get(HeaderRoute),
-		DeadLetter: h.Get(HeaderDeadLetter) == "1",
-		Data:       msg.Data(),
-		Attempt:    int(meta.NumDelivered),
-		Stored:     meta.Timestamp,
-		Seq:        meta.Sequence.Stream,
-	}, nil
+	hdr := msg.Headers()
+	attempt := int(meta.NumDelivered)
+	if v := hdr.Get(headerAttempts); v != "" {
+		prev, err := strconv.Atoi(v)
+		if err != nil || prev < 0 {
+			return nil, 0, fmt.Errorf("bad %s header %q", headerAttempts, v)
+		}
+		attempt += prev
+		if v := hdr.Get(headerDue); v != "" {
+			due, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, 0, fmt.Errorf("bad %s header %q", headerDue, v)
+			}
+			// The first hand-out is the wait; attempts follow.
+			if meta.NumDelivered == 1 {
+				return nil, max(time.Until(time.Unix(0, due)), 0), nil
+			}
+			attempt--
+		}
+	}
+	one := &Delivery{
+		held:    h,
+		c:       c,
+		Attempt: attempt,
+		Seq:     meta.Sequence.Stream,
+	}
+	if entriesIn(msg.Subject()) > 1 {
+		entries, err := splitBatch(msg.Data())
+		if err != nil {
+			return nil, 0, err
+		}
+		b := &batchMsg{held: h, left: len(entries)}
+		ds := make([]*Delivery, len(entries))
+		for i, e := range entries {
+			d := *one
+			d.batch, d.Route, d.DeadLetter, d.Data = b, e.Route, e.DeadLetter, e.Data
+			ds[i] = &d
+		}
+		return ds, 0, nil
+	}
+	one.Route = hdr.Get(HeaderRoute)
+	one.DeadLetter = hdr.Get(HeaderDeadLetter) == "1"
+	one.Data = msg.Data()
+	return []*Delivery{one}, 0, nil
 }

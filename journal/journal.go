@@ -2,11 +2,14 @@
 // JetStream: embedded in the process by default (its store in a directory,
 // no network port opened), or an external JetStream server or cluster.
 //
-// There is one stream. Each entry is one delivery of one event to one sink,
-// on the subject <prefix>.<sink>; each sink has a durable pull consumer on its
-// subject, so a slow sink's backlog stays in the stream and never holds up
-// another sink. The stream has work-queue retention: an entry is removed when
-// its consumer acknowledges it.
+// There is one stream. Each entry is one delivery of one event to one sink;
+// entries are stored in journal messages on the subject
+// <prefix>.<sink>.<n>, n being how many entries the message holds (appends
+// made at the same time share messages: see appender). Each sink has a
+// durable pull consumer on its subjects, so a slow sink's backlog stays in
+// the stream and never holds up another sink. The stream has work-queue
+// retention: a message is removed when its consumer acknowledges it, which
+// happens once every entry in it has been answered.
 package journal
 
 import (
@@ -85,6 +88,7 @@ type Journal struct {
 	log    *slog.Logger
 	// gsync is set with fsync: always in the embedded journal.
 	gsync *groupSync
+	app   *appender
 }
 
 // MaxPayload is the largest entry the embedded server accepts.
@@ -210,7 +214,21 @@ func (j *Journal) connect(ctx context.Context) error {
 		return fmt.Errorf("connect journal %s: %w", o.URL, err)
 	}
 	j.nc = nc
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	// The appender is made here: the journal's answers to its messages
+	// come through these handlers.
+	j.app = newAppender(j, int(nc.MaxPayload()))
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(16384),
+		jetstream.WithPublishAsyncTimeout(30*time.Second),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
+			j.app.acked(m, nil)
+		}),
+		// Called with the publisher's lock held on a timeout: answer
+		// from another goroutine, since that may publish the next round.
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			go j.app.acked(m, classify(err))
+		}),
+	)
 	if err != nil {
 		return fmt.Errorf("open jetstream: %w", err)
 	}
@@ -248,8 +266,8 @@ func (j *Journal) ensureStream(ctx context.Context) error {
 	return nil
 }
 
-// Subject is the subject of sink's entries.
-func (j *Journal) Subject(sink string) string { return j.prefix + "." + sink }
+// Subject is the subject filter of sink's entries.
+func (j *Journal) Subject(sink string) string { return j.prefix + "." + sink + ".>" }
 
 // Entry is one delivery to store.
 type Entry struct {
@@ -263,49 +281,43 @@ type Entry struct {
 
 // Append stores entries and returns once all of them are durable (per the
 // fsync mode) or one has failed. On error, some entries may have been stored:
-// callers that retry may deliver those twice, never lose them.
+// callers that retry may deliver those twice, never lose them. Appends made
+// at the same time share journal messages (see appender).
 func (j *Journal) Append(ctx context.Context, entries []Entry) error {
-	if err := j.publish(ctx, entries); err != nil {
+	if len(entries) == 0 {
+		return nil
+	}
+	w, err := j.app.add(entries)
+	if err != nil {
 		return err
 	}
-	if j.gsync != nil {
-		if err := j.gsync.Sync(); err != nil {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	case <-j.app.stop:
+		return fmt.Errorf("%w: journal closed", ErrUnavailable)
 	}
-	return nil
+	if w.err != nil {
+		return w.err
+	}
+	return j.sync()
 }
 
-func (j *Journal) publish(ctx context.Context, entries []Entry) error {
-	switch len(entries) {
-	case 0:
+// sync makes the messages stored so far durable with fsync: always (see
+// groupSync); it does nothing in the other modes.
+func (j *Journal) sync() error {
+	if j.gsync == nil {
 		return nil
-	case 1:
-		_, err := j.js.PublishMsg(ctx, j.msg(entries[0]))
-		return classify(err)
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(entries))
-	for _, e := range entries {
-		f, err := j.js.PublishMsgAsync(j.msg(e))
-		if err != nil {
-			return classify(err)
-		}
-		futures = append(futures, f)
-	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return classify(err)
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
-		}
+	if err := j.gsync.Sync(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
 }
 
 func (j *Journal) msg(e Entry) *nats.Msg {
-	m := &nats.Msg{Subject: j.Subject(e.Sink), Data: e.Data, Header: nats.Header{}}
+	m := &nats.Msg{Subject: j.subject(e.Sink, 1), Data: e.Data, Header: nats.Header{}}
 	m.Header[HeaderRoute] = []string{e.Route}
 	if e.DeadLetter {
 		m.Header[HeaderDeadLetter] = []string{"1"}
@@ -330,6 +342,9 @@ func (j *Journal) Ready() bool {
 
 // Close closes the connection and stops the embedded server.
 func (j *Journal) Close() error {
+	if j.app != nil {
+		j.app.close()
+	}
 	if j.nc != nil {
 		j.nc.Close()
 	}

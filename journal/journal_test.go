@@ -153,20 +153,53 @@ func TestUnackedEntryComesBackAfterRestart(t *testing.T) {
 	stop()
 	j.Close()
 
-	j = open(t, dir)
-	defer j.Close()
-	c, err = j.Consumer(ctx, "s", ConsumeOptions{AckWait: 500 * time.Millisecond})
+	d := afterRestart(t, dir, 1)[0]
+	if string(d.Data) != "keep me" || d.Attempt < 2 {
+		t.Fatalf("redelivered %q attempt %d; want the entry with attempt >= 2", d.Data, d.Attempt)
+	}
+}
+
+// appendConcurrently makes each of writers goroutines append entries(w, i)
+// for i up to each, all at once, and fails the test on any error.
+func appendConcurrently(t *testing.T, j *Journal, writers, each int, entries func(w, i int) []Entry) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := j.Append(context.Background(), entries(w, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// afterRestart opens the journal in dir again and returns the first n
+// entries its consumer of sink s hands out, each acknowledged.
+func afterRestart(t *testing.T, dir string, n int) []*Delivery {
+	t.Helper()
+	j := open(t, dir)
+	t.Cleanup(func() { j.Close() })
+	c, err := j.Consumer(context.Background(), "s", ConsumeOptions{AckWait: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var again collector
-	stop = run(t, c, func(_ context.Context, d *Delivery) { again.add(d); d.Ack() })
-	defer stop()
-	eventually(t, 10*time.Second, "redelivery after restart", func() bool { return again.len() >= 1 })
-	d := again.seen[0]
-	if string(d.Data) != "keep me" || d.Attempt < 2 {
-		t.Fatalf("redelivered %q attempt %d; want the entry with attempt >= 2", d.Data, d.Attempt)
-	}
+	t.Cleanup(run(t, c, func(_ context.Context, d *Delivery) { again.add(d); d.Ack() }))
+	eventually(t, 10*time.Second, fmt.Sprintf("%d entries after restart", n), func() bool { return again.len() >= n })
+	again.mu.Lock()
+	defer again.mu.Unlock()
+	return append([]*Delivery(nil), again.seen[:n]...)
 }
 
 func TestFullJournalRefusesWrites(t *testing.T) {
@@ -210,6 +243,7 @@ func BenchmarkAppend(b *testing.B) {
 	data := make([]byte, 1024)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
+	b.SetParallelism(8) // 16 writers on 2 cores, as with 16 connections
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := j.Append(context.Background(), []Entry{{Sink: "s", Route: "r", Data: data}}); err != nil {
@@ -229,25 +263,9 @@ func TestFsyncAlwaysGroupCommit(t *testing.T) {
 		t.Fatal("fsync: always did not enable the group commit")
 	}
 	const writers, each = 32, 25
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				if err := j.Append(context.Background(), []Entry{{Sink: "s", Route: "r", Data: fmt.Appendf(nil, "%d-%d", w, i)}}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	appendConcurrently(t, j, writers, each, func(w, i int) []Entry {
+		return []Entry{{Sink: "s", Route: "r", Data: fmt.Appendf(nil, "%d-%d", w, i)}}
+	})
 	j.gsync.mu.Lock()
 	syncs, last := j.gsync.syncs, j.gsync.lastBlock
 	j.gsync.mu.Unlock()

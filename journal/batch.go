@@ -1,0 +1,345 @@
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Appends made at the same time are coalesced: while rounds of journal
+// messages are being stored, the entries of the appends that arrive meanwhile
+// wait, and the next round carries all of them, one journal message per sink
+// holding several entries. Under load, one publish, one store write, one
+// fetch and one acknowledgement then serve many deliveries; an append that
+// finds the journal idle is stored at once, alone.
+//
+// A journal message's subject is <prefix>.<sink>.<n>, n being how many
+// entries it holds. A message of one entry has headers for the route and
+// the dead-letter mark, and the encoded event as its payload. A message of
+// several holds, for each entry: the route's length (uvarint),
+// the route, a flags byte (1: dead letter), the data's length (uvarint), the
+// data.
+
+// Batch limits: entries per journal message, and payload bytes.
+const (
+	maxBatchEntries = 64
+	maxBatchBytes   = 256 << 10
+)
+
+// Headers of entries that a failed delivery from a batch put back alone.
+const (
+	// headerAttempts is the number of attempts already made.
+	headerAttempts = "Junction-Attempts"
+	// headerDue is when the next attempt may be made (Unix nanoseconds).
+	headerDue = "Junction-Due"
+)
+
+// waiter is one Append call waiting for its entries.
+type waiter struct {
+	mu   sync.Mutex
+	left int
+	err  error
+	done chan struct{}
+}
+
+func (w *waiter) finish(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	w.left--
+	if w.left == 0 {
+		close(w.done)
+	}
+}
+
+type queued struct {
+	e Entry
+	w *waiter
+}
+
+// sentMsg is a message of a round being stored.
+type sentMsg struct {
+	waiters []*waiter // the appends of its entries
+	left    *int      // its round's messages not yet answered
+}
+
+// maxRounds bounds the rounds being stored at once. Two let a round be
+// formed while the one before it is stored, at the cost of smaller batches.
+const maxRounds = 2
+
+// appender coalesces concurrent appends into rounds of journal messages.
+// Up to maxRounds rounds are stored at once: an append that finds fewer
+// sends its entries at once; the entries that arrive while they are being
+// stored wait, and are sent all together by whoever receives the last
+// acknowledgement of a round. No goroutine sits between an append and the
+// journal: a dedicated one would add a hand-off to every append, which under
+// load costs more than the batching saves.
+type appender struct {
+	j     *Journal
+	limit int // payload bytes per batch message
+
+	mu     sync.Mutex
+	queue  []queued
+	rounds int                   // rounds being stored
+	sent   map[*nats.Msg]sentMsg // their messages
+	closed bool
+	stop   chan struct{}
+
+	// messages and entries sent, for tests and the bench.
+	messages, stored atomic.Uint64
+}
+
+func newAppender(j *Journal, maxPayload int) *appender {
+	return &appender{
+		j:     j,
+		limit: min(maxBatchBytes, maxPayload/2),
+		sent:  map[*nats.Msg]sentMsg{},
+		stop:  make(chan struct{}),
+	}
+}
+
+// add queues entries, sends them at once when fewer than maxRounds rounds
+// are being stored, and returns the waiter that their storage resolves.
+func (a *appender) add(entries []Entry) (*waiter, error) {
+	w := &waiter{left: len(entries), done: make(chan struct{})}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil, fmt.Errorf("%w: journal closed", ErrUnavailable)
+	}
+	for _, e := range entries {
+		a.queue = append(a.queue, queued{e, w})
+	}
+	if a.rounds >= maxRounds {
+		a.mu.Unlock()
+		return w, nil
+	}
+	a.rounds++
+	round := a.queue
+	a.queue = nil
+	a.mu.Unlock()
+	a.send(round)
+	return w, nil
+}
+
+// acked is the journal's answer to a published message (a PubAck or an
+// error); the round's last answer sends the next round.
+func (a *appender) acked(m *nats.Msg, err error) {
+	if next := a.answered(m, err); next != nil {
+		a.send(next)
+	}
+}
+
+// answered resolves the appends of message m and returns the next round to
+// send, if m was the last of its round and entries are waiting.
+func (a *appender) answered(m *nats.Msg, err error) []queued {
+	a.mu.Lock()
+	sm, ok := a.sent[m]
+	if !ok {
+		// Not a message of a round (an entry retried alone).
+		a.mu.Unlock()
+		return nil
+	}
+	delete(a.sent, m)
+	*sm.left--
+	var next []queued
+	if *sm.left == 0 {
+		if len(a.queue) > 0 && !a.closed {
+			next = a.queue
+			a.queue = nil
+		} else {
+			a.rounds--
+		}
+	}
+	a.mu.Unlock()
+	for _, w := range sm.waiters {
+		w.finish(err)
+	}
+	return next
+}
+
+// send publishes the messages of a round, and of the rounds that follow
+// when every message of one fails at once.
+func (a *appender) send(round []queued) {
+	for round != nil {
+		msgs, waiters := a.group(round)
+		left := len(msgs)
+		a.mu.Lock()
+		for i, m := range msgs {
+			a.sent[m] = sentMsg{waiters[i], &left}
+		}
+		a.mu.Unlock()
+		round = nil
+		for i, m := range msgs {
+			if _, err := a.j.js.PublishMsgAsync(m); err != nil {
+				round = a.answered(m, classify(err))
+				continue
+			}
+			a.messages.Add(1)
+			a.stored.Add(uint64(len(waiters[i])))
+		}
+	}
+}
+
+// group makes the journal messages of a round: by sink, in order, within
+// the batch limits; an entry too large for a batch goes alone.
+func (a *appender) group(round []queued) ([]*nats.Msg, [][]*waiter) {
+	var msgs []*nats.Msg
+	var waiters [][]*waiter
+	add := func(group []queued) {
+		ws := make([]*waiter, len(group))
+		for i, q := range group {
+			ws[i] = q.w
+		}
+		if len(group) == 1 {
+			msgs = append(msgs, a.j.msg(group[0].e))
+		} else {
+			msgs = append(msgs, a.j.batchMsg(group))
+		}
+		waiters = append(waiters, ws)
+	}
+	var sinks []string
+	bySink := map[string][]queued{}
+	for _, q := range round {
+		if _, ok := bySink[q.e.Sink]; !ok {
+			sinks = append(sinks, q.e.Sink)
+		}
+		bySink[q.e.Sink] = append(bySink[q.e.Sink], q)
+	}
+	for _, sink := range sinks {
+		var group []queued
+		size := 0
+		for _, q := range bySink[sink] {
+			n := entrySize(q.e)
+			if len(group) > 0 && (len(group) == maxBatchEntries || size+n > a.limit) {
+				add(group)
+				group, size = nil, 0
+			}
+			group = append(group, q)
+			size += n
+		}
+		add(group)
+	}
+	return msgs, waiters
+}
+
+// close fails the queued appends and those waiting for an answer.
+func (a *appender) close() {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.closed = true
+	queue := a.queue
+	a.queue = nil
+	a.mu.Unlock()
+	close(a.stop)
+	for _, q := range queue {
+		q.w.finish(fmt.Errorf("%w: journal closed", ErrUnavailable))
+	}
+}
+
+// Stats returns how many journal messages and entries this process has
+// sent to the journal.
+func (j *Journal) Stats() (messages, entries uint64) {
+	return j.app.messages.Load(), j.app.stored.Load()
+}
+
+func entrySize(e Entry) int {
+	return 2*binary.MaxVarintLen32 + 1 + len(e.Route) + len(e.Data)
+}
+
+func (j *Journal) batchMsg(group []queued) *nats.Msg {
+	size := 0
+	for _, q := range group {
+		size += entrySize(q.e)
+	}
+	buf := make([]byte, 0, size)
+	for _, q := range group {
+		buf = binary.AppendUvarint(buf, uint64(len(q.e.Route)))
+		buf = append(buf, q.e.Route...)
+		var flags byte
+		if q.e.DeadLetter {
+			flags |= 1
+		}
+		buf = append(buf, flags)
+		buf = binary.AppendUvarint(buf, uint64(len(q.e.Data)))
+		buf = append(buf, q.e.Data...)
+	}
+	return &nats.Msg{Subject: j.subject(group[0].e.Sink, len(group)), Data: buf}
+}
+
+var errBadBatch = errors.New("malformed batch")
+
+// splitBatch decodes a batch message's payload into its entries. Data
+// slices share the payload.
+func splitBatch(p []byte) ([]Entry, error) {
+	var out []Entry
+	for len(p) > 0 {
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n > uint64(len(p)-k) {
+			return nil, errBadBatch
+		}
+		route := string(p[k : k+int(n)])
+		p = p[k+int(n):]
+		if len(p) == 0 {
+			return nil, errBadBatch
+		}
+		flags := p[0]
+		p = p[1:]
+		n, k = binary.Uvarint(p)
+		if k <= 0 || n > uint64(len(p)-k) {
+			return nil, errBadBatch
+		}
+		out = append(out, Entry{Route: route, DeadLetter: flags&1 != 0, Data: p[k : k+int(n) : k+int(n)]})
+		p = p[k+int(n):]
+	}
+	if len(out) == 0 {
+		return nil, errBadBatch
+	}
+	return out, nil
+}
+
+// entriesIn reads how many entries a journal message holds from its subject
+// (see subject); 1 when the subject does not say.
+func entriesIn(subject string) int {
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		if n, err := strconv.Atoi(subject[i+1:]); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 1
+}
+
+// subject is the subject of a journal message of n entries for sink.
+func (j *Journal) subject(sink string, n int) string {
+	return j.prefix + "." + sink + "." + strconv.Itoa(n)
+}
+
+// retryAlone stores one entry of a batch on its own, to be attempted again
+// at due, after attempts attempts; durably, as Append does.
+func (j *Journal) retryAlone(e Entry, attempts int, due time.Time) error {
+	m := j.msg(e)
+	m.Header[headerAttempts] = []string{strconv.Itoa(attempts)}
+	m.Header[headerDue] = []string{strconv.FormatInt(due.UnixNano(), 10)}
+	f, err := j.js.PublishMsgAsync(m)
+	if err != nil {
+		return classify(err)
+	}
+	select {
+	case <-f.Ok():
+		return j.sync()
+	case err := <-f.Err():
+		return classify(err)
+	}
+}
