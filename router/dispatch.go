@@ -26,37 +26,24 @@ type sinkRuntime struct {
 	consumer *journal.Consumer
 	// policies holds the delivery policy of each route that sends here.
 	policies map[string]config.Policy
-	// duration and counted are this sink's series, resolved once.
+	// duration is this sink's series, resolved once.
 	duration prometheus.Observer
-	counted  map[string]map[string]prometheus.Counter // route → outcome → series
 }
 
-// count adds one delivery outcome for route.
+// count adds one delivery outcome for route. The series is made on first
+// use (made up front, 10,000 routes would make 40,000 series, most of them
+// never used); the CounterVec's own look-up finds it after that.
 func (s *sinkRuntime) count(route, outcome string) {
-	if c, ok := s.counted[route][outcome]; ok {
-		c.Inc()
-		return
-	}
-	// A route no longer in the config (an entry from an earlier run).
 	s.r.metrics.Deliveries.WithLabelValues(route, s.name, outcome).Inc()
 }
 
 func (s *sinkRuntime) open(ctx context.Context) error {
 	m := s.r.metrics
 	s.policies = map[string]config.Policy{}
-	s.counted = map[string]map[string]prometheus.Counter{}
 	s.duration = m.Duration.WithLabelValues(s.name)
 	for _, rt := range s.r.plan.Routes {
-		p, ok := rt.Policy[s.name]
-		if !ok && !routesDeadLetterTo(rt, s.name) {
-			continue
-		}
-		if ok {
+		if p, ok := rt.Policy[s.name]; ok {
 			s.policies[rt.Name] = p
-		}
-		s.counted[rt.Name] = map[string]prometheus.Counter{}
-		for _, o := range []string{OutcomeDelivered, OutcomeRetried, OutcomeDeadLettered, OutcomeDropped} {
-			s.counted[rt.Name][o] = m.Deliveries.WithLabelValues(rt.Name, s.name, o)
 		}
 	}
 	timeout := s.r.plan.maxTimeout(s.name)
@@ -97,7 +84,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		return
 	}
 	pol := s.policy(d)
-	actx, cancel := context.WithTimeout(ctx, pol.Timeout)
+	actx, cancel := sinks.WithAttemptTimeout(ctx, pol.Timeout)
 	start := time.Now()
 	var reply *event.Event
 	var err error
@@ -119,13 +106,13 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	if errors.Is(actx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("attempt timed out after %v: %w", pol.Timeout, err)
 	}
-	log := s.log.With("route", d.Route, "ce_id", e.ID(), "ce_type", e.Type(), "attempt", d.Attempt)
-	permanent, after := sinks.Classify(err)
 	if ctx.Err() != nil {
 		// Shutting down: the attempt was cut short; try again after restart.
 		d.Retry(pol.BackoffDelay)
 		return
 	}
+	log := s.log.With("route", d.Route, "ce_id", e.ID(), "ce_type", e.Type(), "attempt", d.Attempt)
+	permanent, after := sinks.Classify(err)
 	if !permanent && d.Attempt <= pol.Retry {
 		delay := pol.Backoff(d.Attempt)
 		if after > delay {
@@ -212,14 +199,4 @@ func (s *sinkRuntime) routeReply(ctx context.Context, d *journal.Delivery, cause
 	}
 	m.Replies.WithLabelValues(s.name, "routed").Inc()
 	return true
-}
-
-// routesDeadLetterTo reports whether route rt sends dead letters to sink.
-func routesDeadLetterTo(rt *Route, sink string) bool {
-	for _, p := range rt.Policy {
-		if p.DeadLetter == sink {
-			return true
-		}
-	}
-	return false
 }

@@ -33,8 +33,9 @@ func (r *Router) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		status := map[string]any{"journal": r.journal != nil && r.journal.Ready(), "ready": r.Ready()}
-		if !r.Ready() {
+		ready := r.Ready()
+		status := map[string]any{"journal": r.journal != nil && r.journal.Ready(), "ready": ready}
+		if !ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		json.NewEncoder(w).Encode(status)

@@ -67,6 +67,7 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 	for _, e := range events {
 		env := filters.NewEnv(e)
 		matched := false
+		var plain []byte // e encoded, once for the routes that do not transform it
 		for _, i := range in.index.Candidates(env, buf[:0]) {
 			rt := in.routes[i]
 			if rt.Match != nil {
@@ -81,8 +82,16 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 				}
 			}
 			matched = true
-			out := e
-			if rt.Transform != nil {
+			var data []byte
+			if rt.Transform == nil {
+				if plain == nil {
+					var err error
+					if plain, err = encodeEvent(nil, e); err != nil {
+						return fmt.Errorf("encode event %s: %w", e.ID(), err)
+					}
+				}
+				data = plain
+			} else {
 				t, err := rt.Transform.Apply(env)
 				if err != nil {
 					ents, err := in.transformFailed(rt, e, err)
@@ -92,11 +101,9 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 					entries = append(entries, ents...)
 					continue
 				}
-				out = t
-			}
-			data, err := encodeEvent(nil, out)
-			if err != nil {
-				return fmt.Errorf("encode event %s: %w", e.ID(), err)
+				if data, err = encodeEvent(nil, t); err != nil {
+					return fmt.Errorf("encode event %s: %w", e.ID(), err)
+				}
 			}
 			for _, sink := range rt.To {
 				entries = append(entries, journal.Entry{Sink: sink, Route: rt.Name, Data: data})

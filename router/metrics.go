@@ -69,13 +69,28 @@ func newMetrics() *Metrics {
 			Help:    "Time to make one ingest call's deliveries durable.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}),
+		Replies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_replies_total",
+			Help: "Events that function sinks answered with, by outcome: routed, hop_limit.",
+		}, []string{"sink", "outcome"}),
 	}
-	m.Replies = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "junction_replies_total",
-		Help: "Events that function sinks answered with, by outcome: routed, hop_limit.",
-	}, []string{"sink", "outcome"})
 	m.Registry.MustRegister(m.Replies, m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
 		m.Pending, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// journalCounts registers the journal's counts of entries and of the
+// messages that carry them (entries appended together share messages).
+func (m *Metrics) journalCounts(stats func() (messages, entries uint64)) {
+	m.Registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "junction_journal_entries_total",
+			Help: "Deliveries stored in the journal by this process.",
+		}, func() float64 { _, e := stats(); return float64(e) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "junction_journal_messages_total",
+			Help: "Journal messages that carried them (appends made together share messages).",
+		}, func() float64 { m, _ := stats(); return float64(m) }),
+	)
 }

@@ -91,6 +91,7 @@ func New(ctx context.Context, plan *Plan, o Options) (r *Router, err error) {
 	if err != nil {
 		return nil, err
 	}
+	r.metrics.journalCounts(r.JournalStats)
 	for _, sp := range plan.Sinks {
 		log := r.log.With("sink", sp.Plugin.Name)
 		s, err := sp.Config.Build(ctx, sinks.Deps{Name: sp.Plugin.Name, Logger: log})
@@ -184,7 +185,7 @@ func (r *Router) Listen() error {
 			return fmt.Errorf("admin listener: %w", err)
 		}
 	}
-	if r.ingressLn == nil && len(r.httpSrcs) > 0 || r.ingressLn == nil && len(r.plan.Sources) == 0 {
+	if r.ingressLn == nil && (len(r.httpSrcs) > 0 || len(r.plan.Sources) == 0) {
 		if r.ingressLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 			return fmt.Errorf("http listener: %w", err)
 		}
@@ -320,6 +321,15 @@ func (r *Router) closeAll() {
 	if r.adminLn != nil {
 		r.adminLn.Close()
 	}
+}
+
+// JournalStats returns how many journal messages and entries this process
+// has stored (entries per message show how much appends were coalesced).
+func (r *Router) JournalStats() (messages, entries uint64) {
+	if r.journal == nil {
+		return 0, 0
+	}
+	return r.journal.Stats()
 }
 
 func (r *Router) trackPending(ctx context.Context) {

@@ -469,3 +469,30 @@ routes:
 		t.Errorf("hop_limit = %v", v)
 	}
 }
+
+// TestDeliverySeriesMadeOnFirstUse checks that routes that deliver nothing
+// add no series: made up front, 10,000 routes would cost 40,000 of them.
+func TestDeliverySeriesMadeOnFirstUse(t *testing.T) {
+	var y strings.Builder
+	y.WriteString("sinks:\n  - {name: out, type: test-recorder}\nroutes:\n")
+	for i := range 500 {
+		fmt.Fprintf(&y, "  - {name: r%d, filter: 'type == \"t%d\"', to: [out]}\n", i, i)
+	}
+	r := startRouter(t, compile(t, y.String()))
+	if err := r.Ingester("src").Ingest(context.Background(), []*event.Event{newEvent("1", "t7", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the delivery", func() bool { return len(recorderNamed("out").got()) == 1 })
+	eventually(t, 5*time.Second, "the delivered series", func() bool {
+		return value(r.metrics.Deliveries.WithLabelValues("r7", "out", OutcomeDelivered)) == 1
+	})
+	families, err := r.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "junction_deliveries_total" && len(f.GetMetric()) != 1 {
+			t.Errorf("%d junction_deliveries_total series after one delivery on one of 500 routes, want 1", len(f.GetMetric()))
+		}
+	}
+}

@@ -60,6 +60,10 @@ type benchResult struct {
 	Target       string             `json:"target"`
 	DurationS    float64            `json:"duration_s"`
 	Cores        int                `json:"cores"`
+	// JournalEntries and JournalMessages: concurrent appends share journal
+	// messages (Junction target only).
+	JournalEntries  uint64 `json:"journal_entries,omitempty"`
+	JournalMessages uint64 `json:"journal_messages,omitempty"`
 }
 
 func bench(args []string, stdout, stderr io.Writer) int {
@@ -153,7 +157,6 @@ func bench(args []string, stdout, stderr io.Writer) int {
 // the latency from the time the sender stamped into the event.
 type benchSink struct {
 	run       string // ids are b-<run>-<n>; other ids are another run's
-	foreign   atomic.Int64
 	mu        sync.Mutex
 	seen      []uint8
 	lat       []float64
@@ -165,7 +168,7 @@ func (s *benchSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.Copy(io.Discard, r.Body)
 	rest, mine := strings.CutPrefix(r.Header.Get("Ce-Id"), "b-"+s.run+"-")
 	if !mine {
-		s.foreign.Add(1) // a late delivery from an earlier run: accept and ignore
+		// A late delivery from an earlier run: accept and ignore it.
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -212,26 +215,26 @@ func benchConfig(o benchOpts, sinkURL, dir string) string {
 }
 
 // startRouter runs Junction in this process with the bench config and
-// returns its ingress URL and a stop function.
-func startRouter(o benchOpts, sinkURL string) (string, func(), error) {
+// returns its ingress URL, a stop function, and the journal's counts.
+func startRouter(o benchOpts, sinkURL string) (string, func(), func() (uint64, uint64), error) {
 	dir := o.dir
 	cleanup := func() {}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "junction-bench-*")
 		if err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		dir, cleanup = d, func() { os.RemoveAll(d) }
 	}
 	cfg, err := config.Parse("(bench)", []byte(benchConfig(o, sinkURL, dir)), os.LookupEnv)
 	if err != nil {
 		cleanup()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	plan, err := router.Compile(cfg)
 	if err != nil {
 		cleanup()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -242,11 +245,11 @@ func startRouter(o benchOpts, sinkURL string) (string, func(), error) {
 	if err != nil {
 		cancel()
 		cleanup()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	return "http://" + r.IngressAddr() + "/events", func() { cancel(); <-done; cleanup() }, nil
+	return "http://" + r.IngressAddr() + "/events", func() { cancel(); <-done; cleanup() }, r.JournalStats, nil
 }
 
 // startForwarder runs the baseline: a trivial non-durable forwarder that
@@ -291,6 +294,7 @@ func runBench(o benchOpts, progress io.Writer) (*benchResult, error) {
 
 	target, url := "junction", o.url
 	stop := func() {}
+	var journalStats func() (messages, entries uint64)
 	switch {
 	case o.url != "":
 		target = "url"
@@ -299,7 +303,7 @@ func runBench(o benchOpts, progress io.Writer) (*benchResult, error) {
 		target = "baseline"
 		url, stop, err = startForwarder(o, sinkURL)
 	default:
-		url, stop, err = startRouter(o, sinkURL)
+		url, stop, journalStats, err = startRouter(o, sinkURL)
 	}
 	if err != nil {
 		return nil, err
@@ -394,6 +398,10 @@ sending:
 	total := time.Since(start)
 	tick.Stop()
 	rssPeak = math.Max(rssPeak, rssMB())
+	var jMsgs, jEntries uint64
+	if journalStats != nil {
+		jMsgs, jEntries = journalStats()
+	}
 	stop()
 	stopped = true
 
@@ -410,6 +418,7 @@ sending:
 		RSSMB:        math.Round(rssPeak*10) / 10,
 		Connections:  o.connections, Routes: o.routes, Size: o.size, Fsync: o.fsync, Target: target,
 		DurationS: math.Round(sendTime.Seconds()*100) / 100, Cores: runtime.NumCPU(),
+		JournalEntries: jEntries, JournalMessages: jMsgs,
 	}
 	if lost := res.Accepted - res.Delivered; lost > 0 {
 		res.Lost = lost
@@ -462,4 +471,7 @@ func printBench(w io.Writer, r *benchResult) {
 		who = "forwarder, sink and load generator"
 	}
 	fmt.Fprintf(w, "%-22s %.0f MiB (%s)\n", "peak resident set", r.RSSMB, who)
+	if r.JournalMessages > 0 {
+		fmt.Fprintf(w, "%-22s %d entries in %d messages (%.1f per message)\n", "journal", r.JournalEntries, r.JournalMessages, float64(r.JournalEntries)/float64(r.JournalMessages))
+	}
 }

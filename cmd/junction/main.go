@@ -91,6 +91,16 @@ func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
 	return config.Load(path)
 }
 
+// compileConfig loads the config (see loadConfig) and compiles its plan.
+func compileConfig(path string, log *slog.Logger) (*config.Config, *router.Plan, error) {
+	cfg, err := loadConfig(path, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := router.Compile(cfg)
+	return cfg, plan, err
+}
+
 func serve(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -103,12 +113,7 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	boot := newLogger(stderr, "info", "text")
-	cfg, err := loadConfig(*cfgPath, boot)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	plan, err := router.Compile(cfg)
+	cfg, plan, err := compileConfig(*cfgPath, boot)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -141,12 +146,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "junction validate: --config FILE is required")
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	plan, err := router.Compile(cfg)
+	_, plan, err := compileConfig(*cfgPath, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
