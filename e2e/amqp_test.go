@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/junctionhq/junction/internal/amqptest"
+	"github.com/junctionhq/junction/internal/plugintest"
 )
 
 func amqpBinary(id string) amqp.Publishing {
@@ -30,11 +31,7 @@ func amqpBinary(id string) amqp.Publishing {
 // amqpSourceConfig is a junction config with one amqp source on queue,
 // routed to a webhook sink at hook.
 func amqpSourceConfig(u, queue, hook string, prefetch int) string {
-	return fmt.Sprintf(`
-http: {listen: "{{HTTP}}"}
-admin: {listen: "{{ADMIN}}"}
-journal: {dir: "{{DATA}}"}
-sources:
+	return configHead + fmt.Sprintf(`sources:
   - name: rabbit
     type: amqp
     url: %q
@@ -74,7 +71,7 @@ func TestAMQPSourceToWebhook(t *testing.T) {
 	delete(bad.Headers, "cloudEvents:type")
 	b.Publish(q, bad)
 
-	eventually(t, 15*time.Second, "3 events at the webhook", func() bool { return hook.count() == 3 })
+	plugintest.Eventually(t, 15*time.Second, "3 events at the webhook", func() bool { return hook.count() == 3 })
 	got := map[string]int{}
 	for _, e := range hook.received() {
 		got[e.ID()]++
@@ -97,7 +94,7 @@ func TestAMQPSourceToWebhook(t *testing.T) {
 	if got["a-bin"] != 1 || got["a-str"] != 1 || got["a-plain"] != 1 {
 		t.Errorf("received %v", got)
 	}
-	eventually(t, 5*time.Second, "the malformed message counted", func() bool {
+	plugintest.Eventually(t, 5*time.Second, "the malformed message counted", func() bool {
 		return j.metric("junction_events_rejected_total", `source="rabbit"`, `reason="malformed"`) == 1
 	})
 	if b.Count(q) != 0 {
@@ -129,7 +126,7 @@ routes:
 	if code != 202 {
 		t.Fatalf("POST: %d %s", code, body)
 	}
-	eventually(t, 15*time.Second, "a message in each queue", func() bool { return b.Count(qb) == 1 && b.Count(qs) == 1 })
+	plugintest.Eventually(t, 15*time.Second, "a message in each queue", func() bool { return b.Count(qb) == 1 && b.Count(qs) == 1 })
 	d, _ := b.Get(qb)
 	h := d.Headers
 	if h["cloudEvents:id"] != "h-1" || h["cloudEvents:source"] != "/http" || h["cloudEvents:type"] != "com.example.order" ||
@@ -171,25 +168,14 @@ func TestAMQPSourceKill9(t *testing.T) {
 			published.Add(1)
 		}
 	}()
-	eventually(t, 20*time.Second, "some deliveries", func() bool { return hook.count() >= 200 })
+	plugintest.Eventually(t, 20*time.Second, "some deliveries", func() bool { return hook.count() >= 200 })
 	j.kill()
 	t.Logf("killed after %d deliveries, %d published", hook.count(), published.Load())
 	j.restart()
 	wg.Wait()
-	unique := func() map[string]int {
-		seen := map[string]int{}
-		for _, e := range hook.received() {
-			seen[e.ID()]++
-		}
-		return seen
-	}
-	eventually(t, 60*time.Second, "every message at the webhook", func() bool { return len(unique()) == total })
-	dups := 0
-	for _, n := range unique() {
-		dups += n - 1
-	}
-	t.Logf("%d messages, %d deliveries, %d duplicates", total, hook.count(), dups)
-	eventually(t, 10*time.Second, "the queue drained", func() bool { return b.Count(q) == 0 })
+	plugintest.Eventually(t, 60*time.Second, "every message at the webhook", func() bool { return hook.distinct() == total })
+	t.Logf("%d messages, %d deliveries, %d duplicates", total, hook.count(), hook.duplicates())
+	plugintest.Eventually(t, 10*time.Second, "the queue drained", func() bool { return b.Count(q) == 0 })
 }
 
 // TestAMQPSinkBrokerDownThenUp points an amqp sink at RabbitMQ through a
@@ -215,19 +201,19 @@ routes:
 	if code := binaryEvent(t, j.ingest+"/events", "down-1", "t", `{}`); code != 202 {
 		t.Fatalf("POST: %d", code)
 	}
-	eventually(t, 15*time.Second, "retries while the broker is unreachable", func() bool {
+	plugintest.Eventually(t, 15*time.Second, "retries while the broker is unreachable", func() bool {
 		return j.metric("junction_deliveries_total", `sink="rabbit"`, `outcome="retried"`) >= 2
 	})
 	if b.Count(q) != 0 {
 		t.Fatal("a message arrived while the broker was unreachable")
 	}
 	p.Start()
-	eventually(t, 20*time.Second, "the event in the queue", func() bool { return b.Count(q) == 1 })
+	plugintest.Eventually(t, 20*time.Second, "the event in the queue", func() bool { return b.Count(q) == 1 })
 	d, _ := b.Get(q)
 	if d.Headers["cloudEvents:id"] != "down-1" {
 		t.Errorf("message: %v", d.Headers)
 	}
-	eventually(t, 5*time.Second, "delivered counted", func() bool {
+	plugintest.Eventually(t, 5*time.Second, "delivered counted", func() bool {
 		return j.metric("junction_deliveries_total", `sink="rabbit"`, `outcome="delivered"`) == 1
 	})
 	if strings.Contains(j.stderr.String(), "guest:guest") {
@@ -250,7 +236,7 @@ func BenchmarkAMQPToWebhook(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	eventually(b, 60*time.Second, "messages published", func() bool { return br.Count(q) == b.N })
+	plugintest.Eventually(b, 60*time.Second, "messages published", func() bool { return br.Count(q) == b.N })
 	var delivered atomic.Int64
 	done := make(chan struct{})
 	hook := newSink(b, func(int, *event.Event) int {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/plugintest"
 )
 
 // TestFullJournal fills the journal: ingress answers 503 with Retry-After,
@@ -77,14 +80,14 @@ routes:
 		t.Fatal("the journal never refused a write")
 	}
 	// The victim exhausts its retries while the journal is full.
-	eventually(t, 10*time.Second, "a failed dead-letter write", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "a failed dead-letter write", func() bool {
 		return strings.Contains(j.stderr.String(), "dead-letter write failed; delivery stays pending")
 	})
 	if dead.count() != 0 {
 		t.Fatal("dead letter arrived although the journal was full")
 	}
 	open.Store(true)
-	eventually(t, 15*time.Second, "the dead letter after space was freed", func() bool { return dead.count() == 1 })
+	plugintest.Eventually(t, 15*time.Second, "the dead letter after space was freed", func() bool { return dead.count() == 1 })
 	if e := dead.received()[0]; e.ID() != "victim" || e.Extensions()["junctionsink"] != "failing" {
 		t.Errorf("dead letter: %s", e)
 	}
@@ -102,16 +105,9 @@ func TestRetryAfterHonoured(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	j := start(t, base+fmt.Sprintf(`
-sinks:
-  - {name: hook, type: webhook, url: %q}
-routes:
-  - name: r
-    to: [hook]
-    delivery: {retry: 3, backoffDelay: 20ms, maxDelay: 50ms}
-`, hook.url))
+	j := start(t, hookConfig(hook.url, "{retry: 3, backoffDelay: 20ms, maxDelay: 50ms}"))
 	binaryEvent(t, j.ingest+"/events", "ra", "t", `{}`)
-	eventually(t, 10*time.Second, "delivery after the 429", func() bool { return hook.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "delivery after the 429", func() bool { return hook.count() == 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	if gap := times[1].Sub(times[0]); gap < time.Second {
@@ -129,16 +125,9 @@ func TestGracefulShutdownDrains(t *testing.T) {
 		time.Sleep(700 * time.Millisecond)
 		return http.StatusOK
 	})
-	j := start(t, base+fmt.Sprintf(`
-sinks:
-  - {name: hook, type: webhook, url: %q}
-routes:
-  - name: r
-    to: [hook]
-    delivery: {timeout: 1s}
-`, hook.url))
+	j := start(t, hookConfig(hook.url, "{timeout: 1s}"))
 	binaryEvent(t, j.ingest+"/events", "g1", "t", `{}`)
-	eventually(t, 5*time.Second, "delivery in flight", inFlight.Load)
+	plugintest.Eventually(t, 5*time.Second, "delivery in flight", inFlight.Load)
 	j.stop()
 	if code := j.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM:\n%s", code, j.stderr.String())
@@ -148,7 +137,7 @@ routes:
 	}
 	j.restart()
 	// The entry was acknowledged: the journal holds nothing for the sink.
-	eventually(t, 5*time.Second, "pending gauge", func() bool {
+	plugintest.Eventually(t, 5*time.Second, "pending gauge", func() bool {
 		return strings.Contains(metricsText(t, j), `junction_pending_deliveries{sink="hook"} 0`)
 	})
 	if hook.callCount() != 1 {
@@ -162,16 +151,8 @@ func metricsText(t *testing.T, j *junction) string {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return b.String()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // TestShutdownFinishesRequestInFlight sends half a request, stops junction
@@ -179,12 +160,7 @@ func metricsText(t *testing.T, j *junction) string {
 // its event is delivered.
 func TestShutdownFinishesRequestInFlight(t *testing.T) {
 	hook := newSink(t, ok)
-	j := start(t, base+fmt.Sprintf(`
-sinks:
-  - {name: hook, type: webhook, url: %q}
-routes:
-  - {name: r, to: [hook]}
-`, hook.url))
+	j := start(t, hookConfig(hook.url, ""))
 	conn, err := net.Dial("tcp", strings.TrimPrefix(j.ingest, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +173,7 @@ routes:
 	}
 	time.Sleep(100 * time.Millisecond) // the server is now reading the body
 	j.cmd.Process.Signal(syscall.SIGTERM)
-	eventually(t, 5*time.Second, "shutdown to begin", func() bool { return strings.Contains(j.stderr.String(), "shutting down") })
+	plugintest.Eventually(t, 5*time.Second, "shutdown to begin", func() bool { return strings.Contains(j.stderr.String(), "shutting down") })
 	if _, err := conn.Write([]byte(body[20:])); err != nil {
 		t.Fatalf("write the rest of the body after SIGTERM: %v", err)
 	}
@@ -218,5 +194,5 @@ routes:
 		// in the journal and goes out after a restart.
 		j.restart()
 	}
-	eventually(t, 10*time.Second, "the event accepted during shutdown", func() bool { return distinct(hook) == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the event accepted during shutdown", func() bool { return hook.distinct() == 1 })
 }

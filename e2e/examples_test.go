@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/plugintest"
 )
 
 // bigOrder is the event the quickstart README sends.
@@ -33,16 +35,26 @@ func consoleLines(s string) []map[string]any {
 	return out
 }
 
+// consoleLine is the first JSON line of s whose key is value, or nil.
+func consoleLine(s, key, value string) map[string]any {
+	for _, l := range consoleLines(s) {
+		if l[key] == value {
+			return l
+		}
+	}
+	return nil
+}
+
 func TestQuickstartDelivers(t *testing.T) {
 	billing := newSink(t, ok)
 	j := startFile(t, "../examples/quickstart/junction.yaml", "BILLING_URL="+billing.url)
 	bigOrder(t, j, "order-1")
-	eventually(t, 10*time.Second, "the big order at billing", func() bool { return billing.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the big order at billing", func() bool { return billing.count() == 1 })
 	e := billing.received()[0]
 	if e.Type() != "com.example.order.big" || e.Subject() != "c-42" || string(e.Data()) != `{"id":"o-1","total":250}` {
 		t.Errorf("billing got %s", e)
 	}
-	eventually(t, 5*time.Second, "the event on the console", func() bool { return len(consoleLines(j.stdout.String())) == 1 })
+	plugintest.Eventually(t, 5*time.Second, "the event on the console", func() bool { return len(consoleLines(j.stdout.String())) == 1 })
 	line := consoleLines(j.stdout.String())[0]
 	if line["id"] != "order-1" || line["type"] != "com.example.order.created" {
 		t.Errorf("console printed %v", line)
@@ -53,14 +65,9 @@ func TestQuickstartDeadLetters(t *testing.T) {
 	j := startFile(t, "../examples/quickstart/junction.yaml", "BILLING_URL=http://"+freePort(t)+"/hook")
 	bigOrder(t, j, "order-2")
 	var dl map[string]any
-	eventually(t, 15*time.Second, "a dead letter on stderr", func() bool {
-		for _, l := range consoleLines(j.stderr.String()) {
-			if l["id"] == "order-2" {
-				dl = l
-				return true
-			}
-		}
-		return false
+	plugintest.Eventually(t, 15*time.Second, "a dead letter on stderr", func() bool {
+		dl = consoleLine(j.stderr.String(), "id", "order-2")
+		return dl != nil
 	})
 	if dl["junctionroute"] != "big-orders" || dl["junctionsink"] != "billing" || fmt.Sprint(dl["junctionattempts"]) != "4" ||
 		!strings.Contains(fmt.Sprint(dl["junctionerror"]), "connection refused") {

@@ -12,16 +12,16 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/junctionhq/junction/internal/natstest"
+	"github.com/junctionhq/junction/internal/plugintest"
 )
 
 // externalNATS returns the URL of the NATS JetStream server the external
 // journal tests use, skipping outside CI when none runs.
 func externalNATS(t *testing.T) string {
 	t.Helper()
-	url := os.Getenv("JUNCTION_TEST_NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
+	url := natstest.URL()
 	host := strings.TrimPrefix(url, "nats://")
 	conn, err := net.DialTimeout("tcp", host, time.Second)
 	if err != nil {
@@ -78,7 +78,7 @@ routes:
 			t.Fatalf("event %d: %d", i, code)
 		}
 	}
-	eventually(t, 15*time.Second, "all events delivered", func() bool { return distinct(hook) == n })
+	plugintest.Eventually(t, 15*time.Second, "all events delivered", func() bool { return hook.distinct() == n })
 	da := a.metric("junction_deliveries_total", `outcome="delivered"`)
 	db := b.metric("junction_deliveries_total", `outcome="delivered"`)
 	if da+db < n || da == 0 || db == 0 {
@@ -93,13 +93,5 @@ routes:
 			t.Fatalf("event %d: %d", i, code)
 		}
 	}
-	eventually(t, 30*time.Second, "all events delivered by the survivor", func() bool { return distinct(hook) == 2*n })
-}
-
-func distinct(s *sink) int {
-	seen := map[string]bool{}
-	for _, e := range s.received() {
-		seen[e.ID()] = true
-	}
-	return len(seen)
+	plugintest.Eventually(t, 30*time.Second, "all events delivered by the survivor", func() bool { return hook.distinct() == 2*n })
 }

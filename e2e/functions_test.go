@@ -24,6 +24,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/junctionhq/junction/internal/plugintest"
 )
 
 // fnOffline starts serverless-offline in examples/webhook-function on free
@@ -62,7 +64,7 @@ func fnOffline(t *testing.T) string {
 		return p
 	}
 	lambdaPort := port()
-	out := &lockedBuffer{}
+	out := &plugintest.LogBuffer{}
 	cmd := exec.Command(cli, "offline", "start", "--host", "127.0.0.1",
 		"--lambdaPort", lambdaPort, "--httpPort", port(), "--websocketPort", port())
 	cmd.Dir = "../examples/webhook-function"
@@ -158,7 +160,7 @@ func TestFunctionsWebhookLambdaReply(t *testing.T) {
 	if code, body := fnGitHub(t, hook, "s3cret", "push", "d-1", fnPushBody); code != http.StatusAccepted {
 		t.Fatalf("push: %d %s", code, body)
 	}
-	eventually(t, 20*time.Second, "the labelled push at the webhook", func() bool { return labels.count() >= 1 })
+	plugintest.Eventually(t, 20*time.Second, "the labelled push at the webhook", func() bool { return labels.count() >= 1 })
 	r := labels.received()[0]
 	if r.ID() != "d-1-labelled" || r.Source() != "/functions/label-push" || r.Type() != "com.example.push.labelled" || fnAttr(r.Subject()) != "octo/hello" {
 		t.Errorf("reply at the webhook: %s", r)
@@ -182,7 +184,7 @@ func TestFunctionsWebhookLambdaReply(t *testing.T) {
 		data.Trigger.ID != "d-1" || data.Trigger.Type != "com.github.push" {
 		t.Errorf("reply data: %+v", data)
 	}
-	eventually(t, 5*time.Second, "the labelled push on the console", func() bool {
+	plugintest.Eventually(t, 5*time.Second, "the labelled push on the console", func() bool {
 		for _, l := range consoleLines(j.stdout.String()) {
 			if l["id"] == "d-1-labelled" && l["source"] == "/functions/label-push" {
 				return true
@@ -213,14 +215,9 @@ func TestFunctionsLambdaFailureDeadLetters(t *testing.T) {
 		t.Fatalf("push: %d %s", code, body)
 	}
 	var dl map[string]any
-	eventually(t, 30*time.Second, "the dead letter on stderr", func() bool {
-		for _, l := range consoleLines(j.stderr.String()) {
-			if l["id"] == "d-boom" {
-				dl = l
-				return true
-			}
-		}
-		return false
+	plugintest.Eventually(t, 30*time.Second, "the dead letter on stderr", func() bool {
+		dl = consoleLine(j.stderr.String(), "id", "d-boom")
+		return dl != nil
 	})
 	if dl["junctionsink"] != "label-push" || fmt.Sprint(dl["junctionattempts"]) != "4" ||
 		!strings.Contains(fmt.Sprint(dl["junctionerror"]), "function error Unhandled: Error: boom: the handler failed") {
@@ -274,18 +271,7 @@ func newFnEnricher(t *testing.T, reply string) *fnEnricher {
 func TestFunctionsHTTPChain(t *testing.T) {
 	fn := newFnEnricher(t, "com.example.order.enriched")
 	billing := newSink(t, nil)
-	j := start(t, fmt.Sprintf(`
-http:
-  listen: {{HTTP}}
-admin:
-  listen: {{ADMIN}}
-journal:
-  dir: {{DATA}}
-sources:
-  - name: events
-    type: http
-    path: /events
-sinks:
+	j := start(t, httpSource+fmt.Sprintf(`sinks:
   - name: enrich
     type: function
     url: %s/fn
@@ -305,7 +291,7 @@ routes:
 	if code := binaryEvent(t, j.ingest+"/events", "o-1", "com.example.order.created", `{"orderId":"o-1","amount":250}`); code != http.StatusAccepted {
 		t.Fatalf("POST: %d", code)
 	}
-	eventually(t, 10*time.Second, "the enriched order at billing", func() bool { return billing.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the enriched order at billing", func() bool { return billing.count() == 1 })
 	r := billing.received()[0]
 	if r.ID() != "o-1-r1" || r.Source() != "/functions/enrich" || r.Type() != "com.example.order.enriched" ||
 		fnAttr(r.Subject()) != "order o-1" || string(r.Data()) != `{"orderId":"o-1","total":250,"tier":"gold"}` || fnHops(r) != 1 {
@@ -321,18 +307,7 @@ routes:
 func TestFunctionsHopLimit(t *testing.T) {
 	fn := newFnEnricher(t, "com.example.loop")
 	dead := newSink(t, nil)
-	j := start(t, fmt.Sprintf(`
-http:
-  listen: {{HTTP}}
-admin:
-  listen: {{ADMIN}}
-journal:
-  dir: {{DATA}}
-sources:
-  - name: events
-    type: http
-    path: /events
-sinks:
+	j := start(t, httpSource+fmt.Sprintf(`sinks:
   - name: loop
     type: function
     url: %s/fn
@@ -353,7 +328,7 @@ routes:
 	if code := binaryEvent(t, j.ingest+"/events", "l-1", "com.example.start", `{}`); code != http.StatusAccepted {
 		t.Fatalf("POST: %d", code)
 	}
-	eventually(t, 10*time.Second, "the dead-lettered reply", func() bool { return dead.count() == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the dead-lettered reply", func() bool { return dead.count() == 1 })
 	dl := dead.received()[0]
 	if fnHops(dl) != 4 || dl.Type() != "com.example.loop" || !strings.Contains(fnAttr(dl.Extensions()["junctionerror"]), "hop limit of 3 reached") {
 		t.Errorf("dead letter: %s", dl)

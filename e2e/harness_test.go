@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -24,9 +23,43 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/internal/cehttp"
+	"github.com/junctionhq/junction/internal/plugintest"
 )
 
 var binary string
+
+// configHead is the start of every e2e config: the listen addresses and the
+// journal directory that writeConfig fills in.
+const configHead = `
+http: {listen: "{{HTTP}}"}
+admin: {listen: "{{ADMIN}}"}
+journal: {dir: "{{DATA}}"}
+`
+
+// httpSource is configHead with one http source on /events.
+const httpSource = configHead + `sources:
+  - {name: events, type: http, path: /events}
+`
+
+// base is httpSource with debug logging.
+const base = httpSource + `log: {level: debug}
+`
+
+// hookConfig is base with one webhook sink "hook" at url and one route "r"
+// to it, with the delivery policy delivery (a YAML flow mapping) unless it
+// is empty.
+func hookConfig(url, delivery string) string {
+	route := "\n    delivery: " + delivery
+	if delivery == "" {
+		route = ""
+	}
+	return base + fmt.Sprintf(`sinks:
+  - {name: hook, type: webhook, url: %q}
+routes:
+  - name: r
+    to: [hook]%s
+`, url, route)
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "junction-e2e-*")
@@ -46,18 +79,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// eventually polls ok until it is true or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,24 +89,6 @@ func freePort(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // junction is a running junction process.
 type junction struct {
 	t      testing.TB
@@ -94,8 +97,8 @@ type junction struct {
 	cfg    string
 	ingest string // http://host:port
 	admin  string
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	stdout *plugintest.LogBuffer
+	stderr *plugintest.LogBuffer
 	env    []string
 	exited chan struct{}
 }
@@ -150,7 +153,7 @@ func startFile(t testing.TB, cfg string, env ...string) *junction {
 // restart starts the process again with the same config and journal.
 func (j *junction) restart() {
 	j.t.Helper()
-	j.stdout, j.stderr = &lockedBuffer{}, &lockedBuffer{}
+	j.stdout, j.stderr = &plugintest.LogBuffer{}, &plugintest.LogBuffer{}
 	j.cmd = exec.Command(binary, "serve", "--config", j.cfg)
 	j.cmd.Dir = j.dir
 	j.cmd.Env = append(os.Environ(), j.env...)
@@ -160,9 +163,17 @@ func (j *junction) restart() {
 	}
 	j.exited = make(chan struct{})
 	go func() { j.cmd.Wait(); close(j.exited) }()
-	deadline := time.Now().Add(30 * time.Second)
+	waitReady(j.t, "junction", j.admin+"/readyz", 30*time.Second, j.exited, j.stderr)
+}
+
+// waitReady polls url until it answers 200 OK. It fails the test with
+// out's text when the process called name ends first (exited closes) or
+// timeout passes.
+func waitReady(t testing.TB, name, url string, timeout time.Duration, exited <-chan struct{}, out fmt.Stringer) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := http.Get(j.admin + "/readyz")
+		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -170,12 +181,12 @@ func (j *junction) restart() {
 			}
 		}
 		select {
-		case <-j.exited:
-			j.t.Fatalf("junction exited during start-up:\n%s", j.stderr.String())
+		case <-exited:
+			t.Fatalf("%s exited during start-up:\n%s", name, out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			j.t.Fatalf("junction not ready after 30s:\n%s", j.stderr.String())
+			t.Fatalf("%s not ready after %v:\n%s", name, timeout, out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -344,6 +355,30 @@ func (s *sink) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.events)
+}
+
+// ids counts the events received under each id.
+func (s *sink) ids() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]int{}
+	for _, e := range s.events {
+		seen[e.ID()]++
+	}
+	return seen
+}
+
+// distinct is the number of different event ids received.
+func (s *sink) distinct() int { return len(s.ids()) }
+
+// duplicates is the number of events received again under an id already
+// seen.
+func (s *sink) duplicates() int {
+	dups := 0
+	for _, n := range s.ids() {
+		dups += n - 1
+	}
+	return dups
 }
 
 func (s *sink) callCount() int {

@@ -1,19 +1,16 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/junctionhq/junction/internal/amqptest"
 	"github.com/junctionhq/junction/internal/natstest"
+	"github.com/junctionhq/junction/internal/plugintest"
 )
 
 // mtTarget is the id of the NATS and AMQP notification targets of the
@@ -21,36 +18,10 @@ import (
 // arn:minio:sqs::MT:amqp.
 const mtTarget = "MT"
 
-// mtBucket creates a bucket whose object creations are sent to the target
-// arn.
-func mtBucket(t testing.TB, m *s3Minio, name, arn string) {
-	t.Helper()
-	c := context.Background()
-	if _, err := m.client.CreateBucket(c, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("create bucket %s: %v", name, err)
-	}
-	_, err := m.client.PutBucketNotificationConfiguration(c, &s3.PutBucketNotificationConfigurationInput{
-		Bucket: aws.String(name),
-		NotificationConfiguration: &s3types.NotificationConfiguration{
-			QueueConfigurations: []s3types.QueueConfiguration{{
-				QueueArn: aws.String(arn),
-				Events:   []s3types.Event{"s3:ObjectCreated:*"},
-			}},
-		},
-	})
-	if err != nil {
-		t.Fatalf("enable notifications on %s to %s: %v", name, arn, err)
-	}
-}
-
 // mtConfig is a junction config with source (its YAML lines) routing
 // object creations under incoming/ to the webhook sink hook.
 func mtConfig(source, hook string) string {
-	return fmt.Sprintf(`
-http: {listen: "{{HTTP}}"}
-admin: {listen: "{{ADMIN}}"}
-journal: {dir: "{{DATA}}"}
-sources:
+	return configHead + fmt.Sprintf(`sources:
 %s
 sinks:
   - {name: hook, type: webhook, url: %q}
@@ -65,8 +36,8 @@ routes:
 // bucket and checks it.
 func mtCheck(t *testing.T, j *junction, hook *sink, source, bucket string) {
 	t.Helper()
-	eventually(t, 30*time.Second, "the upload's event at the webhook", func() bool { return hook.count() >= 1 })
-	eventually(t, 10*time.Second, "2 events received", func() bool {
+	plugintest.Eventually(t, 30*time.Second, "the upload's event at the webhook", func() bool { return hook.count() >= 1 })
+	plugintest.Eventually(t, 10*time.Second, "2 events received", func() bool {
 		return j.metric("junction_events_received_total", `source="`+source+`"`) == 2
 	})
 	got := hook.received()
@@ -100,7 +71,7 @@ func TestMinIONATSTarget(t *testing.T) {
 		"MINIO_NOTIFY_NATS_SUBJECT_"+mtTarget+"="+subject,
 		"MINIO_NOTIFY_NATS_JETSTREAM_"+mtTarget+"=on",
 	)
-	mtBucket(t, m, "photos", "arn:minio:sqs::"+mtTarget+":nats")
+	m.notifyBucket(t, "photos", "arn:minio:sqs::"+mtTarget+":nats", "s3:ObjectCreated:*")
 	m.put(t, "photos", "incoming/photo 1.jpg", `{"n":1}`)
 	m.put(t, "photos", "skipped/x.jpg", `{"n":2}`)
 	mtCheck(t, j, hook, "uploads", "photos")
@@ -130,7 +101,7 @@ func TestMinIOAMQPTarget(t *testing.T) {
 		"MINIO_NOTIFY_AMQP_DELIVERY_MODE_"+mtTarget+"=2",
 		"MINIO_NOTIFY_AMQP_PUBLISHING_CONFIRMS_"+mtTarget+"=on",
 	)
-	mtBucket(t, m, "photos", "arn:minio:sqs::"+mtTarget+":amqp")
+	m.notifyBucket(t, "photos", "arn:minio:sqs::"+mtTarget+":amqp", "s3:ObjectCreated:*")
 	m.put(t, "photos", "incoming/photo 1.jpg", `{"n":1}`)
 	m.put(t, "photos", "skipped/x.jpg", `{"n":2}`)
 	mtCheck(t, j, hook, "uploads", "photos")

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/junctionhq/junction/internal/natstest"
+	"github.com/junctionhq/junction/internal/plugintest"
 )
 
 // natsPublish publishes a binary-mode CloudEvent and waits for its PubAck.
@@ -33,11 +34,7 @@ func natsPublish(t testing.TB, js jetstream.JetStream, subject, id, data string)
 }
 
 func natsSourceConfig(stream, hook string) string {
-	return fmt.Sprintf(`
-http: {listen: "{{HTTP}}"}
-admin: {listen: "{{ADMIN}}"}
-journal: {dir: "{{DATA}}"}
-sources:
+	return configHead + fmt.Sprintf(`sources:
   - {name: q, type: nats, url: %q, stream: %s, ackWait: 5s}
 sinks:
   - {name: hook, type: webhook, url: %q}
@@ -59,7 +56,7 @@ func TestNATSSourceToWebhook(t *testing.T) {
 	if _, err := js.Publish(context.Background(), prefix+".raw", []byte(`{"plain":true}`)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "21 events at the webhook", func() bool { return hook.count() == 21 })
+	plugintest.Eventually(t, 20*time.Second, "21 events at the webhook", func() bool { return hook.count() == 21 })
 	var wrapped *event.Event
 	for _, e := range hook.received() {
 		if strings.HasPrefix(e.ID(), "n-") {
@@ -109,12 +106,11 @@ routes:
 				j.metric("junction_deliveries_total", `outcome="delivered"`), j.metric("junction_deliveries_total", `outcome="retried"`), j.metric("junction_deliveries_total", `outcome="dead_lettered"`))
 		}
 	}()
-	eventually(t, 20*time.Second, "both messages in the stream", func() bool {
+	plugintest.Eventually(t, 20*time.Second, "both messages in the stream", func() bool {
 		bin, _ = st.GetLastMsgForSubject(context.Background(), prefix+".bin.acme")
 		structured, _ = st.GetLastMsgForSubject(context.Background(), prefix+".st")
 		return bin != nil && structured != nil
 	})
-	_ = st
 	for k, v := range map[string]string{"ce-id": "h-1", "ce-source": "/http", "ce-type": "com.example.http", "ce-subject": "order 42", "ce-tenant": "acme", "content-type": "application/json"} {
 		if got := bin.Header.Get(k); got != v {
 			t.Errorf("binary header %s = %q, want %q", k, got, v)
@@ -130,7 +126,7 @@ routes:
 	if structured.Header.Get("content-type") != "application/cloudevents+json" || e.ID() != "h-1" || e.Subject() != "order 42" || e.Extensions()["tenant"] != "acme" || string(e.Data()) != `{"amount":120}` {
 		t.Errorf("structured %v %v", structured.Header, e)
 	}
-	eventually(t, 10*time.Second, "delivered metric", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "delivered metric", func() bool {
 		return j.metric("junction_deliveries_total", `outcome="delivered"`) == 2
 	})
 }
@@ -155,24 +151,13 @@ func TestNATSSourceKill9(t *testing.T) {
 			}
 		}
 	})
-	eventually(t, 20*time.Second, "some deliveries", func() bool { return hook.count() >= 100 })
+	plugintest.Eventually(t, 20*time.Second, "some deliveries", func() bool { return hook.count() >= 100 })
 	j.kill()
 	t.Logf("killed after %d deliveries, %d published", hook.count(), len(published))
 	j.restart()
 	wg.Wait()
-	unique := func() map[string]int {
-		seen := map[string]int{}
-		for _, e := range hook.received() {
-			seen[e.ID()]++
-		}
-		return seen
-	}
-	eventually(t, 60*time.Second, "every message at the webhook", func() bool { return len(unique()) == total })
-	dups := 0
-	for _, n := range unique() {
-		dups += n - 1
-	}
-	t.Logf("%d messages, %d deliveries, %d duplicates", total, hook.count(), dups)
+	plugintest.Eventually(t, 60*time.Second, "every message at the webhook", func() bool { return hook.distinct() == total })
+	t.Logf("%d messages, %d deliveries, %d duplicates", total, hook.count(), hook.duplicates())
 }
 
 // BenchmarkNATSToWebhook measures the whole path through the junction

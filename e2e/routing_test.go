@@ -12,17 +12,9 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-)
 
-// base is the start of every e2e config: one http source on /events.
-const base = `
-http: {listen: "{{HTTP}}"}
-admin: {listen: "{{ADMIN}}"}
-journal: {dir: "{{DATA}}"}
-log: {level: debug}
-sources:
-  - {name: events, type: http, path: /events}
-`
+	"github.com/junctionhq/junction/internal/plugintest"
+)
 
 func ok(int, *event.Event) int { return http.StatusOK }
 
@@ -70,7 +62,7 @@ routes:
 		t.Fatalf("batch: %d %s", code, body)
 	}
 
-	eventually(t, 10*time.Second, "3 big orders at billing and 5 events at all", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "3 big orders at billing and 5 events at all", func() bool {
 		return hook.count() == 3 && other.count() == 5
 	})
 	byID := map[string]event.Event{}
@@ -168,17 +160,10 @@ func TestRetriesThenDelivered(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	j := start(t, base+fmt.Sprintf(`
-sinks:
-  - {name: hook, type: webhook, url: %q}
-routes:
-  - name: r
-    to: [hook]
-    delivery: {retry: 5, backoffDelay: 50ms, maxDelay: 200ms}
-`, hook.url))
+	j := start(t, hookConfig(hook.url, "{retry: 5, backoffDelay: 50ms, maxDelay: 200ms}"))
 	binaryEvent(t, j.ingest+"/events", "e1", "t", `{}`)
-	eventually(t, 10*time.Second, "delivery after two 503s", func() bool { return hook.count() == 1 })
-	eventually(t, 5*time.Second, "metrics", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "delivery after two 503s", func() bool { return hook.count() == 1 })
+	plugintest.Eventually(t, 5*time.Second, "metrics", func() bool {
 		return j.metric("junction_deliveries_total", `outcome="delivered"`) == 1
 	})
 	if got := j.metric("junction_deliveries_total", `outcome="retried"`); got != 2 {
@@ -210,7 +195,7 @@ routes:
 `, failing.url, refusing.url, dead.url))
 	binaryEvent(t, j.ingest+"/events", "f1", "fail", `{"n":1}`)
 	binaryEvent(t, j.ingest+"/events", "r1", "refuse", `{"n":2}`)
-	eventually(t, 10*time.Second, "two dead letters", func() bool { return dead.count() == 2 })
+	plugintest.Eventually(t, 10*time.Second, "two dead letters", func() bool { return dead.count() == 2 })
 	for _, e := range dead.received() {
 		ext := e.Extensions()
 		switch e.ID() {
@@ -236,28 +221,21 @@ routes:
 	if got := refusing.callCount(); got != 1 {
 		t.Errorf("refusing sink saw %d attempts, want 1 (400 is permanent)", got)
 	}
-	eventually(t, 5*time.Second, "dead_lettered metric", func() bool {
+	plugintest.Eventually(t, 5*time.Second, "dead_lettered metric", func() bool {
 		return j.metric("junction_deliveries_total", `outcome="dead_lettered"`) == 2
 	})
 }
 
 func TestSinkDownThenUp(t *testing.T) {
 	addr := freePort(t) // nothing listens here yet
-	j := start(t, base+fmt.Sprintf(`
-sinks:
-  - {name: hook, type: webhook, url: "http://%s/hook"}
-routes:
-  - name: r
-    to: [hook]
-    delivery: {retry: 100, backoffDelay: 50ms, maxDelay: 300ms}
-`, addr))
+	j := start(t, hookConfig("http://"+addr+"/hook", "{retry: 100, backoffDelay: 50ms, maxDelay: 300ms}"))
 	const n = 20
 	for i := range n {
 		if code := binaryEvent(t, j.ingest+"/events", fmt.Sprintf("d%d", i), "t", `{}`); code != 202 {
 			t.Fatalf("event %d: %d", i, code)
 		}
 	}
-	eventually(t, 10*time.Second, "retries while the sink is down", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "retries while the sink is down", func() bool {
 		return j.metric("junction_deliveries_total", `outcome="retried"`) >= n
 	})
 	ln, err := net.Listen("tcp", addr)
@@ -265,13 +243,9 @@ routes:
 		t.Fatalf("sink port taken: %v", err)
 	}
 	hook := serveSink(t, ln, ok)
-	eventually(t, 20*time.Second, "all events after the sink came up", func() bool { return hook.count() >= n })
-	seen := map[string]bool{}
-	for _, e := range hook.received() {
-		seen[e.ID()] = true
-	}
-	if len(seen) != n {
-		t.Fatalf("distinct events delivered = %d, want %d", len(seen), n)
+	plugintest.Eventually(t, 20*time.Second, "all events after the sink came up", func() bool { return hook.count() >= n })
+	if got := hook.distinct(); got != n {
+		t.Fatalf("distinct events delivered = %d, want %d", got, n)
 	}
 }
 
@@ -334,7 +308,7 @@ routes:
 		}()
 	}
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(accepted) }
-	eventually(t, 10*time.Second, "events flowing", func() bool { return count() >= 300 })
+	plugintest.Eventually(t, 10*time.Second, "events flowing", func() bool { return count() >= 300 })
 	j.kill()
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
@@ -371,4 +345,87 @@ routes:
 	}
 	dups := hook.count() - want
 	t.Logf("crash test: %d events accepted, %d delivered before the kill, %d deliveries in all, %d duplicates (at-least-once)", want, before, hook.count(), dups)
+}
+
+// TestBatchMembersRetriedOneByOne sends one batch-mode request, whose events
+// share one journal message, to a sink that fails some of them: each event
+// is retried or dead-lettered on its own, and the others are delivered
+// once.
+func TestBatchMembersRetriedOneByOne(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	release := make(chan struct{}) // no answer before the journal is checked
+	hook := newSink(t, func(_ int, e *event.Event) int {
+		<-release
+		mu.Lock()
+		defer mu.Unlock()
+		calls[e.ID()]++
+		switch {
+		case strings.HasPrefix(e.ID(), "flaky") && calls[e.ID()] <= 2:
+			return http.StatusServiceUnavailable
+		case strings.HasPrefix(e.ID(), "bad"):
+			return http.StatusBadRequest
+		}
+		return http.StatusOK
+	})
+	dead := newSink(t, ok)
+	j := start(t, base+fmt.Sprintf(`
+sinks:
+  - {name: hook, type: webhook, url: %q, concurrency: 4}
+  - {name: dead, type: webhook, url: %q}
+routes:
+  - name: r
+    filter: type == "order"
+    to: [hook]
+    delivery: {retry: 5, backoffDelay: 50ms, maxDelay: 200ms, deadLetter: dead}
+`, hook.url, dead.url))
+	var members []string
+	ids := []string{}
+	for i := range 20 {
+		id := fmt.Sprintf("ok-%d", i)
+		switch i % 5 {
+		case 1:
+			id = fmt.Sprintf("flaky-%d", i)
+		case 3:
+			id = fmt.Sprintf("bad-%d", i)
+		}
+		ids = append(ids, id)
+		members = append(members, fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"/shop","type":"order","data":{"n":%d}}`, id, i))
+	}
+	code, body := post(t, j.ingest+"/events", "application/cloudevents-batch+json", nil, "["+strings.Join(members, ",")+"]")
+	if code != http.StatusAccepted {
+		t.Fatalf("batch: %d %s", code, body)
+	}
+	// The request's 20 deliveries went into one journal message.
+	e, m := j.metric("junction_journal_entries_total"), j.metric("junction_journal_messages_total")
+	close(release)
+	if e != 20 || m != 1 {
+		t.Fatalf("journal: %v entries in %v messages, want 20 in 1", e, m)
+	}
+	plugintest.Eventually(t, 15*time.Second, "16 deliveries and 4 dead letters", func() bool {
+		return hook.count() == 16 && dead.count() == 4
+	})
+	time.Sleep(300 * time.Millisecond) // room for a wrong extra call
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		want := 1
+		if strings.HasPrefix(id, "flaky") {
+			want = 3
+		}
+		if calls[id] != want {
+			t.Errorf("%s: %d calls, want %d", id, calls[id], want)
+		}
+	}
+	for _, e := range dead.received() {
+		if !strings.HasPrefix(e.ID(), "bad") || fmt.Sprint(e.Extensions()["junctionattempts"]) != "1" {
+			t.Errorf("dead letter %s with junctionattempts %v, want the bad events after 1 attempt", e.ID(), e.Extensions()["junctionattempts"])
+		}
+	}
+	if got := j.metric("junction_deliveries_total", `outcome="retried"`); got != 8 {
+		t.Errorf("retried = %v, want 8 (4 flaky events, 2 each)", got)
+	}
+	if got := j.metric("junction_deliveries_total", `outcome="dead_lettered"`); got != 4 {
+		t.Errorf("dead_lettered = %v, want 4", got)
+	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -22,7 +23,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/plugintest"
+	"github.com/junctionhq/junction/internal/sqstest"
 )
 
 // s3MinioBinary finds the minio server binary: $JUNCTION_MINIO, else
@@ -89,7 +94,7 @@ func s3StartMinio(t testing.TB, webhook, token string, env ...string) *s3Minio {
 		)
 	}
 	cmd.Env = append(cmd.Env, env...)
-	out := &lockedBuffer{}
+	out := &plugintest.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start minio: %v", err)
@@ -109,25 +114,7 @@ func s3StartMinio(t testing.TB, webhook, token string, env ...string) *s3Minio {
 		}
 	})
 	m := &s3Minio{url: "http://" + addr}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(m.url + "/minio/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("minio exited during start-up:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("minio not ready after 60s:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitReady(t, "minio", m.url+"/minio/health/ready", 60*time.Second, exited, out)
 	m.client = s3.New(s3.Options{
 		Region:                     "us-east-1",
 		BaseEndpoint:               aws.String(m.url),
@@ -143,21 +130,34 @@ func s3StartMinio(t testing.TB, webhook, token string, env ...string) *s3Minio {
 // to the webhook target.
 func (m *s3Minio) bucket(t testing.TB, name string) {
 	t.Helper()
+	m.notifyBucket(t, name, "arn:minio:sqs::"+s3MinioTarget+":webhook", "s3:ObjectCreated:*", "s3:ObjectRemoved:*")
+}
+
+// notifyBucket creates a bucket whose events are sent to the target arn.
+// MinIO reports ready before its notification targets are registered and
+// refuses a target's ARN until then: the configuration is put again for
+// up to 10 s while MinIO answers that the ARN does not exist.
+func (m *s3Minio) notifyBucket(t testing.TB, name, arn string, events ...s3types.Event) {
+	t.Helper()
 	c := context.Background()
 	if _, err := m.client.CreateBucket(c, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("create bucket %s: %v", name, err)
 	}
-	_, err := m.client.PutBucketNotificationConfiguration(c, &s3.PutBucketNotificationConfigurationInput{
+	in := &s3.PutBucketNotificationConfigurationInput{
 		Bucket: aws.String(name),
 		NotificationConfiguration: &s3types.NotificationConfiguration{
-			QueueConfigurations: []s3types.QueueConfiguration{{
-				QueueArn: aws.String("arn:minio:sqs::" + s3MinioTarget + ":webhook"),
-				Events:   []s3types.Event{"s3:ObjectCreated:*", "s3:ObjectRemoved:*"},
-			}},
+			QueueConfigurations: []s3types.QueueConfiguration{{QueueArn: aws.String(arn), Events: events}},
 		},
-	})
-	if err != nil {
-		t.Fatalf("enable notifications on %s: %v", name, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, err := m.client.PutBucketNotificationConfiguration(c, in)
+		if err == nil {
+			return
+		}
+		var api smithy.APIError
+		if !errors.As(err, &api) || api.ErrorCode() != "InvalidArgument" || time.Now().After(deadline) {
+			t.Fatalf("enable notifications on %s to %s: %v", name, arn, err)
+		}
 	}
 }
 
@@ -175,11 +175,7 @@ func (m *s3Minio) put(t testing.TB, bucket, key, body string) {
 // two routes: object creations under incoming/ in bucket uploads to
 // created, removals to removed.
 func s3Config(source, created, removed string) string {
-	return fmt.Sprintf(`
-http: {listen: "{{HTTP}}"}
-admin: {listen: "{{ADMIN}}"}
-journal: {dir: "{{DATA}}"}
-sources:
+	return configHead + fmt.Sprintf(`sources:
   - name: uploads
     type: s3
 %s
@@ -238,10 +234,10 @@ func TestS3MinIOWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	eventually(t, 20*time.Second, "2 creations", func() bool { return created.count() >= 2 })
-	eventually(t, 20*time.Second, "1 removal", func() bool { return removed.count() >= 1 })
+	plugintest.Eventually(t, 20*time.Second, "2 creations", func() bool { return created.count() >= 2 })
+	plugintest.Eventually(t, 20*time.Second, "1 removal", func() bool { return removed.count() >= 1 })
 	// The other uploads were received and not routed.
-	eventually(t, 10*time.Second, "5 events received", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "5 events received", func() bool {
 		return j.metric("junction_events_received_total", `source="uploads"`) == 5
 	})
 	if got, want := s3Subjects(created.received()), []string{"incoming/a+b/ü.json", "incoming/file name.json"}; !slices.Equal(got, want) {
@@ -309,10 +305,10 @@ func TestS3SQS(t *testing.T) {
 		}
 	}
 	created, removed := newSink(t, nil), newSink(t, nil)
-	j := start(t, s3Config(fmt.Sprintf("    queueUrl: %q\n    endpoint: %q\n    region: us-east-1\n    waitTime: 1s\n    visibilityTimeout: 3s", q, sqsEndpoint()), created.url, removed.url))
+	j := start(t, s3Config(fmt.Sprintf("    queueUrl: %q\n    endpoint: %q\n    region: us-east-1\n    waitTime: 1s\n    visibilityTimeout: 3s", q, sqstest.Endpoint()), created.url, removed.url))
 
-	eventually(t, 20*time.Second, "2 creations and 1 removal", func() bool { return created.count() >= 2 && removed.count() >= 1 })
-	eventually(t, 10*time.Second, "the queue drained", func() bool { return sqsDepth(t, c, q) == 0 })
+	plugintest.Eventually(t, 20*time.Second, "2 creations and 1 removal", func() bool { return created.count() >= 2 && removed.count() >= 1 })
+	plugintest.Eventually(t, 10*time.Second, "the queue drained", func() bool { return sqstest.Depth(t, c, q) == 0 })
 	if got, want := s3Subjects(created.received()), []string{"incoming/report 2024.csv", "incoming/video(1).mp4"}; !slices.Equal(got, want) {
 		t.Errorf("created subjects %q, want %q", got, want)
 	}
@@ -339,14 +335,9 @@ func TestS3SQS(t *testing.T) {
 // target and junction (journal with fsync interval). It reports the median
 // and p99; run it with -benchtime=200x for at least 100 uploads.
 func BenchmarkS3MinIOLatency(b *testing.B) {
-	var (
-		mu      sync.Mutex
-		arrived = map[string]time.Time{}
-	)
+	var arrived arrivals
 	hook := newSink(b, func(_ int, e *event.Event) int {
-		mu.Lock()
-		arrived[e.Subject()] = time.Now()
-		mu.Unlock()
+		arrived.mark(e.Subject())
 		return http.StatusOK
 	})
 	j := start(b, s3Config("    transport: webhook\n    path: /s3/minio\n    authToken: tok", hook.url, hook.url))
@@ -354,39 +345,73 @@ func BenchmarkS3MinIOLatency(b *testing.B) {
 	m.bucket(b, "uploads")
 	// Warm up connections.
 	m.put(b, "uploads", "incoming/warm-up.json", "{}")
-	eventually(b, 20*time.Second, "the warm-up event", func() bool { return hook.count() == 1 })
+	plugintest.Eventually(b, 20*time.Second, "the warm-up event", func() bool { return hook.count() == 1 })
 
-	lat := make([]time.Duration, 0, b.N)
-	early := 0
-	fromStart := make([]time.Duration, 0, b.N)
+	lat, fromStart, early := uploadLatencies(b, &arrived, "incoming/obj-%d.json", func(key string) { m.put(b, "uploads", key, `{"i":1}`) })
+	b.ReportMetric(ms(percentile(lat, 0.5)), "p50-ms")
+	b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
+	b.Logf("%d uploads: PutObject returned → event at the sink: p50 %v, p99 %v, max %v (%d arrived before PutObject returned); "+
+		"from the PutObject call: p50 %v, p99 %v", len(lat), percentile(lat, 0.5), percentile(lat, 0.99), lat[len(lat)-1], early,
+		percentile(fromStart, 0.5), percentile(fromStart, 0.99))
+}
+
+// arrivals records when the event of each key reached a sink; it is safe
+// for concurrent use.
+type arrivals struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (a *arrivals) mark(key string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.at == nil {
+		a.at = map[string]time.Time{}
+	}
+	a.at[key] = time.Now()
+}
+
+func (a *arrivals) get(key string) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.at[key]
+}
+
+// uploadLatencies times b.N uploads, one at a time: put uploads the object
+// named by keyFormat and the upload's number, whose event a records. It
+// waits up to 20s for each event and returns, sorted, the times from put
+// returning to the event and from calling put. An event may arrive before
+// put returns: its time after put is 0, and early counts those.
+func uploadLatencies(b *testing.B, a *arrivals, keyFormat string, put func(key string)) (afterPut, fromCall []time.Duration, early int) {
+	afterPut = make([]time.Duration, 0, b.N)
+	fromCall = make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
-		key := fmt.Sprintf("incoming/obj-%d.json", i)
-		putStart := time.Now()
-		m.put(b, "uploads", key, `{"i":1}`)
-		putDone := time.Now()
+		key := fmt.Sprintf(keyFormat, i)
+		called := time.Now()
+		put(key)
+		returned := time.Now()
 		var at time.Time
-		eventually(b, 20*time.Second, key, func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			at = arrived[key]
+		plugintest.Eventually(b, 20*time.Second, key, func() bool {
+			at = a.get(key)
 			return !at.IsZero()
 		})
-		// An event may arrive before PutObject returns to the client:
-		// counted as 0.
-		if at.Before(putDone) {
+		if at.Before(returned) {
 			early++
 		}
-		lat = append(lat, max(at.Sub(putDone), 0))
-		fromStart = append(fromStart, at.Sub(putStart))
+		afterPut = append(afterPut, max(at.Sub(returned), 0))
+		fromCall = append(fromCall, at.Sub(called))
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	slices.Sort(fromStart)
-	pct := func(d []time.Duration, p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
-	b.ReportMetric(float64(pct(lat, 0.5).Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(pct(lat, 0.99).Microseconds())/1000, "p99-ms")
-	b.Logf("%d uploads: PutObject returned → event at the sink: p50 %v, p99 %v, max %v (%d arrived before PutObject returned); "+
-		"from the PutObject call: p50 %v, p99 %v", len(lat), pct(lat, 0.5), pct(lat, 0.99), lat[len(lat)-1], early,
-		pct(fromStart, 0.5), pct(fromStart, 0.99))
+	slices.Sort(afterPut)
+	slices.Sort(fromCall)
+	return afterPut, fromCall, early
 }
+
+// percentile is the p quantile (0 to 1) of the sorted durations d.
+func percentile(d []time.Duration, p float64) time.Duration {
+	return d[min(len(d)-1, int(p*float64(len(d))))]
+}
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

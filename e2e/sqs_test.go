@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,12 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/amqptest"
+	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/internal/sqstest"
 )
-
-// sqsEndpoint is the SQS-compatible server (fauxqs, started by
-// scripts/services.sh) the tests use.
-func sqsEndpoint() string { return sqstest.Endpoint() }
 
 // sqsClient connects to the test server, skipping when it is unreachable
 // outside CI. It puts test credentials in the environment, which the
@@ -75,21 +70,11 @@ func sqsReceive(t testing.TB, c *sqs.Client, q string, n int) []types.Message {
 	return sqstest.Receive(t, c, q, n, 15*time.Second)
 }
 
-// sqsDepth is the number of messages on q, visible or in flight.
-func sqsDepth(t testing.TB, c *sqs.Client, q string) int {
-	t.Helper()
-	return sqstest.Depth(t, c, q)
-}
-
 // sqsSourceConfig is a config with an sqs source on q. Tests give a short
 // visibilityTimeout in extra: fauxqs now and then cuts a receive short, and
 // the messages of that receive only come back once it expires.
 func sqsSourceConfig(q, hook string, extra string) string {
-	return fmt.Sprintf(`
-http: {listen: "{{HTTP}}"}
-admin: {listen: "{{ADMIN}}"}
-journal: {dir: "{{DATA}}"}
-sources:
+	return configHead + fmt.Sprintf(`sources:
   - name: orders
     type: sqs
     queueUrl: %q
@@ -101,7 +86,7 @@ sinks:
   - {name: hook, type: webhook, url: %q}
 routes:
   - {name: all, sources: [orders], to: [hook]}
-`, q, sqsEndpoint(), extra, hook)
+`, q, sqstest.Endpoint(), extra, hook)
 }
 
 func TestSQSSourceToWebhook(t *testing.T) {
@@ -115,7 +100,7 @@ func TestSQSSourceToWebhook(t *testing.T) {
 	}
 	hook := newSink(t, ok)
 	j := start(t, sqsSourceConfig(q, hook.url, "    visibilityTimeout: 3s"))
-	eventually(t, 20*time.Second, "26 events at the webhook", func() bool { return hook.count() >= 26 })
+	plugintest.Eventually(t, 20*time.Second, "26 events at the webhook", func() bool { return hook.count() >= 26 })
 	arn := ""
 	for _, e := range hook.received() {
 		if e.ID() == "ce-1" {
@@ -135,26 +120,20 @@ func TestSQSSourceToWebhook(t *testing.T) {
 			t.Errorf("event: %s", e)
 		}
 	}
-	eventually(t, 10*time.Second, "the received metric", func() bool { return j.metric("junction_events_received_total", `source="orders"`) == 26 })
-	eventually(t, 10*time.Second, "the queue to be empty", func() bool { return sqsDepth(t, c, q) == 0 })
+	plugintest.Eventually(t, 10*time.Second, "the received metric", func() bool { return j.metric("junction_events_received_total", `source="orders"`) == 26 })
+	plugintest.Eventually(t, 10*time.Second, "the queue to be empty", func() bool { return sqstest.Depth(t, c, q) == 0 })
 }
 
 func TestHTTPToSQSSink(t *testing.T) {
 	c := sqsClient(t)
 	structured := sqsQueue(t, c, "e2e-structured")
 	binary := sqsQueue(t, c, "e2e-binary")
-	j := start(t, fmt.Sprintf(`
-http: {listen: "{{HTTP}}"}
-admin: {listen: "{{ADMIN}}"}
-journal: {dir: "{{DATA}}"}
-sources:
-  - {name: events, type: http, path: /events}
-sinks:
+	j := start(t, httpSource+fmt.Sprintf(`sinks:
   - {name: structured, type: sqs, queueUrl: %q, endpoint: %q}
   - {name: binary, type: sqs, queueUrl: %q, endpoint: %q, format: binary}
 routes:
   - {name: all, sources: [events], to: [structured, binary]}
-`, structured, sqsEndpoint(), binary, sqsEndpoint()))
+`, structured, sqstest.Endpoint(), binary, sqstest.Endpoint()))
 	for i := range 5 {
 		code, body := post(t, j.ingest+"/events", "application/json", map[string]string{
 			"ce-specversion": "1.0", "ce-id": fmt.Sprint("h-", i), "ce-source": "/shop", "ce-type": "com.example.order.created",
@@ -198,82 +177,31 @@ func TestSQSSourceKill9(t *testing.T) {
 	ids := sqsSend(t, c, q, "k", n)
 	hook := newSink(t, ok)
 	j := start(t, sqsSourceConfig(q, hook.url, "    visibilityTimeout: 2s\n    batchSize: 5"))
-	eventually(t, 20*time.Second, "the first events", func() bool { return hook.count() >= 30 })
+	plugintest.Eventually(t, 20*time.Second, "the first events", func() bool { return hook.count() >= 30 })
 	j.kill()
 	before := hook.count()
 	j.restart()
-	eventually(t, 60*time.Second, "every message at the webhook", func() bool { return distinct(hook) >= n })
-	seen := map[string]int{}
+	plugintest.Eventually(t, 60*time.Second, "every message at the webhook", func() bool { return hook.distinct() >= n })
 	for _, e := range hook.received() {
 		if !ids[e.ID()] {
 			t.Errorf("unexpected event %s", e.ID())
 		}
-		seen[e.ID()]++
 	}
-	dups := 0
-	for _, k := range seen {
-		dups += k - 1
-	}
-	t.Logf("%d messages; %d delivered before the kill; %d duplicates", n, before, dups)
-	eventually(t, 10*time.Second, "the queue to be empty", func() bool { return sqsDepth(t, c, q) == 0 })
+	t.Logf("%d messages; %d delivered before the kill; %d duplicates", n, before, hook.duplicates())
+	plugintest.Eventually(t, 10*time.Second, "the queue to be empty", func() bool { return sqstest.Depth(t, c, q) == 0 })
 }
 
-// sqsProxy is a TCP proxy on loopback in front of the SQS server that can
-// be stopped (connections refused) and started again on the same port.
-type sqsProxy struct {
-	t     testing.TB
-	addr  string
-	mu    sync.Mutex
-	ln    net.Listener
-	conns []net.Conn
-}
-
-func newSQSProxy(t testing.TB) *sqsProxy {
-	p := &sqsProxy{t: t, addr: freePort(t)}
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *sqsProxy) start() {
-	u, _ := url.Parse(sqsEndpoint())
-	ln, err := net.Listen("tcp", p.addr)
+// newSQSProxy is a TCP proxy on loopback in front of the SQS server, not
+// listening yet (connections refused) until Start.
+func newSQSProxy(t testing.TB) *amqptest.Proxy {
+	t.Helper()
+	u, err := url.Parse(sqstest.Endpoint())
 	if err != nil {
-		p.t.Fatalf("listen on %s: %v", p.addr, err)
+		t.Fatal(err)
 	}
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", u.Host)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
-		}
-	}()
-}
-
-func (p *sqsProxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
+	p := amqptest.NewTCPProxy(t, u.Host)
+	p.Stop()
+	return p
 }
 
 // TestSQSSinkUnreachableThenBack: the sink's SQS endpoint refuses
@@ -285,31 +213,25 @@ func TestSQSSinkUnreachableThenBack(t *testing.T) {
 	q := sqsQueue(t, c, "e2e-outage")
 	p := newSQSProxy(t)
 	dead := newSink(t, ok)
-	j := start(t, fmt.Sprintf(`
-http: {listen: "{{HTTP}}"}
-admin: {listen: "{{ADMIN}}"}
-journal: {dir: "{{DATA}}"}
-sources:
-  - {name: events, type: http, path: /events}
-sinks:
+	j := start(t, httpSource+fmt.Sprintf(`sinks:
   - name: queue
     type: sqs
     queueUrl: %q
-    endpoint: http://%s
+    endpoint: %q
     delivery: {retry: 50, backoffDelay: 100ms, maxDelay: 300ms, timeout: 2s, deadLetter: dead}
   - {name: dead, type: webhook, url: %q}
 routes:
   - {name: all, sources: [events], to: [queue]}
-`, q, p.addr, dead.url))
+`, q, p.URL(sqstest.Endpoint()), dead.url))
 	for i := range 3 {
 		if code := binaryEvent(t, j.ingest+"/events", fmt.Sprint("o-", i), "com.example.order.created", `{"amount":1}`); code != http.StatusAccepted {
 			t.Fatalf("POST: %d", code)
 		}
 	}
-	eventually(t, 10*time.Second, "retries while SQS is unreachable", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "retries while SQS is unreachable", func() bool {
 		return j.metric("junction_deliveries_total", `sink="queue"`, `outcome="retried"`) >= 3
 	})
-	p.start()
+	p.Start()
 	got := sqsReceive(t, c, q, 3)
 	if len(got) != 3 {
 		t.Fatalf("%d messages on the queue after SQS came back, want 3", len(got))
@@ -317,7 +239,7 @@ routes:
 	if dead.count() != 0 {
 		t.Errorf("%d events dead-lettered, want 0", dead.count())
 	}
-	eventually(t, 5*time.Second, "3 delivered", func() bool {
+	plugintest.Eventually(t, 5*time.Second, "3 delivered", func() bool {
 		return j.metric("junction_deliveries_total", `sink="queue"`, `outcome="delivered"`) == 3
 	})
 }

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +27,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/plugintest"
+	"github.com/junctionhq/junction/internal/sqstest"
 )
 
 // spExample is the example these tests run.
@@ -59,7 +61,7 @@ func spAnalyzerBinary(t testing.TB) string {
 // spAnalyzer is a running analyzer process.
 type spAnalyzer struct {
 	url string // http://addr/
-	out *lockedBuffer
+	out *plugintest.LogBuffer
 }
 
 // spStartAnalyzer runs the analyzer on addr, reading objects from the S3
@@ -77,7 +79,7 @@ func spStartAnalyzer(t testing.TB, addr, s3URL, reply string, env ...string) *sp
 		"AWS_EC2_METADATA_DISABLED=true",
 	)
 	cmd.Env = append(cmd.Env, env...)
-	a := &spAnalyzer{url: "http://" + addr + "/", out: &lockedBuffer{}}
+	a := &spAnalyzer{url: "http://" + addr + "/", out: &plugintest.LogBuffer{}}
 	cmd.Stdout, cmd.Stderr = a.out, a.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start analyzer: %v", err)
@@ -97,25 +99,8 @@ func spStartAnalyzer(t testing.TB, addr, s3URL, reply string, env ...string) *sp
 			t.Logf("analyzer output:\n%s", a.out.String())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(a.url + "healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return a
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("analyzer exited during start-up:\n%s", a.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("analyzer not ready after 10s:\n%s", a.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReady(t, "analyzer", a.url+"healthz", 10*time.Second, exited, a.out)
+	return a
 }
 
 // spObject is an object the tests upload, with what the analyzer must
@@ -252,14 +237,14 @@ func TestStoragePipelineMinIO(t *testing.T) {
 	}
 	spPut(t, m, "uploads", "archive/old.txt", []byte("not analyzed"), "")
 
-	eventually(t, 30*time.Second, "the analyzed events at the results webhook", func() bool { return results.count() >= len(objects) })
+	plugintest.Eventually(t, 30*time.Second, "the analyzed events at the results webhook", func() bool { return results.count() >= len(objects) })
 	// All 6 notifications are in and the one outside incoming/ matched no
 	// route: nothing else can arrive.
-	eventually(t, 10*time.Second, "6 events received, 1 unrouted", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "6 events received, 1 unrouted", func() bool {
 		return j.metric("junction_events_received_total", `source="uploads"`) == 6 && j.metric("junction_events_unrouted_total") == 1
 	})
 	spCheckResults(t, results.received(), objects)
-	eventually(t, 5*time.Second, "the analyzed events on the console", func() bool { return spConsoleReplies(j) == len(objects) })
+	plugintest.Eventually(t, 5*time.Second, "the analyzed events on the console", func() bool { return spConsoleReplies(j) == len(objects) })
 	if n := j.metric("junction_replies_total", `sink="analyzer"`, `outcome="routed"`); n != float64(len(objects)) {
 		t.Errorf("replies routed = %v, want %d", n, len(objects))
 	}
@@ -295,7 +280,7 @@ func spSQSConfig(t *testing.T, q string) string {
 		t.Fatalf("%s: no \"sources:\" section followed by \"sinks:\"", spExample)
 	}
 	source := fmt.Sprintf("  - name: uploads\n    type: s3\n    transport: sqs\n    queueUrl: %q\n    endpoint: %q\n    region: us-east-1\n    waitTime: 1s\n    visibilityTimeout: 3s\n",
-		q, sqsEndpoint())
+		q, sqstest.Endpoint())
 	path := filepath.Join(t.TempDir(), "junction.yaml")
 	if err := os.WriteFile(path, []byte(text[:i]+"\nsources:\n"+source+text[k:]), 0o644); err != nil {
 		t.Fatal(err)
@@ -350,16 +335,11 @@ func TestStoragePipelineSQS(t *testing.T) {
 	spStartAnalyzer(t, analyzerAddr, m.url, "structured")
 	j := startFile(t, spSQSConfig(t, q), "ANALYZER_URL=http://"+analyzerAddr+"/", "RESULTS_URL="+results.url)
 
-	eventually(t, 30*time.Second, "the analyzed events at the results webhook", func() bool { return results.count() >= len(objects) })
+	plugintest.Eventually(t, 30*time.Second, "the analyzed events at the results webhook", func() bool { return results.count() >= len(objects) })
 	var dl map[string]any
-	eventually(t, 10*time.Second, "the missing object dead-lettered on stderr", func() bool {
-		for _, l := range consoleLines(j.stderr.String()) {
-			if l["subject"] == "incoming/never uploaded.txt" {
-				dl = l
-				return true
-			}
-		}
-		return false
+	plugintest.Eventually(t, 10*time.Second, "the missing object dead-lettered on stderr", func() bool {
+		dl = consoleLine(j.stderr.String(), "subject", "incoming/never uploaded.txt")
+		return dl != nil
 	})
 	if dl["junctionsink"] != "analyzer" || fmt.Sprint(dl["junctionattempts"]) != "1" ||
 		!strings.Contains(fmt.Sprint(dl["junctionerror"]), "HTTP 404 Not Found: s3://uploads/incoming/never uploaded.txt: no such object") {
@@ -367,11 +347,11 @@ func TestStoragePipelineSQS(t *testing.T) {
 	}
 	// 8 records (the test event is dropped): 5 analyzed, 1 missing, and
 	// the removal and archive/old.txt matched no route.
-	eventually(t, 10*time.Second, "8 events received, 2 unrouted", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "8 events received, 2 unrouted", func() bool {
 		return j.metric("junction_events_received_total", `source="uploads"`) == 8 && j.metric("junction_events_unrouted_total") == 2
 	})
 	spCheckResults(t, results.received(), objects)
-	eventually(t, 10*time.Second, "the queue drained", func() bool { return sqsDepth(t, c, q) == 0 })
+	plugintest.Eventually(t, 10*time.Second, "the queue drained", func() bool { return sqstest.Depth(t, c, q) == 0 })
 
 	// With wrong credentials, S3 answers an error: 502, retried.
 	wrong := spStartAnalyzer(t, freePort(t), m.url, "binary", "AWS_SECRET_ACCESS_KEY=wrong")
@@ -436,14 +416,9 @@ func TestStoragePipelineAnalyzerAnswers(t *testing.T) {
 //	go test -run '^$' -bench StoragePipelineLatency -benchtime 200x ./e2e
 func BenchmarkStoragePipelineLatency(b *testing.B) {
 	s3MinioBinary(b)
-	var (
-		mu      sync.Mutex
-		arrived = map[string]time.Time{}
-	)
+	var arrived arrivals
 	results := newSink(b, func(_ int, e *event.Event) int {
-		mu.Lock()
-		arrived[s3Subject(*e)] = time.Now()
-		mu.Unlock()
+		arrived.mark(s3Subject(*e))
 		return http.StatusOK
 	})
 	analyzerAddr := freePort(b)
@@ -453,41 +428,15 @@ func BenchmarkStoragePipelineLatency(b *testing.B) {
 	spStartAnalyzer(b, analyzerAddr, m.url, "binary")
 	body := bytes.Repeat([]byte("0123456789abcdef"), 256) // 4 KiB
 	spPut(b, m, "uploads", "incoming/warm-up", body, "")
-	eventually(b, 20*time.Second, "the warm-up result", func() bool { return results.count() == 1 })
+	plugintest.Eventually(b, 20*time.Second, "the warm-up result", func() bool { return results.count() == 1 })
 
-	afterPut := make([]time.Duration, 0, b.N)
-	fromCall := make([]time.Duration, 0, b.N)
-	early := 0
-	b.ResetTimer()
-	for i := range b.N {
-		key := fmt.Sprintf("incoming/obj-%d", i)
-		called := time.Now()
-		spPut(b, m, "uploads", key, body, "")
-		returned := time.Now()
-		var at time.Time
-		eventually(b, 20*time.Second, key, func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			at = arrived[key]
-			return !at.IsZero()
-		})
-		// MinIO may notify before PutObject returns to the client: 0.
-		if at.Before(returned) {
-			early++
-		}
-		afterPut = append(afterPut, max(at.Sub(returned), 0))
-		fromCall = append(fromCall, at.Sub(called))
-	}
-	b.StopTimer()
-	slices.Sort(afterPut)
-	slices.Sort(fromCall)
-	pct := func(d []time.Duration, p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
-	b.ReportMetric(float64(pct(afterPut, 0.5).Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(pct(afterPut, 0.99).Microseconds())/1000, "p99-ms")
-	b.ReportMetric(float64(pct(fromCall, 0.5).Microseconds())/1000, "p50-from-call-ms")
-	b.ReportMetric(float64(pct(fromCall, 0.99).Microseconds())/1000, "p99-from-call-ms")
+	afterPut, fromCall, early := uploadLatencies(b, &arrived, "incoming/obj-%d", func(key string) { spPut(b, m, "uploads", key, body, "") })
+	b.ReportMetric(ms(percentile(afterPut, 0.5)), "p50-ms")
+	b.ReportMetric(ms(percentile(afterPut, 0.99)), "p99-ms")
+	b.ReportMetric(ms(percentile(fromCall, 0.5)), "p50-from-call-ms")
+	b.ReportMetric(ms(percentile(fromCall, 0.99)), "p99-from-call-ms")
 	b.Logf("%d uploads (4 KiB): PutObject returned → analyzed event at the results webhook: p50 %v, p99 %v, max %v "+
 		"(%d arrived before PutObject returned); from the PutObject call: p50 %v, p99 %v, max %v",
-		len(afterPut), pct(afterPut, 0.5), pct(afterPut, 0.99), afterPut[len(afterPut)-1], early,
-		pct(fromCall, 0.5), pct(fromCall, 0.99), fromCall[len(fromCall)-1])
+		len(afterPut), percentile(afterPut, 0.5), percentile(afterPut, 0.99), afterPut[len(afterPut)-1], early,
+		percentile(fromCall, 0.5), percentile(fromCall, 0.99), fromCall[len(fromCall)-1])
 }
