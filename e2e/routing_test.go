@@ -238,6 +238,10 @@ func TestSinkDownThenUp(t *testing.T) {
 	plugintest.Eventually(t, 10*time.Second, "retries while the sink is down", func() bool {
 		return j.metric("junction_deliveries_total", `outcome="retried"`) >= n
 	})
+	// Every accepted event waits in the journal, counted by the gauge.
+	plugintest.Eventually(t, 5*time.Second, "pending gauge at 20", func() bool {
+		return j.metric("junction_pending_deliveries", `sink="hook"`) == n
+	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("sink port taken: %v", err)
@@ -247,6 +251,9 @@ func TestSinkDownThenUp(t *testing.T) {
 	if got := hook.distinct(); got != n {
 		t.Fatalf("distinct events delivered = %d, want %d", got, n)
 	}
+	plugintest.Eventually(t, 5*time.Second, "pending gauge at 0", func() bool {
+		return j.metric("junction_pending_deliveries", `sink="hook"`) == 0
+	})
 }
 
 // TestCrashLosesNothing drives events, kills junction with SIGKILL mid-stream,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,6 +163,28 @@ func (c *Consumer) Pending(ctx context.Context) (uint64, error) {
 		n += uint64(entriesIn(subject)) * msgs
 	}
 	return n, nil
+}
+
+// Pending returns, for every sink with entries in the journal, how many
+// wait for it, as Consumer.Pending counts them; with one request to the
+// journal, whatever the number of sinks.
+func (j *Journal) Pending(ctx context.Context) (map[string]uint64, error) {
+	info, err := j.stream.Info(ctx, jetstream.WithSubjectFilter(j.prefix+".>"))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64)
+	for subject, msgs := range info.State.Subjects {
+		sink, ok := strings.CutPrefix(subject, j.prefix+".")
+		if !ok {
+			continue
+		}
+		if i := strings.IndexByte(sink, '.'); i >= 0 {
+			sink = sink[:i]
+		}
+		out[sink] += uint64(entriesIn(subject)) * msgs
+	}
+	return out, nil
 }
 
 // FetchWait bounds one pull request: an open request is filled by the

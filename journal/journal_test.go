@@ -73,6 +73,9 @@ func TestAppendConsumeAck(t *testing.T) {
 	if err := j.Append(ctx, entries); err != nil {
 		t.Fatal(err)
 	}
+	if p, err := j.Pending(ctx); err != nil || len(p) != 2 || p["a"] != 50 || p["b"] != 50 {
+		t.Fatalf("pending by sink = %v, %v; want a:50 b:50", p, err)
+	}
 	ca, err := j.Consumer(ctx, "a", ConsumeOptions{Concurrency: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +102,9 @@ func TestAppendConsumeAck(t *testing.T) {
 	na, _ := ca.Pending(ctx)
 	if na != 0 {
 		t.Fatalf("pending for a after acks = %d, want 0", na)
+	}
+	if p, err := j.Pending(ctx); err != nil || p["a"] != 0 || p["b"] != 50 {
+		t.Fatalf("pending by sink after a's acks = %v, %v; want b:50 only", p, err)
 	}
 }
 

@@ -336,13 +336,13 @@ func (r *Router) trackPending(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		for _, rt := range r.sinkOrder {
-			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			if n, err := rt.consumer.Pending(qctx); err == nil {
-				r.metrics.Pending.WithLabelValues(rt.name).Set(float64(n))
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if pending, err := r.journal.Pending(qctx); err == nil {
+			for _, rt := range r.sinkOrder {
+				r.metrics.Pending.WithLabelValues(rt.name).Set(float64(pending[rt.name]))
 			}
-			cancel()
 		}
+		cancel()
 		select {
 		case <-ctx.Done():
 			return
