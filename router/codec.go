@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
@@ -47,12 +48,20 @@ func encodeEvent(dst []byte, e *event.Event) ([]byte, error) {
 	dst = appendString(dst, e.Subject())
 	dst = appendString(dst, e.DataContentType())
 	dst = appendString(dst, e.DataSchema())
-	t := ""
+	var tb [64]byte
+	var t []byte
 	if !e.Time().IsZero() {
-		t = e.Time().UTC().Format(time.RFC3339Nano)
+		t = e.Time().UTC().AppendFormat(tb[:0], time.RFC3339Nano)
 	}
-	dst = appendString(dst, t)
-	ext := e.Extensions()
+	dst = binary.AppendUvarint(dst, uint64(len(t)))
+	dst = append(dst, t...)
+	// The context's own map: Extensions() would copy it.
+	var ext map[string]any
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		ext = ec.Extensions
+	} else {
+		ext = e.Extensions()
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(ext)))
 	for name, v := range ext {
 		dst = appendString(dst, name)
@@ -93,6 +102,8 @@ func appendString(dst []byte, s string) []byte {
 var errCorrupt = errors.New("corrupt journal entry")
 
 // decodeEvent reads an event stored by encodeEvent (or in the JSON format).
+// The event refers to b, for its data and its string attributes, without
+// copying: b must not change afterwards (a journal entry's bytes never do).
 func decodeEvent(b []byte, e *event.Event) error {
 	if len(b) == 0 || b[0] != formatBinary {
 		return e.UnmarshalJSON(b)
@@ -109,20 +120,28 @@ func decodeEvent(b []byte, e *event.Event) error {
 	}
 	ec := event.EventContextV1{}
 	*e = event.Event{Context: &ec}
-	set := []struct {
-		v   string
-		set func(string) error
-	}{
-		{s[0], ec.SetID}, {s[1], ec.SetSource}, {s[2], ec.SetType}, {s[3], ec.SetSubject},
-		{s[4], ec.SetDataContentType}, {s[5], ec.SetDataSchema},
+	// Direct calls: a table of method values would allocate each of them.
+	var err error
+	if s[0] != "" {
+		err = ec.SetID(s[0])
 	}
-	for _, a := range set {
-		if a.v == "" {
-			continue
-		}
-		if err := a.set(a.v); err != nil {
-			return fmt.Errorf("%w: %w", errCorrupt, err)
-		}
+	if err == nil && s[1] != "" {
+		err = ec.SetSource(s[1])
+	}
+	if err == nil && s[2] != "" {
+		err = ec.SetType(s[2])
+	}
+	if err == nil && s[3] != "" {
+		err = ec.SetSubject(s[3])
+	}
+	if err == nil && s[4] != "" {
+		err = ec.SetDataContentType(s[4])
+	}
+	if err == nil && s[5] != "" {
+		err = ec.SetDataSchema(s[5])
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	if s[6] != "" {
 		t, err := time.Parse(time.RFC3339Nano, s[6])
@@ -218,7 +237,8 @@ func (r *reader) string() string {
 		r.err = errCorrupt
 		return ""
 	}
-	s := string(r.b[:n])
+	// No copy: the decoded event owns b (see decodeEvent).
+	s := unsafe.String(unsafe.SliceData(r.b), int(n))
 	r.b = r.b[n:]
 	return s
 }
