@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -37,6 +38,9 @@ func encodeEvent(dst []byte, e *event.Event) ([]byte, error) {
 		b, err := e.MarshalJSON()
 		return append(dst, b...), err
 	}
+	// One allocation in the common case: the data plus room for the
+	// attributes.
+	dst = slices.Grow(dst, len(e.Data())+256)
 	var flags byte
 	if e.DataBase64 {
 		flags |= flagBase64
