@@ -154,22 +154,21 @@ func (j *Journal) Consumer(ctx context.Context, sink string, o ConsumeOptions) (
 // plus handed out and not yet acknowledged (an entry of a batch counts until
 // its whole batch is).
 func (c *Consumer) Pending(ctx context.Context) (uint64, error) {
-	info, err := c.j.stream.Info(ctx, jetstream.WithSubjectFilter(c.j.Subject(c.sink)))
-	if err != nil {
-		return 0, err
-	}
-	var n uint64
-	for subject, msgs := range info.State.Subjects {
-		n += uint64(entriesIn(subject)) * msgs
-	}
-	return n, nil
+	p, err := c.j.pending(ctx, c.j.Subject(c.sink))
+	return p[c.sink], err
 }
 
 // Pending returns, for every sink with entries in the journal, how many
 // wait for it, as Consumer.Pending counts them; with one request to the
 // journal, whatever the number of sinks.
 func (j *Journal) Pending(ctx context.Context) (map[string]uint64, error) {
-	info, err := j.stream.Info(ctx, jetstream.WithSubjectFilter(j.prefix+".>"))
+	return j.pending(ctx, j.prefix+".>")
+}
+
+// pending counts the entries by sink in the journal messages on subjects
+// that match filter.
+func (j *Journal) pending(ctx context.Context, filter string) (map[string]uint64, error) {
+	info, err := j.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		return nil, err
 	}

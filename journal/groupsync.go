@@ -23,10 +23,9 @@ type groupSync struct {
 	requested uint64 // appends that asked for a sync
 	synced    uint64 // requests covered by the last completed sync
 	running   bool
-	err       error
 	lastBlock int // the lowest block index the next sync must cover
 
-	syncs uint64 // fsync rounds, for tests and metrics
+	syncs uint64 // fsync rounds, for tests
 }
 
 func newGroupSync(msgsDir string) *groupSync {
@@ -59,7 +58,6 @@ func (g *groupSync) Sync() error {
 			g.synced = target
 			g.lastBlock = last
 		}
-		g.err = err
 		g.cond.Broadcast()
 		if err != nil {
 			return err

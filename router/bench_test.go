@@ -50,18 +50,8 @@ func BenchmarkIngestDispatch(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			p.Config.HTTP.Listen, p.Config.Admin.Listen = "127.0.0.1:0", "off"
-			r, err := New(context.Background(), p, Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- r.Run(ctx) }()
-			defer func() { cancel(); <-done }()
-			for !r.Ready() {
-				time.Sleep(time.Millisecond)
-			}
+			r := runRouter(b, p, Options{})
+			eventually(b, 5*time.Second, "ready", r.Ready)
 			in := r.Ingester("src")
 			data := map[string]any{"n": 1, "payload": strings.Repeat("x", 1000)}
 			start := discarded.n.Load()

@@ -52,13 +52,11 @@ func encodeEvent(dst []byte, e *event.Event) ([]byte, error) {
 	dst = appendString(dst, e.Subject())
 	dst = appendString(dst, e.DataContentType())
 	dst = appendString(dst, e.DataSchema())
-	var tb [64]byte
-	var t []byte
-	if !e.Time().IsZero() {
-		t = e.Time().UTC().AppendFormat(tb[:0], time.RFC3339Nano)
+	if t := e.Time(); !t.IsZero() {
+		dst = appendTime(dst, t)
+	} else {
+		dst = appendString(dst, "")
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(t)))
-	dst = append(dst, t...)
 	// The context's own map: Extensions() would copy it.
 	var ext map[string]any
 	if ec, ok := e.Context.(*event.EventContextV1); ok {
@@ -81,11 +79,9 @@ func encodeEvent(dst []byte, e *event.Event) ([]byte, error) {
 				dst = append(dst, 0)
 			}
 		case types.Timestamp:
-			dst = append(dst, extTime)
-			dst = appendString(dst, x.Time.UTC().Format(time.RFC3339Nano))
+			dst = appendTime(append(dst, extTime), x.Time)
 		case time.Time:
-			dst = append(dst, extTime)
-			dst = appendString(dst, x.UTC().Format(time.RFC3339Nano))
+			dst = appendTime(append(dst, extTime), x)
 		default:
 			s, err := types.Format(v)
 			if err != nil {
@@ -99,6 +95,14 @@ func encodeEvent(dst []byte, e *event.Event) ([]byte, error) {
 }
 
 func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// appendTime appends t in UTC as an RFC 3339 string, as appendString does.
+func appendTime(dst []byte, t time.Time) []byte {
+	var b [64]byte
+	s := t.UTC().AppendFormat(b[:0], time.RFC3339Nano)
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
 }

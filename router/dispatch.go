@@ -175,10 +175,7 @@ func (s *sinkRuntime) routeReply(ctx context.Context, d *journal.Delivery, cause
 	}
 	reply.SetExtension(ExtHops, int32(hops))
 	log := s.log.With("route", d.Route, "ce_id", reply.ID(), "ce_type", reply.Type(), "ce_source", reply.Source(), "cause_id", cause.ID(), "hops", hops)
-	limit := s.plan.Plugin.MaxHops
-	if limit <= 0 {
-		limit = config.DefaultMaxHops
-	}
+	limit := s.plan.Plugin.MaxHops // the config defaults it
 	if hops > limit {
 		m.Replies.WithLabelValues(s.name, "hop_limit").Inc()
 		msg := fmt.Sprintf("hop limit of %d reached: functions may be replying to each other in a loop (maxHops on sink %s)", limit, s.name)

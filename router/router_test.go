@@ -99,7 +99,7 @@ func recorderNamed(name string) *recorder {
 	return recorders[name]
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !ok() {
@@ -137,25 +137,34 @@ func compile(t *testing.T, yml string) *Plan {
 	return p
 }
 
-// startRouter runs plan with an in-memory journal until the test ends.
+// startRouter runs plan with an in-memory journal until the test ends, and
+// waits until it is ready.
 func startRouter(t *testing.T, p *Plan) *Router {
 	t.Helper()
+	r := runRouter(t, p, Options{Memory: true})
+	eventually(t, 5*time.Second, "ready", r.Ready)
+	return r
+}
+
+// runRouter runs plan, its ingress on a free port and no admin listener,
+// until the test or benchmark ends.
+func runRouter(tb testing.TB, p *Plan, o Options) *Router {
+	tb.Helper()
 	p.Config.HTTP.Listen = "127.0.0.1:0"
 	p.Config.Admin.Listen = "off"
-	r, err := New(context.Background(), p, Options{Memory: true})
+	r, err := New(context.Background(), p, o)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
+			tb.Errorf("run: %v", err)
 		}
 	})
-	eventually(t, 5*time.Second, "ready", r.Ready)
 	return r
 }
 
@@ -353,16 +362,7 @@ func TestReadyWaitsForSources(t *testing.T) {
 sources:
   - {name: g, type: test-gated}
 `)
-	p.Config.HTTP.Listen = "127.0.0.1:0"
-	p.Config.Admin.Listen = "off"
-	r, err := New(context.Background(), p, Options{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	r := runRouter(t, p, Options{Memory: true})
 	time.Sleep(100 * time.Millisecond)
 	if r.Ready() {
 		t.Fatal("ready while a source is not")
