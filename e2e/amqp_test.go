@@ -58,7 +58,7 @@ func TestAMQPSourceToWebhook(t *testing.T) {
 	j := start(t, amqpSourceConfig(u, q, hook.url, 64))
 
 	bin := amqpBinary("a-bin")
-	bin.Headers["cloudEvents:subject"] = "order-42" // the test webhook does not percent-decode
+	bin.Headers["cloudEvents:subject"] = "order-42"
 	bin.Headers["cloudEvents:tenant"] = "acme"
 	bin.Headers["cloudEvents:time"] = "2024-03-01T12:00:00.5Z"
 	b.Publish(q, bin)

@@ -18,13 +18,6 @@ func TestBenchCommand(t *testing.T) {
 			if target == "baseline" {
 				args = append(args, "--baseline")
 			}
-			var stdout, stderr bytes.Buffer
-			cmd := exec.Command(binary, args...)
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("junction %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-			}
-			lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 			var res struct {
 				Sent, Accepted, Delivered, Lost, Duplicates int64
 				IngestEPS                                   float64            `json:"ingest_eps"`
@@ -36,9 +29,7 @@ func TestBenchCommand(t *testing.T) {
 				JournalEntries                              int64 `json:"journal_entries"`
 				JournalMessages                             int64 `json:"journal_messages"`
 			}
-			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
-				t.Fatalf("last line is not the JSON summary: %v\n%s", err, stdout.String())
-			}
+			stderr := runBench(t, &res, args...)
 			if res.Target != target || res.Routes != 20 {
 				t.Errorf("target %q routes %d, want %q and 20", res.Target, res.Routes, target)
 			}
@@ -51,8 +42,8 @@ func TestBenchCommand(t *testing.T) {
 			if p50, p99 := res.E2E["p50"], res.E2E["p99"]; p50 <= 0 || p99 < p50 || res.E2E["p999"] < p99 {
 				t.Errorf("latency percentiles out of order: %v", res.E2E)
 			}
-			if !strings.Contains(stderr.String(), "junction bench") {
-				t.Errorf("no progress on standard error:\n%s", stderr.String())
+			if !strings.Contains(stderr, "junction bench") {
+				t.Errorf("no progress on standard error:\n%s", stderr)
 			}
 			switch target {
 			case "junction":
@@ -76,20 +67,11 @@ func TestBenchCommand(t *testing.T) {
 func TestLoadTestExample(t *testing.T) {
 	sinkAddr := freePort(t)
 	j := startFile(t, "../examples/load-test/junction.yaml", "BENCH_SINK_URL=http://"+sinkAddr+"/")
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(binary, "bench", "--url", j.ingest+"/events", "--sink", sinkAddr, "--duration", "1s", "--connections", "4", "--json")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("junction bench --url: %v\n%s", err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	var res struct {
 		Accepted, Delivered, Lost int64
 		Target                    string
 	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
-		t.Fatalf("last line is not the JSON summary: %v\n%s", err, stdout.String())
-	}
+	runBench(t, &res, "bench", "--url", j.ingest+"/events", "--sink", sinkAddr, "--duration", "1s", "--connections", "4", "--json")
 	if res.Target != "url" || res.Accepted == 0 || res.Delivered != res.Accepted || res.Lost != 0 {
 		t.Fatalf("target %q: accepted %d delivered %d lost %d", res.Target, res.Accepted, res.Delivered, res.Lost)
 	}
@@ -103,4 +85,22 @@ func TestLoadTestExample(t *testing.T) {
 	if got := j.metric("junction_deliveries_total", `sink="archive"`); got != 0 {
 		t.Errorf("the routes that never match delivered %v events", got)
 	}
+}
+
+// runBench runs junction with args (a bench --json command), decodes the
+// JSON summary on the last line of its standard output into res and
+// returns its standard error.
+func runBench(t *testing.T, res any, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("junction %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), res); err != nil {
+		t.Fatalf("last line is not the JSON summary: %v\n%s", err, stdout.String())
+	}
+	return stderr.String()
 }

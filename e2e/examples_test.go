@@ -35,12 +35,26 @@ func consoleLines(s string) []map[string]any {
 	return out
 }
 
-// consoleLine is the first JSON line of s whose key is value, or nil.
-func consoleLine(s, key, value string) map[string]any {
+// consoleMatches returns the JSON lines of s that hold every key and value
+// of kv (key, value, key, value ...).
+func consoleMatches(s string, kv ...string) []map[string]any {
+	var out []map[string]any
+lines:
 	for _, l := range consoleLines(s) {
-		if l[key] == value {
-			return l
+		for i := 0; i+1 < len(kv); i += 2 {
+			if l[kv[i]] != kv[i+1] {
+				continue lines
+			}
 		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// consoleLine is the first of consoleMatches, or nil.
+func consoleLine(s string, kv ...string) map[string]any {
+	if m := consoleMatches(s, kv...); len(m) > 0 {
+		return m[0]
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,37 +73,17 @@ func fnOffline(t *testing.T) string {
 	if err := cmd.Start(); err != nil {
 		skip("start %s: %v", cli, err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		// Its own process group, by its id.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("serverless-offline output:\n%s", out.String())
-		}
-	})
+	exited := watchProcess(t, "serverless-offline", cmd, out, 5*time.Second, false)
 	addr := net.JoinHostPort("127.0.0.1", lambdaPort)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return "http://" + addr
+	waitReady(t, "serverless-offline", 60*time.Second, exited, out, func() bool {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return false
 		}
-		select {
-		case <-exited:
-			t.Fatalf("serverless-offline exited during start-up:\n%s", out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serverless-offline not ready after 60s:\n%s", out.String())
-		}
-	}
+		c.Close()
+		return true
+	})
+	return "http://" + addr
 }
 
 // fnGitHub posts a GitHub-style webhook delivery signed with secret.
@@ -120,17 +99,6 @@ func fnGitHub(t *testing.T, url, secret, kind, delivery, body string) (int, stri
 }
 
 const fnPushBody = `{"ref":"refs/heads/main","forced":false,"repository":{"full_name":"octo/hello"},"commits":[{"id":"c1","message":"fix: the bug"},{"id":"c2","message":"docs"}]}`
-
-// fnAttr is an attribute as the function or sink set it: the harness's
-// sink reads binary mode with sdk-go, which leaves the percent-encoding of
-// ce-* headers in place.
-func fnAttr(v any) string {
-	s := fmt.Sprint(v)
-	if d, err := url.PathUnescape(s); err == nil {
-		return d
-	}
-	return s
-}
 
 func fnHops(e event.Event) int32 {
 	v, ok := e.Extensions()["junctionhops"]
@@ -162,7 +130,7 @@ func TestFunctionsWebhookLambdaReply(t *testing.T) {
 	}
 	plugintest.Eventually(t, 20*time.Second, "the labelled push at the webhook", func() bool { return labels.count() >= 1 })
 	r := labels.received()[0]
-	if r.ID() != "d-1-labelled" || r.Source() != "/functions/label-push" || r.Type() != "com.example.push.labelled" || fnAttr(r.Subject()) != "octo/hello" {
+	if r.ID() != "d-1-labelled" || r.Source() != "/functions/label-push" || r.Type() != "com.example.push.labelled" || r.Subject() != "octo/hello" {
 		t.Errorf("reply at the webhook: %s", r)
 	}
 	if h := fnHops(r); h != 1 {
@@ -185,12 +153,7 @@ func TestFunctionsWebhookLambdaReply(t *testing.T) {
 		t.Errorf("reply data: %+v", data)
 	}
 	plugintest.Eventually(t, 5*time.Second, "the labelled push on the console", func() bool {
-		for _, l := range consoleLines(j.stdout.String()) {
-			if l["id"] == "d-1-labelled" && l["source"] == "/functions/label-push" {
-				return true
-			}
-		}
-		return false
+		return consoleLine(j.stdout.String(), "id", "d-1-labelled", "source", "/functions/label-push") != nil
 	})
 	// Only the push reached the function: one reply in all.
 	time.Sleep(300 * time.Millisecond) // let a wrong second reply show up
@@ -294,7 +257,7 @@ routes:
 	plugintest.Eventually(t, 10*time.Second, "the enriched order at billing", func() bool { return billing.count() == 1 })
 	r := billing.received()[0]
 	if r.ID() != "o-1-r1" || r.Source() != "/functions/enrich" || r.Type() != "com.example.order.enriched" ||
-		fnAttr(r.Subject()) != "order o-1" || string(r.Data()) != `{"orderId":"o-1","total":250,"tier":"gold"}` || fnHops(r) != 1 {
+		r.Subject() != "order o-1" || string(r.Data()) != `{"orderId":"o-1","total":250,"tier":"gold"}` || fnHops(r) != 1 {
 		t.Errorf("billing got %s", r)
 	}
 	if n := fn.calls.Load(); n != 1 {
@@ -330,7 +293,7 @@ routes:
 	}
 	plugintest.Eventually(t, 10*time.Second, "the dead-lettered reply", func() bool { return dead.count() == 1 })
 	dl := dead.received()[0]
-	if fnHops(dl) != 4 || dl.Type() != "com.example.loop" || !strings.Contains(fnAttr(dl.Extensions()["junctionerror"]), "hop limit of 3 reached") {
+	if fnHops(dl) != 4 || dl.Type() != "com.example.loop" || !strings.Contains(fmt.Sprint(dl.Extensions()["junctionerror"]), "hop limit of 3 reached") {
 		t.Errorf("dead letter: %s", dl)
 	}
 	time.Sleep(300 * time.Millisecond) // let a call past the limit show up

@@ -163,23 +163,16 @@ func (j *junction) restart() {
 	}
 	j.exited = make(chan struct{})
 	go func() { j.cmd.Wait(); close(j.exited) }()
-	waitReady(j.t, "junction", j.admin+"/readyz", 30*time.Second, j.exited, j.stderr)
+	waitReady(j.t, "junction", 30*time.Second, j.exited, j.stderr, httpOK(j.admin+"/readyz"))
 }
 
-// waitReady polls url until it answers 200 OK. It fails the test with
-// out's text when the process called name ends first (exited closes) or
-// timeout passes.
-func waitReady(t testing.TB, name, url string, timeout time.Duration, exited <-chan struct{}, out fmt.Stringer) {
+// waitReady polls ready until it is true. It fails the test with out's
+// text when the process called name ends first (exited closes) or timeout
+// passes.
+func waitReady(t testing.TB, name string, timeout time.Duration, exited <-chan struct{}, out fmt.Stringer, ready func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
+	for !ready() {
 		select {
 		case <-exited:
 			t.Fatalf("%s exited during start-up:\n%s", name, out.String())
@@ -190,6 +183,51 @@ func waitReady(t testing.TB, name, url string, timeout time.Duration, exited <-c
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// httpOK is a waitReady probe: url answers 200 OK.
+func httpOK(url string) func() bool {
+	return func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+}
+
+// watchProcess follows cmd, called name, which the test started with its
+// output in out, and returns a channel closed when it ends. When the test
+// ends it is stopped with SIGTERM (its process group, by its id, when cmd
+// sets Setpgid) and killed if it has not ended within grace, which fails
+// the test when mustStop; out is logged if the test failed.
+func watchProcess(t testing.TB, name string, cmd *exec.Cmd, out fmt.Stringer, grace time.Duration, mustStop bool) <-chan struct{} {
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	signal := func(sig syscall.Signal) {
+		if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid {
+			_ = syscall.Kill(-cmd.Process.Pid, sig)
+			return
+		}
+		_ = cmd.Process.Signal(sig)
+	}
+	t.Cleanup(func() {
+		signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(grace):
+			signal(syscall.SIGKILL)
+			<-exited
+			if mustStop {
+				t.Errorf("%s did not stop within %v of SIGTERM", name, grace)
+			}
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out.String())
+		}
+	})
+	return exited
 }
 
 // kill stops the process with SIGKILL: no shutdown code runs.

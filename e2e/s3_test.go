@@ -1,20 +1,18 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,11 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/internal/plugintest"
+	"github.com/junctionhq/junction/internal/s3event/s3eventtest"
 	"github.com/junctionhq/junction/internal/sqstest"
 )
 
@@ -99,22 +97,9 @@ func s3StartMinio(t testing.TB, webhook, token string, env ...string) *s3Minio {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start minio: %v", err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("minio output:\n%s", out.String())
-		}
-	})
+	exited := watchProcess(t, "minio", cmd, out, 10*time.Second, false)
 	m := &s3Minio{url: "http://" + addr}
-	waitReady(t, "minio", m.url+"/minio/health/ready", 60*time.Second, exited, out)
+	waitReady(t, "minio", 60*time.Second, exited, out, httpOK(m.url+"/minio/health/ready"))
 	m.client = s3.New(s3.Options{
 		Region:                     "us-east-1",
 		BaseEndpoint:               aws.String(m.url),
@@ -161,14 +146,25 @@ func (m *s3Minio) notifyBucket(t testing.TB, name, arn string, events ...s3types
 	}
 }
 
+// put uploads a JSON object.
 func (m *s3Minio) put(t testing.TB, bucket, key, body string) {
 	t.Helper()
-	_, err := m.client.PutObject(context.Background(), &s3.PutObjectInput{
-		Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(body), ContentType: aws.String("application/json"),
-	})
+	m.putObject(t, bucket, key, []byte(body), "application/json")
+}
+
+// putObject uploads an object, with contentType unless it is empty, and
+// returns its ETag.
+func (m *s3Minio) putObject(t testing.TB, bucket, key string, body []byte, contentType string) string {
+	t.Helper()
+	in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}
+	if contentType != "" {
+		in.ContentType = aws.String(contentType)
+	}
+	out, err := m.client.PutObject(context.Background(), in)
 	if err != nil {
 		t.Fatalf("put %s/%s: %v", bucket, key, err)
 	}
+	return strings.Trim(aws.ToString(out.ETag), `"`)
 }
 
 // s3Config is a junction config with an s3 source (its keys: source) and
@@ -196,23 +192,34 @@ routes:
 `, source, created, removed)
 }
 
-// s3Subject is the subject of an event received by a newSink: the sink
-// reads binary mode with sdk-go, which leaves the header's percent-encoding
-// (that the CloudEvents HTTP binding and junction's webhook sink apply) in.
-func s3Subject(e event.Event) string {
-	s, err := url.PathUnescape(e.Subject())
-	if err != nil {
-		return e.Subject()
-	}
-	return s
+// s3SQSKeys are the keys of an s3 source reading queue q of the test SQS
+// server.
+func s3SQSKeys(q string) string {
+	return fmt.Sprintf("    queueUrl: %q\n    endpoint: %q\n    region: us-east-1\n    waitTime: 1s\n    visibilityTimeout: 3s", q, sqstest.Endpoint())
 }
 
-func s3Subjects(events []event.Event) []string {
+// s3AWSRecord is a notification record in AWS's format for an object in
+// bucket uploads; key is as S3 writes it there (form-encoded).
+func s3AWSRecord(region, eventName, key string, size int, etag, reqID string) string {
+	return `{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"` + region + `","eventTime":"2024-05-01T12:34:56.789Z",` +
+		`"eventName":"` + eventName + `","userIdentity":{"principalId":"AWS:AIDAEXAMPLE"},"requestParameters":{"sourceIPAddress":"203.0.113.7"},` +
+		`"responseElements":{"x-amz-request-id":"` + reqID + `","x-amz-id-2":"EXAMPLE123/abc="},` +
+		`"s3":{"s3SchemaVersion":"1.0","configurationId":"analyze-uploads","bucket":{"name":"uploads","ownerIdentity":{"principalId":"A3NL1KOZZKEXAMPLE"},"arn":"arn:aws:s3:::uploads"},` +
+		fmt.Sprintf(`"object":{"key":%q,"size":%d,"eTag":%q,"sequencer":"0055AED6DCD90281E5"}}}`, key, size, etag)
+}
+
+// s3Notification is an S3 notification message holding records.
+func s3Notification(records ...string) string {
+	return `{"Records":[` + strings.Join(records, ",") + `]}`
+}
+
+// subjects are the subjects of events, sorted.
+func subjects(events []event.Event) []string {
 	var s []string
 	for _, e := range events {
-		s = append(s, s3Subject(e))
+		s = append(s, e.Subject())
 	}
-	sort.Strings(s)
+	slices.Sort(s)
 	return s
 }
 
@@ -240,7 +247,7 @@ func TestS3MinIOWebhook(t *testing.T) {
 	plugintest.Eventually(t, 10*time.Second, "5 events received", func() bool {
 		return j.metric("junction_events_received_total", `source="uploads"`) == 5
 	})
-	if got, want := s3Subjects(created.received()), []string{"incoming/a+b/ü.json", "incoming/file name.json"}; !slices.Equal(got, want) {
+	if got, want := subjects(created.received()), []string{"incoming/a+b/ü.json", "incoming/file name.json"}; !slices.Equal(got, want) {
 		t.Errorf("created subjects %q, want %q", got, want)
 	}
 	for _, e := range created.received() {
@@ -255,7 +262,7 @@ func TestS3MinIOWebhook(t *testing.T) {
 				} `json:"object"`
 			} `json:"s3"`
 		}
-		if err := json.Unmarshal(e.Data(), &rec); err != nil || rec.EventName != "s3:ObjectCreated:Put" || rec.S3.Object.Key == s3Subject(e) {
+		if err := json.Unmarshal(e.Data(), &rec); err != nil || rec.EventName != "s3:ObjectCreated:Put" || rec.S3.Object.Key == e.Subject() {
 			t.Errorf("created event data (the record, key still encoded): %+v %v", rec, err)
 		}
 		if !strings.Contains(e.ID(), ".") {
@@ -263,8 +270,8 @@ func TestS3MinIOWebhook(t *testing.T) {
 		}
 	}
 	rm := removed.received()[0]
-	if rm.Type() != "com.amazonaws.s3.ObjectRemoved:Delete" || s3Subject(rm) != "incoming/file name.json" {
-		t.Errorf("removed event: type %q subject %q", rm.Type(), s3Subject(rm))
+	if rm.Type() != "com.amazonaws.s3.ObjectRemoved:Delete" || rm.Subject() != "incoming/file name.json" {
+		t.Errorf("removed event: type %q subject %q", rm.Type(), rm.Subject())
 	}
 
 	// A request without the token is refused.
@@ -280,41 +287,26 @@ func TestS3SQS(t *testing.T) {
 	c := sqsClient(t)
 	q := sqsQueue(t, c, "e2e-s3")
 	record := func(name, key, reqID string) string {
-		return `{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"eu-west-1","eventTime":"2024-05-01T12:34:56.789Z",` +
-			`"eventName":"` + name + `","userIdentity":{"principalId":"AWS:AIDAEXAMPLE"},"requestParameters":{"sourceIPAddress":"203.0.113.7"},` +
-			`"responseElements":{"x-amz-request-id":"` + reqID + `","x-amz-id-2":"EXAMPLE123/abc="},` +
-			`"s3":{"s3SchemaVersion":"1.0","configurationId":"c","bucket":{"name":"uploads","ownerIdentity":{"principalId":"A3NL1KOZZKEXAMPLE"},"arn":"arn:aws:s3:::uploads"},` +
-			`"object":{"key":"` + key + `","size":12,"eTag":"0123456789abcdef","sequencer":"0055AED6DCD90281E5"}}}`
-	}
-	notification := func(records ...string) string { return `{"Records":[` + strings.Join(records, ",") + `]}` }
-	sns := func(msg string) string {
-		b, _ := json.Marshal(msg)
-		return `{"Type":"Notification","MessageId":"22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324","TopicArn":"arn:aws:sns:eu-west-1:123456789012:uploads",` +
-			`"Subject":"Amazon S3 Notification","Message":` + string(b) + `,"Timestamp":"2024-05-01T12:34:57.001Z","SignatureVersion":"1",` +
-			`"Signature":"EXAMPLE","SigningCertURL":"https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-EXAMPLE.pem"}`
+		return s3AWSRecord("eu-west-1", name, key, 12, "0123456789abcdef", reqID)
 	}
 	bodies := []string{
-		`{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2024-05-01T12:00:00.000Z","Bucket":"uploads","RequestId":"5582815E1AEA5ADF","HostId":"EXAMPLE"}`,
-		notification(record("ObjectCreated:Put", "incoming/report+2024.csv", "REQ1")),
-		sns(notification(record("ObjectCreated:CompleteMultipartUpload", "incoming/video%281%29.mp4", "REQ2"))),
-		notification(record("ObjectCreated:Put", "elsewhere/x.csv", "REQ3"), record("ObjectRemoved:Delete", "incoming/old.csv", "REQ4")),
+		s3eventtest.AWSTest,
+		s3Notification(record("ObjectCreated:Put", "incoming/report+2024.csv", "REQ1")),
+		s3eventtest.SNSEnvelope(s3Notification(record("ObjectCreated:CompleteMultipartUpload", "incoming/video%281%29.mp4", "REQ2"))),
+		s3Notification(record("ObjectCreated:Put", "elsewhere/x.csv", "REQ3"), record("ObjectRemoved:Delete", "incoming/old.csv", "REQ4")),
 	}
-	for _, b := range bodies {
-		if _, err := c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sqsSendBodies(t, c, q, bodies...)
 	created, removed := newSink(t, nil), newSink(t, nil)
-	j := start(t, s3Config(fmt.Sprintf("    queueUrl: %q\n    endpoint: %q\n    region: us-east-1\n    waitTime: 1s\n    visibilityTimeout: 3s", q, sqstest.Endpoint()), created.url, removed.url))
+	j := start(t, s3Config(s3SQSKeys(q), created.url, removed.url))
 
 	plugintest.Eventually(t, 20*time.Second, "2 creations and 1 removal", func() bool { return created.count() >= 2 && removed.count() >= 1 })
 	plugintest.Eventually(t, 10*time.Second, "the queue drained", func() bool { return sqstest.Depth(t, c, q) == 0 })
-	if got, want := s3Subjects(created.received()), []string{"incoming/report 2024.csv", "incoming/video(1).mp4"}; !slices.Equal(got, want) {
+	if got, want := subjects(created.received()), []string{"incoming/report 2024.csv", "incoming/video(1).mp4"}; !slices.Equal(got, want) {
 		t.Errorf("created subjects %q, want %q", got, want)
 	}
 	ids := map[string]string{}
 	for _, e := range created.received() {
-		ids[s3Subject(e)] = e.ID()
+		ids[e.Subject()] = e.ID()
 		if e.Source() != "aws:s3.eu-west-1.uploads" {
 			t.Errorf("source %q", e.Source())
 		}
@@ -322,8 +314,8 @@ func TestS3SQS(t *testing.T) {
 	if !strings.HasPrefix(ids["incoming/report 2024.csv"], "REQ1.EXAMPLE123/abc=.") {
 		t.Errorf("ids %v", ids)
 	}
-	if rm := removed.received()[0]; rm.Type() != "com.amazonaws.s3.ObjectRemoved:Delete" || s3Subject(rm) != "incoming/old.csv" {
-		t.Errorf("removed: type %q subject %q", rm.Type(), s3Subject(rm))
+	if rm := removed.received()[0]; rm.Type() != "com.amazonaws.s3.ObjectRemoved:Delete" || rm.Subject() != "incoming/old.csv" {
+		t.Errorf("removed: type %q subject %q", rm.Type(), rm.Subject())
 	}
 	if n := j.metric("junction_events_received_total", `source="uploads"`); n != 4 {
 		t.Errorf("%v events received, want 4 (the test event is dropped)", n)

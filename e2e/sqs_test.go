@@ -64,6 +64,16 @@ func sqsSend(t testing.TB, c *sqs.Client, q, prefix string, n int) map[string]bo
 	return ids
 }
 
+// sqsSendBodies sends one message per body to q.
+func sqsSendBodies(t testing.TB, c *sqs.Client, q string, bodies ...string) {
+	t.Helper()
+	for _, b := range bodies {
+		if _, err := c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // sqsReceive reads n messages from q (deleting them), waiting up to 15s.
 func sqsReceive(t testing.TB, c *sqs.Client, q string, n int) []types.Message {
 	t.Helper()

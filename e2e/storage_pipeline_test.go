@@ -19,16 +19,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/internal/plugintest"
+	"github.com/junctionhq/junction/internal/s3event/s3eventtest"
 	"github.com/junctionhq/junction/internal/sqstest"
 )
 
@@ -84,22 +83,8 @@ func spStartAnalyzer(t testing.TB, addr, s3URL, reply string, env ...string) *sp
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start analyzer: %v", err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("analyzer did not stop within 10s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("analyzer output:\n%s", a.out.String())
-		}
-	})
-	waitReady(t, "analyzer", a.url+"healthz", 10*time.Second, exited, a.out)
+	exited := watchProcess(t, "analyzer", cmd, a.out, 10*time.Second, true)
+	waitReady(t, "analyzer", 10*time.Second, exited, a.out, httpOK(a.url+"healthz"))
 	return a
 }
 
@@ -145,20 +130,6 @@ func spObjects(t testing.TB) []spObject {
 	}
 }
 
-// spPut uploads an object and returns its ETag.
-func spPut(t testing.TB, m *s3Minio, bucket, key string, body []byte, contentType string) string {
-	t.Helper()
-	in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}
-	if contentType != "" {
-		in.ContentType = aws.String(contentType)
-	}
-	out, err := m.client.PutObject(context.Background(), in)
-	if err != nil {
-		t.Fatalf("put %s/%s: %v", bucket, key, err)
-	}
-	return strings.Trim(aws.ToString(out.ETag), `"`)
-}
-
 // spResult is the data of a com.example.object.analyzed event.
 type spResult struct {
 	Bucket      string `json:"bucket"`
@@ -174,7 +145,7 @@ func spCheckResults(t *testing.T, results []event.Event, objects []spObject) {
 	t.Helper()
 	byKey := map[string][]event.Event{}
 	for _, e := range results {
-		byKey[s3Subject(e)] = append(byKey[s3Subject(e)], e)
+		byKey[e.Subject()] = append(byKey[e.Subject()], e)
 	}
 	for _, o := range objects {
 		got := byKey[o.key]
@@ -209,13 +180,7 @@ func spCheckResults(t *testing.T, results []event.Event, objects []spObject) {
 
 // spConsoleReplies counts the analyzed events the console sink printed.
 func spConsoleReplies(j *junction) int {
-	n := 0
-	for _, l := range consoleLines(j.stdout.String()) {
-		if l["type"] == "com.example.object.analyzed" && l["source"] == "/functions/analyzer" {
-			n++
-		}
-	}
-	return n
+	return len(consoleMatches(j.stdout.String(), "type", "com.example.object.analyzed", "source", "/functions/analyzer"))
 }
 
 // TestStoragePipelineMinIO runs examples/storage-pipeline: uploads to a
@@ -233,9 +198,9 @@ func TestStoragePipelineMinIO(t *testing.T) {
 
 	objects := spObjects(t)
 	for _, o := range objects {
-		spPut(t, m, "uploads", o.key, o.body, o.upload)
+		m.putObject(t, "uploads", o.key, o.body, o.upload)
 	}
-	spPut(t, m, "uploads", "archive/old.txt", []byte("not analyzed"), "")
+	m.putObject(t, "uploads", "archive/old.txt", []byte("not analyzed"), "")
 
 	plugintest.Eventually(t, 30*time.Second, "the analyzed events at the results webhook", func() bool { return results.count() >= len(objects) })
 	// All 6 notifications are in and the one outside incoming/ matched no
@@ -256,13 +221,10 @@ func spAWSKey(key string) string {
 	return strings.ReplaceAll(url.QueryEscape(key), "%2F", "/")
 }
 
-// spAWSRecord is an S3 notification record in AWS's format.
+// spAWSRecord is an S3 notification record in AWS's format (us-east-1)
+// for key.
 func spAWSRecord(eventName, key string, size int, etag, reqID string) string {
-	return `{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2024-05-01T12:34:56.789Z",` +
-		`"eventName":"` + eventName + `","userIdentity":{"principalId":"AWS:AIDAEXAMPLE"},"requestParameters":{"sourceIPAddress":"203.0.113.7"},` +
-		`"responseElements":{"x-amz-request-id":"` + reqID + `","x-amz-id-2":"EXAMPLE123/abc="},` +
-		`"s3":{"s3SchemaVersion":"1.0","configurationId":"analyze-uploads","bucket":{"name":"uploads","ownerIdentity":{"principalId":"A3NL1KOZZKEXAMPLE"},"arn":"arn:aws:s3:::uploads"},` +
-		fmt.Sprintf(`"object":{"key":%q,"size":%d,"eTag":%q,"sequencer":"0055AED6DCD90281E5"}}}`, spAWSKey(key), size, etag)
+	return s3AWSRecord("us-east-1", eventName, spAWSKey(key), size, etag, reqID)
 }
 
 // spSQSConfig is the example's config with its source replaced by an s3
@@ -279,8 +241,7 @@ func spSQSConfig(t *testing.T, q string) string {
 	if i < 0 || k < i {
 		t.Fatalf("%s: no \"sources:\" section followed by \"sinks:\"", spExample)
 	}
-	source := fmt.Sprintf("  - name: uploads\n    type: s3\n    transport: sqs\n    queueUrl: %q\n    endpoint: %q\n    region: us-east-1\n    waitTime: 1s\n    visibilityTimeout: 3s\n",
-		q, sqstest.Endpoint())
+	source := "  - name: uploads\n    type: s3\n    transport: sqs\n" + s3SQSKeys(q) + "\n"
 	path := filepath.Join(t.TempDir(), "junction.yaml")
 	if err := os.WriteFile(path, []byte(text[:i]+"\nsources:\n"+source+text[k:]), 0o644); err != nil {
 		t.Fatal(err)
@@ -309,26 +270,22 @@ func TestStoragePipelineSQS(t *testing.T) {
 	objects := spObjects(t)
 	var records []string
 	for i, o := range objects {
-		etag := spPut(t, m, "uploads", o.key, o.body, o.upload)
+		etag := m.putObject(t, "uploads", o.key, o.body, o.upload)
 		records = append(records, spAWSRecord("ObjectCreated:Put", o.key, len(o.body), etag, fmt.Sprintf("REQ%d", i)))
 	}
-	outside := spPut(t, m, "uploads", "archive/old.txt", []byte("not analyzed"), "")
+	outside := m.putObject(t, "uploads", "archive/old.txt", []byte("not analyzed"), "")
 	bodies := []string{
-		`{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2024-05-01T12:00:00.000Z","Bucket":"uploads","RequestId":"5582815E1AEA5ADF","HostId":"EXAMPLE"}`,
+		s3eventtest.AWSTest,
 		// Two records in one message.
-		`{"Records":[` + records[0] + `,` + records[1] + `]}`,
-		`{"Records":[` + spAWSRecord("ObjectCreated:Put", "archive/old.txt", 12, outside, "REQ-OUT") + `]}`,
-		`{"Records":[` + spAWSRecord("ObjectRemoved:Delete", "incoming/gone.txt", 0, "", "REQ-DEL") + `]}`,
-		`{"Records":[` + spAWSRecord("ObjectCreated:Put", "incoming/never uploaded.txt", 3, "abc", "REQ-MISSING") + `]}`,
+		s3Notification(records[0], records[1]),
+		s3Notification(spAWSRecord("ObjectCreated:Put", "archive/old.txt", 12, outside, "REQ-OUT")),
+		s3Notification(spAWSRecord("ObjectRemoved:Delete", "incoming/gone.txt", 0, "", "REQ-DEL")),
+		s3Notification(spAWSRecord("ObjectCreated:Put", "incoming/never uploaded.txt", 3, "abc", "REQ-MISSING")),
 	}
 	for _, r := range records[2:] {
-		bodies = append(bodies, `{"Records":[`+r+`]}`)
+		bodies = append(bodies, s3Notification(r))
 	}
-	for _, b := range bodies {
-		if _, err := c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sqsSendBodies(t, c, q, bodies...)
 
 	results := newSink(t, nil)
 	analyzerAddr := freePort(t)
@@ -418,7 +375,7 @@ func BenchmarkStoragePipelineLatency(b *testing.B) {
 	s3MinioBinary(b)
 	var arrived arrivals
 	results := newSink(b, func(_ int, e *event.Event) int {
-		arrived.mark(s3Subject(*e))
+		arrived.mark(e.Subject())
 		return http.StatusOK
 	})
 	analyzerAddr := freePort(b)
@@ -427,10 +384,10 @@ func BenchmarkStoragePipelineLatency(b *testing.B) {
 	m.bucket(b, "uploads")
 	spStartAnalyzer(b, analyzerAddr, m.url, "binary")
 	body := bytes.Repeat([]byte("0123456789abcdef"), 256) // 4 KiB
-	spPut(b, m, "uploads", "incoming/warm-up", body, "")
+	m.putObject(b, "uploads", "incoming/warm-up", body, "")
 	plugintest.Eventually(b, 20*time.Second, "the warm-up result", func() bool { return results.count() == 1 })
 
-	afterPut, fromCall, early := uploadLatencies(b, &arrived, "incoming/obj-%d", func(key string) { spPut(b, m, "uploads", key, body, "") })
+	afterPut, fromCall, early := uploadLatencies(b, &arrived, "incoming/obj-%d", func(key string) { m.putObject(b, "uploads", key, body, "") })
 	b.ReportMetric(ms(percentile(afterPut, 0.5)), "p50-ms")
 	b.ReportMetric(ms(percentile(afterPut, 0.99)), "p99-ms")
 	b.ReportMetric(ms(percentile(fromCall, 0.5)), "p50-from-call-ms")

@@ -301,10 +301,10 @@ func readEvent(h http.Header, body []byte) (*event.Event, error) {
 		}
 		return &e, e.Validate()
 	}
-	if h.Get("Ce-Specversion") == "" {
+	sv := h.Get("Ce-Specversion")
+	if sv == "" {
 		return nil, errors.New("no ce-specversion header and not application/cloudevents+json")
 	}
-	sv := h.Get("Ce-Specversion")
 	if sv != event.CloudEventsVersionV1 && sv != event.CloudEventsVersionV03 {
 		return nil, fmt.Errorf("unsupported ce-specversion %q", oneLine(sv, 40))
 	}
