@@ -1,17 +1,21 @@
 // Package sqspoll is the SQS consuming machinery shared by the sqs source
 // and the s3 source's sqs transport: concurrent long polls, a backoff
 // after failed receives, a grace period for the batch being handled when
-// polling stops, visibility extended while a handler runs, batch deletes,
-// and the visibility backoff of messages left on the queue (refused or
-// failed). What a message means, and what is logged of it, is the
-// source's.
+// polling stops, the ingest of a batch's events with the messages' deletion
+// once they are in the journal (visibility extended meanwhile, messages too
+// large for the journal isolated), and the visibility backoff of messages
+// left on the queue (refused or failed). What a message means, and what is
+// logged of its content, is the source's.
 package sqspoll
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +23,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/text"
+	"github.com/junctionhq/junction/sources"
 )
 
 // MaxVisibility is SQS's longest visibility timeout.
@@ -28,14 +36,15 @@ const MaxVisibility = 12 * time.Hour
 const MaxRefusedDelay = 15 * time.Minute
 
 // Handler handles one received batch under ctx, which ends a grace period
-// after polling stops. It deletes the messages it accepted (Delete), hides
-// the ones it refuses with a growing delay (Refuse), and returns the
-// messages whose handling failed and that should come back soon: the
-// poller hides them for the nak backoff and waits as long before receiving
-// again.
+// after polling stops. It ingests and deletes the messages it accepts
+// (Ingest), hides the ones it refuses with a growing delay (Refuse), and
+// returns the messages whose handling failed and that should come back
+// soon: the poller hides them for the nak backoff and waits as long before
+// receiving again.
 type Handler func(ctx context.Context, msgs []types.Message) (failed []types.Message)
 
-// Poller consumes one queue. Set its fields, then call Run once.
+// Poller consumes one queue. Make it with New, set its fields, then call
+// Run once.
 type Poller struct {
 	Client   *sqs.Client
 	QueueURL string
@@ -62,13 +71,22 @@ type Poller struct {
 	Grace time.Duration
 
 	Log *slog.Logger
-	// DescribeErr is a one-line, bounded description of an SDK error for
-	// the log. A failed batch entry is described as the smithy API error
-	// of its code and message.
-	DescribeErr func(error) string
-	// LogVisibilityEntries logs (at debug level) each entry of a
-	// visibility change that SQS refused, not only a failed call.
-	LogVisibilityEntries bool
+}
+
+// New returns a poller of queueURL that logs to log, with the default
+// backoffs (failed receives retried after 100ms doubling up to 30s, failed
+// messages back after 1s doubling up to 30s) and 10s of grace.
+func New(client *sqs.Client, queueURL string, log *slog.Logger) *Poller {
+	return &Poller{
+		Client:   client,
+		QueueURL: queueURL,
+		RetryMin: 100 * time.Millisecond,
+		RetryMax: 30 * time.Second,
+		NakMin:   time.Second,
+		NakMax:   30 * time.Second,
+		Grace:    10 * time.Second,
+		Log:      log,
+	}
 }
 
 // Run polls the queue with p.Pollers long polls until ctx ends, then
@@ -105,7 +123,7 @@ func (p *Poller) poll(ctx, work context.Context, h Handler) {
 				return
 			}
 			d := recv.Next()
-			p.Log.Warn("sqs receive failed; retrying", "err", p.DescribeErr(err), "retry_in", d.Round(time.Millisecond))
+			p.Log.Warn("sqs receive failed; retrying", "err", DescribeErr(err), "retry_in", d.Round(time.Millisecond))
 			Sleep(ctx, d)
 			continue
 		}
@@ -150,22 +168,86 @@ func (p *Poller) Hold(ctx context.Context, msgs []types.Message, fn func() error
 	return err
 }
 
-// DeleteFailure is a message that a batch delete did not delete.
-type DeleteFailure struct {
-	// Entry is the batch entry's id; Message the message, nil when SQS
-	// named an entry that was not sent.
-	Entry   string
-	Message *types.Message
-	// Err describes SQS's error (DescribeErr).
-	Err string
+// Ingest hands events, the events of msgs in order (counts[i] of them
+// for msgs[i]; nil counts means one each), to in in one call while it
+// holds msgs (Hold), and deletes msgs once Ingest returned nil. acked are
+// messages to delete without ingest (such as test events), deleted in any
+// case. When the journal refuses the events as too large, each message's
+// events are ingested alone, and a message too large on its own is
+// rejected and refused. It returns the messages whose ingest failed
+// otherwise; none of them was deleted.
+//
+// One Ingest call per receive batch: the journal writes the batch at once,
+// which is cheaper than one write per message, and a failure leaves the
+// whole batch on the queue to come back.
+func (p *Poller) Ingest(ctx context.Context, in sources.Ingester, msgs, acked []types.Message, events []*event.Event, counts []int) (failed []types.Message) {
+	if len(events) == 0 {
+		p.deleteBatch(ctx, acked)
+		return nil
+	}
+	err := p.Hold(ctx, msgs, func() error { return in.Ingest(ctx, events) })
+	if err == nil {
+		p.deleteBatch(ctx, append(acked, msgs...))
+		return nil
+	}
+	p.deleteBatch(ctx, acked)
+	switch {
+	case errors.Is(err, sources.ErrTooLarge) && len(msgs) == 1:
+		p.tooLarge(ctx, in, &msgs[0], events)
+		return nil
+	case errors.Is(err, sources.ErrTooLarge):
+		return p.ingestEach(ctx, in, msgs, events, counts)
+	}
+	p.Log.Warn("ingest failed; the messages stay on the queue and come back", "messages", len(msgs), "err", err)
+	return msgs
 }
 
-// Delete deletes msgs in one batch call. It returns the error of the call,
-// or the entries SQS did not delete; the caller logs them (the messages
-// come back and are handled again).
-func (p *Poller) Delete(ctx context.Context, msgs []types.Message) ([]DeleteFailure, error) {
+// ingestEach ingests the events of each message alone, after they were too
+// large for the journal together, so that one large message does not hold
+// the others back. It returns the messages whose ingest failed otherwise.
+func (p *Poller) ingestEach(ctx context.Context, in sources.Ingester, msgs []types.Message, events []*event.Event, counts []int) (failed []types.Message) {
+	var done []types.Message
+	at := 0
+	for i := range msgs {
+		n := 1
+		if counts != nil {
+			n = counts[i]
+		}
+		evs := events[at : at+n]
+		at += n
+		err := p.Hold(ctx, msgs[i:i+1], func() error { return in.Ingest(ctx, evs) })
+		switch {
+		case err == nil:
+			done = append(done, msgs[i])
+		case errors.Is(err, sources.ErrTooLarge):
+			p.tooLarge(ctx, in, &msgs[i], evs)
+		default:
+			failed = append(failed, msgs[i])
+		}
+	}
+	p.deleteBatch(ctx, done)
+	if len(failed) > 0 {
+		p.Log.Warn("ingest failed; the messages stay on the queue and come back", "messages", len(failed))
+	}
+	return failed
+}
+
+// tooLarge rejects a message whose events are too large for the journal
+// and leaves it on the queue for its redrive policy, like a malformed one.
+func (p *Poller) tooLarge(ctx context.Context, in sources.Ingester, m *types.Message, evs []*event.Event) {
+	in.Rejected(sources.ReasonTooLarge)
+	p.Log.Warn("sqs message too large for the journal; left for the queue's redrive policy",
+		"message_id", aws.ToString(m.MessageId), "ce_id", evs[0].ID(), "ce_type", evs[0].Type(), "ce_source", evs[0].Source(),
+		"receive_count", ReceiveCount(m), "retry_in", p.RefusedDelay(*m))
+	p.Refuse(ctx, []types.Message{*m})
+}
+
+// deleteBatch deletes msgs in one batch call. A failure is logged: the
+// messages come back and are ingested again (at least once), with the same
+// event ids.
+func (p *Poller) deleteBatch(ctx context.Context, msgs []types.Message) {
 	if len(msgs) == 0 {
-		return nil, nil
+		return
 	}
 	entries := make([]types.DeleteMessageBatchRequestEntry, len(msgs))
 	for i := range msgs {
@@ -173,17 +255,16 @@ func (p *Poller) Delete(ctx context.Context, msgs []types.Message) ([]DeleteFail
 	}
 	out, err := p.Client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(p.QueueURL), Entries: entries})
 	if err != nil {
-		return nil, err
+		p.Log.Warn("sqs delete failed; the messages will come back and be ingested again", "messages", len(msgs), "err", DescribeErr(err))
+		return
 	}
-	var failed []DeleteFailure
 	for _, f := range out.Failed {
-		d := DeleteFailure{Entry: aws.ToString(f.Id), Err: p.describeEntry(f)}
-		if i, _ := strconv.Atoi(d.Entry); i >= 0 && i < len(msgs) {
-			d.Message = &msgs[i]
+		id := ""
+		if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= 0 && i < len(msgs) {
+			id = aws.ToString(msgs[i].MessageId)
 		}
-		failed = append(failed, d)
+		p.Log.Warn("sqs delete failed; the message will come back and be ingested again", "message_id", id, "err", describeEntry(f))
 	}
-	return failed, nil
 }
 
 // ChangeVisibility sets each message's visibility timeout to delay(m),
@@ -205,18 +286,12 @@ func (p *Poller) ChangeVisibility(ctx context.Context, msgs []types.Message, del
 	}
 	out, err := p.Client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(p.QueueURL), Entries: entries})
 	if err != nil {
-		p.Log.Debug("sqs change visibility failed", "messages", len(msgs), "err", p.DescribeErr(err))
+		p.Log.Debug("sqs change visibility failed", "messages", len(msgs), "err", DescribeErr(err))
 		return
 	}
-	if p.LogVisibilityEntries {
-		for _, f := range out.Failed {
-			p.Log.Debug("sqs change visibility failed", "entry", aws.ToString(f.Id), "err", p.describeEntry(f))
-		}
+	for _, f := range out.Failed {
+		p.Log.Debug("sqs change visibility failed", "entry", aws.ToString(f.Id), "err", describeEntry(f))
 	}
-}
-
-func (p *Poller) describeEntry(f types.BatchResultErrorEntry) string {
-	return p.DescribeErr(&smithy.GenericAPIError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message)})
 }
 
 // Refuse leaves msgs on the queue, each hidden for RefusedDelay, for the
@@ -250,6 +325,47 @@ func ReceiveCount(m *types.Message) int {
 		return 1
 	}
 	return n
+}
+
+// MaxErrLen bounds the error texts DescribeErr makes.
+const MaxErrLen = 300
+
+// DescribeErr is a one-line description of an SDK error, at most MaxErrLen
+// bytes: the SQS error code (Code) and message, or the network error,
+// without the SDK's operation and retry preamble.
+func DescribeErr(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return text.Bounded(Code(ae.ErrorCode())+": "+ae.ErrorMessage(), MaxErrLen)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return text.Bounded(ue.Err.Error(), MaxErrLen)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out"
+	}
+	return text.Bounded(err.Error(), MaxErrLen)
+}
+
+// describeEntry describes a failed entry of a batch call like DescribeErr.
+func describeEntry(f types.BatchResultErrorEntry) string {
+	return DescribeErr(&smithy.GenericAPIError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message)})
+}
+
+// CodeNonExistentQueue is the error code of a missing queue, as Code
+// names it.
+const CodeNonExistentQueue = "NonExistentQueue"
+
+// Code is an SQS error code without the "AWS.SimpleQueueService." prefix
+// of the query protocol, the JSON protocol's name of the missing-queue
+// error mapped to the query one (CodeNonExistentQueue).
+func Code(code string) string {
+	code = strings.TrimPrefix(code, "AWS.SimpleQueueService.")
+	if code == "QueueDoesNotExist" {
+		return CodeNonExistentQueue
+	}
+	return code
 }
 
 // Backoff is an exponential backoff with jitter, from Min doubling up to

@@ -95,10 +95,10 @@ func TestBuildDefaults(t *testing.T) {
 	if !ok {
 		t.Fatalf("Build returned %T, want *Queue", s)
 	}
-	if q.pollers != DefaultPollers || q.batchSize != DefaultBatchSize || q.waitTime != 20 || q.visibility != DefaultVisibilityTimeout {
-		t.Errorf("defaults: pollers %d batchSize %d waitTime %d visibility %v", q.pollers, q.batchSize, q.waitTime, q.visibility)
+	if p := q.poller; p.Pollers != DefaultPollers || p.BatchSize != DefaultBatchSize || p.WaitTime != 20 || p.Visibility != DefaultVisibilityTimeout {
+		t.Errorf("defaults: pollers %d batchSize %d waitTime %d visibility %v", p.Pollers, p.BatchSize, p.WaitTime, p.Visibility)
 	}
-	if r := q.client.Options().Region; r != "eu-west-1" {
+	if r := q.poller.Client.Options().Region; r != "eu-west-1" {
 		t.Errorf("region %q, want the queue URL's eu-west-1", r)
 	}
 

@@ -51,7 +51,7 @@ func runQueue(t testing.TB, q string, in sources.Ingester, logs *plugintest.LogB
 		t.Fatal(err)
 	}
 	src := s.(*Queue)
-	src.nakMin, src.nakMax = 200*time.Millisecond, time.Second
+	src.poller.NakMin, src.poller.NakMax = 200*time.Millisecond, time.Second
 	sourcetest.Run(t, src, in, 15*time.Second)
 	return src
 }

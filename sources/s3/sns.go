@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -89,24 +90,30 @@ func (h *snsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	log := e.log.With("topic", m.TopicArn, "sns_message_id", sources.OneLine(m.MessageID))
 	switch m.Type {
 	case snsNotification:
 		e.ingest(w, r, h.in, []byte(m.Message))
 	case snsSubscribe:
 		if err := e.confirm(r.Context(), m.SubscribeURL, region); err != nil {
-			log.Warn("SNS subscription not confirmed", "err", err)
+			e.subscriptionLog(&m).Warn("SNS subscription not confirmed", "err", err)
 			http.Error(w, sources.OneLine("subscription not confirmed: "+err.Error()), http.StatusBadGateway)
 			return
 		}
-		log.Info("SNS subscription confirmed")
+		e.subscriptionLog(&m).Info("SNS subscription confirmed")
 		w.WriteHeader(http.StatusOK)
 	case snsUnsubscribe:
-		log.Info("SNS subscription ended (UnsubscribeConfirmation)")
+		e.subscriptionLog(&m).Info("SNS subscription ended (UnsubscribeConfirmation)")
 		w.WriteHeader(http.StatusOK)
 	default:
 		e.refuse(w, r, h.in, http.StatusBadRequest, sources.ReasonMalformed, fmt.Sprintf("unknown SNS message Type %q", m.Type))
 	}
+}
+
+// subscriptionLog is the log of a subscription message, with its topic
+// and message id; it is made only for the messages that log, not for each
+// notification.
+func (e *Endpoint) subscriptionLog(m *snsMessage) *slog.Logger {
+	return e.log.With("topic", m.TopicArn, "sns_message_id", sources.OneLine(m.MessageID))
 }
 
 // confirm confirms a subscription by GETting its SubscribeURL, which must

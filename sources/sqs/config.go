@@ -9,6 +9,7 @@ import (
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/internal/awsconf"
+	"github.com/junctionhq/junction/internal/sqspoll"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -98,20 +99,14 @@ func New(ctx context.Context, c *Config, deps sources.Deps) (*Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Source{
-		client:     client,
-		queueURL:   c.QueueURL,
-		pollers:    c.Pollers,
-		batchSize:  int32(c.BatchSize),
-		waitTime:   int32(c.WaitTime / time.Second),
-		visibility: c.VisibilityTimeout,
-		eventType:  c.EventType,
-		log:        log.With("queue", c.QueueURL),
-		retryMin:   100 * time.Millisecond,
-		retryMax:   30 * time.Second,
-		nakMin:     time.Second,
-		nakMax:     30 * time.Second,
-		grace:      10 * time.Second,
-	}
+	log = log.With("queue", c.QueueURL)
+	p := sqspoll.New(client, c.QueueURL, log)
+	p.Pollers = c.Pollers
+	p.BatchSize = int32(c.BatchSize)
+	p.WaitTime = int32(c.WaitTime / time.Second)
+	p.Visibility = c.VisibilityTimeout
+	p.MessageAttributeNames = []string{"All"}
+	p.SystemAttributeNames = receiveAttributes
+	s := &Source{poller: p, eventType: c.EventType, log: log}
 	return s, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/internal/plugintest"
+	"github.com/junctionhq/junction/internal/sqspoll"
 	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
@@ -17,7 +18,7 @@ func testSource(logs *plugintest.LogBuffer) *Source {
 	if logs == nil {
 		logs = &plugintest.LogBuffer{}
 	}
-	return &Source{source: "arn:aws:sqs:us-east-1:123456789012:orders", eventType: DefaultEventType, log: sourcetest.Logger(logs), visibility: 30 * time.Second}
+	return &Source{source: "arn:aws:sqs:us-east-1:123456789012:orders", eventType: DefaultEventType, log: sourcetest.Logger(logs), poller: &sqspoll.Poller{Visibility: 30 * time.Second}}
 }
 
 func msg(body string, attrs map[string]types.MessageAttributeValue) *types.Message {

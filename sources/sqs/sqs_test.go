@@ -195,7 +195,7 @@ func TestQueueUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.retryMin, s.retryMax = 50*time.Millisecond, 200*time.Millisecond
+	s.poller.RetryMin, s.poller.RetryMax = 50*time.Millisecond, 200*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, rec) }()
@@ -231,7 +231,7 @@ func TestMissingQueueRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.retryMin, s.retryMax = 50*time.Millisecond, 100*time.Millisecond
+	s.poller.RetryMin, s.poller.RetryMax = 50*time.Millisecond, 100*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
 	defer cancel()
 	if err := s.Run(ctx, rec); err != nil {
