@@ -3,7 +3,6 @@ package cehttp
 import (
 	"errors"
 	"fmt"
-	"github.com/junctionhq/junction/internal/text"
 	"mime"
 	"net/http"
 	"sort"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/junctionhq/junction/internal/text"
 )
 
 // Media types of the CloudEvents JSON formats, without parameters.
@@ -60,7 +61,7 @@ func ParseEvent(h http.Header, body []byte) (*event.Event, error) {
 	}
 	switch mediaType(h.Get(HeaderContentType)) {
 	case mediaStructured:
-		return parseStructured(body)
+		return ParseStructured(body)
 	case mediaBatch:
 		return nil, errors.New("a CloudEvents batch (application/cloudevents-batch+json); one event was expected")
 	}
@@ -70,10 +71,6 @@ func ParseEvent(h http.Header, body []byte) (*event.Event, error) {
 // ParseStructured reads one event in the CloudEvents JSON format and
 // returns an error saying what is wrong (one line) unless it is valid.
 func ParseStructured(body []byte) (*event.Event, error) {
-	return parseStructured(body)
-}
-
-func parseStructured(body []byte) (*event.Event, error) {
 	if len(body) == 0 {
 		return nil, errors.New("empty body with Content-Type application/cloudevents+json")
 	}
