@@ -26,6 +26,18 @@ type RetryableError struct {
 func (e *RetryableError) Error() string { return e.Err.Error() }
 func (e *RetryableError) Unwrap() error { return e.Err }
 
+// Failure is a classified delivery failure whose text is made for users
+// (one bounded line naming the destination, as the sink writes it): Error
+// is Msg, and Unwrap gives Err, the classification (Permanent, Retryable)
+// that Classify reads.
+type Failure struct {
+	Msg string
+	Err error
+}
+
+func (e *Failure) Error() string { return e.Msg }
+func (e *Failure) Unwrap() error { return e.Err }
+
 // Permanent marks err as permanent.
 func Permanent(err error) error {
 	if err == nil {

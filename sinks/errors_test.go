@@ -135,6 +135,8 @@ func TestClassify(t *testing.T) {
 		{"wrapped twice", fmt.Errorf("deliver: %w", fmt.Errorf("POST /hook: %w", Retryable(base, time.Minute))), false, time.Minute},
 		{"joined", errors.Join(errors.New("other"), Permanent(base)), true, 0},
 		{"HTTP status wrapped", fmt.Errorf("POST /hook: %w", HTTPStatusError(429, http.Header{"Retry-After": {"7"}}, time.Now())), false, 7 * time.Second},
+		{"failure", &Failure{Msg: "POST /hook: HTTP 429", Err: Retryable(base, 2*time.Second)}, false, 2 * time.Second},
+		{"permanent failure", &Failure{Msg: "sqs orders: InvalidMessageContents", Err: Permanent(base)}, true, 0},
 		// A permanent mark anywhere in the chain wins.
 		{"permanent around retryable", Permanent(Retryable(base, time.Second)), true, 0},
 		{"retryable around permanent", Retryable(Permanent(base), time.Second), true, 0},
@@ -157,5 +159,9 @@ func TestClassify(t *testing.T) {
 	r := Retryable(base, time.Second)
 	if r.Error() != "boom" || !errors.Is(r, base) {
 		t.Errorf("Retryable: text %q, Is(base) %v", r, errors.Is(r, base))
+	}
+	f := &Failure{Msg: "lambda fn: boom", Err: Permanent(base)}
+	if f.Error() != "lambda fn: boom" || !errors.Is(f, base) {
+		t.Errorf("Failure: text %q, Is(base) %v", f, errors.Is(f, base))
 	}
 }

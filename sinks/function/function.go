@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -129,14 +128,13 @@ func New(c *Config, deps sinks.Deps) (*Function, error) {
 	if deps.Logger != nil {
 		deps.Logger.Debug("function sink ready", "url", s.Display(), "format", c.Format, "max_reply_size", c.MaxReplySize.String())
 	}
-	return &Function{s: s, maxReply: maxReply, maxReplyText: config.ByteSize(maxReply).String()}, nil
+	return &Function{s: s, maxReply: maxReply}, nil
 }
 
 // Function is the function sink. It is safe for concurrent use.
 type Function struct {
-	s            *cehttp.Sender
-	maxReply     int64
-	maxReplyText string
+	s        *cehttp.Sender
+	maxReply int64
 }
 
 var (
@@ -174,38 +172,34 @@ func (f *Function) DeliverReply(ctx context.Context, e *event.Event) (*event.Eve
 		cehttp.DrainClose(resp.Body)
 		return nil, nil
 	}
-	status := "HTTP " + strconv.Itoa(resp.StatusCode)
+	defer resp.Body.Close()
 	if resp.ContentLength > f.maxReply {
-		resp.Body.Close()
-		return nil, f.tooLarge(status)
+		return nil, f.tooLarge(resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxReply+1))
 	if err != nil {
-		resp.Body.Close()
 		switch {
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			return nil, f.s.TimeoutError(ctx, start, err)
 		case ctx.Err() != nil:
-			return nil, f.s.Failf(sinks.Retryable(ctx.Err(), 0), "%s: attempt cancelled while reading the reply", status)
+			return nil, f.s.Failf(sinks.Retryable(ctx.Err(), 0), "HTTP %d: attempt cancelled while reading the reply", resp.StatusCode)
 		}
 		// The function ran: the retry may run it again (at least once).
-		return nil, f.s.Failf(sinks.Retryable(err, 0), "%s: read reply: %v", status, err)
+		return nil, f.s.Failf(sinks.Retryable(err, 0), "HTTP %d: read reply: %v", resp.StatusCode, err)
 	}
 	if int64(len(body)) > f.maxReply {
-		resp.Body.Close()
-		return nil, f.tooLarge(status)
+		return nil, f.tooLarge(resp.StatusCode)
 	}
-	resp.Body.Close()
 	reply, err := cehttp.ParseEvent(resp.Header, body)
 	if err != nil {
-		return nil, f.s.Failf(sinks.Permanent(fmt.Errorf("invalid reply event: %w", err)), "%s: invalid reply event: %v", status, err)
+		return nil, f.s.Failf(sinks.Permanent(fmt.Errorf("invalid reply event: %w", err)), "HTTP %d: invalid reply event: %v", resp.StatusCode, err)
 	}
 	return reply, nil
 }
 
-func (f *Function) tooLarge(status string) error {
-	err := fmt.Errorf("reply larger than maxReplySize (%s)", f.maxReplyText)
-	return f.s.Failf(sinks.Permanent(err), "%s: %v", status, err)
+func (f *Function) tooLarge(status int) error {
+	err := fmt.Errorf("reply larger than maxReplySize (%s)", config.ByteSize(f.maxReply))
+	return f.s.Failf(sinks.Permanent(err), "HTTP %d: %v", status, err)
 }
 
 // Close closes the idle connections. No Deliver runs after Close.

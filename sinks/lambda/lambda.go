@@ -180,12 +180,15 @@ func New(ctx context.Context, c *Config, deps sinks.Deps) (*Sink, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sink{
-		client:    client,
-		transport: tr,
-		function:  c.Function,
-		display:   c.Function,
-		async:     c.InvocationType == InvocationEvent,
-		data:      c.Payload == PayloadData,
+		client:         client,
+		transport:      tr,
+		function:       aws.String(c.Function),
+		invocationType: types.InvocationTypeRequestResponse,
+		display:        c.Function,
+		data:           c.Payload == PayloadData,
+	}
+	if c.InvocationType == InvocationEvent {
+		s.invocationType = types.InvocationTypeEvent
 	}
 	if c.Qualifier != "" {
 		s.qualifier = aws.String(c.Qualifier)
@@ -197,13 +200,13 @@ func New(ctx context.Context, c *Config, deps sinks.Deps) (*Sink, error) {
 
 // Sink is the lambda sink. It is safe for concurrent use.
 type Sink struct {
-	client    *lambda.Client
-	transport *awsconf.Transport
-	function  string
-	qualifier *string
-	display   string
-	async     bool
-	data      bool
+	client         *lambda.Client
+	transport      *awsconf.Transport
+	function       *string
+	qualifier      *string
+	invocationType types.InvocationType
+	display        string
+	data           bool
 }
 
 var (
@@ -234,13 +237,10 @@ func (s *Sink) invoke(ctx context.Context, e *event.Event, wantReply bool) (*eve
 		return nil, s.fail(sinks.Permanent(err), "%v", err)
 	}
 	in := &lambda.InvokeInput{
-		FunctionName:   aws.String(s.function),
+		FunctionName:   s.function,
 		Qualifier:      s.qualifier,
 		Payload:        payload,
-		InvocationType: types.InvocationTypeRequestResponse,
-	}
-	if s.async {
-		in.InvocationType = types.InvocationTypeEvent
+		InvocationType: s.invocationType,
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -256,7 +256,7 @@ func (s *Sink) invoke(ctx context.Context, e *event.Event, wantReply bool) (*eve
 		msg := functionErrorMessage(out.Payload)
 		return nil, s.fail(sinks.Retryable(errors.New("function error "+*out.FunctionError), 0), "function error %s: %s", *out.FunctionError, msg)
 	}
-	if s.async || !wantReply {
+	if s.invocationType == types.InvocationTypeEvent || !wantReply {
 		return nil, nil
 	}
 	return s.reply(out.Payload)
@@ -425,18 +425,8 @@ func permanentCode(code string) bool {
 // fail returns an error that reads "lambda FUNCTION: msg" on one bounded
 // line and unwraps to cls, which carries the classification.
 func (s *Sink) fail(cls error, format string, args ...any) error {
-	return &deliveryError{msg: text.OneLine("lambda "+s.display+": "+fmt.Sprintf(format, args...), cehttp.MaxErrLen), err: cls}
+	return &sinks.Failure{Msg: text.OneLine("lambda "+s.display+": "+fmt.Sprintf(format, args...), cehttp.MaxErrLen), Err: cls}
 }
-
-// deliveryError is a delivery failure whose text is made for users while
-// Unwrap keeps the classification for sinks.Classify.
-type deliveryError struct {
-	msg string
-	err error
-}
-
-func (e *deliveryError) Error() string { return e.msg }
-func (e *deliveryError) Unwrap() error { return e.err }
 
 // Close closes the idle connections. No Deliver runs when Close is called.
 func (s *Sink) Close() error {

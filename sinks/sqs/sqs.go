@@ -381,18 +381,8 @@ func permanentCode(code string) bool {
 // fail returns an error that reads "sqs QUEUE: msg" on one bounded line and
 // unwraps to cls, which carries the classification.
 func (s *Sink) fail(cls error, format string, args ...any) error {
-	return &deliveryError{msg: text.Bounded("sqs "+s.name+": "+fmt.Sprintf(format, args...), maxErrLen), err: cls}
+	return &sinks.Failure{Msg: text.Bounded("sqs "+s.name+": "+fmt.Sprintf(format, args...), maxErrLen), Err: cls}
 }
-
-// deliveryError is a delivery failure whose text is made for users while
-// Unwrap keeps the classification for sinks.Classify.
-type deliveryError struct {
-	msg string
-	err error
-}
-
-func (e *deliveryError) Error() string { return e.msg }
-func (e *deliveryError) Unwrap() error { return e.err }
 
 // Close stops the dispatcher and closes idle connections. No Deliver runs
 // when Close is called.
