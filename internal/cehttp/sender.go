@@ -374,25 +374,13 @@ func (s *Sender) Fail(err error) error {
 // and unwraps to cls, which carries the classification.
 func (s *Sender) Failf(cls error, format string, args ...any) error {
 	msg := s.method + " " + s.display + ": " + fmt.Sprintf(format, args...)
-	return &Error{msg: text.OneLine(msg, MaxErrLen), err: cls}
+	return &sinks.Failure{Msg: text.OneLine(msg, MaxErrLen), Err: cls}
 }
 
 // Close closes the idle connections.
 func (s *Sender) Close() {
 	s.transport.CloseIdleConnections()
 }
-
-// Error is a delivery failure whose text is made for users (one line,
-// bounded) while Unwrap keeps the classification for sinks.Classify.
-type Error struct {
-	msg string
-	err error
-}
-
-func (e *Error) Error() string { return e.msg }
-
-// Unwrap returns the classified error.
-func (e *Error) Unwrap() error { return e.err }
 
 // DrainClose reads what is left of a response body, up to 64 KiB, so that
 // the connection can carry the next request, then closes it.

@@ -402,15 +402,5 @@ func (s *Sink) fail(err error) error { return s.failf(err, "%v", err) }
 // bounded line that unwraps to err, which carries the classification.
 func (s *Sink) failf(err error, format string, args ...any) error {
 	msg := s.where + ": " + fmt.Sprintf(format, args...)
-	return &deliveryError{msg: text.OneLine(msg, maxErrLen), err: err}
+	return &sinks.Failure{Msg: text.OneLine(msg, maxErrLen), Err: err}
 }
-
-// deliveryError is a delivery failure whose text is made for users while
-// Unwrap keeps the classification for sinks.Classify.
-type deliveryError struct {
-	msg string
-	err error
-}
-
-func (e *deliveryError) Error() string { return e.msg }
-func (e *deliveryError) Unwrap() error { return e.err }

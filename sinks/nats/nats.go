@@ -290,18 +290,8 @@ func (s *Sink) classify(ctx context.Context, subject string, err error) error {
 	return failf(sinks.Retryable(err, 0), "publish to %s: %v", subject, err)
 }
 
-// deliveryError is a delivery failure whose text is made for users (one
-// line, bounded) while Unwrap keeps the classification for sinks.Classify.
-type deliveryError struct {
-	msg string
-	err error
-}
-
-func (e *deliveryError) Error() string { return e.msg }
-func (e *deliveryError) Unwrap() error { return e.err }
-
 func failf(err error, format string, args ...any) error {
-	return &deliveryError{msg: text.OneLine(fmt.Sprintf(format, args...), maxErrLen), err: err}
+	return &sinks.Failure{Msg: text.OneLine(fmt.Sprintf(format, args...), maxErrLen), Err: err}
 }
 
 // Close closes the connection. No Deliver runs after Close.
