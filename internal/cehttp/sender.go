@@ -330,6 +330,20 @@ func (s *Sender) request(ctx context.Context, e *event.Event) (*http.Request, er
 	return req, nil
 }
 
+// Deliver sends e and reads the answer as a delivery: nil for 2xx (the
+// body is drained), else the classified StatusError.
+func (s *Sender) Deliver(ctx context.Context, e *event.Event) error {
+	resp, err := s.Send(ctx, e)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		DrainClose(resp.Body)
+		return nil
+	}
+	return s.StatusError(resp)
+}
+
 // StatusError classifies a response that is not 2xx with
 // sinks.HTTPStatusError, adds the start of its body to the text, and closes
 // the body.

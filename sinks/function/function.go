@@ -145,15 +145,7 @@ var (
 // Deliver sends e and classifies the answer as DeliverReply does, but
 // ignores its body: a 2xx is success whatever it carries.
 func (f *Function) Deliver(ctx context.Context, e *event.Event) error {
-	resp, err := f.s.Send(ctx, e)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		cehttp.DrainClose(resp.Body)
-		return nil
-	}
-	return f.s.StatusError(resp)
+	return f.s.Deliver(ctx, e)
 }
 
 // DeliverReply sends e and returns the function's reply event, or nil when

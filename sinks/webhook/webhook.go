@@ -131,15 +131,7 @@ var _ sinks.Sink = (*Webhook)(nil)
 // Deliver sends e in one request and classifies the outcome (see the
 // package doc). ctx's deadline bounds the attempt.
 func (w *Webhook) Deliver(ctx context.Context, e *event.Event) error {
-	resp, err := w.s.Send(ctx, e)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		cehttp.DrainClose(resp.Body)
-		return nil
-	}
-	return w.s.StatusError(resp)
+	return w.s.Deliver(ctx, e)
 }
 
 // Close closes the idle connections. No Deliver runs after Close.
