@@ -5,18 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +20,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/junctionhq/junction/internal/lambdatest"
 	"github.com/junctionhq/junction/internal/plugintest"
 )
 
@@ -34,56 +31,23 @@ import (
 // the junction processes of the test inherit.
 func fnOffline(t *testing.T) string {
 	t.Helper()
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	if v := os.Getenv("JUNCTION_TEST_LAMBDA_ENDPOINT"); v != "" {
+	if v := lambdatest.Env(t); v != "" {
 		return v
 	}
-	skip := func(format string, args ...any) {
-		t.Helper()
-		msg := fmt.Sprintf(format, args...)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("serverless-offline: %s (run scripts/services.sh)", msg)
+	srv, err := lambdatest.Start("..", "../examples/webhook-function")
+	if errors.Is(err, lambdatest.ErrCannotRun) {
+		lambdatest.Skip(t, err.Error())
+	}
+	if err != nil {
+		t.Fatalf("serverless-offline: %v", err)
+	}
+	t.Cleanup(func() {
+		srv.Stop()
+		if t.Failed() {
+			t.Logf("serverless-offline output:\n%s", srv.Output())
 		}
-		t.Skipf("serverless-offline: %s (run scripts/services.sh, or set JUNCTION_TEST_LAMBDA_ENDPOINT)", msg)
-	}
-	cli := os.Getenv("JUNCTION_SERVERLESS")
-	if cli == "" {
-		cli, _ = filepath.Abs("../.cache/sls/node_modules/.bin/serverless")
-	}
-	if _, err := os.Stat(cli); err != nil {
-		skip("%s is not installed", cli)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		skip("node is not installed")
-	}
-	port := func() string {
-		_, p, _ := net.SplitHostPort(freePort(t))
-		return p
-	}
-	lambdaPort := port()
-	out := &plugintest.LogBuffer{}
-	cmd := exec.Command(cli, "offline", "start", "--host", "127.0.0.1",
-		"--lambdaPort", lambdaPort, "--httpPort", port(), "--websocketPort", port())
-	cmd.Dir = "../examples/webhook-function"
-	cmd.Env = append(os.Environ(), "SLS_TELEMETRY_DISABLED=1", "SLS_NOTIFICATIONS_MODE=off")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		skip("start %s: %v", cli, err)
-	}
-	exited := watchProcess(t, "serverless-offline", cmd, out, 5*time.Second, false)
-	addr := net.JoinHostPort("127.0.0.1", lambdaPort)
-	waitReady(t, "serverless-offline", 60*time.Second, exited, out, func() bool {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
 	})
-	return "http://" + addr
+	return srv.Endpoint
 }
 
 // fnGitHub posts a GitHub-style webhook delivery signed with secret.
