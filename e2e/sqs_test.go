@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/junctionhq/junction/internal/amqptest"
 	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/internal/sqstest"
 )
@@ -203,13 +202,13 @@ func TestSQSSourceKill9(t *testing.T) {
 
 // newSQSProxy is a TCP proxy on loopback in front of the SQS server, not
 // listening yet (connections refused) until Start.
-func newSQSProxy(t testing.TB) *amqptest.Proxy {
+func newSQSProxy(t testing.TB) *plugintest.Proxy {
 	t.Helper()
 	u, err := url.Parse(sqstest.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := amqptest.NewTCPProxy(t, u.Host)
+	p := plugintest.NewTCPProxy(t, u.Host)
 	p.Stop()
 	return p
 }

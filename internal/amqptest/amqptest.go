@@ -1,22 +1,22 @@
 // Package amqptest holds helpers for tests against a real RabbitMQ: the
 // broker URL with the CI rule, unique names, an admin connection to set up
-// and inspect the broker, and a loopback TCP proxy that cuts connections.
+// and inspect the broker, and a loopback TCP proxy to it that cuts
+// connections (plugintest.Proxy).
 // Only tests import it.
 package amqptest
 
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"net"
-	"net/url"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/junctionhq/junction/internal/plugintest"
 )
 
 // DefaultURL is the broker the tests use when JUNCTION_TEST_AMQP_URL is not
@@ -149,113 +149,13 @@ func (a *Admin) Get(queue string) (amqp.Delivery, bool) {
 	return d, ok
 }
 
-// Proxy is a loopback TCP proxy that forwards real AMQP bytes to the
-// broker; Cut closes every proxied connection, as a broker restart or a
-// network failure would, and Stop makes the broker unreachable until Start.
-type Proxy struct {
-	t      testing.TB
-	target string
-	ln     net.Listener
-	addr   string
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	up     bool
-}
-
 // NewProxy starts a proxy to the broker of brokerURL on a free loopback
 // port; it stops when the test ends.
-func NewProxy(t testing.TB, brokerURL string) *Proxy {
+func NewProxy(t testing.TB, brokerURL string) *plugintest.Proxy {
 	t.Helper()
 	uri, err := amqp.ParseURI(brokerURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewTCPProxy(t, net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port)))
-}
-
-// NewTCPProxy starts a proxy to any TCP server at target (host:port).
-func NewTCPProxy(t testing.TB, target string) *Proxy {
-	t.Helper()
-	p := &Proxy{t: t, target: target, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.Stop)
-	return p
-}
-
-// URL is brokerURL with the host replaced by the proxy's address.
-func (p *Proxy) URL(brokerURL string) string {
-	u, err := url.Parse(brokerURL)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	u.Host = p.addr
-	return u.String()
-}
-
-func (p *Proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln, p.up = ln, true
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[b] = true, true
-			p.mu.Unlock()
-			go func() { io.Copy(b, c); b.Close(); c.Close() }()
-			go func() { io.Copy(c, b); c.Close(); b.Close() }()
-		}
-	}()
-}
-
-// Cut closes every open connection through the proxy.
-func (p *Proxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-		delete(p.conns, c)
-	}
-}
-
-// Stop closes the listener and every connection: the broker is
-// unreachable through the proxy until Start.
-func (p *Proxy) Stop() {
-	p.mu.Lock()
-	if p.up {
-		p.ln.Close()
-		p.up = false
-	}
-	p.mu.Unlock()
-	p.Cut()
-}
-
-// Start listens again on the same address.
-func (p *Proxy) Start() {
-	p.t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.serve(ln)
+	return plugintest.NewTCPProxy(t, net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port)))
 }
