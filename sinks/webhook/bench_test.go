@@ -52,15 +52,3 @@ func benchDeliver(b *testing.B, format string, parallel bool) {
 func BenchmarkDeliverBinary(b *testing.B)         { benchDeliver(b, FormatBinary, false) }
 func BenchmarkDeliverBinaryParallel(b *testing.B) { benchDeliver(b, FormatBinary, true) }
 func BenchmarkDeliverStructured(b *testing.B)     { benchDeliver(b, FormatStructured, false) }
-
-// BenchmarkBinaryHeaders is the encoding alone.
-func BenchmarkBinaryHeaders(b *testing.B) {
-	e := testEvent(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		h := make(http.Header, 16)
-		if err := setBinaryHeaders(h, e); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -32,6 +32,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	shared "github.com/junctionhq/junction/internal/cehttp"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -435,8 +436,8 @@ func TestDeliverErrorIsOneBoundedLine(t *testing.T) {
 		t.Fatal("got success")
 	}
 	msg := err.Error()
-	if len(msg) > maxErrLen {
-		t.Errorf("error is %d bytes, want at most %d: %q", len(msg), maxErrLen, msg)
+	if len(msg) > shared.MaxErrLen {
+		t.Errorf("error is %d bytes, want at most %d: %q", len(msg), shared.MaxErrLen, msg)
 	}
 	if !strings.HasSuffix(msg, "…") || !strings.HasPrefix(msg, "POST "+rec.srv.URL+"/hook: HTTP 500 Internal Server Error: line [31m é line") {
 		t.Errorf("error: %q", msg)
@@ -729,51 +730,5 @@ func TestBuildErrors(t *testing.T) {
 				t.Fatalf("Build:\n got %v\nwant %q", err, tc.want)
 			}
 		})
-	}
-}
-
-func TestPctEncode(t *testing.T) {
-	cases := map[string]string{
-		"":                      "",
-		"plain-ASCII_~!#$&'()*": "plain-ASCII_~!#$&'()*",
-		"a b":                   "a%20b",
-		`say "hi"`:              "say%20%22hi%22",
-		"100%":                  "100%25",
-		"%20":                   "%2520",
-		"Euro € 😀":              "Euro%20%E2%82%AC%20%F0%9F%98%80",
-		"tab\tnl\n\x7f":         "tab%09nl%0A%7F",
-	}
-	for in, want := range cases {
-		if got := pctEncode(in); got != want {
-			t.Errorf("pctEncode(%q) = %q, want %q", in, got, want)
-		}
-		if back, err := url.PathUnescape(pctEncode(in)); err != nil || back != in {
-			t.Errorf("decode(pctEncode(%q)) = %q, %v", in, back, err)
-		}
-	}
-}
-
-func TestOneLine(t *testing.T) {
-	cases := []struct {
-		in   string
-		max  int
-		want string
-	}{
-		{"short", 10, "short"},
-		{"a\r\n\tb  c", 10, "a b c"},
-		{"\n lead and trail \n", 30, "lead and trail"},
-		{"0123456789", 10, "0123456789"},
-		{"0123456789a", 10, "0123456…"},
-		{"ééééééé", 10, "ééé…"}, // cut on a rune boundary
-		{"bad \xff utf8", 20, "bad utf8"},
-	}
-	for _, tc := range cases {
-		got := oneLine(tc.in, tc.max)
-		if got != tc.want {
-			t.Errorf("oneLine(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
-		}
-		if len(got) > tc.max {
-			t.Errorf("oneLine(%q, %d) is %d bytes", tc.in, tc.max, len(got))
-		}
 	}
 }
