@@ -27,12 +27,26 @@ const (
 	DefaultMaxHops      = 8
 	DefaultFsync        = "interval"
 	DefaultSyncInterval = time.Second
+	// DefaultMaxConnections caps the ingress's concurrent connections.
+	DefaultMaxConnections = 10000
+	// DefaultWriteTimeout bounds one journal write: past it, ingress
+	// answers 503 and the producer retries.
+	DefaultWriteTimeout = 5 * time.Second
+	// DefaultDeadLetterRetention is how long the dead-letter store keeps an
+	// entry.
+	DefaultDeadLetterRetention = 14 * 24 * time.Hour
+	// DefaultDeadLetterMaxBytes bounds the dead-letter store; past it the
+	// oldest entries go first (it never blocks ingest).
+	DefaultDeadLetterMaxBytes = ByteSize(1 << 30)
 )
 
 // Config is a whole Junction configuration.
 type Config struct {
 	// File is the path the config was read from ("" for the built-in default).
 	File string `yaml:"-"`
+	// Warnings are problems that do not stop the config from running
+	// (Error.Warning is set on each).
+	Warnings Errors `yaml:"-"`
 
 	HTTP    HTTP     `yaml:"http"`
 	Admin   Admin    `yaml:"admin"`
@@ -50,6 +64,9 @@ type HTTP struct {
 	MaxBodySize ByteSize `yaml:"maxBodySize"`
 	// ReadTimeout bounds reading one request. Default 30s.
 	ReadTimeout time.Duration `yaml:"readTimeout"`
+	// MaxConnections caps concurrent ingress connections; one over the cap
+	// is closed at once. Default 10,000.
+	MaxConnections int `yaml:"maxConnections"`
 }
 
 // Admin configures the admin listener (health, readiness, metrics).
@@ -80,6 +97,15 @@ type Journal struct {
 	// MaxBytes bounds the journal's size on disk; 0 means unlimited. When it
 	// is full, ingress answers 503.
 	MaxBytes ByteSize `yaml:"maxBytes"`
+	// WriteTimeout bounds one write to the journal; past it the write
+	// fails (ingress answers 503). Default 5s.
+	WriteTimeout time.Duration `yaml:"writeTimeout"`
+	// DeadLetterRetention is how long the dead-letter store keeps an
+	// entry. Default 14d.
+	DeadLetterRetention Duration `yaml:"deadLetterRetention"`
+	// DeadLetterMaxBytes bounds the dead-letter store; the oldest entries
+	// go first. Default 1GiB.
+	DeadLetterMaxBytes ByteSize `yaml:"deadLetterMaxBytes"`
 	// Credentials file for an external server (NATS .creds); optional.
 	Credentials string `yaml:"credentials"`
 	// User, Password and Token for an external server; optional.
@@ -348,6 +374,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.HTTP.ReadTimeout == 0 {
 		c.HTTP.ReadTimeout = 30 * time.Second
+	}
+	if c.HTTP.MaxConnections == 0 {
+		c.HTTP.MaxConnections = DefaultMaxConnections
+	}
+	if c.Journal.WriteTimeout == 0 {
+		c.Journal.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.Journal.DeadLetterRetention == 0 {
+		c.Journal.DeadLetterRetention = Duration(DefaultDeadLetterRetention)
+	}
+	if c.Journal.DeadLetterMaxBytes == 0 {
+		c.Journal.DeadLetterMaxBytes = DefaultDeadLetterMaxBytes
 	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen

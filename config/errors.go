@@ -30,6 +30,9 @@ type Error struct {
 	// Where names the part of the config, e.g. `sink "billing"`; may be empty.
 	Where string
 	Msg   string
+	// Warning marks a problem that does not stop the config from running:
+	// it prints as "FILE:LINE:COL: warning: ...".
+	Warning bool
 }
 
 func (e *Error) Error() string {
@@ -43,6 +46,9 @@ func (e *Error) Error() string {
 		line, col = 1, 1
 	}
 	fmt.Fprintf(&b, "%s:%d:%d: ", file, line, col)
+	if e.Warning {
+		b.WriteString("warning: ")
+	}
 	if e.Where != "" {
 		b.WriteString(e.Where)
 		b.WriteString(": ")
@@ -81,6 +87,11 @@ func (es Errors) Err() error {
 // Addf appends a problem at pos.
 func (es *Errors) Addf(pos Pos, where, format string, args ...any) {
 	*es = append(*es, &Error{Pos: pos, Where: where, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Warnf appends a warning at pos.
+func (es *Errors) Warnf(pos Pos, where, format string, args ...any) {
+	*es = append(*es, &Error{Pos: pos, Where: where, Msg: fmt.Sprintf(format, args...), Warning: true})
 }
 
 // Add appends err found while reading the part of the config rooted at node.

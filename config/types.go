@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -84,6 +85,58 @@ func (r *Ref) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*r = Ref{Name: n.Value, Pos: PosOf(n)}
 	return nil
+}
+
+// Duration is a time.Duration that YAML also writes in days: "14d",
+// "1d12h", besides Go's units ("90s", "24h", "1h30m").
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected a duration such as 30s, 24h or 14d, got %s", describe(n))
+	}
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ParseDuration parses Go's durations with "d" (24h) as a further unit
+// before the others: "7d", "1d12h", "90m".
+func ParseDuration(s string) (time.Duration, error) {
+	t := strings.TrimSpace(s)
+	var days int64
+	if i := strings.IndexByte(t, 'd'); i > 0 {
+		n, err := strconv.ParseInt(t[:i], 10, 64)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("invalid duration %q (use a number and a unit: 30s, 24h, 14d)", s)
+		}
+		days, t = n, t[i+1:]
+	}
+	var rest time.Duration
+	if t != "" || days == 0 {
+		var err error
+		if rest, err = time.ParseDuration(t); err != nil {
+			return 0, fmt.Errorf("invalid duration %q (use a number and a unit: 30s, 24h, 14d)", s)
+		}
+	}
+	return time.Duration(days)*24*time.Hour + rest, nil
+}
+
+// String formats d with days where it has whole ones: "14d", "1d12h0m0s".
+func (d Duration) String() string {
+	v := time.Duration(d)
+	if v >= 24*time.Hour {
+		days := v / (24 * time.Hour)
+		if rest := v % (24 * time.Hour); rest != 0 {
+			return fmt.Sprintf("%dd%s", days, rest)
+		}
+		return fmt.Sprintf("%dd", days)
+	}
+	return v.String()
 }
 
 // ByteSize is a size in bytes; in YAML a number of bytes or a number with a

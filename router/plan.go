@@ -17,6 +17,10 @@ type Plan struct {
 	Sources []SourcePlan
 	Sinks   []SinkPlan
 	Routes  []*Route
+	// Warnings are the config's warnings and those found compiling it:
+	// problems that do not stop it from running (validate prints them,
+	// serve logs them).
+	Warnings config.Errors
 }
 
 // SourcePlan is one source ready to build.
@@ -67,7 +71,7 @@ func plural(n int, s string) string {
 // compiled) without doing any I/O. Errors are config.Errors.
 func Compile(cfg *config.Config) (*Plan, error) {
 	var errs config.Errors
-	p := &Plan{Config: cfg}
+	p := &Plan{Config: cfg, Warnings: append(config.Errors(nil), cfg.Warnings...)}
 	for _, pl := range cfg.Sources {
 		if c, ok := decodePlugin(pl, "source", newSourceConfig, sources.Types, &errs); ok {
 			p.Sources = append(p.Sources, SourcePlan{Plugin: pl, Config: c})
@@ -98,6 +102,8 @@ func Compile(cfg *config.Config) (*Plan, error) {
 		errs.SetFile(cfg.File)
 		return nil, err
 	}
+	p.Warnings.SetFile(cfg.File)
+	p.Warnings.Err() // sorts them by position
 	return p, nil
 }
 
