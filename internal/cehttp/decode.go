@@ -12,6 +12,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/internal/text"
 )
 
@@ -69,13 +70,16 @@ func ParseEvent(h http.Header, body []byte) (*event.Event, error) {
 }
 
 // ParseStructured reads one event in the CloudEvents JSON format and
-// returns an error saying what is wrong (one line) unless it is valid.
+// returns an error saying what is wrong (one line) unless it is valid. An
+// extension value that is not a CloudEvents value (1.5, 1e400, an object)
+// is an error, not truncated, and so is input that makes the SDK panic
+// (see cejson.Unmarshal).
 func ParseStructured(body []byte) (*event.Event, error) {
 	if len(body) == 0 {
 		return nil, errors.New("empty body with Content-Type application/cloudevents+json")
 	}
 	e := event.New()
-	if err := e.UnmarshalJSON(body); err != nil {
+	if err := cejson.Unmarshal(&e, body); err != nil {
 		return nil, fmt.Errorf("invalid CloudEvents JSON: %s", text.OneLine(err.Error(), 200))
 	}
 	if err := validate(&e); err != nil {

@@ -3,6 +3,7 @@ package cehttp
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,5 +144,54 @@ func BenchmarkParseStructured(b *testing.B) {
 		if _, err := ParseEvent(h, body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestParseStructuredExtensionValues: a reply in the JSON format must not
+// have its extensions changed. CloudEvents has no floating-point type: a
+// JSON number extension is an Integer, a whole number from -2147483648 to
+// 2147483647 (1e3 is 1000); any other number, an object or an array is an
+// invalid reply, never truncated. Malformed input that makes the SDK panic
+// is an error too.
+func TestParseStructuredExtensionValues(t *testing.T) {
+	const head = `{"specversion":"1.0","id":"1","source":"/s","type":"t",`
+	for _, tc := range []struct {
+		value string
+		want  any    // the value read
+		err   string // the error text; "" when valid
+	}{
+		{value: "7", want: int32(7)},
+		{value: "1e3", want: int32(1000)},
+		{value: "true", want: true},
+		{value: "null", want: nil},
+		{value: "1.5", err: "invalid CloudEvents JSON: myext: 1.5 is not an integer (CloudEvents has no floating-point type; send a whole number or a string)"},
+		{value: "1e400", err: "invalid CloudEvents JSON: myext: 1e400 is out of range (CloudEvents integers are 32-bit: -2147483648 to 2147483647)"},
+		{value: strings.Repeat("9", 1_000_000), err: "invalid CloudEvents JSON: myext: 999999999999999999999999... is out of range (CloudEvents integers are 32-bit: -2147483648 to 2147483647)"},
+		{value: "2147483648", err: "invalid CloudEvents JSON: myext: 2147483648 is out of range (CloudEvents integers are 32-bit: -2147483648 to 2147483647)"},
+		{value: "-2147483649", err: "invalid CloudEvents JSON: myext: -2147483649 is out of range (CloudEvents integers are 32-bit: -2147483648 to 2147483647)"},
+		{value: `{"a":1}`, err: "invalid CloudEvents JSON: myext: extension values must be strings, integers or booleans"},
+	} {
+		name := tc.value
+		if len(name) > 20 {
+			name = name[:20]
+		}
+		t.Run(name, func(t *testing.T) {
+			e, err := ParseStructured([]byte(head + `"myext":` + tc.value + `}`))
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("got %v, %v\nwant error %q", e, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.Extensions()["myext"]; got != tc.want {
+				t.Errorf("myext = %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+	if _, err := ParseStructured([]byte(head + `"data_base64":1}`)); err == nil || err.Error() != "invalid CloudEvents JSON: cannot read the event" {
+		t.Errorf("numeric data_base64 (the SDK panics): %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/internal/s3event"
 	"github.com/junctionhq/junction/internal/text"
 	"github.com/junctionhq/junction/sources"
@@ -323,8 +324,9 @@ func parseBatch(body []byte) ([]*event.Event, error) {
 	return events, nil
 }
 
-// unmarshalEvent is event.UnmarshalJSON and Validate, made safe: some
-// malformed input makes the SDK panic.
+// unmarshalEvent is event.UnmarshalJSON and Validate, made safe (some
+// malformed input makes the SDK panic) and strict (an extension value that
+// is not a CloudEvents value is an error, see cejson.Unmarshal).
 func unmarshalEvent(raw []byte) (e *event.Event, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -332,7 +334,7 @@ func unmarshalEvent(raw []byte) (e *event.Event, err error) {
 		}
 	}()
 	e = new(event.Event)
-	if err := e.UnmarshalJSON(raw); err != nil {
+	if err := cejson.Unmarshal(e, raw); err != nil {
 		return nil, errors.New(sdkReason(err))
 	}
 	if err := e.Validate(); err != nil {

@@ -140,7 +140,7 @@ func TestHandler(t *testing.T) {
 		{name: "bad extension name", header: ct(ContentTypeStructured), body: `{"specversion":"1.0","id":"1","source":"/s","type":"t","my-ext":"x"}`, status: 400, label: "malformed",
 			reason: `invalid attribute name "my-ext": use only letters a-z and digits`},
 		{name: "object extension", header: ct(ContentTypeStructured), body: `{"specversion":"1.0","id":"1","source":"/s","type":"t","ext":{"a":1}}`, status: 400, label: "malformed",
-			reason: `invalid attribute "ext": extension values must be strings, numbers or booleans`},
+			reason: `invalid attribute "ext": extension values must be strings, integers or booleans`},
 		{name: "numeric data_base64 (SDK panics)", header: ct(ContentTypeStructured), body: `{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":1}`, status: 400, label: "malformed",
 			reason: `invalid member "data_base64": must be a base64 string`},
 		{name: "empty 0.3 datacontentencoding (SDK panics)", header: ct(ContentTypeStructured), body: `{"datacontentencoding":"","specversion":"0.3","id":"1","source":"/s","type":"t"}`, status: 400, label: "malformed",

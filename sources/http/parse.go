@@ -15,6 +15,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -162,16 +163,10 @@ func parseStructured(raw []byte, where string) (*event.Event, *RequestError) {
 	return nil, malformed("%s%s", where, describe(raw, err))
 }
 
-// unmarshal is event.UnmarshalJSON made safe: some malformed input makes the
-// SDK panic (a number as data_base64, an empty 0.3 datacontentencoding).
-func unmarshal(e *event.Event, raw []byte) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = errors.New("cannot read the event")
-		}
-	}()
-	return e.UnmarshalJSON(raw)
-}
+// unmarshal is event.UnmarshalJSON made safe (some malformed input makes the
+// SDK panic) and strict: an extension value that is not a CloudEvents value
+// (1.5, 1e400, an object) is an error, not truncated. See cejson.Unmarshal.
+func unmarshal(e *event.Event, raw []byte) error { return cejson.Unmarshal(e, raw) }
 
 // unmarshalPlusJSON reads an event whose datacontenttype has a +json suffix
 // and whose data is a JSON value other than a string: the JSON format allows
@@ -292,14 +287,8 @@ func describe(raw []byte, sdkErr error) string {
 		if attrs[strings.ToLower(k)] {
 			return fmt.Sprintf("invalid attribute name %s: attribute names are lower case", quote(k))
 		}
-		if len(v) > 0 && (v[0] == '{' || v[0] == '[') {
-			return fmt.Sprintf("invalid attribute %q: extension values must be strings, numbers or booleans", k)
-		}
-		if len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
-			var f float64
-			if json.Unmarshal(v, &f) != nil || f > 2147483647 || f < -2147483648 {
-				return fmt.Sprintf("invalid attribute %q: integer out of range (CloudEvents integers are 32-bit)", k)
-			}
+		if err := cejson.CheckExtension(v); err != nil {
+			return fmt.Sprintf("invalid attribute %q: %v", k, err)
 		}
 	}
 	dct, _ := jsonString(m["datacontenttype"])

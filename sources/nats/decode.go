@@ -3,8 +3,8 @@ package natssource
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/internal/text"
 	"mime"
 	"strings"
@@ -130,16 +130,11 @@ func decodeStructured(data []byte) (*event.Event, error) {
 	return e, nil
 }
 
-// unmarshal is event.UnmarshalJSON made safe: some malformed input makes the
-// SDK panic (a number as data_base64, an empty 0.3 datacontentencoding).
-func unmarshal(e *event.Event, raw []byte) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = errors.New("cannot read the event")
-		}
-	}()
-	return e.UnmarshalJSON(raw)
-}
+// unmarshal is event.UnmarshalJSON made safe (some malformed input makes the
+// SDK panic: a number as data_base64, an empty 0.3 datacontentencoding) and
+// strict (an extension value that is not a CloudEvents value, such as 1.5
+// or 1e400, is an error, not truncated). See cejson.Unmarshal.
+func unmarshal(e *event.Event, raw []byte) error { return cejson.Unmarshal(e, raw) }
 
 func decodeBinary(h nats.Header, ct string, data []byte) (*event.Event, error) {
 	var sv string

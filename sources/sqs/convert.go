@@ -15,6 +15,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -96,7 +97,9 @@ func structuredEvent(body string) (e *event.Event, bad *malformed) {
 			e, bad = nil, malformedf(id, "cannot read the CloudEvent")
 		}
 	}()
-	if err := e.UnmarshalJSON(raw); err != nil {
+	// Strict: an extension value that is not a CloudEvents value (1.5,
+	// 1e400, an object) is malformed, not truncated.
+	if err := cejson.Unmarshal(e, raw); err != nil {
 		return nil, malformedf(id, "%s", sdkReason(err))
 	}
 	if err := e.Validate(); err != nil {
