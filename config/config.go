@@ -234,6 +234,9 @@ func parse(data []byte, lookup LookupEnv) (*Config, Errors) {
 	}
 	cfg.setDefaults()
 	cfg.validate(&errs, root)
+	if len(cfg.Sources) == 0 && len(cfg.Sinks) == 0 && len(cfg.Routes) == 0 {
+		cfg.Warnings.Warnf(PosOf(root), "", "no sources, sinks or routes: this config takes and delivers no events")
+	}
 	return cfg, errs
 }
 
@@ -438,12 +441,49 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	}
 	if c.Journal.Replicas < 1 || c.Journal.Replicas > 5 {
 		errs.Addf(at("journal.replicas"), "", "journal.replicas: must be between 1 and 5")
+	} else if c.Journal.Replicas > 1 && c.Journal.URL == "" {
+		errs.Addf(at("journal.replicas"), "", "journal.replicas: %d replicas need an external JetStream cluster (journal.url); the embedded journal keeps one copy", c.Journal.Replicas)
 	}
-	if c.Journal.URL != "" && c.Journal.Replicas > 1 && c.Journal.Dir != "" {
-		errs.Addf(at("journal.replicas"), "journal", "replicas > 1 needs an external cluster (url), not dir")
+	if c.Journal.URL != "" && c.Journal.Fsync == "always" {
+		errs.Addf(at("journal.fsync"), "", "journal.fsync: always applies only to the embedded journal; with journal.url the external server's own sync setting applies (sync_interval in its jetstream block), so remove fsync")
 	}
 	if c.HTTP.MaxBodySize < 0 {
 		errs.Addf(at("http.maxBodySize"), "", "http.maxBodySize: must be positive")
+	} else if err := CheckMaxBodySize(c.HTTP.MaxBodySize); err != nil {
+		errs.Addf(at("http.maxBodySize"), "", "http.maxBodySize: %v", err)
+	}
+	// A listen address is checked unless its value is already in error
+	// (an unset ${VAR}).
+	reported := func(p Pos) bool {
+		for _, e := range *errs {
+			if e.Pos == p && p.Line > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	httpBad := checkListen(c.HTTP.Listen, DefaultHTTPListen)
+	if httpBad != "" && !reported(at("http.listen")) {
+		errs.Addf(at("http.listen"), "", "http.listen: %s", httpBad)
+	}
+	adminBad := ""
+	if c.Admin.Listen != "off" {
+		if adminBad = checkListen(c.Admin.Listen, DefaultAdminListen); adminBad != "" && !reported(at("admin.listen")) {
+			errs.Addf(at("admin.listen"), "", "admin.listen: %s; or off for no admin API", adminBad)
+		}
+	}
+	// The ingress listens when a source is served on it (each such source
+	// has a path) or when there is no source at all.
+	ingress := len(c.Sources) == 0
+	for _, s := range c.Sources {
+		ingress = ingress || Locate(s.Own, "path") != s.Own
+	}
+	if ingress && httpBad == "" && adminBad == "" && c.Admin.Listen != "off" && sameListen(c.HTTP.Listen, c.Admin.Listen) {
+		if n := Locate(root, "admin.listen"); n != nil && n.Kind == yaml.ScalarNode {
+			errs.Addf(PosOf(n), "", "admin.listen: %s uses the port of the HTTP ingress (http.listen: %s); give the admin API a port of its own, or off", c.Admin.Listen, c.HTTP.Listen)
+		} else {
+			errs.Addf(at("http.listen"), "", "http.listen: %s uses the port of the admin API (admin.listen: %s); give each a port of its own", c.HTTP.Listen, c.Admin.Listen)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -28,10 +28,18 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = Parse(f, b, noEnv)
-			got := "ok\n"
+			cfg, err := Parse(f, b, noEnv)
+			got := ""
 			if err != nil {
 				got = err.Error() + "\n"
+			} else {
+				// A config that loads prints its warnings, then ok.
+				// (router.Compile names the file of the warnings.)
+				cfg.Warnings.SetFile(f)
+				for _, w := range cfg.Warnings {
+					got += w.Error() + "\n"
+				}
+				got += "ok\n"
 			}
 			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
 			if *update {
@@ -264,4 +272,97 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStartChecks covers the checks that spare a start-up failure: listen
+// addresses, the journal's options, the body limit and an empty config.
+func TestStartChecks(t *testing.T) {
+	const sink = "sinks: [{name: out, type: log}]\nroutes: [{name: r, to: [out]}]\n"
+	tests := []struct {
+		name, yaml, err, warning string
+	}{
+		{name: "defaults", yaml: sink},
+		{name: "free ports", yaml: "http: {listen: '127.0.0.1:0'}\nadmin: {listen: '127.0.0.1:0'}\n" + sink},
+		{name: "admin off", yaml: "http: {listen: ':9090'}\nadmin: {listen: 'off'}\n" + sink},
+		{name: "every interface", yaml: "http: {listen: ':8081'}\nadmin: {listen: '[::1]:9091'}\n" + sink},
+		{name: "host name", yaml: "http: {listen: 'localhost:8081'}\n" + sink},
+		{name: "IPv6", yaml: "http: {listen: '[::]:8081'}\nadmin: {listen: '[fe80::1%eth0]:9091'}\n" + sink},
+		{name: "no port", yaml: "http: {listen: abc}\n" + sink,
+			err: `c.yaml:1:16: http.listen: "abc" is not a host:port address such as 127.0.0.1:8080 (or :8080 for every interface)`},
+		{name: "port only", yaml: "http: {listen: 8080}\n" + sink,
+			err: `c.yaml:1:16: http.listen: "8080" is not a host:port address such as 127.0.0.1:8080 (or :8080 for every interface)`},
+		{name: "port out of range", yaml: "http: {listen: '127.0.0.1:70000'}\n" + sink,
+			err: `c.yaml:1:16: http.listen: "127.0.0.1:70000": the port must be a number from 0 to 65535, not "70000"`},
+		{name: "named port", yaml: "admin: {listen: '127.0.0.1:http'}\n" + sink,
+			err: `c.yaml:1:17: admin.listen: "127.0.0.1:http": the port must be a number from 0 to 65535, not "http"; or off for no admin API`},
+		{name: "bad host", yaml: "admin: {listen: 'my host:9091'}\n" + sink,
+			err: `c.yaml:1:17: admin.listen: "my host:9091": "my host" is neither an IP address nor a host name; or off for no admin API`},
+		{name: "same address", yaml: "http: {listen: '127.0.0.1:9000'}\nadmin: {listen: '127.0.0.1:9000'}\n" + sink,
+			err: `c.yaml:2:17: admin.listen: 127.0.0.1:9000 uses the port of the HTTP ingress (http.listen: 127.0.0.1:9000); give the admin API a port of its own, or off`},
+		{name: "wildcard takes the port", yaml: "http: {listen: '127.0.0.1:9000'}\nadmin: {listen: '0.0.0.0:9000'}\n" + sink,
+			err: `c.yaml:2:17: admin.listen: 0.0.0.0:9000 uses the port of the HTTP ingress (http.listen: 127.0.0.1:9000); give the admin API a port of its own, or off`},
+		{name: "default admin address", yaml: "http: {listen: '127.0.0.1:9090'}\n" + sink,
+			err: `c.yaml:1:16: http.listen: 127.0.0.1:9090 uses the port of the admin API (admin.listen: 127.0.0.1:9090); give each a port of its own`},
+		{name: "same address, ingress unused", yaml: "admin: {listen: '127.0.0.1:8080'}\nsources: [{name: q, type: nats, url: 'nats://127.0.0.1:4222', subject: x}]\n" + sink},
+		{name: "same address, ingress used", yaml: "admin: {listen: '127.0.0.1:8080'}\nsources: [{name: e, type: http, path: /e}]\n" + sink,
+			err: `c.yaml:1:17: admin.listen: 127.0.0.1:8080 uses the port of the HTTP ingress (http.listen: 127.0.0.1:8080); give the admin API a port of its own, or off`},
+		{name: "replicas with dir", yaml: "journal: {dir: ./data, replicas: 3}\n" + sink,
+			err: `c.yaml:1:34: journal.replicas: 3 replicas need an external JetStream cluster (journal.url); the embedded journal keeps one copy`},
+		{name: "replicas without dir", yaml: "journal: {replicas: 2}\n" + sink,
+			err: `c.yaml:1:21: journal.replicas: 2 replicas need an external JetStream cluster (journal.url); the embedded journal keeps one copy`},
+		{name: "replicas with url", yaml: "journal: {url: 'nats://127.0.0.1:4222', replicas: 3}\n" + sink},
+		{name: "fsync always embedded", yaml: "journal: {fsync: always}\n" + sink},
+		{name: "fsync interval with url", yaml: "journal: {url: 'nats://127.0.0.1:4222', fsync: interval}\n" + sink},
+		{name: "fsync always with url", yaml: "journal: {url: 'nats://127.0.0.1:4222', fsync: always}\n" + sink,
+			err: `c.yaml:1:48: journal.fsync: always applies only to the embedded journal; with journal.url the external server's own sync setting applies (sync_interval in its jetstream block), so remove fsync`},
+		{name: "body at the limit", yaml: "http: {maxBodySize: 4MiB}\n" + sink},
+		{name: "body over the limit", yaml: "http: {maxBodySize: 4194305}\n" + sink,
+			err: `c.yaml:1:21: http.maxBodySize: 4194305B is above the limit of 4MiB (an event must fit in one journal entry, with its attributes and what transforms add)`},
+		{name: "empty file", yaml: "", warning: `c.yaml:1:1: warning: no sources, sinks or routes: this config takes and delivers no events`},
+		{name: "only listeners", yaml: "http: {listen: '127.0.0.1:0'}\n", warning: `c.yaml:1:1: warning: no sources, sinks or routes: this config takes and delivers no events`},
+		{name: "only a sink", yaml: "sinks: [{name: out, type: log}]\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("c.yaml", []byte(tt.yaml), noEnv)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.err {
+				t.Fatalf("errors:\n got  %q\n want %q", got, tt.err)
+			}
+			if err != nil {
+				return
+			}
+			cfg.Warnings.SetFile("c.yaml")
+			if got := cfg.Warnings.Error(); got != tt.warning {
+				t.Errorf("warnings:\n got  %q\n want %q", got, tt.warning)
+			}
+		})
+	}
+}
+
+func TestSameListen(t *testing.T) {
+	tests := []struct {
+		a, b string
+		same bool
+	}{
+		{"127.0.0.1:9000", "127.0.0.1:9000", true},
+		{"127.0.0.1:9000", "127.0.0.1:9001", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false},
+		{":9000", "127.0.0.1:9000", true},
+		{"127.0.0.1:9000", ":9000", true},
+		{"0.0.0.0:9000", "10.0.0.1:9000", true},
+		{"0.0.0.0:9000", "localhost:9000", true},
+		{"0.0.0.0:9000", "[::1]:9000", false},
+		{"[::]:9000", "127.0.0.1:9000", true},
+		{"127.0.0.1:9000", "10.0.0.1:9000", false},
+		{"localhost:9000", "localhost:09000", true},
+	}
+	for _, tt := range tests {
+		if got := sameListen(tt.a, tt.b); got != tt.same {
+			t.Errorf("sameListen(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.same)
+		}
+	}
 }

@@ -98,6 +98,7 @@ func Compile(cfg *config.Config) (*Plan, error) {
 		}
 		p.Routes = append(p.Routes, r)
 	}
+	checkSources(p, &errs)
 	if err := errs.Err(); err != nil {
 		errs.SetFile(cfg.File)
 		return nil, err

@@ -67,7 +67,7 @@ type runSource struct {
 
 // New opens the journal and builds every sink and source of plan. It starts
 // nothing: Run does. On error, whatever was built is closed.
-func New(ctx context.Context, plan *Plan, o Options) (r *Router, err error) {
+func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -75,7 +75,9 @@ func New(ctx context.Context, plan *Plan, o Options) (r *Router, err error) {
 		o.DrainTimeout = 15 * time.Second
 	}
 	cfg := plan.Config
-	r = &Router{plan: plan, opts: o, log: o.Logger, metrics: newMetrics(), ingesters: map[string]*ingester{}}
+	// r is a local, not the result: a failed New returns nil, and the
+	// cleanup below still needs what was built.
+	r := &Router{plan: plan, opts: o, log: o.Logger, metrics: newMetrics(), ingesters: map[string]*ingester{}}
 	defer func() {
 		if err != nil {
 			r.closeAll()
@@ -176,10 +178,16 @@ func (r *Router) AdminAddr() string {
 }
 
 // Listen binds the ingress and admin listeners; Run calls it when the caller
-// has not.
-func (r *Router) Listen() error {
+// has not. When it fails (a port in use) it closes what New built: the
+// router cannot run, and Run must not be called.
+func (r *Router) Listen() (err error) {
+	defer func() {
+		if err != nil {
+			r.closeAll()
+			r.adminLn, r.ingressLn = nil, nil
+		}
+	}()
 	cfg := r.plan.Config
-	var err error
 	if r.adminLn == nil && cfg.Admin.Listen != "off" {
 		if r.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 			return fmt.Errorf("admin listener: %w", err)

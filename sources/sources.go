@@ -58,6 +58,15 @@ type HTTPSource interface {
 	Handler(in Ingester) http.Handler
 }
 
+// HTTPConfig is implemented by the Config of a source type served on the
+// shared HTTP ingress, so that two sources on one path are found when the
+// config is checked, before anything is built.
+type HTTPConfig interface {
+	// HTTPPath is the URL path the source will answer on, "" when this
+	// config serves none (an s3 source reading SQS).
+	HTTPPath() string
+}
+
 // Readier is implemented by sources that are not ready at once (waiting for
 // their broker). /readyz answers 503 while any source reports false.
 type Readier interface {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/junctionhq/junction/config"
@@ -120,12 +121,21 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	log.Info("starting junction", "version", versionString(), "config", cfg.File, "plan", plan.Summary())
+	for _, w := range plan.Warnings {
+		log.Warn(w.Error())
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	r, err := router.New(ctx, plan, router.Options{Logger: log})
+	if err == nil {
+		err = r.Listen() // closes the router when it fails
+	}
 	if err != nil {
-		log.Error("cannot start", "err", err)
+		// A start-up failure (journal dir locked or unwritable, journal
+		// server unreachable, a sink that cannot open, a port in use) is
+		// the user's to fix: one plain line, no log record or trace.
+		fmt.Fprintf(stderr, "junction: cannot start: %s\n", oneLine(err.Error()))
 		return 1
 	}
 	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -151,8 +161,22 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	for _, w := range plan.Warnings {
+		fmt.Fprintln(stderr, w)
+	}
 	fmt.Fprintf(stdout, "%s: ok: %s\n", *cfgPath, plan.Summary())
 	return 0
+}
+
+// oneLine joins the lines of a multi-line message with "; ".
+func oneLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {

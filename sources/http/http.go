@@ -58,6 +58,11 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+var _ sources.HTTPConfig = (*Config)(nil)
+
+// HTTPPath is the path the source answers on.
+func (c *Config) HTTPPath() string { return c.Path }
+
 // Build makes the source. It does no I/O: the router serves Handler on the
 // shared listener.
 func (c *Config) Build(_ context.Context, deps sources.Deps) (any, error) {

@@ -184,6 +184,17 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+var _ sources.HTTPConfig = (*Config)(nil)
+
+// HTTPPath is the path the source answers on with transport sns or webhook,
+// "" with sqs.
+func (c *Config) HTTPPath() string {
+	if c.transport() == TransportSQS {
+		return ""
+	}
+	return c.Path
+}
+
 // validateSQS checks the keys of transport sqs; a tuning key left out
 // takes its default, which is valid.
 func (c *Config) validateSQS() []error {

@@ -107,6 +107,11 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+var _ sources.HTTPConfig = (*Config)(nil)
+
+// HTTPPath is the path the source answers on.
+func (c *Config) HTTPPath() string { return c.Path }
+
 // Build makes the webhook source. The result is a *Webhook, a
 // sources.HTTPSource.
 func (c *Config) Build(_ context.Context, deps sources.Deps) (any, error) {
