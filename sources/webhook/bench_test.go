@@ -63,7 +63,8 @@ attributes:
 			"X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958", "X-Hub-Signature-256": githubSig,
 			"User-Agent": "GitHub-Hookshot/abc", "Accept": "*/*",
 		}},
-		{"standard-webhooks", "path: /h\nverify:\n  scheme: standard-webhooks\n  secret: " + swSecret, map[string]string{
+		// The same message every time: after the first, the replays.
+		{"standard-webhooks replay", "path: /h\nverify:\n  scheme: standard-webhooks\n  secret: " + swSecret, map[string]string{
 			"Content-Type": "application/json", "webhook-id": "msg_1", "webhook-timestamp": ts, "webhook-signature": swSig,
 		}},
 	} {
@@ -90,6 +91,44 @@ attributes:
 			}
 		})
 	}
+
+	// Standard Webhooks: each message a first delivery (distinct ids, so
+	// the replay guard records each), and the same message replayed.
+	b.Run("standard-webhooks ids", func(b *testing.B) {
+		w := build(b, "path: /h\nverify:\n  scheme: standard-webhooks\n  secret: "+swSecret)
+		h := w.Handler(discard{})
+		const pool = 4096 // ids signed ahead; the guard restarts after each round
+		sigs := make([][2]string, pool)
+		for i := range sigs {
+			id := "msg_" + strconv.Itoa(i)
+			sigs[i] = [2]string{id, signStandard(b, swSecret, id, ts, githubBody)}
+		}
+		req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/h", nil)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Webhook-Timestamp", ts)
+		body := strings.NewReader(githubBody)
+		rw := &nullWriter{h: http.Header{}}
+		b.SetBytes(int64(len(githubBody)))
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if i == pool {
+				i = 0
+				w.replay = newReplayGuard(w.replay.tolerance, MaxReplayIDs, nil)
+			}
+			req.Header["Webhook-Id"] = []string{sigs[i][0]}
+			req.Header["Webhook-Signature"] = []string{sigs[i][1]}
+			i++
+			body.Reset(githubBody)
+			req.Body = io.NopCloser(body)
+			req.ContentLength = int64(len(githubBody))
+			rw.status = 0
+			h.ServeHTTP(rw, req)
+			if rw.status != http.StatusAccepted {
+				b.Fatalf("status %d", rw.status)
+			}
+		}
+	})
 
 	// The same through a real HTTP server and client, keep-alive.
 	b.Run("http", func(b *testing.B) {

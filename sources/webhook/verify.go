@@ -158,7 +158,15 @@ func (v *Verify) build() (verifier, error) {
 // verifier checks the signature of a request. Its errors are one-line
 // reasons for the client.
 type verifier interface {
-	verify(h http.Header, body []byte, now time.Time) error
+	verify(h http.Header, body []byte, now time.Time) (signedMessage, error)
+}
+
+// signedMessage is what a verified request says of itself: its Standard
+// Webhooks webhook-id and webhook-timestamp (zero for hmac-sha256, which
+// has neither).
+type signedMessage struct {
+	id string
+	ts time.Time
 }
 
 var errNoMatch = errors.New("signature does not match")
@@ -170,22 +178,22 @@ type hmacVerifier struct {
 	prefix string
 }
 
-func (v *hmacVerifier) verify(h http.Header, body []byte, _ time.Time) error {
+func (v *hmacVerifier) verify(h http.Header, body []byte, _ time.Time) (signedMessage, error) {
 	vals := h[v.key]
 	if len(vals) == 0 || vals[0] == "" {
-		return fmt.Errorf("missing %s header", v.header)
+		return signedMessage{}, fmt.Errorf("missing %s header", v.header)
 	}
 	got, err := parseHexSignature(vals[0], v.prefix)
 	if err != nil {
-		return fmt.Errorf("%s: %w", v.header, err)
+		return signedMessage{}, fmt.Errorf("%s: %w", v.header, err)
 	}
 	mac := hmac.New(sha256.New, v.secret)
 	mac.Write(body)
 	var sum [sha256.Size]byte
 	if !hmac.Equal(mac.Sum(sum[:0]), got[:]) {
-		return errNoMatch
+		return signedMessage{}, errNoMatch
 	}
-	return nil
+	return signedMessage{}, nil
 }
 
 // parseHexSignature reads "<prefix><64 hex digits>".
@@ -212,22 +220,25 @@ type standardVerifier struct {
 	tolerance time.Duration
 }
 
-func (v *standardVerifier) verify(h http.Header, body []byte, now time.Time) error {
+// verify checks the signature and the timestamp. A replay of a message
+// within the tolerance passes: the handler's replayGuard stops it.
+func (v *standardVerifier) verify(h http.Header, body []byte, now time.Time) (signedMessage, error) {
 	id, ts, sigs := first(h, headerWebhookID), first(h, headerWebhookTimestamp), first(h, headerWebhookSignature)
 	switch {
 	case id == "":
-		return errors.New("missing webhook-id header")
+		return signedMessage{}, errors.New("missing webhook-id header")
 	case ts == "":
-		return errors.New("missing webhook-timestamp header")
+		return signedMessage{}, errors.New("missing webhook-timestamp header")
 	case sigs == "":
-		return errors.New("missing webhook-signature header")
+		return signedMessage{}, errors.New("missing webhook-signature header")
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return errors.New("webhook-timestamp: expected Unix seconds")
+		return signedMessage{}, errors.New("webhook-timestamp: expected Unix seconds")
 	}
-	if d := now.Sub(time.Unix(sec, 0)); d > v.tolerance || d < -v.tolerance {
-		return fmt.Errorf("webhook-timestamp: more than %s away from the current time", v.tolerance)
+	at := time.Unix(sec, 0)
+	if d := now.Sub(at); d > v.tolerance || d < -v.tolerance {
+		return signedMessage{}, fmt.Errorf("webhook-timestamp: more than %s away from the current time", v.tolerance)
 	}
 	mac := hmac.New(sha256.New, v.secret)
 	signedContent(mac, id, ts, body)
@@ -236,11 +247,11 @@ func (v *standardVerifier) verify(h http.Header, body []byte, now time.Time) err
 	found, ok := matchV1(sigs, want)
 	switch {
 	case ok:
-		return nil
+		return signedMessage{id: id, ts: at}, nil
 	case !found:
-		return errors.New("webhook-signature: no v1 signature")
+		return signedMessage{}, errors.New("webhook-signature: no v1 signature")
 	}
-	return errNoMatch
+	return signedMessage{}, errNoMatch
 }
 
 func signedContent(mac hash.Hash, id, ts string, body []byte) {

@@ -146,7 +146,10 @@ func (c *Config) Build(_ context.Context, deps sources.Deps) (any, error) {
 			return nil, fmt.Errorf("build webhook source %q: %w", deps.Name, err)
 		}
 		w.verifier = v
-		_, w.idFromHeader = v.(*standardVerifier)
+		if sv, ok := v.(*standardVerifier); ok {
+			w.idFromHeader = true
+			w.replay = newReplayGuard(sv.tolerance, MaxReplayIDs, w.log)
+		}
 	}
 	return w, nil
 }
@@ -160,7 +163,8 @@ type Webhook struct {
 	maxBody      int64
 	compiled     *compiled
 	verifier     verifier
-	idFromHeader bool // the webhook-id header is the default event id
+	idFromHeader bool         // the webhook-id header is the default event id
+	replay       *replayGuard // standard-webhooks: the webhook-ids ingested within the tolerance
 	log          *slog.Logger
 	now          func() time.Time
 }
@@ -192,8 +196,9 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		h.reject(rw, r, status, label, reason)
 		return
 	}
+	var msg signedMessage
 	if w.verifier != nil {
-		if err := w.verifier.verify(r.Header, body, w.now()); err != nil {
+		if msg, err = w.verifier.verify(r.Header, body, w.now()); err != nil {
 			h.reject(rw, r, http.StatusUnauthorized, sources.ReasonUnauthorized, err.Error())
 			return
 		}
@@ -204,7 +209,28 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	events := []*event.Event{e}
+	// A Standard Webhooks message is ingested once per webhook-id within
+	// the tolerance: a replay, or a retry of a message already journaled, is
+	// answered 202 so that the sender stops, and counted.
+	done := func(bool) {}
+	if w.replay != nil && msg.id != "" {
+		dup, release, err := w.replay.claim(r.Context(), msg.id, msg.ts, w.now)
+		switch {
+		case err != nil:
+			h.reject(rw, r, http.StatusServiceUnavailable, sources.ReasonCancelled, "request cancelled while a request with the same webhook-id was being ingested; retry")
+			return
+		case dup:
+			w.log.Debug("webhook: webhook-id already ingested; answered 202 without ingesting it again",
+				"webhook_id", text.OneLine(msg.id, 100), "remote", r.RemoteAddr)
+			h.in.Rejected(ReasonDuplicate)
+			rw.WriteHeader(http.StatusAccepted)
+			return
+		}
+		done = release
+		defer release(false) // if Ingest panics; no-op after the call below
+	}
 	err = h.in.Ingest(r.Context(), events)
+	done(err == nil) // before answering: the sender's next try sees it
 	sources.AnswerIngest(rw, r, h.in, events, err, w.log)
 }
 
