@@ -32,6 +32,9 @@ const (
 	// DefaultWriteTimeout bounds one journal write: past it, ingress
 	// answers 503 and the producer retries.
 	DefaultWriteTimeout = 5 * time.Second
+	// DefaultMinFreeSpace is the free space the embedded journal keeps on
+	// its filesystem: below it, ingress answers 503.
+	DefaultMinFreeSpace = ByteSize(32 << 20)
 	// DefaultDeadLetterRetention is how long the dead-letter store keeps an
 	// entry.
 	DefaultDeadLetterRetention = 14 * 24 * time.Hour
@@ -100,6 +103,11 @@ type Journal struct {
 	// WriteTimeout bounds one write to the journal; past it the write
 	// fails (ingress answers 503). Default 5s.
 	WriteTimeout time.Duration `yaml:"writeTimeout"`
+	// MinFreeSpace is the free space the embedded journal keeps on the
+	// filesystem of Dir: below it, writes are refused (ingress answers 503,
+	// /readyz too) until there is room again, so that JetStream never meets
+	// a full disk. At most a quarter of the filesystem. Default 32MiB.
+	MinFreeSpace ByteSize `yaml:"minFreeSpace"`
 	// DeadLetterRetention is how long the dead-letter store keeps an
 	// entry. Default 14d.
 	DeadLetterRetention Duration `yaml:"deadLetterRetention"`
@@ -383,6 +391,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Journal.WriteTimeout == 0 {
 		c.Journal.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.Journal.MinFreeSpace == 0 {
+		c.Journal.MinFreeSpace = DefaultMinFreeSpace
 	}
 	if c.Journal.DeadLetterRetention == 0 {
 		c.Journal.DeadLetterRetention = Duration(DefaultDeadLetterRetention)
