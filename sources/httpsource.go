@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -29,6 +32,9 @@ const (
 	// ReasonCancelled: the request ended before its events were journaled.
 	ReasonCancelled = "cancelled"
 	ReasonInternal  = "internal"
+	// ReasonTimeout: the request body did not arrive within the ingress's
+	// read timeout (http.readTimeout); answered 408.
+	ReasonTimeout = "timeout"
 )
 
 // MaxReason bounds a reason sent back to a client, in bytes.
@@ -153,7 +159,12 @@ func (d Deps) BodyLimit(own config.ByteSize) int64 {
 
 // ReadBody reads the whole request body, at most limit bytes: beyond it, the
 // error is an *http.MaxBytesError. A Content-Length over the limit is refused
-// before reading. ReadError says how to answer its errors.
+// before reading. The buffer grows with what arrives, never sized from
+// Content-Length alone: it starts at the announced length (+1) up to
+// firstBuffer, or at unknownLengthBuffer without one, and grows as the body
+// fills it (four times over up to the announced length, else twice over up
+// to the limit), so a client that announces a megabyte and sends ten bytes
+// costs 4 KiB. ReadError says how to answer its errors.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
@@ -162,9 +173,14 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, nil
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
-	size := 512
+	// most is the largest buffer the body can need: its length, or the
+	// limit, +1 to see EOF (or the limit crossed) without growing. An
+	// announced length earns faster growth: the last step lands on it.
+	most, factor := limit+1, int64(2)
+	size := int64(unknownLengthBuffer)
 	if r.ContentLength >= 0 {
-		size = int(r.ContentLength) + 1 // +1: see EOF without growing
+		most, factor = r.ContentLength+1, 4
+		size = min(most, firstBuffer)
 	}
 	b := make([]byte, 0, size)
 	for {
@@ -179,20 +195,67 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 			return nil, err
 		}
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+			if int64(cap(b)) >= most {
+				// More than announced (a Request made in process): the
+				// limit still bounds what MaxBytesReader gives.
+				most, factor = max(limit+1, int64(cap(b))+1), 2
+			}
+			next := factor * int64(cap(b))
+			if next+next/4 >= most {
+				// Not a step more for a small remainder (the +1 above).
+				next = most
+			}
+			b = slices.Grow(b, int(next)-len(b))
 		}
 	}
 }
 
+// The first buffer of ReadBody: the Content-Length (+1) up to firstBuffer,
+// or unknownLengthBuffer for a chunked body.
+const (
+	firstBuffer         = 4 << 10
+	unknownLengthBuffer = 512
+)
+
 // ReadError is the refusal of a request whose body ReadBody could not read:
-// 413 (ReasonTooLarge) when the body is over the limit, else 400
-// (ReasonMalformed).
+// 413 (ReasonTooLarge) when the body is over the limit; 408 (ReasonTimeout)
+// when it did not arrive within the server's read timeout; else 400
+// (ReasonMalformed). The reason never names the connection's addresses,
+// which net errors carry.
 func ReadError(err error) (status int, label, reason string) {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return http.StatusRequestEntityTooLarge, ReasonTooLarge, "body over the limit of " + config.ByteSize(tooLarge.Limit).String()
 	}
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return http.StatusRequestTimeout, ReasonTimeout, "request body not received in time"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return http.StatusBadRequest, ReasonMalformed, "read body: " + connCause(oe)
+	}
 	return http.StatusBadRequest, ReasonMalformed, "read body: " + err.Error()
+}
+
+// connCause is the innermost cause of a network error ("connection reset
+// by peer"), without the operation and addresses that *net.OpError's text
+// holds; "connection error" when even the cause names an address.
+func connCause(oe *net.OpError) string {
+	var cause error = oe
+	for next := errors.Unwrap(cause); next != nil; next = errors.Unwrap(cause) {
+		cause = next
+	}
+	msg := "connection error"
+	if cause != error(oe) {
+		msg = cause.Error()
+	}
+	for _, a := range []net.Addr{oe.Source, oe.Addr} {
+		if a != nil && a.String() != "" && strings.Contains(msg, a.String()) {
+			return "connection error"
+		}
+	}
+	return msg
 }
 
 // Refuse answers status with a one-line plain-text reason and counts the

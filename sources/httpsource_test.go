@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,9 +11,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"testing/iotest"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -358,9 +364,16 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
-// BenchmarkReadBody reads a 1 KiB body of known length, as on every request.
+// BenchmarkReadBody reads a 1 KiB body of known length, as on every
+// request; the large case, 256 KiB, shows the cost of growing with what
+// arrives instead of trusting Content-Length.
 func BenchmarkReadBody(b *testing.B) {
-	data := bytes.Repeat([]byte("x"), 1024)
+	b.Run("1KiB", func(b *testing.B) { benchmarkReadBody(b, 1<<10) })
+	b.Run("256KiB", func(b *testing.B) { benchmarkReadBody(b, 256<<10) })
+}
+
+func benchmarkReadBody(b *testing.B, size int) {
+	data := bytes.Repeat([]byte("x"), size)
 	rd := bytes.NewReader(data)
 	r := httptest.NewRequest(http.MethodPost, "/", nil)
 	r.Body = io.NopCloser(rd)
@@ -402,5 +415,160 @@ func TestEventReason(t *testing.T) {
 	e.SetType("t")
 	if got, want := EventReason(e.Validate()), `invalid attribute "id": MUST be a non-empty string`; got != want {
 		t.Errorf("EventReason(Validate()) = %q, want %q", got, want)
+	}
+}
+
+// stalled is a body that gives its bytes, then err: a client that announced
+// more than it sent, then stalled (a read timeout) or hung up.
+type stalled struct {
+	data []byte
+	err  error
+}
+
+func (s *stalled) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, s.err
+	}
+	n := copy(p, s.data)
+	s.data = s.data[n:]
+	return n, nil
+}
+
+// TestReadBodyAllocatesWhatArrives: a request that announces 1 MiB (the
+// limit) and sends 10 bytes costs about what arrived, not what was
+// announced, whether the client then stalls or hangs up.
+func TestReadBodyAllocatesWhatArrives(t *testing.T) {
+	const (
+		announced = 1 << 20
+		runs      = 20
+	)
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	for _, end := range []error{timeout, io.ErrUnexpectedEOF} {
+		reqs := make([]*http.Request, runs)
+		for i := range reqs {
+			reqs[i] = httptest.NewRequest(http.MethodPost, "/", nil)
+			reqs[i].Body = io.NopCloser(&stalled{data: []byte("0123456789"), err: end})
+			reqs[i].ContentLength = announced
+		}
+		w := httptest.NewRecorder()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for _, r := range reqs {
+			if _, err := ReadBody(w, r, announced); !errors.Is(err, end) {
+				t.Fatalf("ReadBody: %v, want %v", err, end)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		perRequest := (after.TotalAlloc - before.TotalAlloc) / runs
+		t.Logf("ending with %v: %d bytes allocated per request", end, perRequest)
+		if perRequest > 16<<10 {
+			t.Errorf("ending with %v: %d bytes allocated per request for 10 bytes received, want at most 16KiB", end, perRequest)
+		}
+	}
+}
+
+// TestReadBodyGrows reads bodies of every size class up to the limit, in
+// small reads, with and without an honest Content-Length.
+func TestReadBodyGrows(t *testing.T) {
+	const limit = 300 << 10
+	for _, size := range []int{0, 1, 511, 512, 513, 4095, 4096, 4097, 100 << 10, limit} {
+		for _, announce := range []int64{-1, int64(size)} {
+			sent := bytes.Repeat([]byte("abcdefg"), size/7+1)[:size]
+			r := httptest.NewRequest(http.MethodPost, "/", nil)
+			r.Body = io.NopCloser(iotest.HalfReader(bytes.NewReader(sent)))
+			r.ContentLength = announce
+			got, err := ReadBody(httptest.NewRecorder(), r, limit)
+			if err != nil || !bytes.Equal(got, sent) {
+				t.Errorf("size %d, Content-Length %d: read %d bytes, %v", size, announce, len(got), err)
+			}
+			if announce >= 0 && cap(got) > 2*size+(4<<10)+1 {
+				t.Errorf("size %d, Content-Length %d: buffer of %d bytes", size, announce, cap(got))
+			}
+		}
+	}
+	// Over the limit without a Content-Length: refused, the buffer bounded.
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	r.Body = io.NopCloser(bytes.NewReader(make([]byte, limit+10)))
+	r.ContentLength = -1
+	if _, err := ReadBody(httptest.NewRecorder(), r, limit); err == nil {
+		t.Error("a body over the limit was read")
+	}
+}
+
+func TestReadError(t *testing.T) {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}
+	opErr := func(err error) error {
+		return &net.OpError{Op: "read", Net: "tcp", Source: local, Addr: remote, Err: err}
+	}
+	for _, tt := range []struct {
+		name   string
+		err    error
+		status int
+		label  string
+		reason string
+	}{
+		{"too large", &http.MaxBytesError{Limit: 1 << 20}, 413, ReasonTooLarge, "body over the limit of 1MiB"},
+		{"read timeout", opErr(os.ErrDeadlineExceeded), 408, ReasonTimeout, "request body not received in time"},
+		{"wrapped timeout", fmt.Errorf("read: %w", opErr(os.ErrDeadlineExceeded)), 408, ReasonTimeout, "request body not received in time"},
+		{"deadline", context.DeadlineExceeded, 408, ReasonTimeout, "request body not received in time"},
+		{"reset", opErr(&os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}), 400, ReasonMalformed, "read body: connection reset by peer"},
+		{"wrapped reset", fmt.Errorf("body: %w", opErr(&os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET})), 400, ReasonMalformed, "read body: connection reset by peer"},
+		{"cause naming an address", opErr(errors.New("peer 127.0.0.1:5555 went away")), 400, ReasonMalformed, "read body: connection error"},
+		{"no cause", opErr(nil), 400, ReasonMalformed, "read body: connection error"},
+		{"truncated", io.ErrUnexpectedEOF, 400, ReasonMalformed, "read body: unexpected EOF"},
+	} {
+		status, label, reason := ReadError(tt.err)
+		if status != tt.status || label != tt.label || reason != tt.reason {
+			t.Errorf("%s: ReadError = %d %q %q, want %d %q %q", tt.name, status, label, reason, tt.status, tt.label, tt.reason)
+		}
+		if strings.Contains(reason, "127.0.0.1") {
+			t.Errorf("%s: reason %q names an address", tt.name, reason)
+		}
+	}
+}
+
+// TestReadBodyTimeout sends the headers and half the body, then waits: the
+// server's read timeout ends the body, answered 408 without the addresses
+// of the connection.
+func TestReadBodyTimeout(t *testing.T) {
+	in := &counter{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := ReadBody(w, r, 1<<20); err != nil {
+			status, label, reason := ReadError(err)
+			Refuse(w, in, status, label, reason)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	srv.Config.ReadTimeout = 200 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second)) // a bound on a broken test, not a measure
+	if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	// The answer comes once the read timeout has passed.
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || string(body) != "request body not received in time\n" {
+		t.Errorf("answer %d %q, want 408 %q", resp.StatusCode, body, "request body not received in time\n")
+	}
+	if bytes.Contains(body, []byte("127.0.0.1")) {
+		t.Errorf("answer %q names an address", body)
+	}
+	if got := in.String(); got != "map[timeout:1]" {
+		t.Errorf("rejected %s, want map[timeout:1]", got)
 	}
 }
