@@ -26,6 +26,10 @@ type Metrics struct {
 	TransformErrs  *prometheus.CounterVec
 	AppendDuration prometheus.Histogram
 	Replies        *prometheus.CounterVec
+	// Connections counts the ingress connections open; ConnectionsRejected
+	// those closed at once over http.maxConnections.
+	Connections         prometheus.Gauge
+	ConnectionsRejected prometheus.Counter
 }
 
 func newMetrics() *Metrics {
@@ -73,10 +77,19 @@ func newMetrics() *Metrics {
 			Name: "junction_replies_total",
 			Help: "Events that function sinks answered with, by outcome: routed, hop_limit.",
 		}, []string{"sink", "outcome"}),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "junction_http_connections",
+			Help: "Connections open on the HTTP ingress.",
+		}),
+		ConnectionsRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "junction_http_connections_rejected_total",
+			Help: "Ingress connections closed at once because http.maxConnections were open.",
+		}),
 	}
 	m.Registry.MustRegister(m.Replies, m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
 		m.Pending, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected)
 	return m
 }
 

@@ -258,7 +258,7 @@ func (r *Router) Run(ctx context.Context) error {
 			IdleTimeout:       2 * time.Minute,
 		}
 		go func() {
-			if err := ingressSrv.Serve(r.ingressLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := ingressSrv.Serve(limitedListener(r.ingressLn, r.plan.Config.HTTP.MaxConnections, r.metrics)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				setErr(fmt.Errorf("http ingress: %w", err))
 			}
 		}()
