@@ -12,9 +12,25 @@ FUZZTIME  ?= 100000x
 # Fuzz targets run briefly by `make test` (package:target).
 FUZZ_TARGETS := \
 	./config:FuzzParse \
+	./config:FuzzParseDuration \
+	./config:FuzzParseByteSize \
+	./sources:FuzzValidJSON \
+	./sources:FuzzOneLine \
 	./sources/http:FuzzParseRequest \
 	./sources/webhook:FuzzRequest \
+	./sources/webhook:FuzzMatchV1 \
+	./sources/webhook:FuzzParseHexSignature \
+	./sources/amqp:FuzzDecode \
+	./sources/amqp:FuzzBinaryRoundTrip \
+	./sources/nats:FuzzDecode \
+	./sources/sqs:FuzzToEvent \
+	./sources/sqs:FuzzBinaryRoundTrip \
+	./sources/s3:FuzzSNS \
+	./sources/s3:FuzzTrustAWSURL \
 	./internal/s3event:FuzzConvert \
+	./internal/cehttp:FuzzParseEvent \
+	./internal/cehttp:FuzzBinaryRoundTrip \
+	./sinks:FuzzRetryAfter \
 	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter \
 	./router:FuzzDecodeEvent \

@@ -105,26 +105,45 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // ParseDuration parses Go's durations with "d" (24h) as a further unit
-// before the others: "7d", "1d12h", "90m".
+// before the others: "7d", "1d12h", "90m". A duration over time.Duration's
+// range (about 106,751 days) is an error, not a wrapped-around value.
 func ParseDuration(s string) (time.Duration, error) {
+	invalid := func() error {
+		return fmt.Errorf("invalid duration %q (use a number and a unit: 30s, 24h, 14d)", s)
+	}
+	const day = 24 * time.Hour
 	t := strings.TrimSpace(s)
 	var days int64
+	hasDays := false
 	if i := strings.IndexByte(t, 'd'); i > 0 {
 		n, err := strconv.ParseInt(t[:i], 10, 64)
-		if err != nil || n < 0 || n > 100*365 {
-			return 0, fmt.Errorf("invalid duration %q (use a number and a unit: 30s, 24h, 14d)", s)
+		if err != nil || n < 0 {
+			return 0, invalid()
 		}
-		days, t = n, t[i+1:]
+		if n > int64(maxDuration/day) {
+			return 0, fmt.Errorf("duration %q is too long", s)
+		}
+		days, t, hasDays = n, t[i+1:], true
+		if t != "" && (t[0] == '-' || t[0] == '+') {
+			// "1d-2h": a sign belongs before the days.
+			return 0, invalid()
+		}
 	}
 	var rest time.Duration
-	if t != "" || days == 0 {
+	if t != "" || !hasDays {
 		var err error
 		if rest, err = time.ParseDuration(t); err != nil {
-			return 0, fmt.Errorf("invalid duration %q (use a number and a unit: 30s, 24h, 14d)", s)
+			return 0, invalid()
 		}
 	}
-	return time.Duration(days)*24*time.Hour + rest, nil
+	if rest > maxDuration-time.Duration(days)*day {
+		return 0, fmt.Errorf("duration %q is too long", s)
+	}
+	return time.Duration(days)*day + rest, nil
 }
+
+// maxDuration is the longest time.Duration.
+const maxDuration = time.Duration(1<<63 - 1)
 
 // String formats d with days where it has whole ones: "14d", "1d12h0m0s".
 func (d Duration) String() string {
