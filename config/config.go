@@ -458,6 +458,9 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	if c.Journal.URL != "" && c.Journal.Fsync == "always" {
 		errs.Addf(at("journal.fsync"), "", "journal.fsync: always applies only to the embedded journal; with journal.url the external server's own sync setting applies (sync_interval in its jetstream block), so remove fsync")
 	}
+	if c.HTTP.MaxConnections < 0 {
+		errs.Addf(at("http.maxConnections"), "", "http.maxConnections: must be positive")
+	}
 	if c.HTTP.MaxBodySize < 0 {
 		errs.Addf(at("http.maxBodySize"), "", "http.maxBodySize: must be positive")
 	} else if err := CheckMaxBodySize(c.HTTP.MaxBodySize); err != nil {

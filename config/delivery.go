@@ -13,36 +13,86 @@ const (
 	BackoffConstant    = "constant"
 )
 
+// What happens to a delivery whose policy is exhausted or that failed
+// permanently (Delivery.OnExhausted).
+const (
+	// OnExhaustedKeep keeps it in the journal's dead-letter store (and sends
+	// it to the deadLetter sink, if any). The default.
+	OnExhaustedKeep = "keep"
+	// OnExhaustedDrop logs, counts and drops it: only when asked for.
+	OnExhaustedDrop = "drop"
+)
+
 // Delivery is a delivery policy. Every field is optional: a route's policy
 // overrides its sink's, which overrides DefaultPolicy.
 type Delivery struct {
-	// Retry is the number of retries after the first attempt.
+	// Retry is the number of retries after the first attempt; unset, the
+	// count is not bounded (MaxAge is).
 	Retry         *int           `yaml:"retry"`
 	BackoffPolicy string         `yaml:"backoffPolicy"`
 	BackoffDelay  *time.Duration `yaml:"backoffDelay"`
 	MaxDelay      *time.Duration `yaml:"maxDelay"`
 	Timeout       *time.Duration `yaml:"timeout"`
-	DeadLetter    Ref            `yaml:"deadLetter"`
+	// MaxAge bounds how long after its acceptance a delivery is retried.
+	MaxAge      *Duration `yaml:"maxAge"`
+	DeadLetter  Ref       `yaml:"deadLetter"`
+	OnExhausted string    `yaml:"onExhausted"`
 }
 
 // Policy is a complete delivery policy.
 type Policy struct {
+	// Retry is the number of retries after the first attempt; below 0, the
+	// count is not bounded and MaxAge alone ends the retries.
 	Retry         int
 	BackoffPolicy string
 	BackoffDelay  time.Duration
 	MaxDelay      time.Duration
 	Timeout       time.Duration
+	// MaxAge: no retry is made later than this after the event was
+	// accepted.
+	MaxAge time.Duration
 	// DeadLetter is the dead-letter sink's name, or "".
 	DeadLetter string
+	// OnExhausted is OnExhaustedKeep or OnExhaustedDrop.
+	OnExhausted string
 }
 
-// DefaultPolicy applies where neither route nor sink says otherwise.
+// DefaultPolicy applies where neither route nor sink says otherwise: retry
+// for 24 hours (EventBridge's maximum event age), backing off exponentially
+// from 500ms up to 5 minutes, then keep the event in the dead-letter store.
 var DefaultPolicy = Policy{
-	Retry:         5,
+	Retry:         -1,
 	BackoffPolicy: BackoffExponential,
 	BackoffDelay:  500 * time.Millisecond,
-	MaxDelay:      time.Minute,
+	MaxDelay:      5 * time.Minute,
 	Timeout:       10 * time.Second,
+	MaxAge:        24 * time.Hour,
+	OnExhausted:   OnExhaustedKeep,
+}
+
+// Retries reports whether a failed attempt number attempt (1 for the
+// first) may be followed by another after delay, for an event accepted age
+// ago: the retry count is not spent and the next attempt falls within
+// MaxAge.
+func (p Policy) Retries(attempt int, age, delay time.Duration) bool {
+	if p.Retry >= 0 && attempt > p.Retry {
+		return false
+	}
+	return age+delay <= p.MaxAge
+}
+
+// GivesUpAfter is the shortest time after which the policy can give up on
+// a delivery whose attempts all fail at once with a retryable error: the
+// sum of its backoff delays (before jitter), or MaxAge.
+func (p Policy) GivesUpAfter() time.Duration {
+	if p.Retry < 0 {
+		return p.MaxAge
+	}
+	var total time.Duration
+	for n := 1; n <= p.Retry && total < p.MaxAge; n++ {
+		total += p.delay(n)
+	}
+	return min(total, p.MaxAge)
 }
 
 // Apply returns p with the fields d sets replaced.
@@ -62,11 +112,20 @@ func (d Delivery) Apply(p Policy) Policy {
 	if d.Timeout != nil {
 		p.Timeout = *d.Timeout
 	}
+	if d.MaxAge != nil {
+		p.MaxAge = time.Duration(*d.MaxAge)
+	}
 	if d.DeadLetter.Name != "" {
 		p.DeadLetter = d.DeadLetter.Name
 	}
+	if d.OnExhausted != "" {
+		p.OnExhausted = d.OnExhausted
+	}
 	return p
 }
+
+// MaxMaxAge bounds Delivery.MaxAge.
+const MaxMaxAge = 365 * 24 * time.Hour
 
 // MaxRetry bounds Delivery.Retry.
 const MaxRetry = 1000
@@ -90,6 +149,17 @@ func (d Delivery) validate(path string) error {
 	if d.Timeout != nil && (*d.Timeout <= 0 || *d.Timeout > time.Hour) {
 		errs = append(errs, FieldErrorf(path+".timeout", "must be between 1ms and 1h"))
 	}
+	if d.MaxAge != nil && (*d.MaxAge <= 0 || time.Duration(*d.MaxAge) > MaxMaxAge) {
+		errs = append(errs, FieldErrorf(path+".maxAge", "must be between 1ms and 365d"))
+	}
+	switch d.OnExhausted {
+	case "", OnExhaustedKeep, OnExhaustedDrop:
+	default:
+		errs = append(errs, FieldErrorf(path+".onExhausted", "must be keep or drop, not %q", d.OnExhausted))
+	}
+	if d.OnExhausted == OnExhaustedDrop && d.DeadLetter.Name != "" {
+		errs = append(errs, FieldErrorf(path+".onExhausted", "drop contradicts deadLetter %q: say one or the other", d.DeadLetter.Name))
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -106,6 +176,15 @@ func (m multiField) Unwrap() []error {
 // Backoff returns the delay before retry number n (1 for the first retry),
 // following the policy, with up to 20% jitter, capped at MaxDelay.
 func (p Policy) Backoff(n int) time.Duration {
+	d := p.delay(n)
+	// Jitter: between 80% and 100% of the delay, so that retries of many
+	// events that failed together spread out.
+	d -= time.Duration(rand.Int64N(int64(d)/5 + 1))
+	return d
+}
+
+// delay is Backoff before jitter.
+func (p Policy) delay(n int) time.Duration {
 	if n < 1 {
 		n = 1
 	}
@@ -122,8 +201,5 @@ func (p Policy) Backoff(n int) time.Duration {
 	if d > p.MaxDelay || d <= 0 {
 		d = p.MaxDelay
 	}
-	// Jitter: between 80% and 100% of the delay, so that retries of many
-	// events that failed together spread out.
-	d -= time.Duration(rand.Int64N(int64(d)/5 + 1))
 	return d
 }

@@ -108,8 +108,12 @@ func newAppender(j *Journal, maxPayload int) *appender {
 }
 
 // add queues entries, sends them at once when fewer than maxRounds rounds
-// are being stored, and returns the waiter that their storage resolves.
+// are being stored, and returns the waiter that their storage resolves. It
+// refuses them at once while the journal refuses writes (see health).
 func (a *appender) add(entries []Entry) (*waiter, error) {
+	if err := a.j.health.refusal(); err != nil {
+		return nil, err
+	}
 	w := &waiter{left: len(entries), done: make(chan struct{})}
 	a.mu.Lock()
 	if a.closed {
@@ -134,6 +138,9 @@ func (a *appender) add(entries []Entry) (*waiter, error) {
 // acked is the journal's answer to a published message (a PubAck or an
 // error); the round's last answer sends the next round.
 func (a *appender) acked(m *nats.Msg, err error) {
+	if err != nil {
+		a.j.health.failed(len(m.Data)+msgOverhead, err)
+	}
 	if next := a.answered(m, err); next != nil {
 		a.send(next)
 	}
@@ -168,9 +175,14 @@ func (a *appender) answered(m *nats.Msg, err error) []queued {
 }
 
 // send publishes the messages of a round, and of the rounds that follow
-// when every message of one fails at once.
+// when every message of one fails at once or the journal refuses them (see
+// health.admit: the disk's free space is checked once per round).
 func (a *appender) send(round []queued) {
 	for round != nil {
+		if err := a.j.health.admit(round); err != nil {
+			round = a.refuse(round, err)
+			continue
+		}
 		msgs, waiters := a.group(round)
 		left := len(msgs)
 		a.mu.Lock()
@@ -181,6 +193,7 @@ func (a *appender) send(round []queued) {
 		round = nil
 		for i, m := range msgs {
 			if _, err := a.j.js.PublishMsgAsync(m); err != nil {
+				a.j.health.failed(len(m.Data)+msgOverhead, err)
 				round = a.answered(m, classify(err))
 				continue
 			}
@@ -188,6 +201,41 @@ func (a *appender) send(round []queued) {
 			a.stored.Add(uint64(len(waiters[i])))
 		}
 	}
+}
+
+// abort fails the appends waiting for answers that will not come (the
+// journal's store broke: see health.checkStore), so that their callers hear
+// it now rather than after the write timeout. An answer that comes later
+// for one of their messages is ignored.
+func (a *appender) abort(err error) {
+	a.mu.Lock()
+	msgs := make([]*nats.Msg, 0, len(a.sent))
+	for m := range a.sent {
+		msgs = append(msgs, m)
+	}
+	a.mu.Unlock()
+	for _, m := range msgs {
+		if next := a.answered(m, err); next != nil {
+			a.send(next)
+		}
+	}
+}
+
+// refuse fails the appends of a round that is not sent and returns the
+// next round to send, if entries are waiting.
+func (a *appender) refuse(round []queued, err error) []queued {
+	for _, q := range round {
+		q.w.finish(err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.queue) > 0 && !a.closed {
+		next := a.queue
+		a.queue = nil
+		return next
+	}
+	a.rounds--
+	return nil
 }
 
 // group makes the journal messages of a round: by sink, in order, within
@@ -327,10 +375,12 @@ func (j *Journal) subject(sink string, n int) string {
 }
 
 // retryAlone stores one entry of a batch on its own, to be attempted again
-// at due, after attempts attempts; durably, as Append does.
-func (j *Journal) retryAlone(e Entry, attempts int, due time.Time) error {
+// at due, after attempts attempts; durably, as Append does. accepted is
+// when the entry was first stored.
+func (j *Journal) retryAlone(e Entry, attempts int, accepted, due time.Time) error {
 	m := j.msg(e)
 	m.Header[headerAttempts] = []string{strconv.Itoa(attempts)}
+	m.Header[headerAccepted] = []string{strconv.FormatInt(accepted.UnixNano(), 10)}
 	m.Header[headerDue] = []string{strconv.FormatInt(due.UnixNano(), 10)}
 	f, err := j.js.PublishMsgAsync(m)
 	if err != nil {

@@ -28,6 +28,11 @@ type Delivery struct {
 	Data       []byte
 	// Attempt is the attempt number, 1 for the first delivery.
 	Attempt int
+	// Accepted is when the entry was first stored: when its event was
+	// accepted, for the delivery policy's maxAge.
+	Accepted time.Time
+	// Index is the entry's place in its journal message (0 when alone).
+	Index int
 	// Seq is the sequence number in the stream of the entry's journal
 	// message (shared by the entries of a batch).
 	Seq uint64
@@ -81,7 +86,7 @@ func (d *Delivery) Retry(delay time.Duration) error {
 	// The entry leaves its batch: it is stored alone, due after delay, and
 	// is retried from there. If that fails, the whole batch comes back.
 	e := Entry{Sink: d.c.sink, Route: d.Route, DeadLetter: d.DeadLetter, Data: d.Data}
-	if err := d.c.j.retryAlone(e, d.Attempt, time.Now().Add(delay)); err != nil {
+	if err := d.c.j.retryAlone(e, d.Attempt, d.Accepted, time.Now().Add(delay)); err != nil {
 		d.c.j.log.Warn("journal: storing an entry to retry failed; its whole batch will be handed out again",
 			"sink", d.c.sink, "seq", d.Seq, "err", err)
 		d.batch.resolve(true, delay)
@@ -393,11 +398,20 @@ func (c *Consumer) decode(msg jetstream.Msg, h *held) ([]*Delivery, time.Duratio
 			attempt--
 		}
 	}
+	accepted := meta.Timestamp
+	if v := hdr.Get(headerAccepted); v != "" {
+		ns, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, 0, fmt.Errorf("bad %s header %q", headerAccepted, v)
+		}
+		accepted = time.Unix(0, ns)
+	}
 	one := &Delivery{
-		held:    h,
-		c:       c,
-		Attempt: attempt,
-		Seq:     meta.Sequence.Stream,
+		held:     h,
+		c:        c,
+		Attempt:  attempt,
+		Accepted: accepted,
+		Seq:      meta.Sequence.Stream,
 	}
 	if entriesIn(msg.Subject()) > 1 {
 		entries, err := splitBatch(msg.Data())
@@ -408,7 +422,7 @@ func (c *Consumer) decode(msg jetstream.Msg, h *held) ([]*Delivery, time.Duratio
 		ds := make([]*Delivery, len(entries))
 		for i, e := range entries {
 			d := *one
-			d.batch, d.Route, d.DeadLetter, d.Data = b, e.Route, e.DeadLetter, e.Data
+			d.batch, d.Route, d.DeadLetter, d.Data, d.Index = b, e.Route, e.DeadLetter, e.Data, i
 			ds[i] = &d
 		}
 		return ds, 0, nil

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -70,6 +71,19 @@ type Options struct {
 	MaxBytes int64
 	// Credentials, User, Password, Token authenticate to an external server.
 	Credentials, User, Password, Token string
+	// WriteTimeout bounds one write to the journal. Default 5s.
+	WriteTimeout time.Duration
+	// MinFreeSpace is the free space the embedded journal keeps on the
+	// filesystem of Dir: below it, appends are refused (ErrUnavailable)
+	// before JetStream meets a full disk, and Health says so. 0 keeps none.
+	// At most a quarter of the filesystem is kept.
+	MinFreeSpace int64
+	// DeadLetterRetention is how long the dead-letter store keeps an entry;
+	// 0 keeps it until DeadLetterMaxBytes pushes it out.
+	DeadLetterRetention time.Duration
+	// DeadLetterMaxBytes bounds the dead-letter store (oldest entries go
+	// first); 0 is unlimited.
+	DeadLetterMaxBytes int64
 	// Memory stores the stream in memory (tests only: nothing survives).
 	Memory bool
 	// Logger receives the journal's log; nil discards it.
@@ -88,7 +102,15 @@ type Journal struct {
 	log    *slog.Logger
 	// gsync is set with fsync: always in the embedded journal.
 	gsync *groupSync
-	app   *appender
+	// dlStream is the dead-letter store (see deadletter.go); dlSync is its
+	// gsync.
+	dlStream jetstream.Stream
+	dlSync   *groupSync
+	app      *appender
+	// health watches whether the journal can take writes (see health.go);
+	// embedded is the embedded server's options, to reload its JetStream.
+	health   *health
+	embedded *server.Options
 }
 
 // MaxPayload is the largest entry the embedded server accepts.
@@ -121,6 +143,11 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 	if o.URL == "" && o.Fsync == FsyncAlways && !o.Memory {
 		j.gsync = newGroupSync(filepath.Join(o.Dir, "jetstream-store", "jetstream", "$G", "streams", o.Stream, "msgs"))
 	}
+	if err := j.ensureDeadLetters(ctx); err != nil {
+		j.Close()
+		return nil, err
+	}
+	j.startHealth()
 	return j, nil
 }
 
@@ -183,6 +210,7 @@ func (j *Journal) connect(ctx context.Context) error {
 			}
 			sopts.StoreDir = dir
 		}
+		j.embedded = sopts
 		srv, err := server.NewServer(sopts)
 		if err != nil {
 			return fmt.Errorf("start embedded journal: %w", err)
@@ -219,7 +247,7 @@ func (j *Journal) connect(ctx context.Context) error {
 	j.app = newAppender(j, int(nc.MaxPayload()))
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(16384),
-		jetstream.WithPublishAsyncTimeout(30*time.Second),
+		jetstream.WithPublishAsyncTimeout(j.writeTimeout()),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 			j.app.acked(m, nil)
 		}),
@@ -282,7 +310,10 @@ type Entry struct {
 // Append stores entries and returns once all of them are durable (per the
 // fsync mode) or one has failed. On error, some entries may have been stored:
 // callers that retry may deliver those twice, never lose them. Appends made
-// at the same time share journal messages (see appender).
+// at the same time share journal messages (see appender). Append waits at
+// most Options.WriteTimeout; it fails at once (ErrUnavailable, no write)
+// while the store cannot take writes or the disk is below MinFreeSpace (see
+// Health).
 func (j *Journal) Append(ctx context.Context, entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
@@ -291,10 +322,19 @@ func (j *Journal) Append(ctx context.Context, entries []Entry) error {
 	if err != nil {
 		return err
 	}
+	timeout := writeTimers.Get().(*time.Timer)
+	timeout.Reset(j.writeTimeout())
+	defer func() {
+		timeout.Stop()
+		writeTimers.Put(timeout)
+	}()
 	select {
 	case <-w.done:
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	case <-timeout.C:
+		j.health.poke()
+		return fmt.Errorf("%w: no answer from the journal within %v", ErrUnavailable, j.writeTimeout())
 	case <-j.app.stop:
 		return fmt.Errorf("%w: journal closed", ErrUnavailable)
 	}
@@ -303,6 +343,14 @@ func (j *Journal) Append(ctx context.Context, entries []Entry) error {
 	}
 	return j.sync()
 }
+
+// writeTimers are the stopped timers of Append's write timeout, reused: a
+// timer stopped since Go 1.23 never delivers a stale tick.
+var writeTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 // sync makes the messages stored so far durable with fsync: always (see
 // groupSync); it does nothing in the other modes.
@@ -342,6 +390,7 @@ func (j *Journal) Ready() bool {
 
 // Close closes the connection and stops the embedded server.
 func (j *Journal) Close() error {
+	j.health.close()
 	if j.app != nil {
 		j.app.close()
 	}

@@ -113,48 +113,91 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	}
 	log := s.log.With("route", d.Route, "ce_id", e.ID(), "ce_type", e.Type(), "attempt", d.Attempt)
 	permanent, after := sinks.Classify(err)
-	if !permanent && d.Attempt <= pol.Retry {
-		delay := pol.Backoff(d.Attempt)
-		if after > delay {
-			delay = after
+	if !permanent {
+		delay := max(pol.Backoff(d.Attempt), after)
+		if pol.Retries(d.Attempt, time.Since(d.Accepted), delay) {
+			log.Debug("delivery failed; will retry", "delay", delay, "err", err)
+			s.count(d.Route, OutcomeRetried)
+			d.Retry(delay)
+			return
 		}
-		log.Debug("delivery failed; will retry", "delay", delay, "err", err)
-		s.count(d.Route, OutcomeRetried)
-		d.Retry(delay)
-		return
 	}
-	reason := "retries exhausted"
+	reason := journal.ReasonExhausted
 	if permanent {
-		reason = "permanent failure"
+		reason = journal.ReasonPermanent
 	}
-	if pol.DeadLetter == "" || d.DeadLetter {
-		log.Error("delivery failed; event dropped", "reason", reason, "attempts", d.Attempt, "err", err)
+	s.giveUp(ctx, d, &e, pol, reason, err.Error(), log)
+}
+
+// deadLetterRetry is how soon a delivery whose dead-lettering failed (the
+// journal refused the write) is tried again.
+const deadLetterRetry = 10 * time.Second
+
+// giveUp ends a delivery that will not be attempted again. With
+// onExhausted: drop it is logged, counted and dropped; otherwise it is kept
+// in the journal's dead-letter store and, when the policy names one, sent
+// to the dead-letter sink, and only then acknowledged. When the journal
+// refuses either write the delivery stays pending and comes back: a dead
+// letter is never dropped.
+func (s *sinkRuntime) giveUp(ctx context.Context, d *journal.Delivery, ev *event.Event, pol config.Policy, reason, cause string, log *slog.Logger) {
+	log = log.With("reason", reason, "attempts", d.Attempt)
+	if pol.OnExhausted == config.OnExhaustedDrop {
+		log.Error("delivery failed; event dropped (onExhausted: drop)", "err", cause)
 		s.count(d.Route, OutcomeDropped)
 		d.Ack()
 		return
 	}
-	if !s.writeDeadLetter(ctx, d, &e, pol, err.Error(), log) {
+	dlSink := pol.DeadLetter
+	if d.DeadLetter {
+		dlSink = "" // a dead letter's own delivery failed: the store keeps it
+	}
+	dl := deadLetterOf{event: ev, route: d.Route, sink: s.name, dlSink: dlSink, attempts: d.Attempt,
+		reason: reason, cause: cause, accepted: d.Accepted, id: fmt.Sprintf("d.%s.%d.%d", s.name, d.Seq, d.Index)}
+	if err := s.r.deadLetter(ctx, dl); err != nil {
+		log.Error("dead-letter write failed; delivery stays pending", "dead_letter", dlSink, "retry_in", deadLetterRetry, "err", err)
+		d.Retry(deadLetterRetry)
 		return
 	}
-	log.Warn("delivery failed; dead-lettered", "reason", reason, "attempts", d.Attempt, "dead_letter", pol.DeadLetter, "err", err)
+	log.Warn("delivery failed; dead-lettered", "dead_letter", dlSink, "err", cause)
 	s.count(d.Route, OutcomeDeadLettered)
 	d.Ack()
 }
 
-// writeDeadLetter journals ev for the policy's dead-letter sink. When that
-// fails it logs, leaves the delivery pending (it comes back after maxDelay
-// and tries again) and returns false: a dead letter is never dropped.
-func (s *sinkRuntime) writeDeadLetter(ctx context.Context, d *journal.Delivery, ev *event.Event, pol config.Policy, cause string, log *slog.Logger) bool {
-	ent, err := deadLetterEntry(ev, d.Route, s.name, pol.DeadLetter, d.Attempt, cause)
-	if err == nil {
-		err = s.r.journal.Append(ctx, []journal.Entry{ent})
-	}
+// deadLetterOf is one event given up on, for Router.deadLetter.
+type deadLetterOf struct {
+	event       *event.Event
+	route, sink string
+	// dlSink is the dead-letter sink to send it to, or "".
+	dlSink   string
+	attempts int
+	reason   string
+	cause    string
+	accepted time.Time
+	// id names the dead-lettering, so that doing it twice stores one entry.
+	id string
+}
+
+// deadLetter keeps dl's event in the journal's dead-letter store and, when
+// dl names a dead-letter sink, journals a copy with the dead-letter
+// extensions for that sink. It returns once both are durable.
+func (r *Router) deadLetter(ctx context.Context, dl deadLetterOf) error {
+	data, err := encodeEvent(nil, dl.event)
 	if err != nil {
-		log.Error("dead-letter write failed; delivery stays pending", "dead_letter", pol.DeadLetter, "err", err)
-		d.Retry(pol.MaxDelay)
-		return false
+		return fmt.Errorf("encode event %s: %w", dl.event.ID(), err)
 	}
-	return true
+	cause := oneLine(dl.cause, MaxErrorLen)
+	err = r.journal.StoreDeadLetter(ctx, journal.DeadLetter{
+		Route: dl.route, Sink: dl.sink, Attempts: dl.attempts, Reason: dl.reason,
+		Error: cause, Accepted: dl.accepted, Data: data,
+	}, dl.id)
+	if err != nil || dl.dlSink == "" {
+		return err
+	}
+	ent, err := deadLetterEntry(dl.event, dl.route, dl.sink, dl.dlSink, dl.attempts, cause)
+	if err != nil {
+		return err
+	}
+	return r.journal.Append(ctx, []journal.Entry{ent})
 }
 
 // ExtHops counts how many function replies led to an event.
@@ -179,11 +222,15 @@ func (s *sinkRuntime) routeReply(ctx context.Context, d *journal.Delivery, cause
 	if hops > limit {
 		m.Replies.WithLabelValues(s.name, "hop_limit").Inc()
 		msg := fmt.Sprintf("hop limit of %d reached: functions may be replying to each other in a loop (maxHops on sink %s)", limit, s.name)
-		if pol.DeadLetter == "" {
-			log.Error("reply dropped: " + msg)
+		if pol.OnExhausted == config.OnExhaustedDrop {
+			log.Error("reply dropped (onExhausted: drop): " + msg)
 			return true
 		}
-		if !s.writeDeadLetter(ctx, d, reply, pol, msg, log) {
+		dl := deadLetterOf{event: reply, route: d.Route, sink: s.name, dlSink: pol.DeadLetter, attempts: d.Attempt,
+			reason: journal.ReasonHopLimit, cause: msg, accepted: d.Accepted, id: fmt.Sprintf("h.%s.%d.%d", s.name, d.Seq, d.Index)}
+		if err := s.r.deadLetter(ctx, dl); err != nil {
+			log.Error("dead-letter write failed; delivery stays pending", "dead_letter", pol.DeadLetter, "err", err)
+			d.Retry(deadLetterRetry)
 			return false
 		}
 		log.Warn("reply dead-lettered: "+msg, "dead_letter", pol.DeadLetter)

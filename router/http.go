@@ -24,7 +24,9 @@ func (r *Router) ingressHandler() http.Handler {
 	})
 }
 
-// adminHandler serves /healthz, /readyz and /metrics.
+// adminHandler serves /healthz, /readyz and /metrics. /readyz answers
+// {"ready": bool, "journal": "ok" or the reason it cannot take writes},
+// with 503 when not ready.
 func (r *Router) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -34,12 +36,19 @@ func (r *Router) adminHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		ready := r.Ready()
-		status := map[string]any{"journal": r.journal != nil && r.journal.Ready(), "ready": ready}
+		// "journal" is "ok" or why it cannot take writes now.
+		journal := "ok"
+		if err := r.journalHealth(); err != nil {
+			journal = err.Error()
+		}
+		status := map[string]any{"journal": journal, "ready": ready}
 		if !ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		json.NewEncoder(w).Encode(status)
 	})
+	mux.HandleFunc("GET /api/v1/deadletters", r.listDeadLetters)
+	mux.HandleFunc("POST /api/v1/deadletters/redrive", r.redriveDeadLetters)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.Registry, promhttp.HandlerOpts{}))
 	return mux
 }

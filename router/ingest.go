@@ -2,6 +2,8 @@ package router
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/filters"
 	"github.com/junctionhq/junction/journal"
 	"github.com/junctionhq/junction/sources"
@@ -24,6 +27,9 @@ type ingester struct {
 	routes   []*Route
 	index    *filters.Index
 	received prometheus.Counter
+	// appendFailed limits the log of refused appends (one line per
+	// logEvery while the journal refuses every write).
+	appendFailed logLimiter
 }
 
 var _ sources.Ingester = (*ingester)(nil)
@@ -94,11 +100,9 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 			} else {
 				t, err := rt.Transform.Apply(env)
 				if err != nil {
-					ents, err := in.transformFailed(rt, e, err)
-					if err != nil {
+					if err := in.transformFailed(ctx, rt, e, err); err != nil {
 						return err
 					}
-					entries = append(entries, ents...)
 					continue
 				}
 				if data, err = encodeEvent(nil, t); err != nil {
@@ -118,7 +122,9 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 		if errors.Is(err, journal.ErrTooLarge) {
 			return &ingestError{kind: sources.ErrTooLarge, err: err}
 		}
-		r.log.Warn("journal append failed", "source", in.source, "err", err)
+		if ok, n := in.appendFailed.allow(time.Now()); ok {
+			r.log.Warn("journal append failed", "source", in.source, "err", err, "failures", n, "per", logEvery)
+		}
 		return &ingestError{kind: sources.ErrUnavailable, err: err}
 	}
 	if len(entries) > 0 {
@@ -138,29 +144,46 @@ type ingestError struct{ kind, err error }
 func (e *ingestError) Error() string   { return e.err.Error() }
 func (e *ingestError) Unwrap() []error { return []error{e.kind, e.err} }
 
-// transformFailed handles a transform that failed at run time: the original
-// event is dead-lettered (per sink of the route) when the route has a
-// dead-letter sink, else it is logged, counted and dropped.
-func (in *ingester) transformFailed(rt *Route, e *event.Event, cause error) ([]journal.Entry, error) {
+// transformFailed handles a transform that failed at run time: for each
+// sink of the route, the original event is kept in the dead-letter store
+// and sent to the route's dead-letter sink, if any (or, with onExhausted:
+// drop, logged, counted and dropped). It returns the journal's error when
+// that failed, so that the request is refused and retried.
+func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Event, cause error) error {
 	r := in.r
 	r.metrics.TransformErrs.WithLabelValues(rt.Name).Inc()
-	var entries []journal.Entry
 	for _, sink := range rt.To {
 		pol := rt.Policy[sink]
-		if pol.DeadLetter == "" {
-			r.log.Error("transform failed; event dropped (the route has no deadLetter)",
-				"route", rt.Name, "sink", sink, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source(), "err", cause)
+		log := r.log.With("route", rt.Name, "sink", sink, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source())
+		if pol.OnExhausted == config.OnExhaustedDrop {
+			log.Error("transform failed; event dropped (onExhausted: drop)", "err", cause)
 			r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDropped).Inc()
 			continue
 		}
-		ent, err := deadLetterEntry(e, rt.Name, sink, pol.DeadLetter, 0, "transform: "+cause.Error())
-		if err != nil {
-			return nil, err
+		dl := deadLetterOf{event: e, route: rt.Name, sink: sink, dlSink: pol.DeadLetter, reason: journal.ReasonTransform,
+			cause: "transform: " + cause.Error(), accepted: time.Now(), id: transformDeadLetterID(e, rt.Name, sink)}
+		if err := r.deadLetter(ctx, dl); err != nil {
+			if errors.Is(err, journal.ErrTooLarge) {
+				return &ingestError{kind: sources.ErrTooLarge, err: err}
+			}
+			return &ingestError{kind: sources.ErrUnavailable, err: err}
 		}
-		entries = append(entries, ent)
+		log.Warn("transform failed; dead-lettered", "dead_letter", pol.DeadLetter, "err", cause)
 		r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDeadLettered).Inc()
 	}
-	return entries, nil
+	return nil
+}
+
+// transformDeadLetterID names the dead-lettering of event e for route and
+// sink, so that a producer that sends e again after a refusal does not store
+// it twice.
+func transformDeadLetterID(e *event.Event, route, sink string) string {
+	h := sha256.New()
+	for _, s := range []string{e.Source(), e.ID(), route, sink} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return "t." + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Extension attributes set on dead letters.

@@ -22,6 +22,8 @@ type Metrics struct {
 	Deliveries     *prometheus.CounterVec
 	Duration       *prometheus.HistogramVec
 	Pending        *prometheus.GaugeVec
+	// DeadLetters is how many entries the dead-letter store holds.
+	DeadLetters prometheus.Gauge
 	FilterErrors   *prometheus.CounterVec
 	TransformErrs  *prometheus.CounterVec
 	AppendDuration prometheus.Histogram
@@ -60,6 +62,10 @@ func newMetrics() *Metrics {
 			Name: "junction_pending_deliveries",
 			Help: "Deliveries in the journal not yet acknowledged, per sink.",
 		}, []string{"sink"}),
+		DeadLetters: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "junction_deadletters",
+			Help: "Entries in the journal's dead-letter store (given up on, kept for journal.deadLetterRetention).",
+		}),
 		FilterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "junction_filter_errors_total",
 			Help: "Filter evaluations that failed at run time (the event did not match).",
@@ -87,7 +93,7 @@ func newMetrics() *Metrics {
 		}),
 	}
 	m.Registry.MustRegister(m.Replies, m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
-		m.Pending, m.FilterErrors, m.TransformErrs, m.AppendDuration,
+		m.Pending, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected)
 	return m

@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/filters"
@@ -91,7 +92,7 @@ func Compile(cfg *config.Config) (*Plan, error) {
 	}
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
-		r, err := compileRoute(rc, sinkPolicy)
+		r, err := compileRoute(rc, sinkPolicy, &p.Warnings)
 		if err != nil {
 			errs.Add(rc.Node, rc.Where(), err)
 			continue
@@ -148,7 +149,19 @@ func decodePlugin[C interface{ Validate() error }](pl config.Plugin, kind string
 	return c, true
 }
 
-func compileRoute(rc *config.Route, sinkPolicy map[string]config.Policy) (*Route, error) {
+// ShortPolicy is how soon a policy may give up before validate warns about
+// a route without a dead-letter sink.
+const ShortPolicy = time.Hour
+
+// roundDuration rounds d for a message: to the second past a minute.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+func compileRoute(rc *config.Route, sinkPolicy map[string]config.Policy, warnings *config.Errors) (*Route, error) {
 	var errs config.Errors
 	r := &Route{Name: rc.Name, Policy: map[string]config.Policy{}}
 	if len(rc.Sources) > 0 {
@@ -189,7 +202,17 @@ func compileRoute(rc *config.Route, sinkPolicy map[string]config.Policy) (*Route
 		if !ok {
 			base = config.DefaultPolicy // unknown sink: reported by config
 		}
-		r.Policy[s.Name] = rc.Delivery.Apply(base)
+		pol := rc.Delivery.Apply(base)
+		r.Policy[s.Name] = pol
+		if after := pol.GivesUpAfter(); after < ShortPolicy && pol.DeadLetter == "" && pol.OnExhausted != config.OnExhaustedDrop {
+			why := fmt.Sprintf("maxAge: %v", config.Duration(pol.MaxAge))
+			if pol.Retry >= 0 && after < pol.MaxAge {
+				why = fmt.Sprintf("retry: %d", pol.Retry)
+			}
+			warnings.Warnf(rc.Pos, rc.Where(), "deliveries to sink %q can give up after about %v (%s) and the route has no deadLetter sink: "+
+				"what fails that long is kept in the dead-letter store only; add delivery.deadLetter, raise retry or maxAge, or say onExhausted: drop",
+				s.Name, roundDuration(after), why)
+		}
 	}
 	return r, errs.Err()
 }

@@ -88,6 +88,9 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 		Dir: jc.Dir, URL: jc.URL, Fsync: jc.Fsync, SyncInterval: jc.SyncInterval,
 		Stream: jc.Stream, Replicas: jc.Replicas, MaxBytes: int64(jc.MaxBytes),
 		Credentials: jc.Credentials, User: jc.User, Password: jc.Password, Token: jc.Token,
+		WriteTimeout:        jc.WriteTimeout,
+		MinFreeSpace:        int64(jc.MinFreeSpace),
+		DeadLetterRetention: time.Duration(jc.DeadLetterRetention), DeadLetterMaxBytes: int64(jc.DeadLetterMaxBytes),
 		Memory: o.Memory, Logger: r.log.With("component", "journal"),
 	})
 	if err != nil {
@@ -148,9 +151,11 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 // Metrics returns the router's metrics.
 func (r *Router) Metrics() *Metrics { return r.metrics }
 
-// Ready reports whether the journal and every source are ready.
+// Ready reports whether the router runs, the journal can take writes (see
+// journal.Health: connected, store writable, disk above journal.minFreeSpace,
+// below journal.maxBytes) and every source is ready.
 func (r *Router) Ready() bool {
-	if !r.ready.Load() || r.journal == nil || !r.journal.Ready() {
+	if !r.ready.Load() || r.journalHealth() != nil {
 		return false
 	}
 	for _, s := range r.runSrcs {
@@ -159,6 +164,14 @@ func (r *Router) Ready() bool {
 		}
 	}
 	return true
+}
+
+// journalHealth is nil when the journal can take writes, else why not.
+func (r *Router) journalHealth() error {
+	if r.journal == nil {
+		return errors.New("journal closed")
+	}
+	return r.journal.Health()
 }
 
 // IngressAddr is the address the HTTP ingress listens on, once Run started it.
@@ -246,7 +259,8 @@ func (r *Router) Run(ctx context.Context) error {
 		}()
 	}
 	pendingCtx, stopPending := context.WithCancel(context.Background())
-	go r.trackPending(pendingCtx)
+	pendingDone := make(chan struct{})
+	go func() { defer close(pendingDone); r.trackPending(pendingCtx) }()
 
 	// Sources.
 	var ingressSrv *http.Server
@@ -305,6 +319,7 @@ func (r *Router) Run(ctx context.Context) error {
 		<-done
 	}
 	stopPending()
+	<-pendingDone // it reads the journal, which closeAll closes
 	if adminSrv != nil {
 		adminSrv.Shutdown(shutCtx)
 	}
@@ -349,6 +364,9 @@ func (r *Router) trackPending(ctx context.Context) {
 			for _, rt := range r.sinkOrder {
 				r.metrics.Pending.WithLabelValues(rt.name).Set(float64(pending[rt.name]))
 			}
+		}
+		if n, err := r.journal.DeadLetterCount(qctx); err == nil {
+			r.metrics.DeadLetters.Set(float64(n))
 		}
 		cancel()
 		select {

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/journal"
 	"github.com/junctionhq/junction/sinks"
 	"github.com/junctionhq/junction/sources"
 )
@@ -309,9 +310,22 @@ routes:
 	if got := value(r.metrics.TransformErrs.WithLabelValues("r")); got != 1 {
 		t.Errorf("transform errors = %v", got)
 	}
+	if dls := deadLetters(t, r); len(dls) != 1 || dls[0].Reason != journal.ReasonTransform || dls[0].Sink != "out" {
+		t.Errorf("dead-letter store = %+v, want the transform failure", dls)
+	}
 }
 
-func TestPermanentFailureDropsWithoutDeadLetter(t *testing.T) {
+// deadLetters returns the whole dead-letter store of r.
+func deadLetters(t *testing.T, r *Router) []journal.DeadLetter {
+	t.Helper()
+	dls, _, err := r.journal.DeadLetters(context.Background(), journal.DeadLetterQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dls
+}
+
+func TestPermanentFailureKeptInDeadLetterStore(t *testing.T) {
 	p := compile(t, `
 sinks:
   - {name: never, type: test-recorder, fail: permanent}
@@ -322,11 +336,100 @@ routes:
 	if err := r.Ingester("src").Ingest(context.Background(), []*event.Event{newEvent("x", "t", nil)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "dropped", func() bool {
-		return value(r.metrics.Deliveries.WithLabelValues("r", "never", OutcomeDropped)) == 1
+	eventually(t, 5*time.Second, "dead-lettered", func() bool {
+		return value(r.metrics.Deliveries.WithLabelValues("r", "never", OutcomeDeadLettered)) == 1
 	})
 	if calls := recorderNamed("never").calls; calls != 1 {
 		t.Errorf("permanent failure attempted %d times, want 1", calls)
+	}
+	if got := value(r.metrics.Deliveries.WithLabelValues("r", "never", OutcomeDropped)); got != 0 {
+		t.Errorf("dropped = %v, want 0: only onExhausted: drop drops", got)
+	}
+	dls := deadLetters(t, r)
+	if len(dls) != 1 {
+		t.Fatalf("dead-letter store holds %d entries, want 1", len(dls))
+	}
+	dl := dls[0]
+	var e event.Event
+	if err := decodeEvent(dl.Data, &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.ID() != "x" || dl.Route != "r" || dl.Sink != "never" || dl.Attempts != 1 || dl.Reason != journal.ReasonPermanent ||
+		dl.Error != "never" || dl.ID == 0 || dl.Accepted.IsZero() || dl.At.Before(dl.Accepted) {
+		t.Errorf("dead letter = %+v, event %s", dl, e.ID())
+	}
+}
+
+func TestOnExhaustedDrop(t *testing.T) {
+	p := compile(t, `
+sinks:
+  - {name: never, type: test-recorder, fail: permanent}
+routes:
+  - {name: r, to: [never], delivery: {onExhausted: drop}}
+`)
+	r := startRouter(t, p)
+	if err := r.Ingester("src").Ingest(context.Background(), []*event.Event{newEvent("x", "t", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "dropped", func() bool {
+		return value(r.metrics.Deliveries.WithLabelValues("r", "never", OutcomeDropped)) == 1
+	})
+	if dls := deadLetters(t, r); len(dls) != 0 {
+		t.Errorf("dead-letter store holds %d entries, want 0 with onExhausted: drop", len(dls))
+	}
+}
+
+func TestMaxAgeEndsRetries(t *testing.T) {
+	p := compile(t, `
+sinks:
+  - {name: flaky, type: test-recorder, fail: retryable}
+  - {name: dead, type: test-recorder}
+routes:
+  - name: r
+    to: [flaky]
+    delivery: {maxAge: 1s, backoffPolicy: constant, backoffDelay: 100ms, deadLetter: dead}
+`)
+	r := startRouter(t, p)
+	start := time.Now()
+	if err := r.Ingester("src").Ingest(context.Background(), []*event.Event{newEvent("x", "t", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "dead-lettered", func() bool {
+		return len(recorderNamed("dead").got()) == 1
+	})
+	if took := time.Since(start); took < time.Second-100*time.Millisecond {
+		t.Errorf("gave up after %v, before maxAge", took)
+	}
+	calls := recorderNamed("flaky").calls
+	if calls < 5 {
+		t.Errorf("%d attempts in 1s at 100ms backoff, want at least 5 (no retry count limit)", calls)
+	}
+	dls := deadLetters(t, r)
+	if len(dls) != 1 || dls[0].Reason != journal.ReasonExhausted || dls[0].Attempts != calls {
+		t.Fatalf("dead-letter store = %+v, want one exhausted entry of %d attempts", dls, calls)
+	}
+	dl := recorderNamed("dead").got()[0]
+	if fmt.Sprint(dl.Extensions()[ExtAttempts]) != fmt.Sprint(calls) {
+		t.Errorf("junctionattempts = %v, want %d", dl.Extensions()[ExtAttempts], calls)
+	}
+}
+
+func TestRetryZeroIsOneAttempt(t *testing.T) {
+	p := compile(t, `
+sinks:
+  - {name: flaky, type: test-recorder, fail: retryable}
+routes:
+  - {name: r, to: [flaky], delivery: {retry: 0, onExhausted: drop}}
+`)
+	r := startRouter(t, p)
+	if err := r.Ingester("src").Ingest(context.Background(), []*event.Event{newEvent("x", "t", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "dropped", func() bool {
+		return value(r.metrics.Deliveries.WithLabelValues("r", "flaky", OutcomeDropped)) == 1
+	})
+	if calls := recorderNamed("flaky").calls; calls != 1 {
+		t.Errorf("retry: 0 made %d attempts, want 1", calls)
 	}
 }
 

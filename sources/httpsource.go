@@ -297,7 +297,9 @@ func AnswerIngest(w http.ResponseWriter, r *http.Request, in Ingester, events []
 		log.Debug("ingest cancelled", "err", err)
 		Refuse(w, in, http.StatusServiceUnavailable, ReasonCancelled, "request cancelled before the events were journaled; retry")
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		log.Warn("refused events: journal unavailable", "err", err)
+		// The router logs refused appends, rate-limited: one line per
+		// refusal here would flood the log while the journal is full.
+		log.Debug("refused events: journal unavailable", "err", err)
 		Refuse(w, in, http.StatusServiceUnavailable, ReasonUnavailable, "journal unavailable; retry later")
 	default:
 		log.Error("ingest events", "err", err)

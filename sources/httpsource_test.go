@@ -78,7 +78,7 @@ func TestAnswerIngest(t *testing.T) {
 			body: "event too large for the journal", label: ReasonTooLarge},
 		{name: "unavailable", err: fmt.Errorf("append: %w", ErrUnavailable), events: 1, status: 503,
 			body: "journal unavailable; retry later", retryAfter: "1", label: ReasonUnavailable,
-			log: []string{"level=WARN", "ce_id=e0", "ce_type=com.example.order.created", "ce_source=/shop", `err="append: journal unavailable"`}},
+			log: []string{"level=DEBUG", "ce_id=e0", "ce_type=com.example.order.created", "ce_source=/shop", `err="append: journal unavailable"`}},
 		{name: "journal too slow", err: fmt.Errorf("append: %w", context.DeadlineExceeded), events: 1, status: 503,
 			body: "journal unavailable; retry later", retryAfter: "1", label: ReasonUnavailable},
 		{name: "cancelled", err: fmt.Errorf("append: %w", context.Canceled), cancelled: true, events: 2, status: 503,
