@@ -53,7 +53,7 @@ services: ## install and start the servers the integration tests use (fauxqs, NA
 	bash scripts/services.sh
 
 unit: ## all tests, with the race detector
-	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 fuzz: ## run each fuzz target for FUZZTIME (default 100000 inputs; e.g. FUZZTIME=1m)
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -205,7 +205,7 @@ func benchConfig(o benchOpts, sinkURL, dir string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "http:\n  listen: 127.0.0.1:0\nadmin:\n  listen: \"off\"\nlog:\n  level: warn\njournal:\n  dir: %q\n  fsync: %s\n", dir, o.fsync)
 	fmt.Fprintf(&b, "sources:\n  - name: bench\n    type: http\n    path: /events\n")
-	fmt.Fprintf(&b, "sinks:\n  - name: sink\n    type: webhook\n    url: %s\n    concurrency: %d\n    delivery:\n      retry: 1000\n      backoffDelay: 50ms\n      maxDelay: 1s\n", sinkURL, max(16, o.connections))
+	fmt.Fprintf(&b, "sinks:\n  - name: sink\n    type: webhook\n    url: %s\n    concurrency: %d\n    delivery:\n      backoffDelay: 50ms\n      maxDelay: 1s\n", sinkURL, max(16, o.connections))
 	b.WriteString("routes:\n")
 	for i := 1; i < o.routes; i++ {
 		fmt.Fprintf(&b, "  - name: other-%d\n    filter: type == \"bench.other.%d\"\n    to: [sink]\n", i, i)
