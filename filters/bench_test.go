@@ -2,7 +2,7 @@ package filters
 
 import (
 	"fmt"
-
+	"strings"
 	"testing"
 
 	"github.com/junctionhq/junction/config"
@@ -173,6 +173,48 @@ func BenchmarkCompile10000(b *testing.B) {
 		ix := NewIndex(routes(b, 10000))
 		if e, _, _ := ix.Stats(); e != 10000 {
 			b.Fatalf("%d routes indexed by equality, want 10000", e)
+		}
+	}
+}
+
+// BenchmarkHostile is the cost of the hostile events of the cost budget's
+// tests (see hostileData): each evaluation stops when the budget is spent
+// and fails with ErrBudget. The payload (9.7 MB: the lists and a 7 MB
+// string) is parsed once, outside the loop, but for "any-600k-per-event",
+// which includes its JSON parse: no budget bounds that, the body limit does.
+func BenchmarkHostile(b *testing.B) {
+	body := `{"items":` + jsonList(600_000, `"a"`) +
+		`,"a":` + jsonList(3_000, `"p"`) + `,"b":` + jsonList(3_000, `"q"`) +
+		`,"s":"` + strings.Repeat("ab", 7<<19) + `"}`
+	ev := newEvent(b, withData("application/json", body))
+	env := NewEnv(ev)
+	env.Data()
+	for _, bm := range []struct{ name, src string }{
+		{"any-600k", `any(data.items, {# == "x"})`},
+		{"nested-3000x3000", `any(data.a, {any(data.b, {# == "x"})})`},
+		{"matches-7MB", `data.s matches "(a|b)+c"`},
+	} {
+		m, err := CompileFilter(config.Expr{Src: bm.src})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if ok, _ := m.Match(env); ok {
+					b.Fatal("matched")
+				}
+			}
+		})
+		if bm.name == "any-600k" {
+			b.Run("any-600k-per-event", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if ok, _ := m.Match(NewEnv(ev)); ok {
+						b.Fatal("matched")
+					}
+				}
+			})
 		}
 	}
 }

@@ -31,17 +31,25 @@ func envArg(params []any) (*vars, error) {
 	if len(params) == 0 {
 		return nil, errNoEnv
 	}
-	v, ok := params[0].(*vars)
-	if !ok || v == nil {
-		return nil, errNoEnv
+	switch v := params[0].(type) {
+	case *vars:
+		if v != nil {
+			return v, nil
+		}
+	case *meter:
+		if v != nil && v.vars != nil {
+			return v.vars, nil
+		}
 	}
-	return v, nil
+	return nil, errNoEnv
 }
 
-// baseOptions are the expr options shared by every expression.
-func baseOptions(p *patcher, r *rootRecorder) []expr.Option {
+// baseOptions are the expr options shared by every expression; env is
+// &vars{} or &meter{} (see compile).
+func baseOptions(env any, p *patcher, c *coster, r *rootRecorder) []expr.Option {
 	return []expr.Option{
-		expr.Env(&vars{}),
+		expr.Env(env),
+		expr.MaxNodes(maxNodes),
 		expr.Function(fnData, func(params ...any) (any, error) {
 			v, err := envArg(params)
 			if err != nil {
@@ -80,7 +88,9 @@ func baseOptions(p *patcher, r *rootRecorder) []expr.Option {
 			}
 			return member(params[0], params[1]), nil
 		}),
+		expr.Function(fnCost, charge),
 		expr.Patch(p),
+		expr.Patch(c),
 		expr.Patch(r),
 	}
 }
@@ -88,14 +98,36 @@ func baseOptions(p *patcher, r *rootRecorder) []expr.Option {
 // program is one compiled expression.
 type program struct {
 	prog *vm.Program
+	// metered programs charge their costly operations (see coster) and
+	// run against a meter; the others run against the vars alone.
+	metered bool
+	budget  int
 }
 
 // compile compiles src; asBool requires a bool result. The error is expr's
-// message with its caret snippet.
-func compile(src string, asBool bool) (*program, error) {
+// message with its caret snippet. An expression with costly operations is
+// compiled a second time, for a meter instead of the vars: the fields of
+// the environment are reached by other paths.
+func compile(src string, asBool bool, o options) (*program, error) {
+	prog, metered, err := compileFor(src, asBool, &vars{})
+	if err != nil {
+		return nil, err
+	}
+	if metered {
+		if prog, _, err = compileFor(src, asBool, &meter{}); err != nil {
+			return nil, err
+		}
+	}
+	return &program{prog: prog, metered: metered, budget: o.budget}, nil
+}
+
+// compileFor compiles src for the environment env and reports whether the
+// coster charged any operation.
+func compileFor(src string, asBool bool, env any) (*vm.Program, bool, error) {
 	p := &patcher{made: map[*ast.CallNode]string{}}
+	c := &coster{}
 	r := &rootRecorder{}
-	opts := baseOptions(p, r)
+	opts := baseOptions(env, p, c, r)
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	} else {
@@ -105,18 +137,18 @@ func compile(src string, asBool bool) (*program, error) {
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			return nil, err
+			return nil, false, err
 		}
 		// expr reports a wrong result type without a position: point at the
 		// root of the expression.
-		return nil, located(src, r.root, err.Error())
+		return nil, false, located(src, r.root, err.Error())
 	}
 	if asBool && r.root != nil {
 		if at, op := nonBool(r.root); at != nil {
-			return nil, located(src, at, fmt.Sprintf("expected bool, but %s does not yield one", op))
+			return nil, false, located(src, at, fmt.Sprintf("expected bool, but %s does not yield one", op))
 		}
 	}
-	return &program{prog: prog}, nil
+	return prog, c.wrapped > 0, nil
 }
 
 func located(src string, n ast.Node, msg string) error {
@@ -283,21 +315,41 @@ type restorer struct {
 
 func (r restorer) Visit(node *ast.Node) { r.p.restore(node, r.name) }
 
-// vmPool holds virtual machines for reuse across evaluations.
-var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
+// machine is a virtual machine and the meter of its evaluation.
+type machine struct {
+	vm    vm.VM
+	meter meter
+}
 
-// run evaluates the program against env.
+// machines holds machines for reuse across evaluations.
+var machines = sync.Pool{New: func() any { return new(machine) }}
+
+// run evaluates the program against env, within its budget: the costs
+// that the program charges, and expr's memory budget, which is set to the
+// same number of units.
 func (p *program) run(env *Env) (any, error) {
 	if env == nil {
 		return nil, errNoEnv
 	}
-	m := vmPool.Get().(*vm.VM)
-	out, err := m.Run(p.prog, &env.v)
+	m := machines.Get().(*machine)
+	m.vm.MemoryBudget = uint(p.budget)
+	var out any
+	var err error
+	if p.metered {
+		m.meter = meter{vars: &env.v, budget: p.budget}
+		out, err = m.vm.Run(p.prog, &m.meter)
+		m.meter.vars = nil
+	} else {
+		out, err = m.vm.Run(p.prog, &env.v)
+	}
 	// Drop references to this event's values before pooling.
-	clear(m.Stack[:cap(m.Stack)])
-	clear(m.Variables)
-	vmPool.Put(m)
-	return out, err
+	clear(m.vm.Stack[:cap(m.vm.Stack)])
+	clear(m.vm.Variables)
+	machines.Put(m)
+	if err != nil {
+		return out, budgetError(err, p.budget)
+	}
+	return out, nil
 }
 
 // evalError is a run-time failure of an expression, on one line.

@@ -318,6 +318,12 @@ func member(base, key any) (out any) {
 			return nil
 		}
 		return b.get(k)
+	case *meter:
+		k, ok := key.(string)
+		if !ok || b.vars == nil {
+			return nil
+		}
+		return b.get(k)
 	case bool, float64, int, time.Time:
 		return nil
 	}

@@ -34,11 +34,19 @@ type exprFilter struct {
 // config.Errors at the expression's position, with expr's message and caret
 // snippet. An expression that is not set, or null, gives (nil, nil): no
 // filter.
-func CompileFilter(e config.Expr) (Matcher, error) {
+//
+// Each evaluation has a cost budget (DefaultBudget, or WithBudget): an event
+// that makes the filter exceed it is an error that wraps ErrBudget. An
+// expression of more than 10,000 nodes is a compile error.
+func CompileFilter(e config.Expr, opts ...Option) (Matcher, error) {
 	if !e.IsSet() || e.Null {
 		return nil, nil
 	}
-	p, err := compile(e.Src, true)
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	p, err := compile(e.Src, true, o)
 	if err != nil {
 		return nil, compileError(e, "filter", err)
 	}

@@ -24,6 +24,9 @@ func FuzzCompileFilter(f *testing.F) {
 		`if data.x { true } else { false }`,
 		`$ext($env, "x") == nil`,
 		`$data(1) == nil`,
+		`any(data.items, {.sku matches "a" && upper(.sku) in data.customer.tags})`,
+		`repeat(data.customer.id, 3) + replace(type, "", "xx") == join(map(1..3, {string(#)}))`,
+		`$cost($env, data, 4) != nil && $cost(1, 2, 3) == nil`,
 		`"a" + `,
 		"",
 	} {

@@ -43,10 +43,16 @@ type attrOp struct {
 // attribute names (lower-case a-z and 0-9, at most 20 characters);
 // specversion cannot be set, and id, source and type cannot be removed (set
 // to null). Errors are config.Errors at their YAML positions. A nil t gives
-// (nil, nil).
-func CompileTransform(t *config.Transform) (*Transform, error) {
+// (nil, nil). Each expression's evaluation has a cost budget, as filters do
+// (see CompileFilter): a transform that exceeds it fails with an error that
+// wraps ErrBudget.
+func CompileTransform(t *config.Transform, opts ...Option) (*Transform, error) {
 	if t == nil {
 		return nil, nil
+	}
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	var errs config.Errors
 	out := &Transform{}
@@ -70,7 +76,7 @@ func CompileTransform(t *config.Transform) (*Transform, error) {
 				continue
 			}
 		} else {
-			p, err := compile(a.Expr.Src, false)
+			p, err := compile(a.Expr.Src, false, o)
 			if err != nil {
 				errs.Add(nil, "", compileError(a.Expr, where, err))
 				continue
@@ -87,7 +93,7 @@ func CompileTransform(t *config.Transform) (*Transform, error) {
 		if t.Data.Null {
 			out.dataNull = true
 		} else {
-			p, err := compile(t.Data.Src, false)
+			p, err := compile(t.Data.Src, false, o)
 			if err != nil {
 				errs.Add(nil, "", compileError(t.Data, "transform.data", err))
 			}

@@ -16,12 +16,17 @@ type String struct {
 
 // CompileString compiles e, found at the key path key of a plugin's config
 // ("subject", "messageGroupId"), for use with String.Eval. Errors are
-// config.Errors at the expression's position.
-func CompileString(key string, e config.Expr) (*String, error) {
+// config.Errors at the expression's position. Evaluations have a cost
+// budget, as filters do (see CompileFilter).
+func CompileString(key string, e config.Expr, opts ...Option) (*String, error) {
 	if !e.IsSet() || e.Null {
 		return nil, config.Errors{{Pos: e.Pos, Msg: key + ": expected an expression"}}
 	}
-	p, err := compile(e.Src, false)
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	p, err := compile(e.Src, false, o)
 	if err != nil {
 		return nil, compileError(e, key, err)
 	}
