@@ -32,6 +32,10 @@ const (
 	// DefaultWriteTimeout bounds one journal write: past it, ingress
 	// answers 503 and the producer retries.
 	DefaultWriteTimeout = 5 * time.Second
+	// DefaultAckWait is how long a delivery handed to a replica may go
+	// without word from it before another replica takes it over: a live
+	// replica reports progress every third of it, however long the attempt.
+	DefaultAckWait = 8 * time.Second
 	// DefaultMinFreeSpace is the free space the embedded journal keeps on
 	// its filesystem: below it, ingress answers 503.
 	DefaultMinFreeSpace = ByteSize(32 << 20)
@@ -103,6 +107,11 @@ type Journal struct {
 	// WriteTimeout bounds one write to the journal; past it the write
 	// fails (ingress answers 503). Default 5s.
 	WriteTimeout time.Duration `yaml:"writeTimeout"`
+	// AckWait is how long a delivery handed out may go without a progress
+	// report before the journal hands it to another consumer (a killed
+	// replica's deliveries are taken over after it). Live consumers report
+	// progress every AckWait/3, so an attempt may take longer. Default 8s.
+	AckWait time.Duration `yaml:"ackWait"`
 	// MinFreeSpace is the free space the embedded journal keeps on the
 	// filesystem of Dir: below it, writes are refused (ingress answers 503,
 	// /readyz too) until there is room again, so that JetStream never meets
@@ -272,6 +281,7 @@ type sinkCommon struct {
 	Delivery    Delivery `yaml:"delivery"`
 	Concurrency int      `yaml:"concurrency"`
 	MaxHops     int      `yaml:"maxHops"`
+	MaxPending  int      `yaml:"maxPending"`
 }
 
 func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
@@ -300,7 +310,7 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 				nameNode = v
 			case k.Value == "type":
 				typeNode = v
-			case kind == "sink" && (k.Value == "delivery" || k.Value == "concurrency" || k.Value == "maxHops"):
+			case kind == "sink" && (k.Value == "delivery" || k.Value == "concurrency" || k.Value == "maxHops" || k.Value == "maxPending"):
 				common.Content = append(common.Content, k, v)
 			default:
 				own.Content = append(own.Content, k, v)
@@ -324,7 +334,10 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 		if len(common.Content) > 0 {
 			var c sinkCommon
 			errs.Add(common, where, Decode(common, &c))
-			p.Delivery, p.Concurrency, p.MaxHops = c.Delivery, c.Concurrency, c.MaxHops
+			p.Delivery, p.Concurrency, p.MaxHops, p.MaxPending = c.Delivery, c.Concurrency, c.MaxHops, c.MaxPending
+			if p.MaxPending < 0 || p.MaxPending > 1000000 {
+				errs.Addf(PosOf(Locate(common, "maxPending")), where, "maxPending: must be between 1 and 1000000")
+			}
 			if p.Concurrency < 0 || p.Concurrency > 10000 {
 				errs.Addf(PosOf(Locate(common, "concurrency")), where, "concurrency: must be between 1 and 10000")
 			}
@@ -392,6 +405,9 @@ func (c *Config) setDefaults() {
 	if c.Journal.WriteTimeout == 0 {
 		c.Journal.WriteTimeout = DefaultWriteTimeout
 	}
+	if c.Journal.AckWait == 0 {
+		c.Journal.AckWait = DefaultAckWait
+	}
 	if c.Journal.MinFreeSpace == 0 {
 		c.Journal.MinFreeSpace = DefaultMinFreeSpace
 	}
@@ -443,6 +459,9 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	case "always", "interval":
 	default:
 		errs.Addf(at("journal.fsync"), "", "journal.fsync: must be always or interval, not %q", c.Journal.Fsync)
+	}
+	if c.Journal.AckWait < 0 || c.Journal.AckWait > 0 && c.Journal.AckWait < time.Second {
+		errs.Addf(at("journal.ackWait"), "", "journal.ackWait: must be at least 1s")
 	}
 	if c.Journal.SyncInterval < 0 {
 		errs.Addf(at("journal.syncInterval"), "", "journal.syncInterval: must be positive")

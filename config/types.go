@@ -235,6 +235,12 @@ type Plugin struct {
 	Concurrency int
 	// MaxHops bounds chains of function replies (see sinks.ReplySink).
 	MaxHops int
+	// MaxPending bounds the sink's deliveries handed out and not yet
+	// answered, summed over all replicas (the journal consumer's
+	// MaxAckPending, which every replica shares). 0 is the default,
+	// max(1000, 16 × concurrency): each replica holds up to 2 × concurrency,
+	// so the default serves 8 replicas at full concurrency.
+	MaxPending int
 }
 
 // Where names the plugin for error messages, e.g. `sink "billing"`.

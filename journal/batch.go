@@ -1,6 +1,8 @@
 package journal
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Appends made at the same time are coalesced: while rounds of journal
@@ -69,7 +72,18 @@ type queued struct {
 // sentMsg is a message of a round being stored.
 type sentMsg struct {
 	waiters []*waiter // the appends of its entries
-	left    *int      // its round's messages not yet answered
+	r       *roundState
+	at      time.Time // when it was first sent
+	resent  bool      // it has been published again (see republish)
+}
+
+// roundState is a round of messages being stored.
+type roundState struct {
+	left int // messages not yet answered
+	// released is set once the round no longer holds one of the
+	// maxRounds: all its messages answered, or one of them timed out and
+	// was published again (the rounds behind it do not wait for that).
+	released bool
 }
 
 // maxRounds bounds the rounds being stored at once. Two let a round be
@@ -96,14 +110,25 @@ type appender struct {
 
 	// messages and entries sent, for tests and the bench.
 	messages, stored atomic.Uint64
+	// resent counts the messages published again.
+	resent atomic.Uint64
+
+	// idPrefix and ids make each message's Nats-Msg-Id, unique to this
+	// process: a message published again after a lost answer carries the
+	// same id, and the stream stores it once (its duplicates window).
+	idPrefix string
+	ids      atomic.Uint64
 }
 
 func newAppender(j *Journal, maxPayload int) *appender {
+	var id [12]byte
+	rand.Read(id[:])
 	return &appender{
-		j:     j,
-		limit: min(maxBatchBytes, maxPayload/2),
-		sent:  map[*nats.Msg]sentMsg{},
-		stop:  make(chan struct{}),
+		j:        j,
+		limit:    min(maxBatchBytes, maxPayload/2),
+		sent:     map[*nats.Msg]sentMsg{},
+		stop:     make(chan struct{}),
+		idPrefix: base64.RawURLEncoding.EncodeToString(id[:]) + ".",
 	}
 }
 
@@ -140,10 +165,71 @@ func (a *appender) add(entries []Entry) (*waiter, error) {
 func (a *appender) acked(m *nats.Msg, err error) {
 	if err != nil {
 		a.j.health.failed(len(m.Data)+msgOverhead, err)
+		if a.republish(m, err) {
+			return
+		}
 	}
 	if next := a.answered(m, err); next != nil {
 		a.send(next)
 	}
+}
+
+// republish publishes m again when its answer did not come (the stream's
+// leader was lost, or the answer was) early enough in the write timeout for
+// a second answer to come within it. m keeps its Nats-Msg-Id, so the stream
+// stores it once even if the first copy was stored after all. m's round
+// stops holding up the rounds behind it. It returns false when m is not
+// published again: the caller answers its appends.
+func (a *appender) republish(m *nats.Msg, err error) bool {
+	if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) && !errors.Is(err, nats.ErrNoResponders) &&
+		!errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return false
+	}
+	a.mu.Lock()
+	sm, ok := a.sent[m]
+	if !ok || sm.resent || a.closed || time.Since(sm.at) > a.j.writeTimeout()/2+a.j.writeTimeout()/10 {
+		a.mu.Unlock()
+		return false
+	}
+	sm.resent = true
+	a.sent[m] = sm
+	var next []queued
+	if !sm.r.released {
+		sm.r.released = true
+		next = a.nextLocked()
+	}
+	a.mu.Unlock()
+	a.resent.Add(1)
+	// Not from here: the error handler may hold the publisher's lock.
+	go func() {
+		if next != nil {
+			a.send(next)
+		}
+		if errors.Is(err, nats.ErrNoResponders) {
+			// Nothing listens (no stream leader yet): give an election
+			// a moment.
+			select {
+			case <-time.After(500 * time.Millisecond):
+			case <-a.stop:
+			}
+		}
+		if _, perr := a.j.js.PublishMsgAsync(m); perr != nil {
+			a.acked(m, classify(perr))
+		}
+	}()
+	return true
+}
+
+// nextLocked returns the queued entries as the next round, keeping the
+// slot of the round that ends, or frees that slot when none wait.
+func (a *appender) nextLocked() []queued {
+	if len(a.queue) > 0 && !a.closed {
+		next := a.queue
+		a.queue = nil
+		return next
+	}
+	a.rounds--
+	return nil
 }
 
 // answered resolves the appends of message m and returns the next round to
@@ -157,15 +243,11 @@ func (a *appender) answered(m *nats.Msg, err error) []queued {
 		return nil
 	}
 	delete(a.sent, m)
-	*sm.left--
+	sm.r.left--
 	var next []queued
-	if *sm.left == 0 {
-		if len(a.queue) > 0 && !a.closed {
-			next = a.queue
-			a.queue = nil
-		} else {
-			a.rounds--
-		}
+	if sm.r.left == 0 && !sm.r.released {
+		sm.r.released = true
+		next = a.nextLocked()
 	}
 	a.mu.Unlock()
 	for _, w := range sm.waiters {
@@ -184,10 +266,12 @@ func (a *appender) send(round []queued) {
 			continue
 		}
 		msgs, waiters := a.group(round)
-		left := len(msgs)
+		r := &roundState{left: len(msgs)}
+		now := time.Now()
 		a.mu.Lock()
 		for i, m := range msgs {
-			a.sent[m] = sentMsg{waiters[i], &left}
+			m.Header[jetstream.MsgIDHeader] = []string{a.idPrefix + strconv.FormatUint(a.ids.Add(1), 36)}
+			a.sent[m] = sentMsg{waiters: waiters[i], r: r, at: now}
 		}
 		a.mu.Unlock()
 		round = nil
@@ -324,7 +408,7 @@ func (j *Journal) batchMsg(group []queued) *nats.Msg {
 		buf = binary.AppendUvarint(buf, uint64(len(q.e.Data)))
 		buf = append(buf, q.e.Data...)
 	}
-	return &nats.Msg{Subject: j.subject(group[0].e.Sink, len(group)), Data: buf}
+	return &nats.Msg{Subject: j.subject(group[0].e.Sink, len(group)), Data: buf, Header: nats.Header{}}
 }
 
 var errBadBatch = errors.New("malformed batch")

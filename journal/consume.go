@@ -148,11 +148,23 @@ func (j *Journal) Consumer(ctx context.Context, sink string, o ConsumeOptions) (
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if old, err := j.stream.Consumer(cctx, sink); err == nil {
+		if info := old.CachedInfo(); info != nil {
+			j.warnChanged("consumer of sink "+sink, consumerSettings(info.Config), consumerSettings(cfg))
+		}
+	}
 	c, err := j.stream.CreateOrUpdateConsumer(cctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create consumer for sink %s: %w", sink, err)
 	}
 	return &Consumer{j: j, sink: sink, cons: c, opts: o}, nil
+}
+
+func consumerSettings(c jetstream.ConsumerConfig) []setting {
+	return []setting{
+		{"journal.ackWait", c.AckWait.String()},
+		{"maxPending", strconv.Itoa(c.MaxAckPending)},
+	}
 }
 
 // Pending returns how many entries wait for the sink: not yet handed out,

@@ -243,6 +243,15 @@ func (h *health) failed(size int, err error) {
 		}
 		return
 	}
+	if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+		// No answer at all: on a cluster, the stream has lost its leader
+		// (an election takes seconds). Unhealthy until the monitor reads
+		// the stream again, which it tries now.
+		reason := fmt.Sprintf("journal stream unavailable: no answer to a write within %v", h.j.writeTimeout()/2)
+		if h.reach.set(reason) {
+			h.j.log.Warn("journal: stream unavailable", "reason", reason)
+		}
+	}
 	h.poke()
 }
 
@@ -436,6 +445,12 @@ func (h *health) checkStream() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	info, err := j.stream.Info(ctx)
+	if err == nil && info.Cluster != nil && info.Cluster.Leader == "" && j.opts.Replicas > 1 {
+		// On a cluster: no node leads the stream (an election after the
+		// leader was lost), so no write can be stored.
+		err = errors.New("no stream leader")
+		h.infoFails++
+	}
 	if err != nil {
 		if h.infoFails++; h.infoFails < 2 || j.srv != nil && h.store.get() != "" {
 			return // once may be load; a broken store says it itself

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -247,7 +248,10 @@ func (j *Journal) connect(ctx context.Context) error {
 	j.app = newAppender(j, int(nc.MaxPayload()))
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(16384),
-		jetstream.WithPublishAsyncTimeout(j.writeTimeout()),
+		// Half the write timeout: a message whose answer is lost is
+		// published again (see appender.republish) and can still be
+		// answered within the write timeout.
+		jetstream.WithPublishAsyncTimeout(j.writeTimeout()/2),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 			j.app.acked(m, nil)
 		}),
@@ -282,16 +286,59 @@ func (j *Journal) ensureStream(ctx context.Context) error {
 		Replicas:    j.opts.Replicas,
 		MaxBytes:    maxBytes,
 		Discard:     jetstream.DiscardNew,
-		Duplicates:  0,
+		// A message published again after its answer was lost has the
+		// same Nats-Msg-Id within the write timeout: the stream stores it
+		// once.
+		Duplicates: j.duplicates(),
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if old, err := j.js.Stream(cctx, cfg.Name); err == nil {
+		if info, err := old.Info(cctx); err == nil {
+			j.warnChanged("stream "+cfg.Name, streamSettings(info.Config), streamSettings(cfg))
+		}
+	}
 	s, err := j.js.CreateOrUpdateStream(cctx, cfg)
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", cfg.Name, err)
 	}
 	j.stream = s
 	return nil
+}
+
+// duplicates is the stream's duplicates window: twice the write timeout,
+// at least 2s.
+func (j *Journal) duplicates() time.Duration {
+	return max(2*j.writeTimeout(), 2*time.Second)
+}
+
+// setting is one setting of a stream or consumer, as the config names it.
+type setting struct{ name, value string }
+
+func streamSettings(c jetstream.StreamConfig) []setting {
+	return []setting{
+		{"journal.replicas", strconv.Itoa(c.Replicas)},
+		{"journal.maxBytes", strconv.FormatInt(c.MaxBytes, 10)},
+		{"storage", c.Storage.String()},
+		{"duplicates window (2 x journal.writeTimeout)", c.Duplicates.String()},
+		{"subjects", strings.Join(c.Subjects, ",")},
+	}
+}
+
+// warnChanged logs one line per setting that this process changes on a
+// stream or consumer that exists (made by another replica, or by this one
+// with another config): every replica applies its own config when it
+// starts, so replicas with different configs undo each other's settings.
+// It warns rather than refusing to start, so that a rolling change of the
+// config (one replica after the other) is possible.
+func (j *Journal) warnChanged(what string, had, want []setting) {
+	for i := range had {
+		if had[i].value != want[i].value {
+			j.log.Warn(fmt.Sprintf("journal: %s has %s %s, this replica's config says %s; applying %s (replicas with different configs undo each other's settings: give every replica the same config)",
+				what, had[i].name, had[i].value, want[i].value, want[i].value),
+				"setting", had[i].name, "existing", had[i].value, "config", want[i].value)
+		}
+	}
 }
 
 // Subject is the subject filter of sink's entries.

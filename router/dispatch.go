@@ -46,12 +46,18 @@ func (s *sinkRuntime) open(ctx context.Context) error {
 			s.policies[rt.Name] = p
 		}
 	}
-	timeout := s.r.plan.maxTimeout(s.name)
+	// The consumer reports progress on every message it holds (buffered
+	// or being attempted) every third of the ack wait, so the ack wait
+	// bounds only how long a dead replica's deliveries wait for another
+	// one, not how long an attempt may take.
+	ackWait := s.r.plan.Config.Journal.AckWait
+	if ackWait <= 0 {
+		ackWait = config.DefaultAckWait
+	}
 	c, err := s.r.journal.Consumer(ctx, s.name, journal.ConsumeOptions{
 		Concurrency: s.plan.Plugin.Concurrency,
-		// Entries may wait in the client's buffer while every worker is
-		// busy: allow for that before the journal hands them out again.
-		AckWait: 2*timeout + 5*time.Second,
+		AckWait:     ackWait,
+		MaxPending:  s.plan.Plugin.MaxPending,
 	})
 	if err != nil {
 		return err

@@ -15,15 +15,15 @@ const (
 
 // Metrics are the router's Prometheus series.
 type Metrics struct {
-	Registry       *prometheus.Registry
-	Received       *prometheus.CounterVec
-	Rejected       *prometheus.CounterVec
-	Unrouted       prometheus.Counter
-	Deliveries     *prometheus.CounterVec
-	Duration       *prometheus.HistogramVec
-	Pending        *prometheus.GaugeVec
+	Registry   *prometheus.Registry
+	Received   *prometheus.CounterVec
+	Rejected   *prometheus.CounterVec
+	Unrouted   prometheus.Counter
+	Deliveries *prometheus.CounterVec
+	Duration   *prometheus.HistogramVec
+	Pending    *prometheus.GaugeVec
 	// DeadLetters is how many entries the dead-letter store holds.
-	DeadLetters prometheus.Gauge
+	DeadLetters    prometheus.Gauge
 	FilterErrors   *prometheus.CounterVec
 	TransformErrs  *prometheus.CounterVec
 	AppendDuration prometheus.Histogram
@@ -60,7 +60,10 @@ func newMetrics() *Metrics {
 		}, []string{"sink"}),
 		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "junction_pending_deliveries",
-			Help: "Deliveries in the journal not yet acknowledged, per sink.",
+			// Read from the journal's stream: with replicas sharing a
+			// journal, every replica reports the same stream-wide value, so
+			// aggregate with max() (or avg()), never sum().
+			Help: "Deliveries in the journal not yet acknowledged, per sink; stream-wide: every replica sharing the journal reports the same value, aggregate with max() by (sink), not sum().",
 		}, []string{"sink"}),
 		DeadLetters: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "junction_deadletters",

@@ -76,6 +76,11 @@ func Compile(cfg *config.Config) (*Plan, error) {
 	for _, pl := range cfg.Sources {
 		if c, ok := decodePlugin(pl, "source", newSourceConfig, sources.Types, &errs); ok {
 			p.Sources = append(p.Sources, SourcePlan{Plugin: pl, Config: c})
+			if rc, ok := c.(sources.ReplicaConfig); ok && cfg.Journal.URL != "" {
+				if w := rc.ReplicaWarning(); w != "" {
+					p.Warnings.Warnf(pl.Pos, pl.Where("source"), "%s", w)
+				}
+			}
 		}
 	}
 	sinkPolicy := map[string]config.Policy{}

@@ -106,3 +106,49 @@ func TestBodyLimitFitsJournal(t *testing.T) {
 		t.Fatalf("config.MaxBodySizeLimit = %v, more than half of journal.MaxPayload (%v)", config.MaxBodySizeLimit, config.ByteSize(journal.MaxPayload))
 	}
 }
+
+// replicaSource is a source type for these tests that warns when run on
+// replicas unless its queue is set (like a core NATS subscription).
+type replicaSource struct {
+	Queue string `yaml:"queue"`
+}
+
+var _ sources.ReplicaConfig = (*replicaSource)(nil)
+
+func (c *replicaSource) Validate() error { return nil }
+func (c *replicaSource) ReplicaWarning() string {
+	if c.Queue == "" {
+		return "every replica receives every message"
+	}
+	return ""
+}
+func (c *replicaSource) Build(context.Context, sources.Deps) (any, error) { return nil, nil }
+
+func init() {
+	sources.Register("test-replica", func() sources.Config { return &replicaSource{} })
+}
+
+// TestReplicaWarning: a source whose config warns about replicas is warned
+// about, at its position, only when replicas share a journal (journal.url).
+func TestReplicaWarning(t *testing.T) {
+	for _, tc := range []struct {
+		journal, extra string
+		warn           string
+	}{
+		{`journal: {url: "nats://127.0.0.1:4222"}`, "", `test.yaml:3:5: warning: source "n": every replica receives every message`},
+		{`journal: {url: "nats://127.0.0.1:4222"}`, ", queue: junction", ""},
+		{`journal: {dir: ./data}`, "", ""},
+	} {
+		p := compile(t, tc.journal+`
+sources:
+  - {name: n, type: test-replica`+tc.extra+`}
+`)
+		got := ""
+		for _, w := range p.Warnings {
+			got += w.Error()
+		}
+		if got != tc.warn {
+			t.Errorf("%s%s: warnings %q, want %q", tc.journal, tc.extra, got, tc.warn)
+		}
+	}
+}

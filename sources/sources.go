@@ -73,6 +73,15 @@ type Readier interface {
 	Ready() bool
 }
 
+// ReplicaConfig is implemented by the Config of a source type that behaves
+// differently when several junction replicas share one journal (journal.url):
+// ReplicaWarning returns what a user should know then (each replica receiving
+// every message, say), or "" when this config is fine. The loader prints it as
+// a warning at the source's position.
+type ReplicaConfig interface {
+	ReplicaWarning() string
+}
+
 // Config is a source type's decoded config. Factories return it with its
 // defaults set; the loader decodes the YAML into it strictly, then calls
 // Validate, and Build when the router starts.

@@ -87,6 +87,18 @@ func init() {
 	sources.Register(Type, func() sources.Config { return NewConfig() })
 }
 
+// ReplicaWarning implements sources.ReplicaConfig: a core NATS subscription
+// without a queue group delivers every message to every replica, which then
+// routes it once each.
+func (c *Config) ReplicaWarning() string {
+	if c.Stream == "" && c.Queue == "" {
+		return "core NATS without queue: every replica sharing journal.url receives and routes every message (set queue, e.g. queue: junction, so that one replica takes each)"
+	}
+	return ""
+}
+
+var _ sources.ReplicaConfig = (*Config)(nil)
+
 // Config is the nats source's config.
 type Config struct {
 	natsconn.Conn `yaml:",inline"`
