@@ -4,6 +4,8 @@
 #   SQS       fauxqs 1.9.2 (npm) on 127.0.0.1:${JUNCTION_FAUXQS_PORT:-4566}
 #   NATS      nats-server with JetStream on 127.0.0.1:4222
 #   RabbitMQ  rabbitmq-server on 127.0.0.1:5672
+# and installs (without starting) nats-server v2.15.2, MinIO and
+# serverless-offline for the tests that start their own.
 # Installed tools go to .cache/ (ignored by git). What this script starts is
 # recorded in .cache/pids; `scripts/services.sh stop` stops those only.
 set -euo pipefail
@@ -67,6 +69,23 @@ else
   nohup nats-server -a 127.0.0.1 -p 4222 -js -sd "$CACHE/nats" > "$CACHE/logs/nats.log" 2>&1 &
   echo "nats $!" >> "$PIDS"
   wait_for nats 20 port_open 4222
+fi
+
+# --- nats-server v2.15.2 for the replica tests: install only ---------------------
+# The e2e replica tests (e2e/cluster_test.go) start their own 3-node JetStream
+# cluster on free loopback ports; they need a current nats-server (Debian's is
+# 2.9), pinned here. Installed into .cache/bin; tests find it there or at
+# $JUNCTION_NATS_SERVER.
+NATS_SERVER_VERSION=v2.15.2
+nats_version() { "$CACHE/bin/nats-server" --version 2>/dev/null | awk '{print $2}'; }
+if [ -x "$CACHE/bin/nats-server" ] && [ "$(nats_version)" = "$NATS_SERVER_VERSION" ]; then
+  log "nats-server $NATS_SERVER_VERSION already installed"
+else
+  command -v go >/dev/null || { log "go is missing: needed to install nats-server"; exit 1; }
+  log "installing nats-server@$NATS_SERVER_VERSION (about 20 s)"
+  mkdir -p "$CACHE/bin"
+  GOBIN="$CACHE/bin" go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+  log "nats-server installed in $CACHE/bin"
 fi
 
 # --- RabbitMQ -----------------------------------------------------------------
