@@ -506,3 +506,30 @@ func TestClusterRollingRestart(t *testing.T) {
 		t.Error("the cluster has no stream")
 	}
 }
+
+// TestAttemptLongerThanAckWait: a sink that takes three ack waits to
+// answer gets each event once: the replica's progress reports keep its
+// deliveries (those being attempted and those waiting behind them) from
+// being handed out again.
+func TestAttemptLongerThanAckWait(t *testing.T) {
+	hook := newHookArrivals(t, 3*time.Second)
+	j := start(t, strings.Replace(base, `journal: {dir: "{{DATA}}"}`, `journal: {dir: "{{DATA}}", ackWait: 1s}`, 1)+fmt.Sprintf(`
+sinks:
+  - {name: hook, type: webhook, url: %q, concurrency: 2}
+routes:
+  - name: r
+    to: [hook]
+    delivery: {timeout: 10s}
+`, hook.url))
+	const n = 4
+	for i := range n {
+		if code := binaryEvent(t, j.ingest+"/events", fmt.Sprintf("slow%d", i), "t", `{}`); code != http.StatusAccepted {
+			t.Fatalf("event %d: %d", i, code)
+		}
+	}
+	plugintest.Eventually(t, 20*time.Second, "all delivered", func() bool { return hook.distinct() == n })
+	time.Sleep(1500 * time.Millisecond) // a second copy would come within an ack wait
+	if c, d := hook.callCount(), hook.duplicates(); c != n || d != 0 {
+		t.Errorf("%d attempts, %d duplicates for %d events with attempts of 3 ack waits; want each once", c, d, n)
+	}
+}

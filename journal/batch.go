@@ -74,7 +74,7 @@ type sentMsg struct {
 	waiters []*waiter // the appends of its entries
 	r       *roundState
 	at      time.Time // when it was first sent
-	resent  bool      // it has been published again (see republish)
+	resent  int       // times it has been published again (see republish)
 }
 
 // roundState is a round of messages being stored.
@@ -175,8 +175,9 @@ func (a *appender) acked(m *nats.Msg, err error) {
 }
 
 // republish publishes m again when its answer did not come (the stream's
-// leader was lost, or the answer was) early enough in the write timeout for
-// a second answer to come within it. m keeps its Nats-Msg-Id, so the stream
+// leader was lost, or the answer was) or nothing took it (no leader yet),
+// while it was first sent at most half the write timeout ago, so that an
+// answer can still come within the write timeout. m keeps its Nats-Msg-Id, so the stream
 // stores it once even if the first copy was stored after all. m's round
 // stops holding up the rounds behind it. It returns false when m is not
 // published again: the caller answers its appends.
@@ -187,11 +188,11 @@ func (a *appender) republish(m *nats.Msg, err error) bool {
 	}
 	a.mu.Lock()
 	sm, ok := a.sent[m]
-	if !ok || sm.resent || a.closed || time.Since(sm.at) > a.j.writeTimeout()/2+a.j.writeTimeout()/10 {
+	if !ok || a.closed || time.Since(sm.at) > a.j.writeTimeout()/2+a.j.writeTimeout()/10 {
 		a.mu.Unlock()
 		return false
 	}
-	sm.resent = true
+	sm.resent++
 	a.sent[m] = sm
 	var next []queued
 	if !sm.r.released {
@@ -205,7 +206,7 @@ func (a *appender) republish(m *nats.Msg, err error) bool {
 		if next != nil {
 			a.send(next)
 		}
-		if errors.Is(err, nats.ErrNoResponders) {
+		if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
 			// Nothing listens (no stream leader yet): give an election
 			// a moment.
 			select {

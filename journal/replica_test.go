@@ -151,3 +151,55 @@ func TestMessagesCarryIDs(t *testing.T) {
 		t.Errorf("stream holds %d messages, want 1", info.State.Msgs)
 	}
 }
+
+// TestRepublishWhenNobodyAnswers: appends made while the stream does not
+// take its subjects (as on a cluster between a leader's death and the next
+// election: no responders) are published again and stored once, within the
+// write timeout, and appends made meanwhile are not held up behind them.
+func TestRepublishWhenNobodyAnswers(t *testing.T) {
+	j := open(t, t.TempDir(), func(o *Options) { o.WriteTimeout = 4 * time.Second })
+	defer j.Close()
+	ctx := context.Background()
+	info, err := j.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.Config
+	away := cfg
+	away.Subjects = []string{"elsewhere.>"}
+	if _, err := j.js.UpdateStream(ctx, away); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			errs <- j.Append(ctx, []Entry{{Sink: "s", Route: "r", Data: []byte{byte('a' + i)}}})
+		}()
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Longer than the client's own retries of a publish that nobody took
+	// (2 x 250ms).
+	time.Sleep(time.Second)
+	if _, err := j.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Errorf("append: %v", err)
+		}
+	}
+	if n := j.app.resent.Load(); n == 0 {
+		t.Error("nothing was published again")
+	}
+	info, err = j.stream.Info(ctx, jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := 0
+	for subject, msgs := range info.State.Subjects {
+		entries += entriesIn(subject) * int(msgs)
+	}
+	if info.State.Msgs == 0 || entries != 3 {
+		t.Errorf("the stream holds %d entries in %d messages, want 3", entries, info.State.Msgs)
+	}
+}
