@@ -39,7 +39,7 @@ const maxNodes = 10_000
 var ErrBudget = errors.New("expression cost budget exceeded")
 
 // Option configures the compilation of expressions (CompileFilter,
-// CompileTransform, CompileString).
+// CompileTransform, CompileString, CompileWith).
 type Option func(*options) error
 
 type options struct {
@@ -128,8 +128,14 @@ func charge(params ...any) (any, error) {
 	if len(params) < 3 {
 		return nil, errNoEnv
 	}
-	m, ok := params[0].(*meter)
-	if !ok || m == nil {
+	var m *meter
+	switch env := params[0].(type) {
+	case *meter:
+		m = env
+	case map[string]any: // a Program's vars (see Program.Run)
+		m, _ = env[meterName].(*meter)
+	}
+	if m == nil {
 		return nil, errNoEnv
 	}
 	kind, _ := params[2].(int)

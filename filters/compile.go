@@ -46,8 +46,8 @@ func envArg(params []any) (*vars, error) {
 
 // baseOptions are the expr options shared by every expression; env is
 // &vars{} or &meter{} (see compile).
-func baseOptions(env any, p *patcher, c *coster, r *rootRecorder) []expr.Option {
-	return []expr.Option{
+func baseOptions(env any, p *patcher, c *coster, r *rootRecorder, metered bool) []expr.Option {
+	opts := []expr.Option{
 		expr.Env(env),
 		expr.MaxNodes(maxNodes),
 		expr.Function(fnData, func(params ...any) (any, error) {
@@ -90,9 +90,11 @@ func baseOptions(env any, p *patcher, c *coster, r *rootRecorder) []expr.Option 
 		}),
 		expr.Function(fnCost, charge),
 		expr.Patch(p),
-		expr.Patch(c),
-		expr.Patch(r),
 	}
+	if metered {
+		opts = append(opts, expr.Patch(c))
+	}
+	return append(opts, expr.Patch(r))
 }
 
 // program is one compiled expression.
@@ -109,25 +111,31 @@ type program struct {
 // compiled a second time, for a meter instead of the vars: the fields of
 // the environment are reached by other paths.
 func compile(src string, asBool bool, o options) (*program, error) {
-	prog, metered, err := compileFor(src, asBool, &vars{})
+	prog, metered, err := compileFor(src, asBool, &vars{}, true)
 	if err != nil {
 		return nil, err
 	}
 	if metered {
-		if prog, _, err = compileFor(src, asBool, &meter{}); err != nil {
+		// The coster's $cost calls hide the types of their operands from
+		// the checker: compiled without it, a type error (`type + 1`) is
+		// reported at load time, as it would be without a budget.
+		if _, _, err := compileFor(src, asBool, &vars{}, false); err != nil {
+			return nil, err
+		}
+		if prog, _, err = compileFor(src, asBool, &meter{}, true); err != nil {
 			return nil, err
 		}
 	}
 	return &program{prog: prog, metered: metered, budget: o.budget}, nil
 }
 
-// compileFor compiles src for the environment env and reports whether the
-// coster charged any operation.
-func compileFor(src string, asBool bool, env any) (*vm.Program, bool, error) {
+// compileFor compiles src for the environment env, with the coster when
+// metered, and reports whether the coster charged any operation.
+func compileFor(src string, asBool bool, env any, metered bool) (*vm.Program, bool, error) {
 	p := &patcher{made: map[*ast.CallNode]string{}}
 	c := &coster{}
 	r := &rootRecorder{}
-	opts := baseOptions(env, p, c, r)
+	opts := baseOptions(env, p, c, r, metered)
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	} else {

@@ -154,3 +154,25 @@ attributes:
 		}
 	})
 }
+
+// BenchmarkAttributes evaluates the github attribute expressions of
+// BenchmarkWebhook on a request already parsed: the expressions alone.
+func BenchmarkAttributes(b *testing.B) {
+	w := build(b, `path: /h
+attributes:
+  type: '"com.github." + headers["x-github-event"]'
+  subject: body.repository.full_name
+  id: headers["x-github-delivery"]`)
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/h", nil)
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+	env, _ := w.compiled.env(req, []byte(githubBody), "application/json")
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range w.compiled.attrs {
+			if _, err := w.compiled.attrs[i].prog.Run(env); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

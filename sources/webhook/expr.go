@@ -9,18 +9,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
-	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/types"
-	"github.com/expr-lang/expr/vm"
-	"github.com/expr-lang/expr/vm/runtime"
 	"github.com/google/uuid"
 	"gopkg.in/yaml.v3"
 
@@ -83,14 +78,9 @@ var compileEnv = types.Map{
 	envMethod:  types.String,
 }
 
-// fetchFunc replaces every member access (a.b, a["b"], a[0]) so that a
-// missing field, a wrong type or an index out of range gives nil instead of
-// a run-time error.
-const fetchFunc = "$fetch"
-
 type program struct {
 	name string // attribute name; "" for data
-	prog *vm.Program
+	prog *filters.Program
 	null bool // the YAML value was null: leave the attribute unset
 }
 
@@ -104,87 +94,15 @@ type compiled struct {
 	setID, setContentType bool
 }
 
-// memberPatcher marks the environment names used and makes member access
-// nil-safe.
-type memberPatcher struct{ uses *uses }
-
-func (p memberPatcher) Visit(node *ast.Node) {
-	switch n := (*node).(type) {
-	case *ast.IdentifierNode:
-		p.uses.mark(n.Value)
-	case *ast.MemberNode:
-		if n.Method {
-			return
-		}
-		ast.Patch(node, &ast.CallNode{
-			Callee:    &ast.IdentifierNode{Value: fetchFunc},
-			Arguments: []ast.Node{n.Node, n.Property},
-		})
-	}
-}
-
-// fetch is member access that never fails: nil when from has no such
-// member.
-func fetch(params ...any) (v any, err error) {
-	from, key := params[0], params[1]
-	switch f := from.(type) {
-	case nil:
-		return nil, nil
-	case map[string]any:
-		k, ok := key.(string)
-		if !ok {
-			return nil, nil
-		}
-		return f[k], nil
-	case []any:
-		i, ok := index(key, len(f))
-		if !ok {
-			return nil, nil
-		}
-		return f[i], nil
-	case string, bool, float64, int:
-		return nil, nil
-	}
-	defer func() {
-		if recover() != nil {
-			v, err = nil, nil
-		}
-	}()
-	return runtime.Fetch(from, key), nil
-}
-
-// index converts an expression index to a position in a list of n items;
-// negative indexes count from the end, as in expr.
-func index(key any, n int) (int, bool) {
-	var i int
-	switch k := key.(type) {
-	case int:
-		i = k
-	case float64:
-		if k != math.Trunc(k) || math.Abs(k) > float64(n)+1 {
-			return 0, false
-		}
-		i = int(k)
-	default:
-		return 0, false
-	}
-	if i < 0 {
-		i += n
-	}
-	return i, i >= 0 && i < n
-}
-
-var exprOptions = []expr.Option{
-	expr.Env(compileEnv),
-	expr.AllowUndefinedVariables(), // after Env, which sets strictness
-	expr.Function(fetchFunc, fetch, new(func(any, any) any)),
-}
-
-func compileOne(e config.Expr, key string, u *uses) (*vm.Program, error) {
-	opts := append(exprOptions[:len(exprOptions):len(exprOptions)], expr.Patch(memberPatcher{uses: u}))
-	p, err := expr.Compile(e.Src, opts...)
+// compileOne compiles one expression through filters (the cost budget,
+// nil-safe member access) and marks the names it reads.
+func compileOne(e config.Expr, key string, u *uses) (*filters.Program, error) {
+	p, err := filters.CompileWith(e.Src, compileEnv)
 	if err != nil {
 		return nil, exprError(e, key, err)
+	}
+	for _, name := range p.Names() {
+		u.mark(name)
 	}
 	return p, nil
 }
@@ -278,14 +196,6 @@ func compile(attrs config.ExprMap, data config.Expr) (*compiled, []error) {
 		c.data = &p
 	}
 	return c, errs
-}
-
-var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
-
-func run(p *vm.Program, env map[string]any) (any, error) {
-	m := vmPool.Get().(*vm.VM)
-	defer vmPool.Put(m)
-	return m.Run(p, env)
 }
 
 // runError is a run-time expression error as one line without the snippet.
@@ -442,7 +352,7 @@ func (w *Webhook) event(r *http.Request, body []byte) (*event.Event, error) {
 		var v any
 		if !a.null {
 			var err error
-			v, err = run(a.prog, env)
+			v, err = a.prog.Run(env)
 			if err != nil {
 				return nil, fmt.Errorf("attribute %s: %s", a.name, runError(err))
 			}
@@ -485,7 +395,7 @@ func evalData(p *program, env map[string]any) ([]byte, string, error) {
 	if p.null {
 		return nil, "", nil
 	}
-	v, err := run(p.prog, env)
+	v, err := p.prog.Run(env)
 	if err != nil {
 		return nil, "", fmt.Errorf("data: %s", runError(err))
 	}

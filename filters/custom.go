@@ -1,0 +1,159 @@
+package filters
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+)
+
+// meterName is the name under which Program.Run puts the meter of a
+// metered evaluation into its vars: $cost($env, ...) finds it there.
+const meterName = "$meter"
+
+// Program is an expression compiled by CompileWith for an environment of
+// named values other than an event's (the webhook source's request:
+// headers, body, query...). It has the same cost budget, nil-safe member
+// access and pooled virtual machines as the expressions over events. A
+// Program is safe for concurrent use.
+type Program struct {
+	p     *program
+	names []string
+}
+
+// CompileWith compiles src for a custom environment: env gives the type of
+// each top-level name, whose values Run takes from a map. A name that env
+// does not list is nil, as is a missing field or an index out of range
+// (member access is nil-safe, as in CompileFilter). Names in env must not
+// start with "$". The error is expr's, with its caret snippet.
+//
+// Each evaluation has a cost budget (DefaultBudget, or WithBudget): an
+// evaluation that exceeds it is an error that wraps ErrBudget.
+func CompileWith(src string, env types.Map, opts ...Option) (*Program, error) {
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	for name := range env {
+		if strings.HasPrefix(name, "$") {
+			return nil, fmt.Errorf("environment name %q: must not start with $", name)
+		}
+	}
+	// Compiled once without the coster, whose $cost calls hide the types
+	// of their operands from the checker: a type error (`method + 1`) is
+	// reported at load time, as it would be without a budget.
+	if _, _, err := compileCustom(src, env, false); err != nil {
+		return nil, err
+	}
+	prog, p, err := compileCustom(src, env, true)
+	if err != nil {
+		return nil, err
+	}
+	if p.names[meterName] {
+		return nil, located(src, p.meterAt, "unknown name "+meterName)
+	}
+	names := make([]string, 0, len(p.names))
+	for n := range p.names {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return &Program{p: &program{prog: prog, metered: p.c.wrapped > 0, budget: o.budget}, names: names}, nil
+}
+
+// compileCustom compiles src for env, with the coster when metered.
+func compileCustom(src string, env types.Map, metered bool) (*vm.Program, *namePatcher, error) {
+	p := &namePatcher{names: map[string]bool{}, c: &coster{}}
+	r := &rootRecorder{}
+	opts := []expr.Option{
+		expr.Env(env),
+		expr.AllowUndefinedVariables(), // after Env, which sets strictness
+		expr.MaxNodes(maxNodes),
+		expr.Function(fnMember, func(params ...any) (any, error) {
+			if len(params) < 2 {
+				return nil, nil
+			}
+			return member(params[0], params[1]), nil
+		}),
+		expr.Function(fnCost, charge),
+		expr.Patch(p),
+	}
+	if metered {
+		opts = append(opts, expr.Patch(p.c))
+	}
+	opts = append(opts, expr.Patch(r))
+	prog, err := expr.Compile(src, opts...)
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			return nil, nil, err
+		}
+		return nil, nil, located(src, r.root, err.Error())
+	}
+	return prog, p, nil
+}
+
+// Names returns the top-level names the expression reads, sorted; "$env"
+// stands for the whole environment. Names of let variables and functions
+// may be among them.
+func (p *Program) Names() []string { return p.names }
+
+// Run evaluates the program against vars, within its cost budget. A
+// metered evaluation adds the name "$meter" to vars while it runs and
+// removes it before returning, so vars must not be shared with a
+// concurrent Run.
+func (p *Program) Run(vars map[string]any) (any, error) {
+	if vars == nil && p.p.metered {
+		vars = map[string]any{}
+	}
+	m := machines.Get().(*machine)
+	m.vm.MemoryBudget = uint(p.p.budget)
+	var out any
+	var err error
+	if p.p.metered {
+		m.meter = meter{budget: p.p.budget}
+		vars[meterName] = &m.meter
+		out, err = m.vm.Run(p.p.prog, vars)
+		delete(vars, meterName)
+	} else {
+		out, err = m.vm.Run(p.p.prog, vars)
+	}
+	clear(m.vm.Stack[:cap(m.vm.Stack)])
+	clear(m.vm.Variables)
+	machines.Put(m)
+	if err != nil {
+		return out, budgetError(err, p.p.budget)
+	}
+	return out, nil
+}
+
+// namePatcher records the top-level names an expression reads and makes
+// member access nil-safe: a.b and a[k] become $member(a, k) (see member).
+// A method call (time.Year()) is left alone.
+type namePatcher struct {
+	names   map[string]bool
+	meterAt ast.Node
+	c       *coster // the coster that runs after it
+}
+
+func (p *namePatcher) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		p.names[n.Value] = true
+		if n.Value == meterName && p.meterAt == nil {
+			p.meterAt = n
+		}
+	case *ast.MemberNode:
+		if n.Method {
+			return
+		}
+		c := &ast.CallNode{Callee: &ast.IdentifierNode{Value: fnMember}, Arguments: []ast.Node{n.Node, n.Property}}
+		c.Callee.SetLocation(n.Location())
+		ast.Patch(node, c)
+	}
+}
