@@ -116,6 +116,8 @@ type appender struct {
 	// idPrefix and ids make each message's Nats-Msg-Id, unique to this
 	// process: a message published again after a lost answer carries the
 	// same id, and the stream stores it once (its duplicates window).
+	// Set with Journal.dedupe only.
+	dedupe   bool
 	idPrefix string
 	ids      atomic.Uint64
 }
@@ -128,6 +130,7 @@ func newAppender(j *Journal, maxPayload int) *appender {
 		limit:    min(maxBatchBytes, maxPayload/2),
 		sent:     map[*nats.Msg]sentMsg{},
 		stop:     make(chan struct{}),
+		dedupe:   j.dedupe(),
 		idPrefix: base64.RawURLEncoding.EncodeToString(id[:]) + ".",
 	}
 }
@@ -182,6 +185,9 @@ func (a *appender) acked(m *nats.Msg, err error) {
 // stops holding up the rounds behind it. It returns false when m is not
 // published again: the caller answers its appends.
 func (a *appender) republish(m *nats.Msg, err error) bool {
+	if !a.dedupe {
+		return false
+	}
 	if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) && !errors.Is(err, nats.ErrNoResponders) &&
 		!errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		return false
@@ -271,7 +277,12 @@ func (a *appender) send(round []queued) {
 		now := time.Now()
 		a.mu.Lock()
 		for i, m := range msgs {
-			m.Header[jetstream.MsgIDHeader] = []string{a.idPrefix + strconv.FormatUint(a.ids.Add(1), 36)}
+			if a.dedupe {
+				if m.Header == nil {
+					m.Header = nats.Header{}
+				}
+				m.Header[jetstream.MsgIDHeader] = []string{a.idPrefix + strconv.FormatUint(a.ids.Add(1), 36)}
+			}
 			a.sent[m] = sentMsg{waiters: waiters[i], r: r, at: now}
 		}
 		a.mu.Unlock()
@@ -409,7 +420,7 @@ func (j *Journal) batchMsg(group []queued) *nats.Msg {
 		buf = binary.AppendUvarint(buf, uint64(len(q.e.Data)))
 		buf = append(buf, q.e.Data...)
 	}
-	return &nats.Msg{Subject: j.subject(group[0].e.Sink, len(group)), Data: buf, Header: nats.Header{}}
+	return &nats.Msg{Subject: j.subject(group[0].e.Sink, len(group)), Data: buf}
 }
 
 var errBadBatch = errors.New("malformed batch")

@@ -89,6 +89,9 @@ type Options struct {
 	Memory bool
 	// Logger receives the journal's log; nil discards it.
 	Logger *slog.Logger
+
+	// dedupe has the embedded journal publish as on a cluster (tests).
+	dedupe bool
 }
 
 // Journal is an open journal.
@@ -248,10 +251,10 @@ func (j *Journal) connect(ctx context.Context) error {
 	j.app = newAppender(j, int(nc.MaxPayload()))
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(16384),
-		// Half the write timeout: a message whose answer is lost is
-		// published again (see appender.republish) and can still be
-		// answered within the write timeout.
-		jetstream.WithPublishAsyncTimeout(j.writeTimeout()/2),
+		// On a cluster, half the write timeout: a message whose answer is
+		// lost is published again (see appender.republish) and can still
+		// be answered within the write timeout.
+		jetstream.WithPublishAsyncTimeout(j.asyncTimeout()),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 			j.app.acked(m, nil)
 		}),
@@ -306,9 +309,27 @@ func (j *Journal) ensureStream(ctx context.Context) error {
 	return nil
 }
 
-// duplicates is the stream's duplicates window: twice the write timeout,
-// at least 2s.
+// dedupe says whether journal messages carry ids and are published again
+// when their answer is lost: on an external server or cluster, where a
+// stream leader can be lost with answers in flight. The embedded server is
+// in the process and has no leader to lose: it is spared the cost (about
+// 10% of an append; see BenchmarkAppend).
+func (j *Journal) dedupe() bool { return j.opts.URL != "" || j.opts.dedupe }
+
+// asyncTimeout bounds the wait for one publish's answer.
+func (j *Journal) asyncTimeout() time.Duration {
+	if j.dedupe() {
+		return j.writeTimeout() / 2
+	}
+	return j.writeTimeout()
+}
+
+// duplicates is the stream's duplicates window with dedupe: twice the
+// write timeout, at least 2s.
 func (j *Journal) duplicates() time.Duration {
+	if !j.dedupe() {
+		return 0
+	}
 	return max(2*j.writeTimeout(), 2*time.Second)
 }
 

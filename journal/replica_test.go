@@ -112,11 +112,12 @@ func TestAttemptLongerThanAckWait(t *testing.T) {
 	}
 }
 
-// TestMessagesCarryIDs: every journal message has a Nats-Msg-Id and the
-// stream a duplicates window, so a message published again after a lost
-// answer is stored once.
+// TestMessagesCarryIDs: on a cluster (dedupe), every journal message has a
+// Nats-Msg-Id and the stream a duplicates window, so a message published
+// again after a lost answer is stored once; the embedded journal has
+// neither.
 func TestMessagesCarryIDs(t *testing.T) {
-	j := open(t, t.TempDir())
+	j := open(t, t.TempDir(), func(o *Options) { o.dedupe = true })
 	defer j.Close()
 	ctx := context.Background()
 	if err := j.Append(ctx, []Entry{{Sink: "s", Route: "r", Data: []byte("a")}}); err != nil {
@@ -157,7 +158,7 @@ func TestMessagesCarryIDs(t *testing.T) {
 // election: no responders) are published again and stored once, within the
 // write timeout, and appends made meanwhile are not held up behind them.
 func TestRepublishWhenNobodyAnswers(t *testing.T) {
-	j := open(t, t.TempDir(), func(o *Options) { o.WriteTimeout = 4 * time.Second })
+	j := open(t, t.TempDir(), func(o *Options) { o.WriteTimeout, o.dedupe = 4*time.Second, true })
 	defer j.Close()
 	ctx := context.Background()
 	info, err := j.stream.Info(ctx)
@@ -201,5 +202,27 @@ func TestRepublishWhenNobodyAnswers(t *testing.T) {
 	}
 	if info.State.Msgs == 0 || entries != 3 {
 		t.Errorf("the stream holds %d entries in %d messages, want 3", entries, info.State.Msgs)
+	}
+}
+
+// TestEmbeddedWithoutIDs: the embedded journal spares itself message ids
+// and the duplicates window.
+func TestEmbeddedWithoutIDs(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	ctx := context.Background()
+	if err := j.Append(ctx, []Entry{{Sink: "s", Route: "r", Data: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := j.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := j.stream.GetMsg(ctx, info.State.FirstSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Duplicates > 2*time.Minute || m.Header.Get(jetstream.MsgIDHeader) != "" {
+		t.Errorf("embedded journal: duplicates window %v, message id %q; want neither", info.Config.Duplicates, m.Header.Get(jetstream.MsgIDHeader))
 	}
 }
