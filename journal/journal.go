@@ -298,7 +298,11 @@ func (j *Journal) ensureStream(ctx context.Context) error {
 	defer cancel()
 	if old, err := j.js.Stream(cctx, cfg.Name); err == nil {
 		if info, err := old.Info(cctx); err == nil {
-			j.warnChanged("stream "+cfg.Name, streamSettings(info.Config), streamSettings(cfg))
+			want := cfg
+			if want.Duplicates == 0 {
+				want.Duplicates = 2 * time.Minute // the server's default
+			}
+			j.warnChanged("stream "+cfg.Name, streamSettings(info.Config), streamSettings(want))
 		}
 	}
 	s, err := j.js.CreateOrUpdateStream(cctx, cfg)
