@@ -209,89 +209,11 @@ func (a *hookArrivals) lastArrival(ids []string) time.Time {
 	return last
 }
 
-// spread is a load generator like produce, posting to each of urls in turn
-// (a load balancer) and recording the slowest answer.
-type spread struct {
-	*producer
-	mu      sync.Mutex
-	slowest time.Duration
-	codes   map[int]int
-	times   map[string]time.Time // when each accepted id was answered
-}
-
-func produceSpread(urls []string, prefix string, conns int, pause time.Duration) *spread {
-	s := &spread{producer: &producer{stopc: make(chan struct{}), accepted: map[string]bool{}}, codes: map[int]int{}, times: map[string]time.Time{}}
-	client := &http.Client{Timeout: 30 * time.Second}
-	for c := range conns {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			for i := c; ; i++ {
-				select {
-				case <-s.stopc:
-					return
-				case <-time.After(pause):
-				}
-				id := fmt.Sprintf("%s%d", prefix, s.next.Add(1))
-				req, _ := http.NewRequest(http.MethodPost, urls[i%len(urls)], strings.NewReader(`{"id":"`+id+`"}`))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("ce-specversion", "1.0")
-				req.Header.Set("ce-id", id)
-				req.Header.Set("ce-source", "/cluster")
-				req.Header.Set("ce-type", "t")
-				began := time.Now()
-				resp, err := client.Do(req)
-				took := time.Since(began)
-				code := 0
-				if err == nil {
-					code = resp.StatusCode
-					resp.Body.Close()
-				}
-				s.mu.Lock()
-				s.slowest = max(s.slowest, took)
-				s.codes[code]++
-				s.mu.Unlock()
-				s.producer.mu.Lock()
-				if code == http.StatusAccepted {
-					s.accepted[id] = true
-					s.times[id] = time.Now()
-				} else {
-					s.refused++
-				}
-				s.producer.mu.Unlock()
-				if err != nil {
-					time.Sleep(20 * time.Millisecond) // a replica is restarting
-				}
-			}
-		}()
-	}
-	return s
-}
-
-// acceptedBefore returns the ids accepted before t.
-func (s *spread) acceptedBefore(t time.Time) []string {
-	s.producer.mu.Lock()
-	defer s.producer.mu.Unlock()
-	var out []string
-	for id, at := range s.times {
-		if at.Before(t) {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-func (s *spread) report(t *testing.T) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t.Logf("load: %d accepted, answers %v, slowest answer %v", s.count(), s.codes, s.slowest.Round(time.Millisecond))
-}
-
 // ingestBatch posts n events to urls in turn, as fast as answers come on 8
 // connections, and returns once every one has been accepted.
-func ingestBatch(t *testing.T, urls []string, prefix string, n int) *spread {
-	s := produceSpread(urls, prefix, 8, 0)
-	plugintest.Eventually(t, 60*time.Second, "batch accepted", func() bool { return s.count() >= n })
+func ingestBatch(t *testing.T, urls []string, prefix string, n int) *ingestLoad {
+	s := startLoad(prefix, 8, 0, urls...)
+	plugintest.Eventually(t, 60*time.Second, "batch accepted", func() bool { return s.acceptedCount() >= n })
 	s.stop()
 	return s
 }
@@ -301,7 +223,7 @@ func ingestBatch(t *testing.T, urls []string, prefix string, n int) *spread {
 func deliveryRate(t *testing.T, urls []string, hook *hookArrivals, prefix string, n int) float64 {
 	began := time.Now()
 	s := ingestBatch(t, urls, prefix, n)
-	s.waitAllDelivered(t, hook.sink, 60*time.Second)
+	s.waitDelivered(t, hook.sink, 60*time.Second)
 	ids := s.acceptedBefore(time.Now())
 	return float64(len(ids)) / hook.lastArrival(ids).Sub(began).Seconds()
 }
@@ -323,7 +245,7 @@ func TestClusterReplicaKill(t *testing.T) {
 	// the replica killed holds deliveries; the load (about 5/s) within
 	// what one replica delivers.
 	hook.setDelay(time.Second)
-	load := produceSpread(both, "kill-", 1, 200*time.Millisecond)
+	load := startLoad("kill-", 1, 200*time.Millisecond, both...)
 	time.Sleep(4 * time.Second)
 	heldBy := a.metric("junction_deliveries_total", `outcome="delivered"`)
 	killed := time.Now()
@@ -331,7 +253,7 @@ func TestClusterReplicaKill(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	load.stop()
 	load.report(t)
-	load.waitAllDelivered(t, hook.sink, 30*time.Second)
+	load.waitDelivered(t, hook.sink, 30*time.Second)
 	hook.setDelay(20 * time.Millisecond)
 	// Every event accepted before the kill arrived (its last copy: the
 	// dead replica's deliveries come again from the survivor) within 10 s.
@@ -342,8 +264,8 @@ func TestClusterReplicaKill(t *testing.T) {
 	if takeover > 10*time.Second {
 		t.Errorf("the dead replica's deliveries were taken over %v after its death, want within 10s", takeover)
 	}
-	if load.count() == 0 || heldBy == 0 {
-		t.Fatalf("no load: %d accepted, replica a delivered %v", load.count(), heldBy)
+	if load.acceptedCount() == 0 || heldBy == 0 {
+		t.Fatalf("no load: %d accepted, replica a delivered %v", load.acceptedCount(), heldBy)
 	}
 
 	one := deliveryRate(t, both[1:], hook, "one-", 1500)
@@ -438,7 +360,7 @@ func TestClusterLeaderLoss(t *testing.T) {
 	stream := fmt.Sprintf("E2E_%d", rand.Int64())
 	cfg := replicaConfig(nodes, stream, hook.url)
 	a, b := start(t, cfg), start(t, cfg)
-	load := produceSpread([]string{a.ingest + "/events", b.ingest + "/events"}, "leader-", 4, 5*time.Millisecond)
+	load := startLoad("leader-", 4, 5*time.Millisecond, a.ingest+"/events", b.ingest+"/events")
 	time.Sleep(2 * time.Second)
 	leader := streamLeader(t, nodes, stream)
 	wa, wb := watchReady(a.admin), watchReady(b.admin)
@@ -455,8 +377,8 @@ func TestClusterLeaderLoss(t *testing.T) {
 	next := streamLeader(t, rest, stream)
 	newLeader := time.Since(killed)
 	t.Logf("new stream leader %s", next.name)
-	acceptedThen := load.count()
-	plugintest.Eventually(t, 30*time.Second, "ingest again", func() bool { return load.count() > acceptedThen+50 })
+	acceptedThen := load.acceptedCount()
+	plugintest.Eventually(t, 30*time.Second, "ingest again", func() bool { return load.acceptedCount() > acceptedThen+50 })
 	resumed := time.Since(killed)
 	plugintest.Eventually(t, 30*time.Second, "both replicas ready again", func() bool {
 		return httpOK(a.admin+"/readyz")() && httpOK(b.admin+"/readyz")()
@@ -467,15 +389,16 @@ func TestClusterLeaderLoss(t *testing.T) {
 	load.report(t)
 	t.Logf("new leader after %v, ingest resumed after %v; /readyz not 200: replica a %d polls, b %d (100 ms apart); last a %d, b %d",
 		newLeader.Round(10*time.Millisecond), resumed.Round(10*time.Millisecond), na, nb, lastA, lastB)
-	load.waitAllDelivered(t, hook.sink, 60*time.Second)
-	t.Logf("%d duplicates at the sink of %d accepted", hook.duplicates(), load.count())
-	if load.slowest > 10*time.Second {
-		t.Errorf("an ingest request took %v, want none over 10s", load.slowest)
+	load.waitDelivered(t, hook.sink, 60*time.Second)
+	t.Logf("%d duplicates at the sink of %d accepted", hook.duplicates(), load.acceptedCount())
+	codes, slowest := load.summary()
+	if slowest > 10*time.Second {
+		t.Errorf("an ingest request took %v, want none over 10s", slowest)
 	}
 	// Ingest was refused while there was no leader: the replicas that
 	// could not write said so on /readyz.
-	if load.codes[http.StatusServiceUnavailable] > 0 && na+nb == 0 {
-		t.Errorf("ingest answered 503 %d times but /readyz stayed 200 on both replicas", load.codes[http.StatusServiceUnavailable])
+	if codes[http.StatusServiceUnavailable] > 0 && na+nb == 0 {
+		t.Errorf("ingest answered 503 %d times but /readyz stayed 200 on both replicas", codes[http.StatusServiceUnavailable])
 	}
 }
 
@@ -487,7 +410,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	hook := newHookArrivals(t, 5*time.Millisecond)
 	cfg := replicaConfig(nodes, fmt.Sprintf("E2E_%d", rand.Int64()), hook.url)
 	a, b := start(t, cfg), start(t, cfg)
-	load := produceSpread([]string{a.ingest + "/events", b.ingest + "/events"}, "roll-", 4, 5*time.Millisecond)
+	load := startLoad("roll-", 4, 5*time.Millisecond, a.ingest+"/events", b.ingest+"/events")
 	for _, r := range []*junction{a, b} {
 		time.Sleep(time.Second)
 		r.stop()
@@ -496,8 +419,8 @@ func TestClusterRollingRestart(t *testing.T) {
 	time.Sleep(time.Second)
 	load.stop()
 	load.report(t)
-	load.waitAllDelivered(t, hook.sink, 60*time.Second)
-	t.Logf("%d duplicates at the sink of %d accepted", hook.duplicates(), load.count())
+	load.waitDelivered(t, hook.sink, 60*time.Second)
+	t.Logf("%d duplicates at the sink of %d accepted", hook.duplicates(), load.acceptedCount())
 	var jsz struct {
 		Streams int `json:"streams"`
 	}

@@ -140,7 +140,7 @@ routes:
   - {name: r, to: [hook]}
 `, hook.url)
 	j := start(t, cfg)
-	load := startLoad(j.ingest+"/events", "d", 4, time.Millisecond)
+	load := startLoad("d", 4, time.Millisecond, j.ingest+"/events")
 	defer func() {
 		select {
 		case <-load.stopc:
@@ -240,7 +240,7 @@ routes:
     delivery: {retry: 1000, backoffPolicy: constant, backoffDelay: 200ms}
 `, hook.url)
 	j := start(t, cfg)
-	load := startLoad(j.ingest+"/events", "m", 2, time.Millisecond)
+	load := startLoad("m", 2, time.Millisecond, j.ingest+"/events")
 	defer func() {
 		select {
 		case <-load.stopc:

@@ -12,14 +12,16 @@ import (
 
 // answer is one request of an ingestLoad.
 type answer struct {
+	id         string
 	sent       time.Time
 	took       time.Duration
 	status     int // 0: no answer (connection error or client timeout)
 	retryAfter string
 }
 
-// ingestLoad posts binary-mode CloudEvents to an ingress on several
-// connections until stopped, and records every answer.
+// ingestLoad posts binary-mode CloudEvents to one ingress or several (in
+// turn, as a load balancer would) on several connections until stopped, and
+// records every answer.
 type ingestLoad struct {
 	stopc chan struct{}
 	wg    sync.WaitGroup
@@ -30,27 +32,29 @@ type ingestLoad struct {
 	answers  []answer
 }
 
-func startLoad(url, prefix string, conns int, pause time.Duration) *ingestLoad {
+// startLoad starts conns connections posting to urls, each pausing pause
+// between events (0: as fast as answers come); ids are prefix and a number.
+func startLoad(prefix string, conns int, pause time.Duration, urls ...string) *ingestLoad {
 	l := &ingestLoad{stopc: make(chan struct{}), accepted: map[string]bool{}}
-	client := &http.Client{Timeout: 15 * time.Second}
-	for range conns {
+	client := &http.Client{Timeout: 30 * time.Second}
+	for c := range conns {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			for {
+			for i := c; ; i++ {
 				select {
 				case <-l.stopc:
 					return
 				case <-time.After(pause):
 				}
 				id := fmt.Sprintf("%s%d", prefix, l.next.Add(1))
-				req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"id":"`+id+`"}`))
+				req, _ := http.NewRequest(http.MethodPost, urls[i%len(urls)], strings.NewReader(`{"id":"`+id+`"}`))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("ce-specversion", "1.0")
 				req.Header.Set("ce-id", id)
 				req.Header.Set("ce-source", "/load")
 				req.Header.Set("ce-type", "t")
-				a := answer{sent: time.Now()}
+				a := answer{id: id, sent: time.Now()}
 				resp, err := client.Do(req)
 				a.took = time.Since(a.sent)
 				if err == nil {
@@ -153,4 +157,34 @@ func (l *ingestLoad) waitDelivered(t *testing.T, hook *sink, timeout time.Durati
 	if m := missing(); len(m) > 0 {
 		t.Fatalf("%d of %d events answered 202 never reached the sink (e.g. %v)", len(m), l.acceptedCount(), m[:min(5, len(m))])
 	}
+}
+
+// acceptedBefore returns the ids answered 202 before t.
+func (l *ingestLoad) acceptedBefore(t time.Time) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, a := range l.answers {
+		if a.status == http.StatusAccepted && a.sent.Add(a.took).Before(t) {
+			out = append(out, a.id)
+		}
+	}
+	return out
+}
+
+// summary counts the answers by status and finds the slowest.
+func (l *ingestLoad) summary() (codes map[int]int, slowest time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	codes = map[int]int{}
+	for _, a := range l.answers {
+		codes[a.status]++
+		slowest = max(slowest, a.took)
+	}
+	return codes, slowest
+}
+
+func (l *ingestLoad) report(t *testing.T) {
+	codes, slowest := l.summary()
+	t.Logf("load: %d accepted, answers %v, slowest answer %v", l.acceptedCount(), codes, slowest.Round(time.Millisecond))
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,97 +15,6 @@ import (
 
 	"github.com/junctionhq/junction/internal/plugintest"
 )
-
-// producer posts binary-mode CloudEvents to an ingress on several
-// connections until stopped, and remembers which ids were answered 202.
-type producer struct {
-	stopc chan struct{}
-	wg    sync.WaitGroup
-	next  atomic.Int64
-
-	mu       sync.Mutex
-	accepted map[string]bool
-	refused  int // answers other than 202, and connection errors
-}
-
-// produce starts conns goroutines posting to url, each pausing pause
-// between events (0: as fast as answers come).
-func produce(url, prefix string, conns int, pause time.Duration) *producer {
-	p := &producer{stopc: make(chan struct{}), accepted: map[string]bool{}}
-	client := &http.Client{Timeout: 15 * time.Second}
-	for range conns {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for {
-				select {
-				case <-p.stopc:
-					return
-				case <-time.After(pause):
-				}
-				id := fmt.Sprintf("%s%d", prefix, p.next.Add(1))
-				req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"id":"`+id+`"}`))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("ce-specversion", "1.0")
-				req.Header.Set("ce-id", id)
-				req.Header.Set("ce-source", "/reliability")
-				req.Header.Set("ce-type", "t")
-				resp, err := client.Do(req)
-				p.mu.Lock()
-				if err == nil && resp.StatusCode == http.StatusAccepted {
-					p.accepted[id] = true
-				} else {
-					p.refused++
-				}
-				p.mu.Unlock()
-				if err != nil {
-					time.Sleep(20 * time.Millisecond) // the process is restarting
-					continue
-				}
-				resp.Body.Close()
-			}
-		}()
-	}
-	return p
-}
-
-func (p *producer) stop() {
-	close(p.stopc)
-	p.wg.Wait()
-}
-
-func (p *producer) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.accepted)
-}
-
-// missing returns the accepted ids that hook has not received.
-func (p *producer) missing(hook *sink) []string {
-	got := hook.ids()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []string
-	for id := range p.accepted {
-		if got[id] == 0 {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-// waitAllDelivered waits until hook has every event p had accepted, and
-// fails with how many are missing after timeout.
-func (p *producer) waitAllDelivered(t *testing.T, hook *sink, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for len(p.missing(hook)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if m := p.missing(hook); len(m) > 0 {
-		t.Fatalf("%d of %d accepted events never reached the sink (e.g. %v)", len(m), p.count(), m[:min(5, len(m))])
-	}
-}
 
 // TestDefaultPolicySurvivesLongOutage: with no delivery keys at all, a
 // webhook sink down for five minutes under load loses nothing. The old
@@ -131,12 +39,13 @@ routes:
   - {name: r, to: [hook]}
 `, addr))
 	began := time.Now()
-	p := produce(j.ingest+"/events", "o", 2, 50*time.Millisecond) // about 40 events/s
+	p := startLoad("o", 2, 50*time.Millisecond, j.ingest+"/events") // about 40 events/s
 	time.Sleep(outage)
 	p.stop()
-	accepted := p.count()
+	accepted := p.acceptedCount()
 	if accepted < int(outage.Seconds())*10 {
-		t.Fatalf("only %d events accepted during the outage (%d refused)", accepted, p.refused)
+		codes, _ := p.summary()
+		t.Fatalf("only %d events accepted during the outage (answers %v)", accepted, codes)
 	}
 	if dropped := j.metric("junction_deliveries_total", `outcome="dropped"`); dropped != 0 {
 		t.Fatalf("%v deliveries dropped during the outage", dropped)
@@ -151,7 +60,7 @@ routes:
 	hook := serveSink(t, ln, ok)
 	// Backoff is capped at 5 minutes: every event is tried again within
 	// about that long after the sink is back.
-	p.waitAllDelivered(t, hook, 7*time.Minute)
+	p.waitDelivered(t, hook, 7*time.Minute)
 	t.Logf("outage of %v: %d events accepted, all delivered %v after the sink came back (%d deliveries, %d duplicates), %v in all",
 		outage, accepted, time.Since(began)-outage, hook.count(), hook.duplicates(), time.Since(began).Round(time.Second))
 	plugintest.Eventually(t, 5*time.Second, "pending gauge at 0", func() bool {
@@ -179,21 +88,21 @@ func TestKill9FiveTimesUnderLoad(t *testing.T) {
 routes:
   - {name: r, to: [hook]}
 `, hook.url))
-	p := produce(j.ingest+"/events", "k", 8, 0)
+	p := startLoad("k", 8, 0, j.ingest+"/events")
 	for i := range 5 {
-		target := p.count() + 200
-		plugintest.Eventually(t, 20*time.Second, "events flowing", func() bool { return p.count() >= target })
+		target := p.acceptedCount() + 200
+		plugintest.Eventually(t, 20*time.Second, "events flowing", func() bool { return p.acceptedCount() >= target })
 		j.kill()
-		t.Logf("kill %d: %d accepted, %d delivered", i+1, p.count(), hook.count())
+		t.Logf("kill %d: %d accepted, %d delivered", i+1, p.acceptedCount(), hook.count())
 		j.restart()
 	}
 	p.stop()
-	if hook.distinct() >= p.count() {
-		t.Fatalf("all %d accepted events were delivered before the last kill: no backlog was crashed", p.count())
+	if hook.distinct() >= p.acceptedCount() {
+		t.Fatalf("all %d accepted events were delivered before the last kill: no backlog was crashed", p.acceptedCount())
 	}
 	slow.Store(false)
-	p.waitAllDelivered(t, hook, 90*time.Second)
-	t.Logf("five kills: %d events accepted, all delivered; %d deliveries (%d duplicates, at-least-once)", p.count(), hook.count(), hook.duplicates())
+	p.waitDelivered(t, hook, 90*time.Second)
+	t.Logf("five kills: %d events accepted, all delivered; %d deliveries (%d duplicates, at-least-once)", p.acceptedCount(), hook.count(), hook.duplicates())
 }
 
 // TestExhaustedKeptInDeadLetterStore: a route without a dead-letter sink
