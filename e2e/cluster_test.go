@@ -12,9 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -454,5 +456,40 @@ routes:
 	time.Sleep(1500 * time.Millisecond) // a second copy would come within an ack wait
 	if c, d := hook.callCount(), hook.duplicates(); c != n || d != 0 {
 		t.Errorf("%d attempts, %d duplicates for %d events with attempts of 3 ack waits; want each once", c, d, n)
+	}
+}
+
+// TestClusterDeadLetters: the dead-letter store lives in the cluster, so a
+// dead letter made by one replica is listed and redriven by the other.
+func TestClusterDeadLetters(t *testing.T) {
+	nodes := startCluster(t)
+	var fixed atomic.Bool
+	hook := newSink(t, func(int, *event.Event) int {
+		if fixed.Load() {
+			return http.StatusOK
+		}
+		return http.StatusBadRequest // permanent: dead-lettered at once
+	})
+	cfg := replicaConfig(nodes, fmt.Sprintf("E2E_%d", rand.Int64()), hook.url)
+	a, b := start(t, cfg), start(t, cfg)
+	binaryEvent(t, a.ingest+"/events", "dl1", "t", `{}`)
+	var list struct {
+		DeadLetters []struct{ ID, Route, Sink string }
+	}
+	plugintest.Eventually(t, 20*time.Second, "the dead letter listed by the other replica", func() bool {
+		getJSON(t, b.admin+"/api/v1/deadletters", &list)
+		return len(list.DeadLetters) == 1
+	})
+	if dl := list.DeadLetters[0]; dl.Route != "r" || dl.Sink != "hook" {
+		t.Fatalf("dead letter = %+v", dl)
+	}
+	fixed.Store(true)
+	if code, body := post(t, b.admin+"/api/v1/deadletters/redrive", "application/json", nil, `{"route": "r", "sink": "hook"}`); code != http.StatusOK || !strings.Contains(body, `"redriven":1`) {
+		t.Fatalf("redrive: %d %s", code, body)
+	}
+	plugintest.Eventually(t, 20*time.Second, "redriven event delivered", func() bool { return hook.ids()["dl1"] == 1 })
+	getJSON(t, a.admin+"/api/v1/deadletters", &list)
+	if len(list.DeadLetters) != 0 {
+		t.Errorf("dead letters after redrive, seen by the first replica: %+v", list.DeadLetters)
 	}
 }
