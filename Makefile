@@ -72,7 +72,7 @@ bench: ## Go benchmarks of the hot paths, then a 10s junction bench
 	$(GO) run ./cmd/junction bench --duration 10s
 
 docker: ## build the container image junction:$(VERSION)
-	docker build -t junction:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) -t junction:$(VERSION) .
 
 clean: ## remove build output and the default journal
 	rm -rf bin data

@@ -30,6 +30,9 @@ import (
 type Options struct {
 	// Logger receives the router's log; nil discards it.
 	Logger *slog.Logger
+	// StartupLogger receives the lines a user needs whatever the log level:
+	// the admin URL, the ingress address and "junction ready". nil: Logger.
+	StartupLogger *slog.Logger
 	// DrainTimeout bounds how long shutdown waits for deliveries in flight.
 	// Default 15s.
 	DrainTimeout time.Duration
@@ -70,6 +73,9 @@ type runSource struct {
 func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.StartupLogger == nil {
+		o.StartupLogger = o.Logger
 	}
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 15 * time.Second
@@ -241,7 +247,7 @@ func (r *Router) Run(ctx context.Context) error {
 				setErr(fmt.Errorf("admin server: %w", err))
 			}
 		}()
-		r.log.Info("admin listening", "addr", r.AdminAddr())
+		r.opts.StartupLogger.Info("admin listening", "url", "http://"+r.AdminAddr())
 	}
 
 	// Dispatch.
@@ -276,7 +282,7 @@ func (r *Router) Run(ctx context.Context) error {
 				setErr(fmt.Errorf("http ingress: %w", err))
 			}
 		}()
-		r.log.Info("http ingress listening", "addr", r.IngressAddr())
+		r.opts.StartupLogger.Info("http ingress listening", "addr", r.IngressAddr())
 	}
 	srcCtx, stopSources := context.WithCancel(context.Background())
 	var srcWG sync.WaitGroup
@@ -290,7 +296,7 @@ func (r *Router) Run(ctx context.Context) error {
 		}()
 	}
 	r.ready.Store(true)
-	r.log.Info("junction ready", "summary", r.plan.Summary())
+	r.opts.StartupLogger.Info("junction ready", "summary", r.plan.Summary())
 
 	<-fail.Done()
 	r.ready.Store(false)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -67,28 +66,27 @@ type benchResult struct {
 }
 
 func bench(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench")
 	var o benchOpts
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send events")
-	fs.IntVar(&o.connections, "connections", 16, "keep-alive HTTP connections sending at once")
-	fs.IntVar(&o.routes, "routes", 10, "routes in the config; all but one do not match")
-	fs.IntVar(&o.size, "size", 1024, "payload bytes per event")
-	fs.StringVar(&o.fsync, "fsync", "interval", "journal fsync mode: interval or always")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send events, e.g. 30s or 2m")
+	fs.IntVar(&o.connections, "connections", 16, "`N` keep-alive HTTP connections sending at once")
+	fs.IntVar(&o.routes, "routes", 10, "`N` routes in the config; all but one do not match")
+	fs.IntVar(&o.size, "size", 1024, "payload `BYTES` per event")
+	fs.StringVar(&o.fsync, "fsync", "interval", "journal fsync `MODE`: interval or always")
 	fs.BoolVar(&o.json, "json", false, "print the summary as one JSON object (progress goes to stderr)")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long to wait for deliveries after sending stops")
-	fs.StringVar(&o.dir, "dir", "", "journal directory (default: a temporary directory, removed afterwards)")
+	fs.StringVar(&o.dir, "dir", "", "journal `DIR` (default: a temporary directory, removed afterwards)")
 	fs.BoolVar(&o.baseline, "baseline", false, "drive a trivial in-process forwarder (no journal, no routing) instead of Junction, for comparison")
-	fs.StringVar(&o.url, "url", "", "drive an already running Junction at this ingress URL (e.g. http://127.0.0.1:8080/events); route type bench.event to the bench's sink (--sink)")
-	fs.StringVar(&o.sinkAddr, "sink", "127.0.0.1:0", "address of the bench's webhook sink (with --url, give a fixed one, e.g. 127.0.0.1:9999)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
-	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: junction bench [flags]\n\nStarts a router with a local webhook sink in this process, sends CloudEvents\nin binary mode over HTTP, and reports throughput, end-to-end latency, losses\nand duplicates.\n\nFlags:\n")
-		fs.PrintDefaults()
+	fs.StringVar(&o.url, "url", "", "drive an already running Junction at this ingress `URL` (e.g. http://127.0.0.1:8080/events); route type bench.event to the bench's sink (--sink)")
+	fs.StringVar(&o.sinkAddr, "sink", "127.0.0.1:0", "the bench's webhook sink listens on `ADDR` (with --url, give a fixed one, e.g. 127.0.0.1:9999)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the run to `FILE`")
+	rest, code, ok := parseArgs(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if len(rest) > 0 {
+		return usageError(stderr, "bench", fmt.Sprintf("unexpected argument %q", rest[0]))
 	}
 	switch {
 	case o.duration <= 0:

@@ -1,16 +1,18 @@
 // Command junction is the Junction event router: serve, validate, bench,
-// version.
+// healthcheck, version, help.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -18,6 +20,7 @@ import (
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/router"
 	_ "github.com/junctionhq/junction/sinks/all"
+	"github.com/junctionhq/junction/sources"
 	_ "github.com/junctionhq/junction/sources/all"
 )
 
@@ -28,10 +31,18 @@ const usage = `Junction routes CloudEvents from HTTP, webhooks and queues to web
 queues and functions, durably, with retries and dead-lettering.
 
 Usage:
-  junction serve [--config FILE]      run the router
-  junction validate --config FILE     check a config without running it
-  junction bench [flags]              run a built-in load test (junction bench -h)
-  junction version                    print the version
+  junction COMMAND [flags] [arguments]
+
+Commands:
+  serve [--config FILE]          run the router
+  validate [FILE]                check a config without running it
+  bench [flags]                  run a built-in load test
+  healthcheck [--admin URL]      ask a running junction whether it is healthy
+  version                        print the version and the Go version
+  help [COMMAND]                 print the help of a command
+
+Run 'junction help COMMAND' (or 'junction COMMAND --help') for its flags and
+examples. -c is short for --config.
 
 Without --config, serve reads junction.yaml in the working directory if
 there is one, else runs a built-in default: CloudEvents over HTTP on
@@ -49,21 +60,60 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], stdout, stderr)
 	case "validate":
 		return validate(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "junction", versionString())
-		return 0
-	case "help", "-h", "--help":
+	case "healthcheck":
+		return healthcheck(args[1:], stdout, stderr)
+	case "version":
+		return versionCmd(args[1:], stdout, stderr)
+	case "--version", "-v":
+		return versionCmd(nil, stdout, stderr)
+	case "help":
+		return help(args[1:], stdout, stderr)
+	case "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "junction: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+}
+
+// help prints the overview, or a command's help as COMMAND --help does.
+func help(args []string, stdout, stderr io.Writer) int {
+	rest, code, ok := parseArgs(newFlagSet("help"), args, stdout, stderr)
+	switch {
+	case !ok:
+		return code
+	case len(rest) == 0:
+		fmt.Fprint(stdout, usage)
+		return 0
+	case len(rest) > 1:
+		return usageError(stderr, "help", fmt.Sprintf("one COMMAND at most, got %q", rest))
+	case rest[0] == "help":
+		printHelp(stdout, "help", newFlagSet("help"))
+		return 0
+	case helps[rest[0]].usage == "":
+		fmt.Fprintf(stderr, "junction: unknown command %q\n\n%s", rest[0], usage)
+		return 2
+	}
+	return run([]string{rest[0], "--help"}, stdout, stderr)
+}
+
+func versionCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("version")
+	rest, code, ok := parseArgs(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(rest) > 0 {
+		return usageError(stderr, "version", fmt.Sprintf("unexpected argument %q", rest[0]))
+	}
+	fmt.Fprintf(stdout, "junction %s (%s)\n", versionString(), runtime.Version())
+	return 0
 }
 
 func versionString() string {
@@ -85,7 +135,9 @@ func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
 	}
 	if path == "" {
 		if log != nil {
-			log.Info("no --config and no junction.yaml here: running the built-in default (CloudEvents on http://127.0.0.1:8080/events, printed on stdout; see README.md)")
+			// No address here: JUNCTION_HTTP_LISTEN may change it, and the
+			// real URLs are logged once listening.
+			log.Info("no --config and no junction.yaml here: running the built-in default (CloudEvents over HTTP, every event printed on stdout; see README.md)")
 		}
 		return config.Default(os.LookupEnv)
 	}
@@ -102,16 +154,15 @@ func compileConfig(path string, log *slog.Logger) (*config.Config, *router.Plan,
 	return cfg, plan, err
 }
 
-func serve(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "config file (default: ./junction.yaml if present, else the built-in default)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve")
+	cfgPath := configFlag(fs, "the config `FILE` (default: ./junction.yaml if present, else the built-in default)")
+	rest, code, ok := parseArgs(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "junction serve: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if len(rest) > 0 {
+		return usageError(stderr, "serve", fmt.Sprintf("unexpected argument %q (the config is --config FILE)", rest[0]))
 	}
 	boot := newLogger(stderr, "info", "text")
 	cfg, plan, err := compileConfig(*cfgPath, boot)
@@ -120,14 +171,19 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
-	log.Info("starting junction", "version", versionString(), "config", cfg.File, "plan", plan.Summary())
+	// The start-up lines (version, journal, every URL, ready) show at any
+	// log.level: they are how a user finds the ports. They are INFO records
+	// in the configured format, not ERROR ones nor plain text, so that a
+	// JSON log stays one JSON object a line and nothing alerts on them.
+	start := newLogger(stderr, "info", cfg.Log.Format)
+	start.Info("starting junction", "version", versionString(), "go", runtime.Version(), "config", cfg.File, "plan", plan.Summary())
 	for _, w := range plan.Warnings {
 		log.Warn(w.Error())
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := router.New(ctx, plan, router.Options{Logger: log})
+	r, err := router.New(ctx, plan, router.Options{Logger: log, StartupLogger: start})
 	if err == nil {
 		err = r.Listen() // closes the router when it fails
 	}
@@ -138,6 +194,7 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "junction: cannot start: %s\n", oneLine(err.Error()))
 		return 1
 	}
+	logStartup(start, cfg, plan, r.IngressAddr())
 	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped with an error", "err", err)
 		return 1
@@ -145,18 +202,63 @@ func serve(args []string, stderr io.Writer) int {
 	return 0
 }
 
+// logStartup logs the journal and the URL of each source on the HTTP
+// ingress, now listening on ingress (the router logs the admin URL and
+// "junction ready").
+func logStartup(log *slog.Logger, cfg *config.Config, plan *router.Plan, ingress string) {
+	if cfg.Journal.URL != "" {
+		log.Info("journal", "url", redactURLs(cfg.Journal.URL), "stream", cfg.Journal.Stream)
+	} else {
+		dir := cfg.Journal.Dir
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		log.Info("journal", "dir", dir)
+	}
+	if ingress == "" {
+		return
+	}
+	for _, sp := range plan.Sources {
+		if hc, ok := sp.Config.(sources.HTTPConfig); ok && hc.HTTPPath() != "" {
+			log.Info("source listening", "source", sp.Plugin.Name, "type", sp.Plugin.Type, "url", "http://"+ingress+hc.HTTPPath())
+		}
+	}
+}
+
+// redactURLs hides the passwords in a comma-separated list of URLs.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 func validate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "config file to check (required)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlagSet("validate")
+	cfgPath := configFlag(fs, "the config `FILE` to check, the same as the FILE argument")
+	rest, code, ok := parseArgs(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if *cfgPath == "" {
-		fmt.Fprintln(stderr, "junction validate: --config FILE is required")
-		return 2
+	path := *cfgPath
+	switch {
+	case len(rest) > 1:
+		return usageError(stderr, "validate", fmt.Sprintf("one FILE at most, got %d: %s", len(rest), strings.Join(rest, " ")))
+	case len(rest) == 1 && path != "" && rest[0] != path:
+		return usageError(stderr, "validate", fmt.Sprintf("two configs: %s and --config %s; give one", rest[0], path))
+	case len(rest) == 1:
+		path = rest[0]
 	}
-	_, plan, err := compileConfig(*cfgPath, nil)
+	if path == "" {
+		if _, err := os.Stat("junction.yaml"); err != nil {
+			return usageError(stderr, "validate", "which config? give FILE or --config FILE (there is no junction.yaml here)")
+		}
+		path = "junction.yaml"
+	}
+	_, plan, err := compileConfig(path, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -164,7 +266,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	for _, w := range plan.Warnings {
 		fmt.Fprintln(stderr, w)
 	}
-	fmt.Fprintf(stdout, "%s: ok: %s\n", *cfgPath, plan.Summary())
+	fmt.Fprintf(stdout, "%s: ok: %s\n", path, plan.Summary())
 	return 0
 }
 

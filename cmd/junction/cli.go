@@ -1,0 +1,209 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+)
+
+// cmdHelp is what `junction help CMD` and `junction CMD --help` print
+// around the flags.
+type cmdHelp struct {
+	usage    string // the synopsis after "Usage: "
+	desc     string
+	examples string
+}
+
+var helps = map[string]cmdHelp{
+	"serve": {
+		usage: "junction serve [--config FILE]",
+		desc: `Runs the router: the HTTP ingress, the sources, the journal, deliveries to
+the sinks, and the admin API (/healthz, /readyz, /metrics). Without --config
+it reads junction.yaml in the working directory if there is one, else runs a
+built-in default (CloudEvents over HTTP on 127.0.0.1:8080/events printed on
+standard output, admin on 127.0.0.1:9090, the journal in ./data; the
+environment variables JUNCTION_HTTP_LISTEN, JUNCTION_ADMIN_LISTEN and
+JUNCTION_JOURNAL_DIR change them).
+
+At start it prints the URL of each HTTP source, the journal and the admin
+URL, then "junction ready", whatever log.level says. An invalid config never
+starts: serve exits 1 with the same FILE:LINE:COL lines as validate.
+SIGINT or SIGTERM stops it gracefully: sources stop, deliveries in flight
+drain for up to 15 s, then it exits 0.`,
+		examples: `junction serve
+junction serve -c junction.yaml
+JUNCTION_HTTP_LISTEN=0.0.0.0:8080 junction serve`,
+	},
+	"validate": {
+		usage: "junction validate [FILE] [--config FILE]",
+		desc: `Checks a config without running it: YAML, every source, sink and route,
+expressions, and ${NAME} environment variables. Exit 0 and a one-line
+summary (warnings on stderr), or exit 1 with every error as
+FILE:LINE:COL: message. The file is the argument or --config; without
+either, junction.yaml in the working directory.`,
+		examples: `junction validate junction.yaml
+junction validate -c deploy/junction.yaml
+junction validate            # ./junction.yaml`,
+	},
+	"bench": {
+		usage: "junction bench [flags]",
+		desc: `Starts a router with a local webhook sink in this process, sends CloudEvents
+in binary mode over HTTP, and reports throughput, end-to-end latency, losses
+and duplicates. Exit 1 when an accepted event was lost.`,
+		examples: `junction bench
+junction bench --duration 30s --connections 64 --fsync always
+junction bench --json > result.json
+junction bench --url http://127.0.0.1:8080/events --sink 127.0.0.1:9999`,
+	},
+	"healthcheck": {
+		usage: "junction healthcheck [--admin URL] [--ready]",
+		desc: `Asks a running junction's admin API whether it is alive (GET /healthz) or,
+with --ready, ready to take events (GET /readyz: the journal takes writes
+and every source is connected). Exit 0 on 200, else exit 1 with the reason.
+Made for container health checks (the image has no curl). The admin URL is
+--admin, else admin.listen of --config or ./junction.yaml, else the built-in
+default's (http://127.0.0.1:9090, or JUNCTION_ADMIN_LISTEN).`,
+		examples: `junction healthcheck
+junction healthcheck --ready --admin http://10.0.0.5:9090
+junction healthcheck -c /etc/junction/junction.yaml`,
+	},
+	"version": {
+		usage:    "junction version",
+		desc:     `Prints the version and the Go version junction was built with.`,
+		examples: `junction version`,
+	},
+	"help": {
+		usage: "junction help [COMMAND]",
+		desc: `Prints the overview of the commands, or a command's description, flags and
+examples (the same as junction COMMAND --help).`,
+		examples: `junction help
+junction help validate`,
+	},
+}
+
+// shortNames maps a flag to its one-letter alias.
+var shortNames = map[string]string{"config": "c"}
+
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // parseArgs prints errors and help itself
+	fs.Usage = func() {}
+	return fs
+}
+
+// configFlag registers --config FILE and its alias -c.
+func configFlag(fs *flag.FlagSet, usage string) *string {
+	p := fs.String("config", "", usage)
+	fs.StringVar(p, shortNames["config"], "", "")
+	return p
+}
+
+// parseArgs parses flags anywhere among the arguments (Go's flag package
+// stops at the first non-flag) and returns the arguments. After "--" all
+// are arguments. On -h or --help it prints the command's help on stdout
+// (ok false, code 0); on a bad flag, the error on stderr (ok false, code 2).
+func parseArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (rest []string, code int, ok bool) {
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout, fs.Name(), fs)
+			return nil, 0, false
+		}
+		if err != nil {
+			return nil, usageError(stderr, fs.Name(), longFlags(err.Error())), false
+		}
+		left := fs.Args()
+		if used := args[:len(args)-len(left)]; len(used) > 0 && used[len(used)-1] == "--" {
+			return append(rest, left...), 0, true
+		}
+		if len(left) == 0 {
+			return rest, 0, true
+		}
+		rest, args = append(rest, left[0]), left[1:]
+	}
+}
+
+// usageError prints "junction CMD: msg" and where the help is; exit 2.
+func usageError(stderr io.Writer, cmd, msg string) int {
+	fmt.Fprintf(stderr, "junction %s: %s\nRun 'junction help %s' for usage.\n", cmd, msg, cmd)
+	return 2
+}
+
+var singleDash = regexp.MustCompile(`(: |flag )-([A-Za-z0-9][A-Za-z0-9_-]+)`)
+
+// longFlags rewrites the flag package's "-name" in its errors as "--name".
+func longFlags(msg string) string { return singleDash.ReplaceAllString(msg, "$1--$2") }
+
+// printHelp prints a command's usage, description, flags with --long names,
+// and examples.
+func printHelp(w io.Writer, name string, fs *flag.FlagSet) {
+	h := helps[name]
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n\nFlags:\n", h.usage, h.desc)
+	type row struct{ left, usage string }
+	var rows []row
+	aliases := map[string]bool{}
+	for _, s := range shortNames {
+		aliases[s] = true
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if aliases[f.Name] && f.Usage == "" {
+			return
+		}
+		left := "--" + f.Name
+		if s, ok := shortNames[f.Name]; ok && fs.Lookup(s) != nil {
+			left = "-" + s + ", " + left
+		} else {
+			left = "    " + left
+		}
+		arg, usage := flag.UnquoteUsage(f)
+		if arg != "" {
+			left += " " + strings.ToUpper(arg)
+		}
+		if d := f.DefValue; d != "" && d != "0" && d != "false" && d != "0s" {
+			usage += " (default " + d + ")"
+		}
+		rows = append(rows, row{left, usage})
+	})
+	rows = append(rows, row{"-h, --help", "print this help"})
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r.left))
+	}
+	width = min(width, 24)
+	for _, r := range rows {
+		lines := wrap(r.usage, 78-4-width)
+		if len(r.left) > width {
+			fmt.Fprintf(w, "  %s\n", r.left)
+		} else {
+			fmt.Fprintf(w, "  %-*s  %s\n", width, r.left, lines[0])
+			lines = lines[1:]
+		}
+		for _, l := range lines {
+			fmt.Fprintf(w, "  %-*s  %s\n", width, "", l)
+		}
+	}
+	fmt.Fprintf(w, "\nExamples:\n")
+	for _, l := range strings.Split(h.examples, "\n") {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+}
+
+// wrap splits s into lines of at most n bytes at spaces.
+func wrap(s string, n int) []string {
+	var lines []string
+	var cur string
+	for _, word := range strings.Fields(s) {
+		if cur != "" && len(cur)+1+len(word) > n {
+			lines = append(lines, cur)
+			cur = ""
+		}
+		if cur != "" {
+			cur += " "
+		}
+		cur += word
+	}
+	return append(lines, cur)
+}
