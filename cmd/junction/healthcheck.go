@@ -50,7 +50,9 @@ func healthcheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "junction healthcheck:", err)
 		return 1
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// Straight to the admin API, never through an HTTP_PROXY.
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	resp, err := client.Do(req)
 	if err != nil {
 		fmt.Fprintln(stderr, "junction healthcheck:", err)
 		return 1

@@ -225,12 +225,16 @@ func logStartup(log *slog.Logger, cfg *config.Config, plan *router.Plan, ingress
 	}
 }
 
-// redactURLs hides the passwords in a comma-separated list of URLs.
+// redactURLs hides the user info (a password, or a NATS token as the user)
+// in a comma-separated list of URLs.
 func redactURLs(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
 		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
-			parts[i] = u.Redacted()
+			if u.User != nil {
+				u.User = url.User("xxxxx")
+			}
+			parts[i] = u.String()
 		}
 	}
 	return strings.Join(parts, ",")

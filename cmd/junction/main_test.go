@@ -633,3 +633,16 @@ routes: [{name: r, to: [out]}]
 		})
 	}
 }
+
+func TestRedactURLs(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://user:secret@a:4222,nats://b:4222", "nats://xxxxx@a:4222,nats://b:4222"},
+		{"nats://s3cr3t-token@a:4222", "nats://xxxxx@a:4222"},
+	}
+	for _, tt := range tests {
+		if got := redactURLs(tt.in); got != tt.want {
+			t.Errorf("redactURLs(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
