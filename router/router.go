@@ -20,7 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/journal"
 	"github.com/junctionhq/junction/sinks"
 	"github.com/junctionhq/junction/sources"
@@ -381,20 +380,4 @@ func (r *Router) trackPending(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// maxTimeout is the longest per-attempt timeout any policy gives sink.
-func (p *Plan) maxTimeout(sink string) time.Duration {
-	d := config.DefaultPolicy.Timeout
-	for _, sp := range p.Sinks {
-		if sp.Plugin.Name == sink {
-			d = max(d, sp.Policy.Timeout)
-		}
-	}
-	for _, rt := range p.Routes {
-		if pol, ok := rt.Policy[sink]; ok {
-			d = max(d, pol.Timeout)
-		}
-	}
-	return d
 }

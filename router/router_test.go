@@ -204,9 +204,6 @@ routes:
 	if p.Sinks[0].Policy.DeadLetter != "" {
 		t.Error("a dead-letter sink's own policy must not dead-letter again")
 	}
-	if got := p.maxTimeout("a"); got != 10*time.Second {
-		t.Errorf("maxTimeout(a) = %v, want the 10s default (it is the largest)", got)
-	}
 	if p.Summary() != "0 sources, 3 sinks, 1 route" {
 		t.Errorf("summary %q", p.Summary())
 	}
