@@ -163,7 +163,9 @@ func (j *junction) restart() {
 	}
 	j.exited = make(chan struct{})
 	go func() { j.cmd.Wait(); close(j.exited) }()
-	waitReady(j.t, "junction", 30*time.Second, j.exited, j.stderr, httpOK(j.admin+"/readyz"))
+	// 60 s: a replica joining a JetStream cluster under CI's load was seen
+	// to need more than 30 s for its stream and consumer requests.
+	waitReady(j.t, "junction", 60*time.Second, j.exited, j.stderr, httpOK(j.admin+"/readyz"))
 }
 
 // waitReady polls ready until it is true. It fails the test with out's
