@@ -146,14 +146,16 @@ func (j *Journal) Consumer(ctx context.Context, sink string, o ConsumeOptions) (
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      0,
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if old, err := j.stream.Consumer(cctx, sink); err == nil {
+	if old, err := setup(ctx, j, "consumer info "+sink, func(ctx context.Context) (jetstream.Consumer, error) {
+		return j.stream.Consumer(ctx, sink)
+	}); err == nil {
 		if info := old.CachedInfo(); info != nil {
 			j.warnChanged("consumer of sink "+sink, consumerSettings(info.Config), consumerSettings(cfg))
 		}
 	}
-	c, err := j.stream.CreateOrUpdateConsumer(cctx, cfg)
+	c, err := setup(ctx, j, "create consumer "+sink, func(ctx context.Context) (jetstream.Consumer, error) {
+		return j.stream.CreateOrUpdateConsumer(ctx, cfg)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create consumer for sink %s: %w", sink, err)
 	}

@@ -102,9 +102,9 @@ func (j *Journal) ensureDeadLetters(ctx context.Context) error {
 		// the acknowledgement of its delivery carries the same message id.
 		Duplicates: 2 * time.Minute,
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	s, err := j.js.CreateOrUpdateStream(cctx, cfg)
+	s, err := setup(ctx, j, "create stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
+		return j.js.CreateOrUpdateStream(ctx, cfg)
+	})
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", cfg.Name, err)
 	}

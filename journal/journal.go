@@ -294,18 +294,22 @@ func (j *Journal) ensureStream(ctx context.Context) error {
 		// once.
 		Duplicates: j.duplicates(),
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if old, err := j.js.Stream(cctx, cfg.Name); err == nil {
-		if info, err := old.Info(cctx); err == nil {
-			want := cfg
-			if want.Duplicates == 0 {
-				want.Duplicates = 2 * time.Minute // the server's default
-			}
-			j.warnChanged("stream "+cfg.Name, streamSettings(info.Config), streamSettings(want))
+	if info, err := setup(ctx, j, "stream info "+cfg.Name, func(ctx context.Context) (*jetstream.StreamInfo, error) {
+		s, err := j.js.Stream(ctx, cfg.Name)
+		if err != nil {
+			return nil, err
 		}
+		return s.Info(ctx)
+	}); err == nil {
+		want := cfg
+		if want.Duplicates == 0 {
+			want.Duplicates = 2 * time.Minute // the server's default
+		}
+		j.warnChanged("stream "+cfg.Name, streamSettings(info.Config), streamSettings(want))
 	}
-	s, err := j.js.CreateOrUpdateStream(cctx, cfg)
+	s, err := setup(ctx, j, "create stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
+		return j.js.CreateOrUpdateStream(ctx, cfg)
+	})
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", cfg.Name, err)
 	}
@@ -480,4 +484,32 @@ func (j *Journal) Close() error {
 		unlockDir(j.lock)
 	}
 	return nil
+}
+
+// Bounds of the requests that set up streams and consumers (variables for
+// tests).
+var (
+	// setupTimeout bounds all the attempts of one request.
+	setupTimeout = 60 * time.Second
+	// setupAttempt bounds one attempt.
+	setupAttempt = 10 * time.Second
+)
+
+// setup makes a request that creates or updates a stream or consumer (what
+// names it), again when an attempt gets no answer in setupAttempt: a
+// JetStream cluster may carry out a request and lose its answer (seen with
+// a new stream on a cluster under load: the stream had its leader at once,
+// the answer never came). The requests are idempotent.
+func setup[T any](ctx context.Context, j *Journal, what string, do func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		actx, acancel := context.WithTimeout(ctx, setupAttempt)
+		v, err := do(actx)
+		acancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return v, err
+		}
+		j.log.Warn("journal: no answer to a request, asking again", "request", what, "attempt", attempt, "timeout", setupAttempt)
+	}
 }
