@@ -28,6 +28,7 @@ FUZZ_TARGETS := \
 	./sources/s3:FuzzSNS \
 	./sources/s3:FuzzTrustAWSURL \
 	./internal/s3event:FuzzConvert \
+	./internal/cejson:FuzzInteger \
 	./internal/cehttp:FuzzParseEvent \
 	./internal/cehttp:FuzzBinaryRoundTrip \
 	./sinks:FuzzRetryAfter \
