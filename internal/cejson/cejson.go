@@ -55,6 +55,14 @@ func Unmarshal(e *event.Event, raw []byte) (err error) {
 		}
 		return err
 	}
+	// Attribute names MUST consist of lower-case ASCII letters and digits
+	// (CloudEvents 1.0 and 0.3, "Attribute Naming Convention"); the SDK
+	// checks it for 1.0 only, in Validate.
+	for name := range extensions(e) {
+		if !validName(name) {
+			return event.ValidationError{name: errBadName}
+		}
+	}
 	// Only a JSON number becomes an int32 extension: when there is none,
 	// there is nothing to check (the usual case, at no cost).
 	for _, v := range extensions(e) {
@@ -66,6 +74,22 @@ func Unmarshal(e *event.Event, raw []byte) (err error) {
 		}
 	}
 	return nil
+}
+
+// errBadName is the reason for an attribute name that is not valid.
+var errBadName = errors.New("attribute names must be non-empty and consist of lower-case letters (a-z) and digits (0-9)")
+
+// validName reports whether name is a valid CloudEvents attribute name.
+func validName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // extensions returns the extensions of e without copying them, as
@@ -259,6 +283,10 @@ func checkExtensions(e *event.Event, raw []byte, fix bool) error {
 		}
 		if attrs[name] {
 			return true
+		}
+		if !validName(name) {
+			bad = event.ValidationError{name: errBadName}
+			return false
 		}
 		if err := CheckExtension(value); err != nil {
 			bad = event.ValidationError{name: err}

@@ -283,3 +283,28 @@ func BenchmarkUnmarshal(b *testing.B) {
 		})
 	}
 }
+
+// TestExtensionNames: attribute names MUST be lower-case letters and digits
+// (CloudEvents "Attribute Naming Convention", 1.0 and 0.3). An empty name
+// next to a number extension made the number vanish on the journal's round
+// trip (found by FuzzParseRequest).
+func TestExtensionNames(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		ok   bool
+	}{
+		{`{"specversion":"0.3","id":"0","source":"s","type":"t","0":0,"":0}`, false},
+		{`{"specversion":"1.0","id":"0","source":"s","type":"t","n":1,"":0}`, false},
+		{`{"specversion":"0.3","id":"0","source":"s","type":"t","Upper":"x"}`, false},
+		{`{"specversion":"0.3","id":"0","source":"s","type":"t","ext0":"x","n":7}`, true},
+	} {
+		var e event.Event
+		err := Unmarshal(&e, []byte(tc.body))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want ok=%v", tc.body, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "lower-case letters") {
+			t.Errorf("%s: reason %q does not say what names may be", tc.body, err)
+		}
+	}
+}
