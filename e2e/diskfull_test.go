@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -24,48 +23,6 @@ import (
 // 503 within 5 s, both recover on their own within 30 s of the cause being
 // gone, every event answered 202 is delivered, nothing is left in the
 // journal, and the refusals are logged once per 10 s.
-
-// mountTmpfs mounts a tmpfs of size (such as "20m") on a new directory,
-// unmounted when the test ends (after junction stopped: call it before
-// start). It skips the test where mounting is not permitted, except in CI,
-// which runs as root.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("mounting a tmpfs is not permitted here (%v: %s); CI runs this test as root", err, strings.TrimSpace(string(out)))
-		}
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file in dir until its filesystem is full, and returns
-// its path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 256<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !strings.Contains(err.Error(), "no space left") {
-				t.Fatalf("fill %s: %v", dir, err)
-			}
-			return path
-		}
-	}
-}
 
 // readyz returns the status of /readyz and its "journal" field.
 func readyz(t *testing.T, j *junction) (int, string) {
@@ -131,7 +88,7 @@ func checkJournalEmpty(t *testing.T, dir string) {
 // removed, /readyz and ingest recover within 30 s without a restart, every
 // event answered 202 reaches the sink, and the journal ends empty.
 func TestDiskFullJournal(t *testing.T) {
-	mnt := mountTmpfs(t, "20m")
+	mnt := plugintest.MountTmpfs(t, "20m")
 	hook := newSink(t, ok)
 	dataDir := filepath.Join(mnt, "data")
 	cfg := strings.Replace(httpSource, `journal: {dir: "{{DATA}}"}`, fmt.Sprintf(`journal: {dir: %q, minFreeSpace: 4MiB, deadLetterMaxBytes: 2MiB}`, dataDir), 1) + fmt.Sprintf(`sinks:
@@ -150,7 +107,7 @@ routes:
 	}()
 	plugintest.Eventually(t, 10*time.Second, "events accepted before the disk fills", func() bool { return load.acceptedCount() >= 200 })
 
-	filler := fillDisk(t, mnt)
+	filler := plugintest.FillDisk(t, mnt)
 	full := time.Now()
 	toReadyz, reason := waitReadyz(t, j, http.StatusServiceUnavailable, 5*time.Second)
 	notReady := full.Add(toReadyz)

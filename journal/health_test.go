@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/junctionhq/junction/internal/plugintest"
 )
 
 // fakeDisk makes the journal read free space from free, on a filesystem of
@@ -182,45 +183,6 @@ func (w testLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// mountTmpfs mounts a tmpfs of size (such as "24m") on a new directory. It
-// skips the test where mounting is not permitted, except in CI.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("mounting a tmpfs is not permitted here (%v: %s); it runs as root in CI", err, strings.TrimSpace(string(out)))
-		}
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fill writes a file in dir until the filesystem is full.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !strings.Contains(err.Error(), "no space left") {
-				t.Fatalf("fill %s: %v", dir, err)
-			}
-			return path
-		}
-	}
-}
-
 // TestStoreWriteErrorRecovers lets JetStream meet a full disk (no reserve):
 // its file store then keeps the write error, leaves publishes unanswered and
 // removes nothing acknowledged. Appends fail within the write timeout, the
@@ -228,7 +190,7 @@ func fill(t *testing.T, dir string) string {
 // writes again and removes the entries acknowledged meanwhile: nothing is
 // lost and nothing is left in the stream.
 func TestStoreWriteErrorRecovers(t *testing.T) {
-	dir := mountTmpfs(t, "24m")
+	dir := plugintest.MountTmpfs(t, "24m")
 	j := open(t, filepath.Join(dir, "journal"), func(o *Options) {
 		o.WriteTimeout = time.Second
 		o.Logger = slog.New(slog.NewTextHandler(testLog{t}, nil))
@@ -245,7 +207,7 @@ func TestStoreWriteErrorRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	filler := fill(t, dir)
+	filler := plugintest.FillDisk(t, dir)
 	for i := 0; i < 1000 && err == nil; i++ {
 		err = j.Append(ctx, []Entry{{Sink: "s", Route: "r", Data: make([]byte, 64<<10)}})
 	}
