@@ -98,13 +98,7 @@ routes:
 `, hook.url)
 	j := start(t, cfg)
 	load := startLoad("d", 4, time.Millisecond, j.ingest+"/events")
-	defer func() {
-		select {
-		case <-load.stopc:
-		default:
-			load.stop()
-		}
-	}()
+	defer load.stop()
 	plugintest.Eventually(t, 10*time.Second, "events accepted before the disk fills", func() bool { return load.acceptedCount() >= 200 })
 
 	filler := plugintest.FillDisk(t, mnt)
@@ -198,13 +192,7 @@ routes:
 `, hook.url)
 	j := start(t, cfg)
 	load := startLoad("m", 2, time.Millisecond, j.ingest+"/events")
-	defer func() {
-		select {
-		case <-load.stopc:
-		default:
-			load.stop()
-		}
-	}()
+	defer load.stop()
 	began := time.Now()
 	plugintest.Eventually(t, 30*time.Second, "a request refused by the full journal", func() bool {
 		_, ok := load.firstAnswered(http.StatusServiceUnavailable, began)

@@ -23,9 +23,10 @@ type answer struct {
 // turn, as a load balancer would) on several connections until stopped, and
 // records every answer.
 type ingestLoad struct {
-	stopc chan struct{}
-	wg    sync.WaitGroup
-	next  atomic.Int64
+	stopc    chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	next     atomic.Int64
 
 	mu       sync.Mutex
 	accepted map[string]bool
@@ -75,8 +76,10 @@ func startLoad(prefix string, conns int, pause time.Duration, urls ...string) *i
 	return l
 }
 
+// stop ends the load and waits for the requests in flight; calling it
+// again does nothing.
 func (l *ingestLoad) stop() {
-	close(l.stopc)
+	l.stopOnce.Do(func() { close(l.stopc) })
 	l.wg.Wait()
 }
 
