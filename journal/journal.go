@@ -459,11 +459,6 @@ func classify(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
-// Ready reports whether the journal is connected.
-func (j *Journal) Ready() bool {
-	return j.nc != nil && j.nc.IsConnected()
-}
-
 // Close closes the connection and stops the embedded server.
 func (j *Journal) Close() error {
 	j.health.close()
