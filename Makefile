@@ -34,7 +34,7 @@ FUZZ_TARGETS := \
 	./sinks:FuzzRetryAfter \
 	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter \
-	./router:FuzzDecodeEvent \
+	./journal:FuzzDecodeEvent \
 	./journal:FuzzSplitBatch
 
 .PHONY: help build test unit fuzz lint bench run clean docker services

@@ -66,7 +66,7 @@ func (r *Router) listDeadLetters(w http.ResponseWriter, req *http.Request) {
 			j.Accepted = &at
 		}
 		var e event.Event
-		if err := decodeEvent(dl.Data, &e); err == nil {
+		if err := journal.DecodeEvent(dl.Data, &e); err == nil {
 			j.Event, err = json.Marshal(e)
 			if err != nil {
 				j.Event = nil

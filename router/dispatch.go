@@ -83,7 +83,7 @@ func (s *sinkRuntime) policy(d *journal.Delivery) config.Policy {
 // drop. A dead-letter write that fails leaves the entry pending.
 func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	var e event.Event
-	if err := decodeEvent(d.Data, &e); err != nil {
+	if err := journal.DecodeEvent(d.Data, &e); err != nil {
 		s.log.Error("drop unreadable journal entry", "route", d.Route, "seq", d.Seq, "err", err)
 		s.count(d.Route, OutcomeDropped)
 		d.Drop("unreadable event")
@@ -187,7 +187,7 @@ type deadLetterOf struct {
 // dl names a dead-letter sink, journals a copy with the dead-letter
 // extensions for that sink. It returns once both are durable.
 func (r *Router) deadLetter(ctx context.Context, dl deadLetterOf) error {
-	data, err := encodeEvent(nil, dl.event)
+	data, err := journal.EncodeEvent(nil, dl.event)
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", dl.event.ID(), err)
 	}

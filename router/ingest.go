@@ -92,7 +92,7 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 			if rt.Transform == nil {
 				if plain == nil {
 					var err error
-					if plain, err = encodeEvent(nil, e); err != nil {
+					if plain, err = journal.EncodeEvent(nil, e); err != nil {
 						return fmt.Errorf("encode event %s: %w", e.ID(), err)
 					}
 				}
@@ -105,7 +105,7 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 					}
 					continue
 				}
-				if data, err = encodeEvent(nil, t); err != nil {
+				if data, err = journal.EncodeEvent(nil, t); err != nil {
 					return fmt.Errorf("encode event %s: %w", e.ID(), err)
 				}
 			}
@@ -200,7 +200,7 @@ const MaxErrorLen = 512
 // deadLetterEntry is the journal entry that sends a copy of e, with the
 // dead-letter extensions, to the dead-letter sink dlSink.
 func deadLetterEntry(e *event.Event, route, sink, dlSink string, attempts int, cause string) (journal.Entry, error) {
-	data, err := encodeEvent(nil, deadLetter(e, route, sink, attempts, cause))
+	data, err := journal.EncodeEvent(nil, deadLetter(e, route, sink, attempts, cause))
 	if err != nil {
 		return journal.Entry{}, fmt.Errorf("encode event %s: %w", e.ID(), err)
 	}

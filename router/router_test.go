@@ -348,7 +348,7 @@ routes:
 	}
 	dl := dls[0]
 	var e event.Event
-	if err := decodeEvent(dl.Data, &e); err != nil {
+	if err := journal.DecodeEvent(dl.Data, &e); err != nil {
 		t.Fatal(err)
 	}
 	if e.ID() != "x" || dl.Route != "r" || dl.Sink != "never" || dl.Attempts != 1 || dl.Reason != journal.ReasonPermanent ||

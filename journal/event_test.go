@@ -1,4 +1,4 @@
-package router
+package journal
 
 import (
 	"bytes"
@@ -48,12 +48,12 @@ func codecEvents() []*event.Event {
 // attribute, with its data byte for byte and its extension types.
 func TestCodecRoundTrip(t *testing.T) {
 	for _, in := range codecEvents() {
-		b, err := encodeEvent(nil, in)
+		b, err := EncodeEvent(nil, in)
 		if err != nil {
 			t.Fatalf("%s: %v", in.ID(), err)
 		}
 		var out event.Event
-		if err := decodeEvent(b, &out); err != nil {
+		if err := DecodeEvent(b, &out); err != nil {
 			t.Fatalf("%s: decode: %v", in.ID(), err)
 		}
 		wantJSON, _ := json.Marshal(in)
@@ -81,22 +81,22 @@ func TestCodecReadsJSON(t *testing.T) {
 	in := codecEvents()[0]
 	b, _ := in.MarshalJSON()
 	var out event.Event
-	if err := decodeEvent(b, &out); err != nil || out.ID() != in.ID() || out.Extensions()["tenant"] != "acme" {
+	if err := DecodeEvent(b, &out); err != nil || out.ID() != in.ID() || out.Extensions()["tenant"] != "acme" {
 		t.Fatalf("JSON entry: %v %s", err, out)
 	}
 }
 
 func FuzzDecodeEvent(f *testing.F) {
 	for _, e := range codecEvents() {
-		b, _ := encodeEvent(nil, e)
+		b, _ := EncodeEvent(nil, e)
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e event.Event
-		if err := decodeEvent(b, &e); err != nil {
+		if err := DecodeEvent(b, &e); err != nil {
 			return
 		}
-		if _, err := encodeEvent(nil, &e); err != nil && b[0] == formatBinary {
+		if _, err := EncodeEvent(nil, &e); err != nil && b[0] == formatBinary {
 			t.Fatalf("decoded an entry that does not encode again: %v", err)
 		}
 	})
@@ -109,9 +109,9 @@ func BenchmarkCodec(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
-			buf, _ = encodeEvent(buf[:0], e)
+			buf, _ = EncodeEvent(buf[:0], e)
 			var out event.Event
-			if err := decodeEvent(buf, &out); err != nil {
+			if err := DecodeEvent(buf, &out); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package router
+package journal
 
 import (
 	"encoding/binary"
@@ -19,7 +19,7 @@ import (
 // strings, the extensions with their types, then the data as it is (no
 // base64, no JSON escaping). Other events are stored in the JSON event
 // format, which starts with '{'; entries written by earlier versions are
-// JSON too, and decodeEvent reads both.
+// JSON too, and DecodeEvent reads both.
 const formatBinary = 0x01
 
 const flagBase64 = 1 << 0
@@ -32,8 +32,8 @@ const (
 	extTime   = 't'
 )
 
-// encodeEvent appends the stored form of e to dst.
-func encodeEvent(dst []byte, e *event.Event) ([]byte, error) {
+// EncodeEvent appends the stored form of e to dst.
+func EncodeEvent(dst []byte, e *event.Event) ([]byte, error) {
 	if e.SpecVersion() != event.CloudEventsVersionV1 {
 		b, err := e.MarshalJSON()
 		return append(dst, b...), err
@@ -109,10 +109,10 @@ func appendTime(dst []byte, t time.Time) []byte {
 
 var errCorrupt = errors.New("corrupt journal entry")
 
-// decodeEvent reads an event stored by encodeEvent (or in the JSON format).
+// DecodeEvent reads an event stored by EncodeEvent (or in the JSON format).
 // The event refers to b, for its data and its string attributes, without
 // copying: b must not change afterwards (a journal entry's bytes never do).
-func decodeEvent(b []byte, e *event.Event) error {
+func DecodeEvent(b []byte, e *event.Event) error {
 	if len(b) == 0 || b[0] != formatBinary {
 		return e.UnmarshalJSON(b)
 	}
@@ -245,7 +245,7 @@ func (r *reader) string() string {
 		r.err = errCorrupt
 		return ""
 	}
-	// No copy: the decoded event owns b (see decodeEvent).
+	// No copy: the decoded event owns b (see DecodeEvent).
 	s := unsafe.String(unsafe.SliceData(r.b), int(n))
 	r.b = r.b[n:]
 	return s
