@@ -35,7 +35,7 @@ FUZZ_TARGETS := \
 	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter \
 	./journal:FuzzDecodeEvent \
-	./journal:FuzzSplitBatch
+	./journal:FuzzDecodeEnvelope
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
 

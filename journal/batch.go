@@ -3,11 +3,9 @@ package journal
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,25 +21,15 @@ import (
 // fetch and one acknowledgement then serve many deliveries; an append that
 // finds the journal idle is stored at once, alone.
 //
-// A journal message's subject is <prefix>.<sink>.<n>, n being how many
-// entries it holds. A message of one entry has headers for the route and
-// the dead-letter mark, and the encoded event as its payload. A message of
-// several holds, for each entry: the route's length (uvarint),
-// the route, a flags byte (1: dead letter), the data's length (uvarint), the
-// data.
+// A journal message's subject names its sink, lane and number of entries
+// (see lanes); its payload is the envelope of its entries (see
+// envelope.go). An entry not due yet goes alone to the delay stream (see
+// delay.go).
 
 // Batch limits: entries per journal message, and payload bytes.
 const (
 	maxBatchEntries = 64
 	maxBatchBytes   = 256 << 10
-)
-
-// Headers of entries that a failed delivery from a batch put back alone.
-const (
-	// headerAttempts is the number of attempts already made.
-	headerAttempts = "Junction-Attempts"
-	// headerDue is when the next attempt may be made (Unix nanoseconds).
-	headerDue = "Junction-Due"
 )
 
 // waiter is one Append call waiting for its entries.
@@ -334,44 +322,65 @@ func (a *appender) refuse(round []queued, err error) []queued {
 	return nil
 }
 
-// group makes the journal messages of a round: by sink, in order, within
-// the batch limits; an entry too large for a batch goes alone.
+// group makes the journal messages of a round: by lane, in order, within
+// the batch limits; an entry too large for a batch goes alone, and so does
+// an entry not due yet (to the delay stream). A message of the keyed lane
+// holds at most one entry of each route and key: an entry's sequence
+// number (junctionseq) is its message's sequence in the stream.
 func (a *appender) group(round []queued) ([]*nats.Msg, [][]*waiter) {
 	var msgs []*nats.Msg
 	var waiters [][]*waiter
-	add := func(group []queued) {
+	now := time.Now()
+	add := func(ln lane, group []queued) {
 		ws := make([]*waiter, len(group))
-		for i, q := range group {
-			ws[i] = q.w
+		es := make([]*Entry, len(group))
+		size := 0
+		for i := range group {
+			ws[i] = group[i].w
+			es[i] = &group[i].e
+			size += envelopeSize(es[i])
 		}
-		if len(group) == 1 {
-			msgs = append(msgs, a.j.msg(group[0].e))
-		} else {
-			msgs = append(msgs, a.j.batchMsg(group))
-		}
+		m := &nats.Msg{Subject: a.j.lanes.subject(ln, len(es)), Data: appendEnvelope(make([]byte, 0, size+16), es)}
+		msgs = append(msgs, m)
 		waiters = append(waiters, ws)
 	}
-	var sinks []string
-	bySink := map[string][]queued{}
+	var order []lane
+	byLane := map[lane][]queued{}
 	for _, q := range round {
-		if _, ok := bySink[q.e.Sink]; !ok {
-			sinks = append(sinks, q.e.Sink)
+		if q.e.NotBefore.After(now.Add(dueSlack)) {
+			msgs = append(msgs, a.delayed(&q.e))
+			waiters = append(waiters, []*waiter{q.w})
+			continue
 		}
-		bySink[q.e.Sink] = append(bySink[q.e.Sink], q)
+		q.e.NotBefore = time.Time{}
+		ln := a.j.lanes.of(&q.e)
+		if _, ok := byLane[ln]; !ok {
+			order = append(order, ln)
+		}
+		byLane[ln] = append(byLane[ln], q)
 	}
-	for _, sink := range sinks {
+	for _, ln := range order {
 		var group []queued
+		var keys map[[2]string]bool
+		if ln.kind == laneKeyed {
+			keys = map[[2]string]bool{}
+		}
 		size := 0
-		for _, q := range bySink[sink] {
-			n := entrySize(q.e)
-			if len(group) > 0 && (len(group) == maxBatchEntries || size+n > a.limit) {
-				add(group)
+		for _, q := range byLane[ln] {
+			n := envelopeSize(&q.e)
+			k := [2]string{q.e.Route, q.e.Key}
+			if len(group) > 0 && (len(group) == maxBatchEntries || size+n > a.limit || keys[k]) {
+				add(ln, group)
 				group, size = nil, 0
+				clear(keys)
 			}
 			group = append(group, q)
 			size += n
+			if keys != nil {
+				keys[k] = true
+			}
 		}
-		add(group)
+		add(ln, group)
 	}
 	return msgs, waiters
 }
@@ -397,95 +406,4 @@ func (a *appender) close() {
 // sent to the journal.
 func (j *Journal) Stats() (messages, entries uint64) {
 	return j.app.messages.Load(), j.app.stored.Load()
-}
-
-func entrySize(e Entry) int {
-	return 2*binary.MaxVarintLen32 + 1 + len(e.Route) + len(e.Data)
-}
-
-func (j *Journal) batchMsg(group []queued) *nats.Msg {
-	size := 0
-	for _, q := range group {
-		size += entrySize(q.e)
-	}
-	buf := make([]byte, 0, size)
-	for _, q := range group {
-		buf = binary.AppendUvarint(buf, uint64(len(q.e.Route)))
-		buf = append(buf, q.e.Route...)
-		var flags byte
-		if q.e.DeadLetter {
-			flags |= 1
-		}
-		buf = append(buf, flags)
-		buf = binary.AppendUvarint(buf, uint64(len(q.e.Data)))
-		buf = append(buf, q.e.Data...)
-	}
-	return &nats.Msg{Subject: j.subject(group[0].e.Sink, len(group)), Data: buf}
-}
-
-var errBadBatch = errors.New("malformed batch")
-
-// splitBatch decodes a batch message's payload into its entries. Data
-// slices share the payload.
-func splitBatch(p []byte) ([]Entry, error) {
-	var out []Entry
-	for len(p) > 0 {
-		n, k := binary.Uvarint(p)
-		if k <= 0 || n > uint64(len(p)-k) {
-			return nil, errBadBatch
-		}
-		route := string(p[k : k+int(n)])
-		p = p[k+int(n):]
-		if len(p) == 0 {
-			return nil, errBadBatch
-		}
-		flags := p[0]
-		p = p[1:]
-		n, k = binary.Uvarint(p)
-		if k <= 0 || n > uint64(len(p)-k) {
-			return nil, errBadBatch
-		}
-		out = append(out, Entry{Route: route, DeadLetter: flags&1 != 0, Data: p[k : k+int(n) : k+int(n)]})
-		p = p[k+int(n):]
-	}
-	if len(out) == 0 {
-		return nil, errBadBatch
-	}
-	return out, nil
-}
-
-// entriesIn reads how many entries a journal message holds from its subject
-// (see subject); 1 when the subject does not say.
-func entriesIn(subject string) int {
-	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
-		if n, err := strconv.Atoi(subject[i+1:]); err == nil && n > 0 {
-			return n
-		}
-	}
-	return 1
-}
-
-// subject is the subject of a journal message of n entries for sink.
-func (j *Journal) subject(sink string, n int) string {
-	return j.prefix + "." + sink + "." + strconv.Itoa(n)
-}
-
-// retryAlone stores one entry of a batch on its own, to be attempted again
-// at due, after attempts attempts; durably, as Append does. accepted is
-// when the entry was first stored.
-func (j *Journal) retryAlone(e Entry, attempts int, accepted, due time.Time) error {
-	m := j.msg(e)
-	m.Header[headerAttempts] = []string{strconv.Itoa(attempts)}
-	m.Header[headerAccepted] = []string{strconv.FormatInt(accepted.UnixNano(), 10)}
-	m.Header[headerDue] = []string{strconv.FormatInt(due.UnixNano(), 10)}
-	f, err := j.js.PublishMsgAsync(m)
-	if err != nil {
-		return classify(err)
-	}
-	select {
-	case <-f.Ok():
-		return j.sync()
-	case err := <-f.Err():
-		return classify(err)
-	}
 }

@@ -151,27 +151,17 @@ func TestBatchEntryRetry(t *testing.T) {
 	}
 }
 
-// TestBatchComesBackWhenRetryCannotBeStored fills the journal so that an
-// entry to retry cannot be stored alone: the whole batch is then handed out
-// again, nothing is lost.
+// TestBatchComesBackWhenRetryCannotBeStored has the journal refuse writes
+// (its disk reserve out of reach) so that an entry to retry cannot be
+// stored again: the whole batch is then handed out again, nothing is lost.
 func TestBatchComesBackWhenRetryCannotBeStored(t *testing.T) {
-	j := open(t, t.TempDir(), func(o *Options) { o.MaxBytes = 64 << 10 })
+	j := open(t, t.TempDir())
 	defer j.Close()
 	ctx := context.Background()
 	appendBatch(t, j, "first", "second")
-	// Fill the rest of the journal, to the last entry smaller than the one
-	// to retry.
-	for _, size := range []int{4 << 10, 1} {
-		for i := 0; ; i++ {
-			err := j.Append(ctx, []Entry{{Sink: "other", Route: "r", Data: make([]byte, size)}})
-			if errors.Is(err, ErrUnavailable) {
-				break
-			}
-			if err != nil || i > 2000 {
-				t.Fatalf("filling the journal: %v after %d entries", err, i)
-			}
-		}
-	}
+	j.health.mu.Lock()
+	j.health.reserve, j.health.diskAt = 1<<62, time.Time{}
+	j.health.mu.Unlock()
 	c, err := j.Consumer(ctx, "s", ConsumeOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +188,7 @@ func TestBatchComesBackWhenRetryCannotBeStored(t *testing.T) {
 	got.mu.Lock()
 	defer got.mu.Unlock()
 	if !errors.Is(retryErr, ErrUnavailable) {
-		t.Errorf("Retry into a full journal returned %v, want ErrUnavailable", retryErr)
+		t.Errorf("Retry into a journal refusing writes returned %v, want ErrUnavailable", retryErr)
 	}
 	for _, d := range got.seen[2:] {
 		if d.Attempt != 2 {
@@ -283,60 +273,4 @@ func TestFailedPublishDoesNotStall(t *testing.T) {
 	if err := j.Append(actx, []Entry{{Sink: "s", Route: "r", Data: []byte("after")}}); err != nil {
 		t.Fatalf("append after failed rounds: %v", err)
 	}
-}
-
-func TestSplitBatch(t *testing.T) {
-	j := &Journal{prefix: "junction.x"}
-	in := []queued{
-		{e: Entry{Sink: "s", Route: "r1", Data: []byte("one")}},
-		{e: Entry{Sink: "s", Route: "", Data: nil, DeadLetter: true}},
-		{e: Entry{Sink: "s", Route: "route-3", Data: bytes.Repeat([]byte{0xff}, 300)}},
-	}
-	m := j.batchMsg(in)
-	if m.Subject != "junction.x.s.3" {
-		t.Errorf("subject %q, want junction.x.s.3", m.Subject)
-	}
-	out, err := splitBatch(m.Data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out) != len(in) {
-		t.Fatalf("%d entries back, want %d", len(out), len(in))
-	}
-	for i := range in {
-		w, g := in[i].e, out[i]
-		if g.Route != w.Route || g.DeadLetter != w.DeadLetter || !bytes.Equal(g.Data, w.Data) {
-			t.Errorf("entry %d: got %+v, want %+v", i, g, w)
-		}
-	}
-	for _, bad := range [][]byte{nil, {5, 'a'}, {1, 'r', 0, 9, 'x'}, {1, 'r'}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}} {
-		if _, err := splitBatch(bad); err == nil {
-			t.Errorf("splitBatch(%v) accepted a malformed payload", bad)
-		}
-	}
-}
-
-func FuzzSplitBatch(f *testing.F) {
-	j := &Journal{prefix: "p"}
-	f.Add(j.batchMsg([]queued{{e: Entry{Sink: "s", Route: "r", Data: []byte("x")}}, {e: Entry{Sink: "s", Route: "q", DeadLetter: true}}}).Data)
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, p []byte) {
-		es, err := splitBatch(p)
-		if err != nil {
-			return
-		}
-		// What was read encodes back to the same bytes.
-		qs := make([]queued, len(es))
-		for i, e := range es {
-			e.Sink = "s"
-			qs[i] = queued{e: e}
-		}
-		if back := j.batchMsg(qs).Data; !bytes.Equal(back, p) && len(es) > 0 {
-			// Uvarints have several encodings; compare what they mean.
-			again, err := splitBatch(back)
-			if err != nil || len(again) != len(es) {
-				t.Fatalf("re-encoding %d entries gave %d (%v)", len(es), len(again), err)
-			}
-		}
-	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,9 +21,17 @@ type Delivery struct {
 	// batch is set when the entry shares its journal message with others.
 	batch *batchMsg
 	c     *Consumer
-	// Route, DeadLetter and Data are the entry's fields.
+	// entry is the entry as stored.
+	entry Entry
+	// keyed is set for an entry of the keyed lane: its outcome is
+	// recorded, and the keyed runner answers the journal (see keyed.go).
+	keyed   bool
+	outcome outcome
+	// Route, DeadLetter, Key, Priority and Data are the entry's fields.
 	Route      string
 	DeadLetter bool
+	Key        string
+	Priority   int
 	Data       []byte
 	// Attempt is the attempt number, 1 for the first delivery.
 	Attempt int
@@ -36,6 +43,20 @@ type Delivery struct {
 	// Seq is the sequence number in the stream of the entry's journal
 	// message (shared by the entries of a batch).
 	Seq uint64
+	// OrderSeq is, for an entry with a Key, its sequence number: it
+	// strictly increases from one entry of a route and key to the next, in
+	// the order they were stored, and stays the same across attempts,
+	// restarts and replicas (the stream sequence of the message that first
+	// held it). 0 without a key.
+	OrderSeq uint64
+}
+
+// outcome is how a keyed delivery was answered.
+type outcome struct {
+	set   bool
+	retry bool
+	delay time.Duration
+	drop  string
 }
 
 // batchMsg is a journal message of several entries: it is acknowledged
@@ -44,7 +65,7 @@ type batchMsg struct {
 	held *held
 	mu   sync.Mutex
 	left int
-	// failed is set when an entry to retry could not be stored alone: the
+	// failed is set when an entry to retry could not be stored again: the
 	// whole message is then handed out again after retryDelay.
 	failed     bool
 	retryDelay time.Duration
@@ -70,6 +91,14 @@ func (b *batchMsg) resolve(failed bool, delay time.Duration) error {
 
 // Ack removes the entry: it has been handled.
 func (d *Delivery) Ack() error {
+	if d.keyed {
+		d.outcome = outcome{set: true}
+		return nil
+	}
+	return d.ack()
+}
+
+func (d *Delivery) ack() error {
 	if d.batch != nil {
 		return d.batch.resolve(false, 0)
 	}
@@ -77,26 +106,44 @@ func (d *Delivery) Ack() error {
 	return d.held.msg.Ack()
 }
 
-// Retry hands the entry out again after delay.
+// Retry hands the entry out again after delay. An entry without a key is
+// stored again, due after delay, in the delay stream, so that while it
+// waits it takes no place in the sink's window (if that fails, its journal
+// message is handed out again after delay). An entry with a key is
+// attempted again in place: the entries of its key wait behind it.
 func (d *Delivery) Retry(delay time.Duration) error {
-	if d.batch == nil {
-		d.held.answered()
-		return d.held.msg.NakWithDelay(delay)
+	if d.keyed {
+		d.outcome = outcome{set: true, retry: true, delay: delay}
+		return nil
 	}
-	// The entry leaves its batch: it is stored alone, due after delay, and
-	// is retried from there. If that fails, the whole batch comes back.
-	e := Entry{Sink: d.c.sink, Route: d.Route, DeadLetter: d.DeadLetter, Data: d.Data}
-	if err := d.c.j.retryAlone(e, d.Attempt, d.Accepted, time.Now().Add(delay)); err != nil {
-		d.c.j.log.Warn("journal: storing an entry to retry failed; its whole batch will be handed out again",
+	e := d.entry
+	e.Sink = d.c.sink
+	e.Attempts = d.Attempt
+	e.Accepted = d.Accepted
+	e.NotBefore = time.Now().Add(delay)
+	ctx, cancel := context.WithTimeout(context.Background(), d.c.j.writeTimeout())
+	err := d.c.j.Append(ctx, []Entry{e})
+	cancel()
+	if err != nil {
+		d.c.j.log.Warn("journal: storing an entry to retry failed; its journal message will be handed out again",
 			"sink", d.c.sink, "seq", d.Seq, "err", err)
-		d.batch.resolve(true, delay)
+		if d.batch != nil {
+			d.batch.resolve(true, delay)
+			return err
+		}
+		d.held.answered()
+		d.held.msg.NakWithDelay(delay)
 		return err
 	}
-	return d.batch.resolve(false, 0)
+	return d.ack()
 }
 
 // Drop removes the entry without delivery (it cannot ever be delivered).
 func (d *Delivery) Drop(reason string) error {
+	if d.keyed {
+		d.outcome = outcome{set: true, drop: reason}
+		return nil
+	}
 	if d.batch != nil {
 		return d.batch.resolve(false, 0)
 	}
@@ -111,20 +158,35 @@ type ConsumeOptions struct {
 	// AckWait is how long an entry handed out may stay unanswered before it
 	// is handed out again (a crashed worker's entry comes back after it).
 	AckWait time.Duration
-	// MaxPending bounds entries handed out and not yet acknowledged,
-	// including those waiting for a retry. Default 1000 or 16 × Concurrency.
+	// MaxPending bounds the journal messages handed out and not yet
+	// acknowledged, per lane. Default 1000 or 16 × Concurrency.
 	MaxPending int
+	// Priorities are the priorities (1..MaxPriority) that entries for the
+	// sink may have: each has a lane. Lanes that hold entries get one too.
+	Priorities []int
+	// Keyed says that entries for the sink may have keys (the keyed lane
+	// is read also when it holds entries).
+	Keyed bool
 }
 
-// Consumer feeds one sink's entries to a handler.
+// Consumer feeds one sink's entries, from all its lanes, to a handler.
 type Consumer struct {
 	j    *Journal
 	sink string
-	cons jetstream.Consumer
 	opts ConsumeOptions
+	// base is the lane of priority 0; prio the lanes of other
+	// priorities, highest first; keyed the keyed lane, or nil.
+	base  jetstream.Consumer
+	prio  []jetstream.Consumer
+	keyed jetstream.Consumer
 }
 
-// Consumer creates or updates the durable consumer of sink's entries.
+// pinGroup is the priority group of the keyed lane's consumer: it is
+// pinned to one client (one replica) at a time, so that one process only
+// hands out the entries of a key.
+const pinGroup = "junction"
+
+// Consumer creates or updates the durable consumers of sink's lanes.
 func (j *Journal) Consumer(ctx context.Context, sink string, o ConsumeOptions) (*Consumer, error) {
 	if o.Concurrency < 1 {
 		o.Concurrency = 1
@@ -135,31 +197,86 @@ func (j *Journal) Consumer(ctx context.Context, sink string, o ConsumeOptions) (
 	if o.MaxPending <= 0 {
 		o.MaxPending = max(1000, 16*o.Concurrency)
 	}
-	cfg := jetstream.ConsumerConfig{
-		Durable:       sink,
-		Description:   "Junction deliveries to sink " + sink,
-		FilterSubject: j.Subject(sink),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       o.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: o.MaxPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		Replicas:      0,
+	c := &Consumer{j: j, sink: sink, opts: o}
+	var err error
+	// The lane of priority 0 first: the consumer of an earlier version
+	// took all of the sink's subjects, and consumers of a work queue must
+	// not overlap.
+	if c.base, err = j.laneConsumer(ctx, lane{sink: sink, kind: laneUnordered}, o); err != nil {
+		return nil, err
 	}
-	if old, err := setup(ctx, j, "consumer info "+sink, func(ctx context.Context) (jetstream.Consumer, error) {
-		return j.stream.Consumer(ctx, sink)
-	}); err == nil {
-		if info := old.CachedInfo(); info != nil {
-			j.warnChanged("consumer of sink "+sink, consumerSettings(info.Config), consumerSettings(cfg))
+	levels := map[int]bool{}
+	for _, p := range o.Priorities {
+		if p > 0 && p <= MaxPriority {
+			levels[p] = true
 		}
 	}
-	c, err := setup(ctx, j, "create consumer "+sink, func(ctx context.Context) (jetstream.Consumer, error) {
+	keyed := o.Keyed
+	lanesHeld, err := j.pendingLanes(ctx, sink)
+	if err != nil {
+		return nil, fmt.Errorf("read the lanes of sink %s: %w", sink, err)
+	}
+	for ln := range lanesHeld {
+		switch ln.kind {
+		case lanePriority:
+			levels[ln.priority] = true
+		case laneKeyed:
+			keyed = true
+		}
+	}
+	for p := MaxPriority; p > 0; p-- {
+		if !levels[p] {
+			continue
+		}
+		lc, err := j.laneConsumer(ctx, lane{sink: sink, kind: lanePriority, priority: p}, o)
+		if err != nil {
+			return nil, err
+		}
+		c.prio = append(c.prio, lc)
+	}
+	if keyed {
+		if c.keyed, err = j.laneConsumer(ctx, lane{sink: sink, kind: laneKeyed}, o); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// laneConsumer creates or updates the durable consumer of one lane.
+func (j *Journal) laneConsumer(ctx context.Context, ln lane, o ConsumeOptions) (jetstream.Consumer, error) {
+	name := j.lanes.consumer(ln)
+	cfg := jetstream.ConsumerConfig{
+		Durable:        name,
+		Description:    "Junction deliveries to sink " + ln.sink + " (" + ln.token() + " lane)",
+		FilterSubjects: j.lanes.filters(ln),
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        o.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  o.MaxPending,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		Replicas:       0,
+	}
+	if ln.kind == laneKeyed {
+		cfg.PriorityPolicy = jetstream.PriorityPolicyPinned
+		cfg.PriorityGroups = []string{pinGroup}
+		// A replica that stops pulling (it died) loses the lane after
+		// the ack wait, when its entries come back too.
+		cfg.PinnedTTL = o.AckWait
+	}
+	if old, err := setup(ctx, j, "consumer info "+name, func(ctx context.Context) (jetstream.Consumer, error) {
+		return j.stream.Consumer(ctx, name)
+	}); err == nil {
+		if info := old.CachedInfo(); info != nil {
+			j.warnChanged("consumer of sink "+ln.sink, consumerSettings(info.Config), consumerSettings(cfg))
+		}
+	}
+	c, err := setup(ctx, j, "create consumer "+name, func(ctx context.Context) (jetstream.Consumer, error) {
 		return j.stream.CreateOrUpdateConsumer(ctx, cfg)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create consumer for sink %s: %w", sink, err)
+		return nil, fmt.Errorf("create consumer for sink %s: %w", ln.sink, err)
 	}
-	return &Consumer{j: j, sink: sink, cons: c, opts: o}, nil
+	return c, nil
 }
 
 func consumerSettings(c jetstream.ConsumerConfig) []setting {
@@ -171,9 +288,10 @@ func consumerSettings(c jetstream.ConsumerConfig) []setting {
 
 // Pending returns how many entries wait for the sink: not yet handed out,
 // plus handed out and not yet acknowledged (an entry of a batch counts until
-// its whole batch is).
+// its whole batch is). Entries not due yet (in the delay stream) are not
+// counted.
 func (c *Consumer) Pending(ctx context.Context) (uint64, error) {
-	p, err := c.j.pending(ctx, c.j.Subject(c.sink))
+	p, err := c.j.pending(ctx, c.j.lanes.sink(c.sink))
 	return p[c.sink], err
 }
 
@@ -181,7 +299,7 @@ func (c *Consumer) Pending(ctx context.Context) (uint64, error) {
 // wait for it, as Consumer.Pending counts them; with one request to the
 // journal, whatever the number of sinks.
 func (j *Journal) Pending(ctx context.Context) (map[string]uint64, error) {
-	return j.pending(ctx, j.prefix+".>")
+	return j.pending(ctx, j.lanes.all())
 }
 
 // pending counts the entries by sink in the journal messages on subjects
@@ -193,14 +311,24 @@ func (j *Journal) pending(ctx context.Context, filter string) (map[string]uint64
 	}
 	out := make(map[string]uint64)
 	for subject, msgs := range info.State.Subjects {
-		sink, ok := strings.CutPrefix(subject, j.prefix+".")
-		if !ok {
-			continue
+		if ln, n, _, ok := j.lanes.parse(subject); ok {
+			out[ln.sink] += uint64(n) * msgs
 		}
-		if i := strings.IndexByte(sink, '.'); i >= 0 {
-			sink = sink[:i]
+	}
+	return out, nil
+}
+
+// pendingLanes returns the lanes of sink that hold entries.
+func (j *Journal) pendingLanes(ctx context.Context, sink string) (map[lane]bool, error) {
+	info, err := j.stream.Info(ctx, jetstream.WithSubjectFilter(j.lanes.sink(sink)))
+	if err != nil {
+		return nil, err
+	}
+	out := map[lane]bool{}
+	for subject := range info.State.Subjects {
+		if ln, _, _, ok := j.lanes.parse(subject); ok {
+			out[ln] = true
 		}
-		out[sink] += uint64(entriesIn(subject)) * msgs
 	}
 	return out, nil
 }
@@ -238,31 +366,93 @@ func (h *held) progress() {
 	}
 }
 
-// Run hands entries to handle on Concurrency workers until ctx ends, then
-// waits for the handlers running (their own context is drainCtx, which the
-// caller cancels when draining must stop).
-//
-// It pulls explicitly: each request asks for as many journal messages as
-// there are free slots (idle workers plus a buffer of as many) and lasts at
-// most FetchWait, so a lost pull or a missed heartbeat never stalls a sink
-// for longer than that. A message of several entries takes one slot until
-// all of them have been handled.
+// keeper keeps the messages held by a consumer alive in the journal.
+type keeper struct {
+	mu      sync.Mutex
+	holding map[*held]struct{}
+}
+
+func (k *keeper) add(h *held) {
+	k.mu.Lock()
+	k.holding[h] = struct{}{}
+	k.mu.Unlock()
+}
+
+func (k *keeper) remove(h *held) {
+	k.mu.Lock()
+	delete(k.holding, h)
+	k.mu.Unlock()
+}
+
+// run reports progress on every held message every period until ctx ends.
+func (k *keeper) run(ctx context.Context, period time.Duration) {
+	beat := time.NewTicker(period)
+	defer beat.Stop()
+	for {
+		select {
+		case <-beat.C:
+		case <-ctx.Done():
+			return
+		}
+		k.mu.Lock()
+		hs := make([]*held, 0, len(k.holding))
+		for h := range k.holding {
+			hs = append(hs, h)
+		}
+		k.mu.Unlock()
+		for _, h := range hs {
+			h.progress()
+		}
+	}
+}
+
+// Run hands entries to handle until ctx ends, at most Concurrency at once
+// over all the lanes, then waits for the handlers running (their own
+// context is drainCtx, which the caller cancels when draining must stop).
 func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Context, *Delivery)) error {
+	sem := make(chan struct{}, c.opts.Concurrency)
+	guarded := func(ctx context.Context, d *Delivery) {
+		sem <- struct{}{}
+		defer func() { <-sem }()
+		handle(ctx, d)
+	}
+	keep := &keeper{holding: map[*held]struct{}{}}
+	beatCtx, stopBeat := context.WithCancel(context.Background())
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		keep.run(beatCtx, max(c.opts.AckWait/3, 100*time.Millisecond))
+	}()
+	var wg sync.WaitGroup
+	if c.keyed != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.runKeyed(ctx, drainCtx, guarded, keep)
+		}()
+	}
+	c.runUnordered(ctx, drainCtx, guarded, keep)
+	wg.Wait()
+	stopBeat()
+	<-beatDone
+	return nil
+}
+
+// runUnordered hands out the entries of the lanes without keys.
+//
+// It pulls explicitly: each round asks for as many journal messages as
+// there are free slots (idle workers plus a buffer of as many), first from
+// the lanes of higher priority (without waiting), then from the lane of
+// priority 0 (a request that lasts at most FetchWait), so that a lost pull
+// or a missed heartbeat never stalls a sink for longer than that, and an
+// entry of a higher priority waits behind at most Concurrency entries of
+// lower ones besides those being attempted. A message of several entries
+// takes one slot until all of them have been handled.
+func (c *Consumer) runUnordered(ctx, drainCtx context.Context, handle func(context.Context, *Delivery), keep *keeper) {
 	conc := c.opts.Concurrency
-	// A token per message that may be handed out: one per worker, and as
-	// many again waiting in the buffer, so that workers never wait for a
-	// fetch.
 	slots := 2 * conc
 	idle := make(chan struct{}, slots)
 	for range slots {
-		idle <- struct{}{}
-	}
-	var heldMu sync.Mutex
-	holding := map[*held]struct{}{}
-	release := func(h *held) {
-		heldMu.Lock()
-		delete(holding, h)
-		heldMu.Unlock()
 		idle <- struct{}{}
 	}
 	work := make(chan *Delivery, slots)
@@ -275,38 +465,15 @@ func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Contex
 				h := d.held
 				handle(drainCtx, d)
 				if h.left.Add(-1) == 0 {
-					release(h)
+					keep.remove(h)
+					idle <- struct{}{}
 				}
 			}
 		}()
 	}
-	// Keep the messages held alive in the journal.
-	beat := time.NewTicker(max(c.opts.AckWait/3, 100*time.Millisecond))
-	beatDone := make(chan struct{})
-	go func() {
-		defer close(beatDone)
-		for {
-			select {
-			case <-beat.C:
-			case <-ctx.Done():
-				return
-			}
-			heldMu.Lock()
-			hs := make([]*held, 0, len(holding))
-			for h := range holding {
-				hs = append(hs, h)
-			}
-			heldMu.Unlock()
-			for _, h := range hs {
-				h.progress()
-			}
-		}
-	}()
 	defer func() {
 		close(work)
 		wg.Wait()
-		beat.Stop()
-		<-beatDone
 	}()
 	failures := 0
 	for {
@@ -314,7 +481,7 @@ func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Contex
 		select {
 		case <-idle:
 		case <-ctx.Done():
-			return nil
+			return
 		}
 		n := 1
 	count:
@@ -326,16 +493,32 @@ func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Contex
 				break count
 			}
 		}
-		batch, err := c.cons.Fetch(n, jetstream.FetchMaxWait(FetchWait))
 		got := 0
-		if err == nil {
+		var err error
+		take := func(batch jetstream.MessageBatch, ferr error) {
+			if ferr != nil {
+				err = ferr
+				return
+			}
 			for msg := range batch.Messages() {
 				got++
-				c.dispatch(msg, work, &heldMu, holding, idle)
+				c.dispatch(msg, work, keep, idle)
 			}
-			err = batch.Error()
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-				err = nil
+			if berr := batch.Error(); berr != nil && !errors.Is(berr, nats.ErrTimeout) && !errors.Is(berr, context.DeadlineExceeded) {
+				err = berr
+			}
+		}
+		for _, pc := range c.prio {
+			if got == n || err != nil {
+				break
+			}
+			take(pc.FetchNoWait(n - got))
+		}
+		if got < n && err == nil {
+			if got > 0 {
+				take(c.base.FetchNoWait(n - got))
+			} else {
+				take(c.base.Fetch(n-got, jetstream.FetchMaxWait(FetchWait)))
 			}
 		}
 		for range n - got {
@@ -345,14 +528,14 @@ func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Contex
 			failures = 0
 			continue
 		}
-		// The journal is unreachable or the consumer is gone: say so, back
+		// The journal is unreachable or a consumer is gone: say so, back
 		// off, and try again.
 		failures++
 		c.j.log.Warn("journal fetch failed", "sink", c.sink, "err", err, "failures", failures)
 		select {
 		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
 		case <-ctx.Done():
-			return nil
+			return
 		}
 	}
 }
@@ -360,7 +543,7 @@ func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Contex
 // dispatch hands a fetched message's entries to the workers, or answers the
 // journal itself for a message that is unreadable or not due yet. It frees
 // the message's slot in the second case.
-func (c *Consumer) dispatch(msg jetstream.Msg, work chan<- *Delivery, heldMu *sync.Mutex, holding map[*held]struct{}, idle chan<- struct{}) {
+func (c *Consumer) dispatch(msg jetstream.Msg, work chan<- *Delivery, keep *keeper, idle chan<- struct{}) {
 	h := &held{msg: msg}
 	ds, wait, err := c.decode(msg, h)
 	switch {
@@ -370,79 +553,74 @@ func (c *Consumer) dispatch(msg jetstream.Msg, work chan<- *Delivery, heldMu *sy
 		idle <- struct{}{}
 		return
 	case ds == nil:
-		// An entry retried alone, fetched before it is due.
+		// An entry of an earlier version retried alone, fetched before
+		// it is due.
 		msg.NakWithDelay(wait)
 		idle <- struct{}{}
 		return
 	}
 	h.left.Store(int32(len(ds)))
-	heldMu.Lock()
-	holding[h] = struct{}{}
-	heldMu.Unlock()
+	keep.add(h)
 	for _, d := range ds {
 		work <- d
 	}
 }
 
 // decode reads a journal message. It returns no deliveries and the time
-// left to wait for an entry retried alone whose first hand-out is the wait
-// for its due time.
+// left to wait for an entry of an earlier version retried alone, whose
+// first hand-out is the wait for its due time.
 func (c *Consumer) decode(msg jetstream.Msg, h *held) ([]*Delivery, time.Duration, error) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		return nil, 0, err
 	}
-	hdr := msg.Headers()
+	ln, n, legacy, ok := c.j.lanes.parse(msg.Subject())
+	if !ok {
+		return nil, 0, fmt.Errorf("not a journal subject")
+	}
+	var entries []Entry
+	if legacy {
+		entries, err = decodeLegacy(msg.Headers(), msg.Data(), n)
+	} else {
+		entries, err = decodeEnvelope(msg.Data())
+	}
+	if err != nil {
+		return nil, 0, err
+	}
 	attempt := int(meta.NumDelivered)
-	if v := hdr.Get(headerAttempts); v != "" {
-		prev, err := strconv.Atoi(v)
-		if err != nil || prev < 0 {
-			return nil, 0, fmt.Errorf("bad %s header %q", headerAttempts, v)
+	if len(entries) == 1 && !entries[0].NotBefore.IsZero() {
+		// Earlier versions: the first hand-out is the wait; attempts
+		// follow.
+		if meta.NumDelivered == 1 {
+			return nil, max(time.Until(entries[0].NotBefore), 0), nil
 		}
-		attempt += prev
-		if v := hdr.Get(headerDue); v != "" {
-			due, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return nil, 0, fmt.Errorf("bad %s header %q", headerDue, v)
+		attempt--
+	}
+	var b *batchMsg
+	if len(entries) > 1 {
+		b = &batchMsg{held: h, left: len(entries)}
+	}
+	ds := make([]*Delivery, len(entries))
+	for i, e := range entries {
+		e.Sink = ln.sink
+		d := &Delivery{
+			held: h, batch: b, c: c, entry: e, keyed: ln.kind == laneKeyed,
+			Route: e.Route, DeadLetter: e.DeadLetter, Key: e.Key, Priority: e.Priority, Data: e.Data,
+			Attempt:  e.Attempts + attempt,
+			Accepted: e.Accepted,
+			Index:    i,
+			Seq:      meta.Sequence.Stream,
+		}
+		if d.Accepted.IsZero() {
+			d.Accepted = meta.Timestamp
+		}
+		if e.Key != "" {
+			d.OrderSeq = e.Seq
+			if d.OrderSeq == 0 {
+				d.OrderSeq = meta.Sequence.Stream
 			}
-			// The first hand-out is the wait; attempts follow.
-			if meta.NumDelivered == 1 {
-				return nil, max(time.Until(time.Unix(0, due)), 0), nil
-			}
-			attempt--
 		}
+		ds[i] = d
 	}
-	accepted := meta.Timestamp
-	if v := hdr.Get(headerAccepted); v != "" {
-		ns, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return nil, 0, fmt.Errorf("bad %s header %q", headerAccepted, v)
-		}
-		accepted = time.Unix(0, ns)
-	}
-	one := &Delivery{
-		held:     h,
-		c:        c,
-		Attempt:  attempt,
-		Accepted: accepted,
-		Seq:      meta.Sequence.Stream,
-	}
-	if entriesIn(msg.Subject()) > 1 {
-		entries, err := splitBatch(msg.Data())
-		if err != nil {
-			return nil, 0, err
-		}
-		b := &batchMsg{held: h, left: len(entries)}
-		ds := make([]*Delivery, len(entries))
-		for i, e := range entries {
-			d := *one
-			d.batch, d.Route, d.DeadLetter, d.Data, d.Index = b, e.Route, e.DeadLetter, e.Data, i
-			ds[i] = &d
-		}
-		return ds, 0, nil
-	}
-	one.Route = hdr.Get(HeaderRoute)
-	one.DeadLetter = hdr.Get(HeaderDeadLetter) == "1"
-	one.Data = msg.Data()
-	return []*Delivery{one}, 0, nil
+	return ds, 0, nil
 }

@@ -506,7 +506,7 @@ func (h *health) reconcile() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	info, err := j.stream.Info(ctx, jetstream.WithSubjectFilter(j.prefix+".>"))
+	info, err := j.stream.Info(ctx, jetstream.WithSubjectFilter(j.lanes.all()))
 	if err != nil || info.State.Msgs == 0 {
 		return
 	}
@@ -516,31 +516,36 @@ func (h *health) reconcile() {
 		if ci.Config.FilterSubject != "" {
 			filters = append(filters, ci.Config.FilterSubject)
 		}
-		if len(filters) != 1 || ci.AckFloor.Stream == 0 {
+		if len(filters) == 0 || ci.AckFloor.Stream == 0 {
 			continue
 		}
 		var held uint64
 		for subject, n := range info.State.Subjects {
-			if subjectMatch(filters[0], subject) {
-				held += n
+			for _, f := range filters {
+				if subjectMatch(f, subject) {
+					held += n
+					break
+				}
 			}
 		}
 		expected := ci.NumPending + uint64(ci.NumAckPending)
 		if held <= expected {
 			continue
 		}
-		// The counts above race with acknowledgements; the consumer's
-		// first entry at or below its floor does not.
-		first, err := j.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(filters[0]))
-		if err != nil || first.Sequence > ci.AckFloor.Stream {
-			continue
+		for _, f := range filters {
+			// The counts above race with acknowledgements; the
+			// consumer's first entry at or below its floor does not.
+			first, err := j.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(f))
+			if err != nil || first.Sequence > ci.AckFloor.Stream {
+				continue
+			}
+			err = j.stream.Purge(ctx, jetstream.WithPurgeSubject(f), jetstream.WithPurgeSequence(ci.AckFloor.Stream+1))
+			if err != nil {
+				j.log.Warn("journal: remove acknowledged entries left in the stream", "consumer", ci.Name, "err", err)
+				continue
+			}
+			j.log.Warn("journal: removed acknowledged entries left in the stream", "consumer", ci.Name, "subjects", f, "messages", held-expected, "ack_floor", ci.AckFloor.Stream)
 		}
-		err = j.stream.Purge(ctx, jetstream.WithPurgeSubject(filters[0]), jetstream.WithPurgeSequence(ci.AckFloor.Stream+1))
-		if err != nil {
-			j.log.Warn("journal: remove acknowledged entries left in the stream", "consumer", ci.Name, "err", err)
-			continue
-		}
-		j.log.Warn("journal: removed acknowledged entries left in the stream", "consumer", ci.Name, "messages", held-expected, "ack_floor", ci.AckFloor.Stream)
 	}
 	if err := consumers.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		j.log.Debug("journal: list consumers", "err", err)

@@ -29,14 +29,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Header names carried by journal entries.
-const (
-	// HeaderRoute names the route that produced the entry.
-	HeaderRoute = "Junction-Route"
-	// HeaderDeadLetter is "1" on an entry that is a dead letter.
-	HeaderDeadLetter = "Junction-Dead-Letter"
-)
-
 // ErrUnavailable means the journal cannot take writes now (not connected,
 // full, or timed out). Nothing of the failed Append is guaranteed stored.
 var ErrUnavailable = errors.New("journal unavailable")
@@ -101,7 +93,7 @@ type Journal struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
-	prefix string
+	lanes  lanes
 	lock   *os.File
 	log    *slog.Logger
 	// gsync is set with fsync: always in the embedded journal.
@@ -111,6 +103,11 @@ type Journal struct {
 	dlStream jetstream.Stream
 	dlSync   *groupSync
 	app      *appender
+	// delayStream holds the entries not due yet; mover is the consumer
+	// that moves them into their lanes when due (see delay.go).
+	delayStream jetstream.Stream
+	mover       jetstream.Consumer
+	moverDone   sync.WaitGroup
 	// health watches whether the journal can take writes (see health.go);
 	// embedded is the embedded server's options, to reload its JetStream.
 	health   *health
@@ -135,7 +132,8 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	j := &Journal{opts: o, log: o.Logger, prefix: "junction." + strings.ToLower(o.Stream)}
+	prefix := "junction." + strings.ToLower(o.Stream)
+	j := &Journal{opts: o, log: o.Logger, lanes: lanes{prefix: prefix, delay: "junction-delay." + strings.ToLower(o.Stream)}}
 	if err := j.connect(ctx); err != nil {
 		j.Close()
 		return nil, err
@@ -151,7 +149,13 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 		j.Close()
 		return nil, err
 	}
+	if err := j.ensureDelays(ctx); err != nil {
+		j.Close()
+		return nil, err
+	}
 	j.startHealth()
+	j.moverDone.Add(1)
+	go j.runMover()
 	return j, nil
 }
 
@@ -283,7 +287,7 @@ func (j *Journal) ensureStream(ctx context.Context) error {
 	cfg := jetstream.StreamConfig{
 		Name:        j.opts.Stream,
 		Description: "Junction deliveries",
-		Subjects:    []string{j.prefix + ".>"},
+		Subjects:    []string{j.lanes.all()},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     storage,
 		Replicas:    j.opts.Replicas,
@@ -370,8 +374,8 @@ func (j *Journal) warnChanged(what string, had, want []setting) {
 	}
 }
 
-// Subject is the subject filter of sink's entries.
-func (j *Journal) Subject(sink string) string { return j.prefix + "." + sink + ".>" }
+// Subject is the subject filter of every lane of sink.
+func (j *Journal) Subject(sink string) string { return j.lanes.sink(sink) }
 
 // Entry is one delivery to store.
 type Entry struct {
@@ -379,8 +383,29 @@ type Entry struct {
 	Route string
 	// DeadLetter marks an entry that carries a dead letter.
 	DeadLetter bool
+	// Key is the ordering key: the entries of one route and key reach
+	// their sink one at a time, in the order they were stored. "" is
+	// unordered.
+	Key string
+	// NotBefore is when the entry is due: it waits in the delay stream
+	// until then. Zero is at once.
+	NotBefore time.Time
+	// Priority (0..MaxPriority): of the entries due for a sink, those of
+	// a higher priority are handed out first. Ignored with a Key.
+	Priority int
 	// Data is the encoded event.
 	Data []byte
+
+	// Set on an entry stored again (a retry, a due entry moved into its
+	// lane), zero on a new one:
+	// Attempts is the number of attempts already made.
+	Attempts int
+	// Accepted is when the entry was first stored (zero: its message's
+	// store time).
+	Accepted time.Time
+	// Seq is the entry's sequence number once given (see
+	// Delivery.Seq); 0 gives it its message's.
+	Seq uint64
 }
 
 // Append stores entries and returns once all of them are durable (per the
@@ -440,15 +465,6 @@ func (j *Journal) sync() error {
 	return nil
 }
 
-func (j *Journal) msg(e Entry) *nats.Msg {
-	m := &nats.Msg{Subject: j.subject(e.Sink, 1), Data: e.Data, Header: nats.Header{}}
-	m.Header[HeaderRoute] = []string{e.Route}
-	if e.DeadLetter {
-		m.Header[HeaderDeadLetter] = []string{"1"}
-	}
-	return m
-}
-
 func classify(err error) error {
 	if err == nil {
 		return nil
@@ -465,6 +481,7 @@ func (j *Journal) Close() error {
 	if j.app != nil {
 		j.app.close()
 	}
+	j.moverDone.Wait()
 	if j.nc != nil {
 		j.nc.Close()
 	}

@@ -1,0 +1,206 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	at := time.Unix(1_800_000_000, 123456789)
+	in := []*Entry{
+		{Route: "r1", Data: []byte("one")},
+		{Route: "", DeadLetter: true},
+		{Route: "orders", Key: "customer-7", Priority: 9, NotBefore: at, Attempts: 4, Accepted: at.Add(-time.Hour), Seq: 1 << 40, Data: bytes.Repeat([]byte{0xff}, 300)},
+	}
+	out, err := decodeEnvelope(appendEnvelope(nil, in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("%d entries back, want %d", len(out), len(in))
+	}
+	for i := range in {
+		w, g := *in[i], out[i]
+		if len(w.Data) == 0 {
+			w.Data = []byte{}
+		}
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("entry %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+	for _, bad := range [][]byte{nil, {'J'}, {'J', 2, 1, 0, 0, 0}, {'J', 1, 0}, {'J', 1, 1, 0x80, 0, 0}, {'J', 1, 1, 0, 1, 'r'}, {'J', 1, 1, 0, 0, 0, 'x'}, {'J', 1, 200, 0, 0, 0}} {
+		if _, err := decodeEnvelope(bad); err == nil {
+			t.Errorf("decodeEnvelope(%v) accepted a malformed envelope", bad)
+		}
+	}
+}
+
+func FuzzDecodeEnvelope(f *testing.F) {
+	f.Add(appendEnvelope(nil, []*Entry{{Route: "r", Data: []byte("x")}, {Route: "q", DeadLetter: true, Key: "k", Priority: 3}}))
+	f.Add(appendEnvelope(nil, []*Entry{{Route: "r", NotBefore: time.Unix(5, 0), Attempts: 2, Accepted: time.Unix(1, 0), Seq: 9}}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		es, err := decodeEnvelope(p)
+		if err != nil {
+			return
+		}
+		// What was read encodes to an envelope that reads the same.
+		ptrs := make([]*Entry, len(es))
+		for i := range es {
+			ptrs[i] = &es[i]
+		}
+		again, err := decodeEnvelope(appendEnvelope(nil, ptrs))
+		if err != nil || len(again) != len(es) {
+			t.Fatalf("re-encoding %d entries gave %d (%v)", len(es), len(again), err)
+		}
+		for i := range es {
+			a, b := es[i], again[i]
+			if a.Route != b.Route || a.Key != b.Key || a.Priority != b.Priority || a.DeadLetter != b.DeadLetter ||
+				a.Attempts != b.Attempts || a.Seq != b.Seq || !a.NotBefore.Equal(b.NotBefore) || !a.Accepted.Equal(b.Accepted) ||
+				!bytes.Equal(a.Data, b.Data) {
+				t.Fatalf("entry %d changed on a round trip: %+v, then %+v", i, a, b)
+			}
+		}
+	})
+}
+
+func TestLanes(t *testing.T) {
+	l := lanes{prefix: "junction.x", delay: "junction-delay.x"}
+	for _, tc := range []struct {
+		e       Entry
+		subject string
+		filters []string
+		durable string
+	}{
+		{Entry{Sink: "s"}, "junction.x.s.u.3", []string{"junction.x.s.u.*", "junction.x.s.*"}, "s"},
+		{Entry{Sink: "s", Priority: 7}, "junction.x.s.p7.3", []string{"junction.x.s.p7.*"}, "s_p7"},
+		{Entry{Sink: "s", Priority: 7, Key: "k"}, "junction.x.s.k.3", []string{"junction.x.s.k.*"}, "s_k"},
+	} {
+		ln := l.of(&tc.e)
+		if got := l.subject(ln, 3); got != tc.subject {
+			t.Errorf("%+v: subject %q, want %q", tc.e, got, tc.subject)
+		}
+		if got := l.filters(ln); !reflect.DeepEqual(got, tc.filters) {
+			t.Errorf("%+v: filters %q, want %q", tc.e, got, tc.filters)
+		}
+		if got := l.consumer(ln); got != tc.durable {
+			t.Errorf("%+v: consumer %q, want %q", tc.e, got, tc.durable)
+		}
+		back, n, legacy, ok := l.parse(tc.subject)
+		if !ok || legacy || n != 3 || back != ln {
+			t.Errorf("parse(%q) = %+v %d %v %v", tc.subject, back, n, legacy, ok)
+		}
+	}
+	if ln, n, legacy, ok := l.parse("junction.x.s.12"); !ok || !legacy || n != 12 || ln.sink != "s" || ln.kind != laneUnordered {
+		t.Errorf("an earlier version's subject: %+v %d %v %v", ln, n, legacy, ok)
+	}
+	for _, bad := range []string{"junction.x.s", "junction.x.s.u", "junction.x.s.p0.1", "junction.x.s.p10.1", "junction.x.s.u.0", "other.s.u.1", "junction.x.s.q.1"} {
+		if _, _, _, ok := l.parse(bad); ok {
+			t.Errorf("parse(%q) accepted it", bad)
+		}
+	}
+}
+
+// legacyBatch encodes entries as a batch message of earlier versions.
+func legacyBatch(entries []Entry) []byte {
+	var buf []byte
+	for _, e := range entries {
+		buf = binary.AppendUvarint(buf, uint64(len(e.Route)))
+		buf = append(buf, e.Route...)
+		var flags byte
+		if e.DeadLetter {
+			flags |= 1
+		}
+		buf = append(buf, flags)
+		buf = binary.AppendUvarint(buf, uint64(len(e.Data)))
+		buf = append(buf, e.Data...)
+	}
+	return buf
+}
+
+func TestSplitLegacyBatch(t *testing.T) {
+	in := []Entry{{Route: "r1", Data: []byte("one")}, {DeadLetter: true}, {Route: "route-3", Data: bytes.Repeat([]byte{0xff}, 300)}}
+	out, err := splitBatch(legacyBatch(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("%d entries back, want %d", len(out), len(in))
+	}
+	for i := range in {
+		w, g := in[i], out[i]
+		if g.Route != w.Route || g.DeadLetter != w.DeadLetter || !bytes.Equal(g.Data, w.Data) {
+			t.Errorf("entry %d: got %+v, want %+v", i, g, w)
+		}
+	}
+	for _, bad := range [][]byte{nil, {5, 'a'}, {1, 'r', 0, 9, 'x'}, {1, 'r'}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}} {
+		if _, err := splitBatch(bad); err == nil {
+			t.Errorf("splitBatch(%v) accepted a malformed payload", bad)
+		}
+	}
+}
+
+// TestReadsEarlierVersions: a journal written by an earlier version (a
+// single entry with headers, a batch frame, an entry retried alone with
+// its attempts) is delivered after an upgrade, beside new entries.
+func TestReadsEarlierVersions(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	ctx := context.Background()
+	old := j.lanes.prefix + ".s."
+	single := &nats.Msg{Subject: old + "1", Data: []byte("single"), Header: nats.Header{}}
+	single.Header.Set(HeaderRoute, "r1")
+	batch := &nats.Msg{Subject: old + "2", Data: legacyBatch([]Entry{{Route: "r2", Data: []byte("b0")}, {Route: "r2", DeadLetter: true, Data: []byte("b1")}})}
+	retried := &nats.Msg{Subject: old + "1", Data: []byte("retried"), Header: nats.Header{}}
+	retried.Header.Set(HeaderRoute, "r3")
+	retried.Header.Set(headerAttempts, "3")
+	retried.Header.Set(headerAccepted, "1000000000")
+	retried.Header.Set(headerDue, "0")
+	for _, m := range []*nats.Msg{single, batch, retried} {
+		if _, err := j.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Append(ctx, []Entry{{Sink: "s", Route: "new", Data: []byte("new")}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := j.Consumer(ctx, "s", ConsumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got collector
+	stop := run(t, c, func(_ context.Context, d *Delivery) {
+		got.add(d)
+		d.Ack()
+	})
+	defer stop()
+	eventually(t, 10*time.Second, "five entries", func() bool {
+		got.mu.Lock()
+		defer got.mu.Unlock()
+		return len(got.seen) == 5
+	})
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	byData := map[string]*Delivery{}
+	for _, d := range got.seen {
+		byData[string(d.Data)] = d
+	}
+	for data, route := range map[string]string{"single": "r1", "b0": "r2", "b1": "r2", "retried": "r3", "new": "new"} {
+		d := byData[data]
+		if d == nil || d.Route != route {
+			t.Errorf("%q: %+v, want route %s", data, d, route)
+		}
+	}
+	if d := byData["b1"]; d != nil && !d.DeadLetter {
+		t.Error("the dead-letter mark of a batch entry was lost")
+	}
+	if d := byData["retried"]; d != nil && (d.Attempt != 4 || !d.Accepted.Equal(time.Unix(1, 0))) {
+		t.Errorf("retried entry: attempt %d accepted %v, want 4 and %v", d.Attempt, d.Accepted, time.Unix(1, 0))
+	}
+}
