@@ -343,6 +343,8 @@ const FetchWait = 250 * time.Millisecond
 type held struct {
 	msg  jetstream.Msg
 	left atomic.Int32 // entries whose handler has not returned
+	// release frees the message's slot in its lane's fetcher.
+	release chan<- struct{}
 
 	mu   sync.Mutex
 	done bool // the message has been answered: no more progress
@@ -440,41 +442,56 @@ func (c *Consumer) Run(ctx, drainCtx context.Context, handle func(context.Contex
 
 // runUnordered hands out the entries of the lanes without keys.
 //
-// It pulls explicitly: each round asks for as many journal messages as
-// there are free slots (idle workers plus a buffer of as many), first from
-// the lanes of higher priority (without waiting), then from the lane of
-// priority 0 (a request that lasts at most FetchWait), so that a lost pull
-// or a missed heartbeat never stalls a sink for longer than that, and an
-// entry of a higher priority waits behind at most Concurrency entries of
-// lower ones besides those being attempted. A message of several entries
-// takes one slot until all of them have been handled.
+// Each lane has a fetcher that pulls explicitly: each request asks for as
+// many journal messages as the lane has free slots (a slot per worker and a
+// buffer of as many again) and lasts at most FetchWait, so that a lost pull
+// or a missed heartbeat never stalls a sink for longer than that. A message
+// of several entries takes one slot until all of them have been handled.
+// The workers take the entry of the highest priority waiting, so that an
+// entry of a higher priority waits only for the attempts in progress.
 func (c *Consumer) runUnordered(ctx, drainCtx context.Context, handle func(context.Context, *Delivery), keep *keeper) {
-	conc := c.opts.Concurrency
-	slots := 2 * conc
-	idle := make(chan struct{}, slots)
-	for range slots {
-		idle <- struct{}{}
-	}
-	work := make(chan *Delivery, slots)
+	q := newReadyQueue()
 	var wg sync.WaitGroup
-	for range conc {
+	for range c.opts.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for d := range work {
+			for {
+				d := q.pop()
+				if d == nil {
+					return
+				}
 				h := d.held
 				handle(drainCtx, d)
 				if h.left.Add(-1) == 0 {
 					keep.remove(h)
-					idle <- struct{}{}
+					h.release <- struct{}{}
 				}
 			}
 		}()
 	}
-	defer func() {
-		close(work)
-		wg.Wait()
-	}()
+	var fetchers sync.WaitGroup
+	lanes := append([]jetstream.Consumer{c.base}, c.prio...)
+	for _, lc := range lanes {
+		fetchers.Add(1)
+		go func() {
+			defer fetchers.Done()
+			c.fetchLane(ctx, lc, q, keep)
+		}()
+	}
+	fetchers.Wait()
+	// Hand what was fetched to the workers (they drain with drainCtx).
+	q.close()
+	wg.Wait()
+}
+
+// fetchLane pulls one lane's messages into q until ctx ends.
+func (c *Consumer) fetchLane(ctx context.Context, lc jetstream.Consumer, q *readyQueue, keep *keeper) {
+	slots := 2 * c.opts.Concurrency
+	idle := make(chan struct{}, slots)
+	for range slots {
+		idle <- struct{}{}
+	}
 	failures := 0
 	for {
 		// Wait for one free slot, then count the others.
@@ -493,32 +510,16 @@ func (c *Consumer) runUnordered(ctx, drainCtx context.Context, handle func(conte
 				break count
 			}
 		}
+		batch, err := lc.Fetch(n, jetstream.FetchMaxWait(FetchWait))
 		got := 0
-		var err error
-		take := func(batch jetstream.MessageBatch, ferr error) {
-			if ferr != nil {
-				err = ferr
-				return
-			}
+		if err == nil {
 			for msg := range batch.Messages() {
 				got++
-				c.dispatch(msg, work, keep, idle)
+				c.dispatch(msg, q, keep, idle)
 			}
-			if berr := batch.Error(); berr != nil && !errors.Is(berr, nats.ErrTimeout) && !errors.Is(berr, context.DeadlineExceeded) {
-				err = berr
-			}
-		}
-		for _, pc := range c.prio {
-			if got == n || err != nil {
-				break
-			}
-			take(pc.FetchNoWait(n - got))
-		}
-		if got < n && err == nil {
-			if got > 0 {
-				take(c.base.FetchNoWait(n - got))
-			} else {
-				take(c.base.Fetch(n-got, jetstream.FetchMaxWait(FetchWait)))
+			err = batch.Error()
+			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+				err = nil
 			}
 		}
 		for range n - got {
@@ -528,10 +529,10 @@ func (c *Consumer) runUnordered(ctx, drainCtx context.Context, handle func(conte
 			failures = 0
 			continue
 		}
-		// The journal is unreachable or a consumer is gone: say so, back
+		// The journal is unreachable or the consumer is gone: say so, back
 		// off, and try again.
 		failures++
-		c.j.log.Warn("journal fetch failed", "sink", c.sink, "err", err, "failures", failures)
+		c.j.log.Warn("journal fetch failed", "sink", c.sink, "consumer", lc.CachedInfo().Name, "err", err, "failures", failures)
 		select {
 		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
 		case <-ctx.Done():
@@ -540,11 +541,11 @@ func (c *Consumer) runUnordered(ctx, drainCtx context.Context, handle func(conte
 	}
 }
 
-// dispatch hands a fetched message's entries to the workers, or answers the
-// journal itself for a message that is unreadable or not due yet. It frees
-// the message's slot in the second case.
-func (c *Consumer) dispatch(msg jetstream.Msg, work chan<- *Delivery, keep *keeper, idle chan<- struct{}) {
-	h := &held{msg: msg}
+// dispatch queues a fetched message's entries for the workers, or answers
+// the journal itself for a message that is unreadable or not due yet. It
+// frees the message's slot in the second case.
+func (c *Consumer) dispatch(msg jetstream.Msg, q *readyQueue, keep *keeper, idle chan struct{}) {
+	h := &held{msg: msg, release: idle}
 	ds, wait, err := c.decode(msg, h)
 	switch {
 	case err != nil:
@@ -561,9 +562,68 @@ func (c *Consumer) dispatch(msg jetstream.Msg, work chan<- *Delivery, keep *keep
 	}
 	h.left.Store(int32(len(ds)))
 	keep.add(h)
+	q.push(ds)
+}
+
+// readyQueue holds the entries fetched and not yet attempted, by priority
+// and in the order fetched.
+type readyQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	closed bool
+	byPrio [MaxPriority + 1][]*Delivery
+	n      int
+}
+
+func newReadyQueue() *readyQueue {
+	q := &readyQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *readyQueue) push(ds []*Delivery) {
+	q.mu.Lock()
 	for _, d := range ds {
-		work <- d
+		p := min(max(d.Priority, 0), MaxPriority)
+		q.byPrio[p] = append(q.byPrio[p], d)
 	}
+	q.n += len(ds)
+	q.mu.Unlock()
+	if len(ds) == 1 {
+		q.cond.Signal()
+	} else {
+		q.cond.Broadcast()
+	}
+}
+
+// pop returns the next entry to attempt, waiting for one; nil once the
+// queue is closed and empty.
+func (q *readyQueue) pop() *Delivery {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.n == 0 {
+		if q.closed {
+			return nil
+		}
+		q.cond.Wait()
+	}
+	for p := MaxPriority; p >= 0; p-- {
+		if l := q.byPrio[p]; len(l) > 0 {
+			d := l[0]
+			l[0] = nil
+			q.byPrio[p] = l[1:]
+			q.n--
+			return d
+		}
+	}
+	return nil
+}
+
+func (q *readyQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
 }
 
 // decode reads a journal message. It returns no deliveries and the time

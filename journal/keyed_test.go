@@ -1,0 +1,199 @@
+package journal
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// keyedEntries makes n entries per key, interleaved: k0/0, k1/0, ..., k0/1 ...
+func keyedEntries(keys, n int) []Entry {
+	var es []Entry
+	for i := range n {
+		for k := range keys {
+			es = append(es, Entry{Sink: "s", Route: "r", Key: fmt.Sprint("k", k), Data: fmt.Appendf(nil, "k%d/%d", k, i)})
+		}
+	}
+	return es
+}
+
+// orderLog records, per key, the data handed out and the sequence numbers.
+type orderLog struct {
+	mu   sync.Mutex
+	data map[string][]int
+	seqs map[string][]uint64
+}
+
+func (o *orderLog) add(d *Delivery) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.data == nil {
+		o.data, o.seqs = map[string][]int{}, map[string][]uint64{}
+	}
+	_, n, _ := strings.Cut(string(d.Data), "/")
+	i, _ := strconv.Atoi(n)
+	o.data[d.Key] = append(o.data[d.Key], i)
+	o.seqs[d.Key] = append(o.seqs[d.Key], d.OrderSeq)
+}
+
+func (o *orderLog) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, v := range o.data {
+		n += len(v)
+	}
+	return n
+}
+
+// check says whether each key was handed out 0..n-1 in order (allowing a
+// repeat of an entry right after itself, as after a crash), with strictly
+// increasing sequence numbers from one entry to the next.
+func (o *orderLog) check(t *testing.T, keys, n int) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k := range keys {
+		key := fmt.Sprint("k", k)
+		got, seqs := o.data[key], o.seqs[key]
+		want := 0
+		for i, v := range got {
+			switch {
+			case v == want:
+				if i > 0 && seqs[i] <= seqs[i-1] {
+					t.Errorf("%s: junctionseq %d after %d", key, seqs[i], seqs[i-1])
+				}
+				want++
+			case v == want-1 && seqs[i] == seqs[i-1]:
+				// handed out again, with the same number
+			default:
+				t.Fatalf("%s handed out out of order: %v", key, got)
+			}
+		}
+		if want != n {
+			t.Errorf("%s: %d of %d entries handed out: %v", key, want, n, got)
+		}
+	}
+}
+
+// TestKeyedOrder: with 8 workers, the entries of each key are handed out
+// one at a time, in order, with increasing sequence numbers; a key whose
+// first entry fails for a while holds back only its own entries.
+func TestKeyedOrder(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	ctx := context.Background()
+	const keys, n = 20, 30
+	if err := j.Append(ctx, keyedEntries(keys, n)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := j.Consumer(ctx, "s", ConsumeOptions{Concurrency: 8, Keyed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log orderLog
+	var mu sync.Mutex
+	inFlight := map[string]bool{}
+	var overlap []string
+	failUntil := time.Now().Add(time.Second)
+	var k0done, othersDone time.Time
+	stop := run(t, c, func(_ context.Context, d *Delivery) {
+		mu.Lock()
+		if inFlight[d.Key] {
+			overlap = append(overlap, d.Key)
+		}
+		inFlight[d.Key] = true
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		inFlight[d.Key] = false
+		mu.Unlock()
+		if d.Key == "k0" && time.Now().Before(failUntil) {
+			d.Retry(100 * time.Millisecond)
+			return
+		}
+		log.add(d)
+		d.Ack()
+		mu.Lock()
+		defer mu.Unlock()
+		if d.Key == "k0" && k0done.IsZero() {
+			k0done = time.Now()
+		}
+		if log.count() == (keys-1)*n && othersDone.IsZero() {
+			othersDone = time.Now()
+		}
+	})
+	defer stop()
+	eventually(t, 20*time.Second, "every entry", func() bool { return log.count() == keys*n })
+	log.check(t, keys, n)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(overlap) > 0 {
+		t.Errorf("entries of one key attempted at the same time: %v", overlap[:min(len(overlap), 5)])
+	}
+	if othersDone.IsZero() || !othersDone.Before(k0done) {
+		t.Errorf("the other keys were held back by the failing one (others done %v, k0's first %v)", othersDone, k0done)
+	}
+	if p, err := c.Pending(ctx); err != nil || p != 0 {
+		t.Errorf("pending after all acknowledged: %d, %v", p, err)
+	}
+}
+
+// TestKeyedOrderAcrossRestart: the process stops with entries handed out
+// and not acknowledged; after a restart the rest comes in order, and an
+// entry handed out again keeps its sequence number.
+func TestKeyedOrderAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	const keys, n = 5, 20
+	j := open(t, dir)
+	if err := j.Append(ctx, keyedEntries(keys, n)); err != nil {
+		t.Fatal(err)
+	}
+	var log orderLog
+	handle := func(_ context.Context, d *Delivery) {
+		log.add(d)
+		d.Ack()
+	}
+	c, err := j.Consumer(ctx, "s", ConsumeOptions{Concurrency: 4, Keyed: true, AckWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c, handle)
+	eventually(t, 10*time.Second, "some entries", func() bool { return log.count() >= keys*n/3 })
+	stop()
+	j.Close()
+
+	j = open(t, dir)
+	defer j.Close()
+	c, err = j.Consumer(ctx, "s", ConsumeOptions{Concurrency: 4, Keyed: true, AckWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop = run(t, c, handle)
+	defer stop()
+	eventually(t, 20*time.Second, "every entry after the restart", func() bool {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		for k := range keys {
+			v := log.data[fmt.Sprint("k", k)]
+			if len(v) == 0 || v[len(v)-1] != n-1 {
+				return false
+			}
+		}
+		return true
+	})
+	log.check(t, keys, n)
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	for k, seqs := range log.seqs {
+		if !slices.IsSorted(seqs) {
+			t.Errorf("%s: sequence numbers %v", k, seqs)
+		}
+	}
+}
