@@ -140,10 +140,22 @@ type Route struct {
 	Transform *Transform `yaml:"transform"`
 	To        []Ref      `yaml:"to"`
 	Delivery  Delivery   `yaml:"delivery"`
+	// OrderBy is the ordering key (an expression; nil is unordered).
+	OrderBy Expr `yaml:"orderBy"`
+	// Delay holds deliveries back for this long after acceptance.
+	Delay Duration `yaml:"delay"`
+	// DeliverAt is when to deliver (an expression: an RFC 3339 time as a
+	// string, or a time; nil or past is now).
+	DeliverAt Expr `yaml:"deliverAt"`
+	// Priority is an expression: an integer 0..9, higher first.
+	Priority Expr `yaml:"priority"`
 
 	Pos  Pos        `yaml:"-"`
 	Node *yaml.Node `yaml:"-"`
 }
+
+// MaxDelay bounds a route's delay.
+const MaxDelay = 365 * 24 * time.Hour
 
 // Where names the route for error messages.
 func (r *Route) Where() string { return fmt.Sprintf("route %q", r.Name) }
@@ -383,6 +395,9 @@ func decodeRoutes(n *yaml.Node, errs *Errors) []Route {
 				errs.Addf(PosOf(Locate(item, "to")), where, "to: name at least one sink")
 			}
 			errs.Add(item, where, r.Delivery.validate("delivery"))
+			if d := time.Duration(r.Delay); d < 0 || d > MaxDelay {
+				errs.Addf(PosOf(Locate(item, "delay")), where, "delay: must be between 0 and %v, got %v", Duration(MaxDelay), r.Delay)
+			}
 		}
 		out = append(out, r)
 	}

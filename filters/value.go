@@ -49,3 +49,43 @@ func (s *String) Eval(env *Env) (string, error) {
 	}
 	return out, nil
 }
+
+// Value is a compiled expression over an event whose result is used as it
+// is: a route's orderBy, deliverAt or priority.
+type Value struct {
+	p   *program
+	key string
+}
+
+// CompileValue compiles e, found at key ("orderBy"), for Value.Eval.
+// Errors are config.Errors at the expression's position.
+func CompileValue(key string, e config.Expr, opts ...Option) (*Value, error) {
+	if !e.IsSet() || e.Null {
+		return nil, config.Errors{{Pos: e.Pos, Msg: key + ": expected an expression"}}
+	}
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	p, err := compile(e.Src, false, o)
+	if err != nil {
+		return nil, compileError(e, key, err)
+	}
+	return &Value{p: p, key: key}, nil
+}
+
+// Key names the expression's config key.
+func (v *Value) Key() string { return v.key }
+
+// Eval evaluates the expression against env.
+func (v *Value) Eval(env *Env) (any, error) {
+	out, err := v.p.run(env)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", v.key, err)
+	}
+	return out, nil
+}
+
+// ToString converts an expression's result to a string, as the expression
+// keys of sinks do (a string, number, bool or time).
+func ToString(val any) (string, error) { return toString(val) }

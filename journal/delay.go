@@ -95,7 +95,8 @@ func (j *Journal) ensureDelays(ctx context.Context) error {
 // delayed makes the delay-stream message that holds e until it is due.
 func (a *appender) delayed(e *Entry) *nats.Msg {
 	if e.Accepted.IsZero() {
-		e.Accepted = time.Now() // the moved entry's store time will be later
+		// maxAge counts from the due time.
+		e.Accepted = e.NotBefore
 	}
 	id := a.idPrefix + strconv.FormatUint(a.ids.Add(1), 36)
 	m := &nats.Msg{

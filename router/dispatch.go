@@ -54,11 +54,25 @@ func (s *sinkRuntime) open(ctx context.Context) error {
 	if ackWait <= 0 {
 		ackWait = config.DefaultAckWait
 	}
-	c, err := s.r.journal.Consumer(ctx, s.name, journal.ConsumeOptions{
+	o := journal.ConsumeOptions{
 		Concurrency: s.plan.Plugin.Concurrency,
 		AckWait:     ackWait,
 		MaxPending:  s.plan.Plugin.MaxPending,
-	})
+	}
+	for _, rt := range s.r.plan.Routes {
+		if _, ok := rt.Policy[s.name]; !ok {
+			continue
+		}
+		if rt.OrderBy != nil {
+			o.Keyed = true
+		}
+		if rt.Priority != nil && len(o.Priorities) == 0 {
+			for p := 1; p <= journal.MaxPriority; p++ {
+				o.Priorities = append(o.Priorities, p)
+			}
+		}
+	}
+	c, err := s.r.journal.Consumer(ctx, s.name, o)
 	if err != nil {
 		return err
 	}
@@ -88,6 +102,9 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		s.count(d.Route, OutcomeDropped)
 		d.Drop("unreadable event")
 		return
+	}
+	if d.OrderSeq != 0 {
+		e.SetExtension(ExtSeq, seqValue(d.OrderSeq))
 	}
 	pol := s.policy(d)
 	actx, cancel := sinks.WithAttemptTimeout(ctx, pol.Timeout)

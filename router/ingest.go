@@ -88,6 +88,16 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 				}
 			}
 			matched = true
+			var pl placing
+			if rt.OrderBy != nil || rt.Delay > 0 || rt.DeliverAt != nil || rt.Priority != nil {
+				var err error
+				if pl, err = rt.place(env, time.Now()); err != nil {
+					if err := in.transformFailed(ctx, rt, e, "", err); err != nil { // err names the key
+						return err
+					}
+					continue
+				}
+			}
 			var data []byte
 			if rt.Transform == nil {
 				if plain == nil {
@@ -100,7 +110,7 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 			} else {
 				t, err := rt.Transform.Apply(env)
 				if err != nil {
-					if err := in.transformFailed(ctx, rt, e, err); err != nil {
+					if err := in.transformFailed(ctx, rt, e, "transform: ", err); err != nil {
 						return err
 					}
 					continue
@@ -110,7 +120,8 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
 				}
 			}
 			for _, sink := range rt.To {
-				entries = append(entries, journal.Entry{Sink: sink, Route: rt.Name, Data: data})
+				entries = append(entries, journal.Entry{Sink: sink, Route: rt.Name, Data: data,
+					Key: pl.key, NotBefore: pl.notBefore, Priority: pl.priority})
 			}
 		}
 		if !matched {
@@ -144,31 +155,32 @@ type ingestError struct{ kind, err error }
 func (e *ingestError) Error() string   { return e.err.Error() }
 func (e *ingestError) Unwrap() []error { return []error{e.kind, e.err} }
 
-// transformFailed handles a transform that failed at run time: for each
+// transformFailed handles a transform (or an orderBy, deliverAt or
+// priority expression; what prefixes the cause) that failed at run time: for each
 // sink of the route, the original event is kept in the dead-letter store
 // and sent to the route's dead-letter sink, if any (or, with onExhausted:
 // drop, logged, counted and dropped). It returns the journal's error when
 // that failed, so that the request is refused and retried.
-func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Event, cause error) error {
+func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Event, what string, cause error) error {
 	r := in.r
 	r.metrics.TransformErrs.WithLabelValues(rt.Name).Inc()
 	for _, sink := range rt.To {
 		pol := rt.Policy[sink]
 		log := r.log.With("route", rt.Name, "sink", sink, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source())
 		if pol.OnExhausted == config.OnExhaustedDrop {
-			log.Error("transform failed; event dropped (onExhausted: drop)", "err", cause)
+			log.Error(what+"failed; event dropped (onExhausted: drop)", "err", cause)
 			r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDropped).Inc()
 			continue
 		}
 		dl := deadLetterOf{event: e, route: rt.Name, sink: sink, dlSink: pol.DeadLetter, reason: journal.ReasonTransform,
-			cause: "transform: " + cause.Error(), accepted: time.Now(), id: transformDeadLetterID(e, rt.Name, sink)}
+			cause: what + cause.Error(), accepted: time.Now(), id: transformDeadLetterID(e, rt.Name, sink)}
 		if err := r.deadLetter(ctx, dl); err != nil {
 			if errors.Is(err, journal.ErrTooLarge) {
 				return &ingestError{kind: sources.ErrTooLarge, err: err}
 			}
 			return &ingestError{kind: sources.ErrUnavailable, err: err}
 		}
-		log.Warn("transform failed; dead-lettered", "dead_letter", pol.DeadLetter, "err", cause)
+		log.Warn(what+"failed; dead-lettered", "dead_letter", pol.DeadLetter, "err", cause)
 		r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDeadLettered).Inc()
 	}
 	return nil

@@ -51,6 +51,10 @@ type Route struct {
 	To        []string
 	// Policy per sink in To.
 	Policy map[string]config.Policy
+	// OrderBy, DeliverAt and Priority are nil when not set (see
+	// semantics.go); Delay is 0.
+	OrderBy, DeliverAt, Priority *filters.Value
+	Delay                        time.Duration
 }
 
 // Summary is a one-line description of the plan.
@@ -200,6 +204,22 @@ func compileRoute(rc *config.Route, sinkPolicy map[string]config.Policy, warning
 		} else {
 			r.Transform = t
 		}
+	}
+	r.Delay = time.Duration(rc.Delay)
+	for _, v := range []struct {
+		key string
+		e   config.Expr
+		out **filters.Value
+	}{{"orderBy", rc.OrderBy, &r.OrderBy}, {"deliverAt", rc.DeliverAt, &r.DeliverAt}, {"priority", rc.Priority, &r.Priority}} {
+		if !v.e.IsSet() {
+			continue
+		}
+		c, err := filters.CompileValue(v.key, v.e)
+		if err != nil {
+			errs.Add(v.e.Node, "", err)
+			continue
+		}
+		*v.out = c
 	}
 	for _, s := range rc.To {
 		r.To = append(r.To, s.Name)
