@@ -38,6 +38,8 @@ type benchOpts struct {
 	baseline    bool
 	url         string
 	sinkAddr    string
+	keys        int
+	delayed     int
 }
 
 type benchResult struct {
@@ -59,6 +61,10 @@ type benchResult struct {
 	Target       string             `json:"target"`
 	DurationS    float64            `json:"duration_s"`
 	Cores        int                `json:"cores"`
+	// Keys: events ordered by a key among this many (0: unordered);
+	// Delayed: deliveries waiting (delay: 1h) during the run.
+	Keys    int `json:"keys,omitempty"`
+	Delayed int `json:"delayed,omitempty"`
 	// JournalEntries and JournalMessages: concurrent appends share journal
 	// messages (Junction target only).
 	JournalEntries  uint64 `json:"journal_entries,omitempty"`
@@ -79,6 +85,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.baseline, "baseline", false, "drive a trivial in-process forwarder (no journal, no routing) instead of Junction, for comparison")
 	fs.StringVar(&o.url, "url", "", "drive an already running Junction at this ingress `URL` (e.g. http://127.0.0.1:8080/events); route type bench.event to the bench's sink (--sink)")
 	fs.StringVar(&o.sinkAddr, "sink", "127.0.0.1:0", "the bench's webhook sink listens on `ADDR` (with --url, give a fixed one, e.g. 127.0.0.1:9999)")
+	fs.IntVar(&o.keys, "keys", 0, "order the events by a key among `N` keys (orderBy; 0: unordered)")
+	fs.IntVar(&o.delayed, "delayed", 0, "first store `N` deliveries delayed by an hour, waiting in the journal during the run")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the run to `FILE`")
 	rest, code, ok := parseArgs(fs, args, stdout, stderr)
@@ -103,6 +111,15 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	case o.fsync != "interval" && o.fsync != "always":
 		fmt.Fprintln(stderr, "junction bench: --fsync must be interval or always")
+		return 2
+	case o.keys < 0 || o.keys > 1000000:
+		fmt.Fprintln(stderr, "junction bench: --keys must be between 0 and 1000000")
+		return 2
+	case o.delayed < 0 || o.delayed > 10000000:
+		fmt.Fprintln(stderr, "junction bench: --delayed must be between 0 and 10000000")
+		return 2
+	case (o.keys > 0 || o.delayed > 0) && (o.baseline || o.url != ""):
+		fmt.Fprintln(stderr, "junction bench: --keys and --delayed drive Junction itself, not --baseline or --url")
 		return 2
 	case o.baseline && o.url != "":
 		fmt.Fprintln(stderr, "junction bench: --baseline and --url exclude each other")
@@ -209,6 +226,12 @@ func benchConfig(o benchOpts, sinkURL, dir string) string {
 		fmt.Fprintf(&b, "  - name: other-%d\n    filter: type == \"bench.other.%d\"\n    to: [sink]\n", i, i)
 	}
 	b.WriteString("  - name: bench\n    filter: type == \"bench.event\"\n    to: [sink]\n")
+	if o.keys > 0 {
+		b.WriteString("    orderBy: benchkey\n")
+	}
+	if o.delayed > 0 {
+		b.WriteString("  - name: delayed\n    filter: type == \"bench.delayed\"\n    to: [sink]\n    delay: 1h\n")
+	}
 	return b.String()
 }
 
@@ -317,11 +340,19 @@ func runBench(o benchOpts, progress io.Writer) (*benchResult, error) {
 	case "junction":
 		fmt.Fprintf(progress, "junction bench: %d connections, %d routes (1 matching), %d-byte events, fsync %s, for %v on %d cores\n",
 			o.connections, o.routes, o.size, o.fsync, o.duration, runtime.NumCPU())
+		if o.keys > 0 {
+			fmt.Fprintf(progress, "junction bench: events ordered by a key among %d (orderBy)\n", o.keys)
+		}
 	case "baseline":
 		fmt.Fprintf(progress, "junction bench --baseline: a trivial forwarder (no journal), %d connections, %d-byte events, for %v on %d cores\n",
 			o.connections, o.size, o.duration, runtime.NumCPU())
 	}
 
+	if o.delayed > 0 {
+		if err := loadDelayed(o, url, sink.run, progress); err != nil {
+			return nil, err
+		}
+	}
 	payload := bytes.Repeat([]byte("x"), o.size)
 	if o.size >= 2 {
 		payload[0], payload[len(payload)-1] = '"', '"'
@@ -351,6 +382,9 @@ func runBench(o benchOpts, progress io.Writer) (*benchResult, error) {
 				req.Header.Set("Ce-Id", "b-"+sink.run+"-"+strconv.FormatInt(id, 10))
 				req.Header.Set("Ce-Source", "/bench")
 				req.Header.Set("Ce-Type", "bench.event")
+				if o.keys > 0 {
+					req.Header.Set("Ce-Benchkey", "k"+strconv.FormatInt(id%int64(o.keys), 10))
+				}
 				req.Header.Set("Ce-Benchsent", strconv.FormatInt(time.Now().UnixNano(), 10))
 				sent.Add(1)
 				resp, err := client.Do(req)
@@ -417,11 +451,59 @@ sending:
 		Connections:  o.connections, Routes: o.routes, Size: o.size, Fsync: o.fsync, Target: target,
 		DurationS: math.Round(sendTime.Seconds()*100) / 100, Cores: runtime.NumCPU(),
 		JournalEntries: jEntries, JournalMessages: jMsgs,
+		Keys: o.keys, Delayed: o.delayed,
 	}
 	if lost := res.Accepted - res.Delivered; lost > 0 {
 		res.Lost = lost
 	}
 	return res, nil
+}
+
+// loadDelayed stores o.delayed events that routes delay by an hour, so that
+// the run measures undelayed traffic beside them.
+func loadDelayed(o benchOpts, url, run string, progress io.Writer) error {
+	fmt.Fprintf(progress, "junction bench: storing %d deliveries delayed by an hour\n", o.delayed)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 16, MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				id := next.Add(1) - 1
+				if id >= int64(o.delayed) || failed.Load() != nil {
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Ce-Specversion", "1.0")
+				req.Header.Set("Ce-Id", "d-"+run+"-"+strconv.FormatInt(id, 10))
+				req.Header.Set("Ce-Source", "/bench")
+				req.Header.Set("Ce-Type", "bench.delayed")
+				resp, err := client.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusAccepted {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					failed.Store(fmt.Errorf("storing delayed events: %w", err))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		return err
+	}
+	fmt.Fprintf(progress, "junction bench: %d delayed deliveries stored in %v\n", o.delayed, time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 func pct(sorted []float64, p float64) float64 {
