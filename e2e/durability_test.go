@@ -29,7 +29,13 @@ func TestFullJournal(t *testing.T) {
 		}
 		return http.StatusServiceUnavailable
 	})
-	failing := newSink(t, func(int, *event.Event) int { return http.StatusInternalServerError })
+	// The victim's first attempt is answered (permanent failure) once the
+	// journal is full: its dead letter cannot be written then.
+	full := make(chan struct{})
+	failing := newSink(t, func(int, *event.Event) int {
+		<-full
+		return http.StatusBadRequest
+	})
 	dead := newSink(t, ok)
 	j := start(t, strings.Replace(base, `journal: {dir: "{{DATA}}"}`, `journal: {dir: "{{DATA}}", maxBytes: 256KiB}`, 1)+fmt.Sprintf(`
 sinks:
@@ -44,7 +50,7 @@ routes:
   - name: fail
     filter: type == "fail"
     to: [failing]
-    delivery: {retry: 2, backoffPolicy: constant, backoffDelay: 700ms, maxDelay: 300ms, deadLetter: dead}
+    delivery: {timeout: 60s, deadLetter: dead}
 `, blocked.url, failing.url, dead.url))
 	url := j.ingest + "/events"
 	if code := binaryEvent(t, url, "victim", "fail", `{}`); code != 202 {
@@ -79,7 +85,8 @@ routes:
 	if !refused {
 		t.Fatal("the journal never refused a write")
 	}
-	// The victim exhausts its retries while the journal is full.
+	close(full)
+	// The victim fails for good while the journal is full.
 	plugintest.Eventually(t, 10*time.Second, "a failed dead-letter write", func() bool {
 		return strings.Contains(j.stderr.String(), "dead-letter write failed; delivery stays pending")
 	})
@@ -87,7 +94,7 @@ routes:
 		t.Fatal("dead letter arrived although the journal was full")
 	}
 	open.Store(true)
-	plugintest.Eventually(t, 15*time.Second, "the dead letter after space was freed", func() bool { return dead.count() == 1 })
+	plugintest.Eventually(t, 30*time.Second, "the dead letter after space was freed", func() bool { return dead.count() == 1 })
 	if e := dead.received()[0]; e.ID() != "victim" || e.Extensions()["junctionsink"] != "failing" {
 		t.Errorf("dead letter: %s", e)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,25 +12,23 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/junctionhq/junction/internal/natstest"
 	"github.com/junctionhq/junction/internal/plugintest"
 )
 
-// externalNATS returns the URL of the NATS JetStream server the external
-// journal tests use, skipping outside CI when none runs.
+// externalNATS starts a nats-server with JetStream of the pinned version
+// (the journal needs 2.12 or later: message schedules, pinned consumers)
+// on a free loopback port and returns its URL.
 func externalNATS(t *testing.T) string {
 	t.Helper()
-	url := natstest.URL()
-	host := strings.TrimPrefix(url, "nats://")
-	conn, err := net.DialTimeout("tcp", host, time.Second)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no NATS server at %s (scripts/services.sh starts one): %v", url, err)
-		}
-		t.Skipf("no NATS server at %s; run scripts/services.sh", url)
-	}
-	conn.Close()
-	return url
+	bin := natsServerBinary(t)
+	_, p, _ := net.SplitHostPort(freePort(t))
+	_, m, _ := net.SplitHostPort(freePort(t))
+	node := &natsNode{t: t, name: "external", client: "nats://127.0.0.1:" + p, mon: "http://127.0.0.1:" + m,
+		args: []string{"-js", "-a", "127.0.0.1", "-p", p, "-m", m, "-sd", t.TempDir()}}
+	node.start(bin)
+	t.Cleanup(node.kill)
+	waitReady(t, "nats-server", 30*time.Second, node.exited, node.out, httpOK(node.mon+"/healthz"))
+	return node.client
 }
 
 // dropStream deletes a test's stream from the external server.

@@ -55,6 +55,9 @@ func (w *waiter) finish(err error) {
 type queued struct {
 	e Entry
 	w *waiter
+	// internal: a retry or a due entry moved into its lane (see
+	// health.refusal).
+	internal bool
 }
 
 // sentMsg is a message of a round being stored.
@@ -126,8 +129,8 @@ func newAppender(j *Journal, maxPayload int) *appender {
 // add queues entries, sends them at once when fewer than maxRounds rounds
 // are being stored, and returns the waiter that their storage resolves. It
 // refuses them at once while the journal refuses writes (see health).
-func (a *appender) add(entries []Entry) (*waiter, error) {
-	if err := a.j.health.refusal(); err != nil {
+func (a *appender) add(entries []Entry, internal bool) (*waiter, error) {
+	if err := a.j.health.refusal(internal); err != nil {
 		return nil, err
 	}
 	w := &waiter{left: len(entries), done: make(chan struct{})}
@@ -137,7 +140,7 @@ func (a *appender) add(entries []Entry) (*waiter, error) {
 		return nil, fmt.Errorf("%w: journal closed", ErrUnavailable)
 	}
 	for _, e := range entries {
-		a.queue = append(a.queue, queued{e, w})
+		a.queue = append(a.queue, queued{e, w, internal})
 	}
 	if a.rounds >= maxRounds {
 		a.mu.Unlock()
@@ -256,9 +259,24 @@ func (a *appender) answered(m *nats.Msg, err error) []queued {
 // health.admit: the disk's free space is checked once per round).
 func (a *appender) send(round []queued) {
 	for round != nil {
-		if err := a.j.health.admit(round); err != nil {
+		if err := a.j.health.admit(round, true); err != nil {
 			round = a.refuse(round, err)
 			continue
+		}
+		if err := a.j.health.refusal(false); err != nil {
+			// Full: the new entries are refused, the internal ones go.
+			kept := round[:0:0]
+			for _, q := range round {
+				if q.internal {
+					kept = append(kept, q)
+				} else {
+					q.w.finish(err)
+				}
+			}
+			if round = kept; len(round) == 0 {
+				round = a.refuse(nil, err)
+				continue
+			}
 		}
 		msgs, waiters := a.group(round)
 		r := &roundState{left: len(msgs)}

@@ -122,7 +122,7 @@ func (d *Delivery) Retry(delay time.Duration) error {
 	e.Accepted = d.Accepted
 	e.NotBefore = time.Now().Add(delay)
 	ctx, cancel := context.WithTimeout(context.Background(), d.c.j.writeTimeout())
-	err := d.c.j.Append(ctx, []Entry{e})
+	err := d.c.j.append(ctx, []Entry{e}, true)
 	cancel()
 	if err != nil {
 		d.c.j.log.Warn("journal: storing an entry to retry failed; its journal message will be handed out again",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -166,12 +167,16 @@ func (j *Journal) runMover() {
 	}
 }
 
-// move appends the entries of due messages to their lanes, then
-// acknowledges the messages. An unreadable one is dropped with a log line.
+// move appends the entries of each due message to its lane, then
+// acknowledges the message (or hands it back a second later when the
+// append failed: a full journal). Each message is appended on its own, so
+// that a failure of one never repeats another; appends made at once still
+// share journal messages (see appender). An unreadable message is dropped
+// with a log line.
 func (j *Journal) move(ctx context.Context, msgs []jetstream.Msg) error {
-	var entries []Entry
-	var ok []jetstream.Msg
-	for _, m := range msgs {
+	errs := make([]error, len(msgs))
+	var wg sync.WaitGroup
+	for i, m := range msgs {
 		sink, found := strings.CutPrefix(m.Subject(), j.lanes.delay+".due.")
 		es, err := decodeEnvelope(m.Data())
 		if !found || err != nil {
@@ -179,21 +184,25 @@ func (j *Journal) move(ctx context.Context, msgs []jetstream.Msg) error {
 			m.TermWithReason("unreadable entry")
 			continue
 		}
-		for _, e := range es {
-			e.Sink = sink
-			e.NotBefore = time.Time{}
-			entries = append(entries, e)
+		for k := range es {
+			es[k].Sink = sink
+			es[k].NotBefore = time.Time{}
 		}
-		ok = append(ok, m)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = j.append(ctx, es, true); errs[i] != nil {
+				m.NakWithDelay(time.Second)
+				return
+			}
+			m.Ack()
+		}()
 	}
-	if err := j.Append(ctx, entries); err != nil {
-		for _, m := range ok {
-			m.NakWithDelay(time.Second)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err // the others are alike
 		}
-		return err
-	}
-	for _, m := range ok {
-		m.Ack()
 	}
 	return nil
 }

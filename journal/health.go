@@ -172,12 +172,19 @@ func (j *Journal) Health() error {
 }
 
 // refusal is why appends are refused without being sent: the store is
-// broken or the disk is below the reserve.
-func (h *health) refusal() error {
+// broken or the disk is below the reserve; for new entries (not internal:
+// a retry or a due entry moved into its lane, which move bytes rather than
+// add them) also when the deliveries and the delay stream together reach
+// journal.maxBytes.
+func (h *health) refusal(internal bool) error {
 	if h == nil {
 		return nil
 	}
-	for _, c := range []*cause{&h.disk, &h.store} {
+	causes := []*cause{&h.disk, &h.store, &h.full}
+	if internal {
+		causes = causes[:2]
+	}
+	for _, c := range causes {
 		if r := c.get(); r != "" {
 			return fmt.Errorf("%w: %s", ErrUnavailable, r)
 		}
@@ -188,8 +195,8 @@ func (h *health) refusal() error {
 // admit is the check of a round of appends: refused while the store is
 // broken, and when its entries would leave less free space than the
 // reserve (from a reading at most diskFresh old, less what was sent since).
-func (h *health) admit(round []queued) error {
-	if err := h.refusal(); err != nil || h == nil || h.reserve == 0 {
+func (h *health) admit(round []queued, internal bool) error {
+	if err := h.refusal(internal); err != nil || h == nil || h.reserve == 0 {
 		return err
 	}
 	var n int64
@@ -465,14 +472,22 @@ func (h *health) checkStream() {
 		j.log.Info("journal: stream available again")
 	}
 	maxBytes := info.Config.MaxBytes
-	room := maxBytes - int64(info.State.Bytes)
+	used := int64(info.State.Bytes)
+	if maxBytes > 0 && j.delayStream != nil {
+		// What waits in the delay stream counts too: it goes back to
+		// the deliveries when due.
+		if di, err := j.delayStream.Info(ctx); err == nil {
+			used += int64(di.State.Bytes)
+		}
+	}
+	room := maxBytes - used
 	h.mu.Lock()
 	need := max(2*fullMargin(maxBytes), h.needRoom)
 	recent := time.Since(h.refusedAt) < fullHold
 	h.mu.Unlock()
 	switch {
 	case maxBytes > 0 && room < fullMargin(maxBytes):
-		reason := fmt.Sprintf("journal full: %s of journal.maxBytes %s used", sizeText(int64(info.State.Bytes)), sizeText(maxBytes))
+		reason := fmt.Sprintf("journal full: %s of journal.maxBytes %s used", sizeText(used), sizeText(maxBytes))
 		if h.full.set(reason) {
 			j.log.Warn("journal: full; refusing writes until entries are delivered", "reason", reason)
 		}

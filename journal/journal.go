@@ -250,6 +250,9 @@ func (j *Journal) connect(ctx context.Context) error {
 		return fmt.Errorf("connect journal %s: %w", o.URL, err)
 	}
 	j.nc = nc
+	if o.URL != "" && !serverAtLeast(nc.ConnectedServerVersion(), 2, 12) {
+		return fmt.Errorf("journal %s: nats-server %s is too old: the journal needs 2.12 or later (message schedules for delayed deliveries, pinned consumers for ordered ones)", o.URL, nc.ConnectedServerVersion())
+	}
 	// The appender is made here: the journal's answers to its messages
 	// come through these handlers.
 	j.app = newAppender(j, int(nc.MaxPayload()))
@@ -416,10 +419,16 @@ type Entry struct {
 // while the store cannot take writes or the disk is below MinFreeSpace (see
 // Health).
 func (j *Journal) Append(ctx context.Context, entries []Entry) error {
+	return j.append(ctx, entries, false)
+}
+
+// append is Append; internal says the entries are stored again (a retry, a
+// due entry moved into its lane), which a full journal still takes.
+func (j *Journal) append(ctx context.Context, entries []Entry, internal bool) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	w, err := j.app.add(entries)
+	w, err := j.app.add(entries, internal)
 	if err != nil {
 		return err
 	}
@@ -496,6 +505,21 @@ func (j *Journal) Close() error {
 		unlockDir(j.lock)
 	}
 	return nil
+}
+
+// serverAtLeast says whether the server version v (such as "2.12.1") is
+// at least major.minor.
+func serverAtLeast(v string, major, minor int) bool {
+	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 // Bounds of the requests that set up streams and consumers (variables for

@@ -23,7 +23,10 @@ type Metrics struct {
 	Duration   *prometheus.HistogramVec
 	Pending    *prometheus.GaugeVec
 	// DeadLetters is how many entries the dead-letter store holds.
-	DeadLetters    prometheus.Gauge
+	DeadLetters prometheus.Gauge
+	// Delayed is how many deliveries wait for their time (a delay, a
+	// deliverAt, a retry's backoff) in the journal's delay stream.
+	Delayed        prometheus.Gauge
 	FilterErrors   *prometheus.CounterVec
 	TransformErrs  *prometheus.CounterVec
 	AppendDuration prometheus.Histogram
@@ -63,8 +66,12 @@ func newMetrics() *Metrics {
 			// Read from the journal's stream: with replicas sharing a
 			// journal, every replica reports the same stream-wide value, so
 			// aggregate with max() (or avg()), never sum().
-			Help: "Deliveries in the journal not yet acknowledged, per sink; stream-wide: every replica sharing the journal reports the same value, aggregate with max() by (sink), not sum().",
+			Help: "Deliveries due in the journal not yet acknowledged, per sink (those waiting for their time are junction_delayed_deliveries); stream-wide: every replica sharing the journal reports the same value, aggregate with max() by (sink), not sum().",
 		}, []string{"sink"}),
+		Delayed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "junction_delayed_deliveries",
+			Help: "Deliveries waiting for their due time (delay, deliverAt, a retry's backoff) in the journal's delay stream, all sinks; stream-wide like junction_pending_deliveries.",
+		}),
 		DeadLetters: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "junction_deadletters",
 			Help: "Entries in the journal's dead-letter store (given up on, kept for journal.deadLetterRetention).",
@@ -96,7 +103,7 @@ func newMetrics() *Metrics {
 		}),
 	}
 	m.Registry.MustRegister(m.Replies, m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
-		m.Pending, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
+		m.Pending, m.Delayed, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected)
 	return m

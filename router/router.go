@@ -373,6 +373,9 @@ func (r *Router) trackPending(ctx context.Context) {
 		if n, err := r.journal.DeadLetterCount(qctx); err == nil {
 			r.metrics.DeadLetters.Set(float64(n))
 		}
+		if n, err := r.journal.Delayed(qctx); err == nil {
+			r.metrics.Delayed.Set(float64(n))
+		}
 		cancel()
 		select {
 		case <-ctx.Done():
