@@ -56,7 +56,8 @@ var ErrBatcherClosed = errors.New("batching sink closed before the batch was sen
 // first. Every event keeps its own result, so the router's per-delivery
 // retries and dead-lettering stay as they are: a failed event is retried
 // alone and may join a later batch, and events delivered with it are not
-// sent again.
+// sent again. Events that fail permanently together are split up first
+// (see sendBatch), so that one bad event does not dead-letter its batch.
 //
 // When a caller's ctx ends before its batch is sent, its event leaves the
 // batch and Deliver returns the ctx's error; when it ends while the batch is
@@ -208,19 +209,56 @@ func (b *batcher) deliver(items []*batchItem) {
 	for i, it := range live {
 		events[i] = it.e
 	}
+	errs := b.sendBatch(ctx, events)
+	for i, it := range live {
+		it.done <- errs[i]
+	}
+}
+
+// sendBatch sends events with DeliverBatch. When several of them fail
+// permanently (a destination that answers for the whole batch, like an
+// HTTP endpoint refusing it with 400 or 413), they are sent again in two
+// halves, and so on, so that a permanent failure is only ever given to an
+// event that failed alone or failed while others of its batch did not;
+// the events accepted are not sent again. A retryable failure is not split:
+// it is usually the destination's (down, overloaded), and each event is
+// retried by its own delivery policy.
+func (b *batcher) sendBatch(ctx context.Context, events []*event.Event) []error {
 	if b.o.OnBatch != nil {
 		b.o.OnBatch(len(events))
 	}
 	errs := b.s.DeliverBatch(ctx, events)
-	for i, it := range live {
-		var err error
-		if i < len(errs) {
-			err = errs[i]
-		} else {
-			err = Retryable(fmt.Errorf("the sink returned %d results for a batch of %d events", len(errs), len(live)), 0)
+	if len(errs) != len(events) {
+		miss := Retryable(fmt.Errorf("the sink returned %d results for a batch of %d events", len(errs), len(events)), 0)
+		errs = make([]error, len(events))
+		for i := range errs {
+			errs[i] = miss
 		}
-		it.done <- err
+		return errs
 	}
+	if len(events) < 2 || ctx.Err() != nil {
+		return errs
+	}
+	var perm []int
+	for i, err := range errs {
+		if p, _ := Classify(err); err != nil && p {
+			perm = append(perm, i)
+		}
+	}
+	if len(perm) < 2 {
+		return errs
+	}
+	half := len(perm) / 2
+	for _, part := range [][]int{perm[:half], perm[half:]} {
+		sub := make([]*event.Event, len(part))
+		for j, i := range part {
+			sub[j] = events[i]
+		}
+		for j, err := range b.sendBatch(ctx, sub) {
+			errs[part[j]] = err
+		}
+	}
+	return errs
 }
 
 // batchContext is the context of one batch: the values of its first

@@ -18,6 +18,9 @@ type recordingBatchSink struct {
 	mu      sync.Mutex
 	batches [][]string
 	fail    map[string]error
+	// poison fails every batch that holds it, whole and permanently (as
+	// an HTTP endpoint answering 400).
+	poison string
 	gate    chan struct{}
 	entered atomic.Int32
 	closed  atomic.Bool
@@ -44,9 +47,17 @@ func (r *recordingBatchSink) DeliverBatch(ctx context.Context, events []*event.E
 	errs := make([]error, len(events))
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	poisoned := false
 	for i, e := range events {
 		ids[i] = e.ID()
 		errs[i] = r.fail[e.ID()]
+		poisoned = poisoned || e.ID() == r.poison
+	}
+	if poisoned {
+		for i := range errs {
+			errs[i] = Permanent(errors.New("HTTP 400"))
+		}
+		return errs
 	}
 	r.batches = append(r.batches, ids)
 	return errs
@@ -339,5 +350,40 @@ func TestBatchingRace(t *testing.T) {
 	}
 	if int64(len(seen)) < ok.Load()+failed.Load() {
 		t.Errorf("%d events sent, but %d callers were answered by the sink", len(seen), ok.Load()+failed.Load())
+	}
+}
+
+// TestBatchingSplitsPermanentFailures: a batch refused whole and for good
+// is split until the event at fault fails alone; the others are delivered
+// once.
+func TestBatchingSplitsPermanentFailures(t *testing.T) {
+	rec := &recordingBatchSink{poison: "e5"}
+	var calls atomic.Int32
+	s := Batching(rec, BatchOptions{MaxEvents: 16, MaxWait: time.Minute, OnBatch: func(int) { calls.Add(1) }})
+	defer s.Close()
+	res := deliverAll(context.Background(), s, ids("e", 16))
+	for id, err := range res {
+		if id == "e5" {
+			if p, _ := Classify(err); err == nil || !p {
+				t.Errorf("e5: %v, want permanent", err)
+			}
+		} else if err != nil {
+			t.Errorf("%s: %v, want nil", id, err)
+		}
+	}
+	seen := map[string]int{}
+	for _, b := range rec.got() {
+		for _, id := range b {
+			seen[id]++
+		}
+	}
+	for _, id := range ids("e", 16) {
+		if want := map[bool]int{true: 0, false: 1}[id == "e5"]; seen[id] != want {
+			t.Errorf("%s accepted %d times, want %d", id, seen[id], want)
+		}
+	}
+	// 16 → 8+8 → 4+4 → 2+2 → 1+1: 1 + 2*4 sends.
+	if n := calls.Load(); n != 9 {
+		t.Errorf("%d sends, want 9", n)
 	}
 }

@@ -93,32 +93,6 @@ func TestDeliverBatchStatuses(t *testing.T) {
 	}
 }
 
-func TestDeliverBatchUnencodable(t *testing.T) {
-	rec := newRecorder(t, "", nil)
-	w := build(t, cfgFor(rec.srv.URL+"/hook"))
-	bad := event.New(event.CloudEventsVersionV03)
-	bad.SetID("bad")
-	bad.SetSource("/s")
-	bad.SetType("t")
-	bad.Context.(*event.EventContextV03).Extensions = map[string]any{"bad-name": "x"}
-	if _, err := bad.MarshalJSON(); err == nil {
-		t.Skip("sdk-go encodes this event in JSON; no unencodable event to test with")
-	}
-	good := testEvent(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	errs := w.DeliverBatch(ctx, []*event.Event{&bad, good})
-	if perm, _ := sinks.Classify(errs[0]); errs[0] == nil || !perm {
-		t.Errorf("unencodable event: %v, want permanent", errs[0])
-	}
-	if errs[1] != nil {
-		t.Errorf("the other event: %v", errs[1])
-	}
-	if got := readBatch(t, rec.last(t)); len(got) != 1 || got[0].ID() != good.ID() {
-		t.Errorf("batch %v, want the good event alone", got)
-	}
-}
-
 // TestBatchingWebhook runs the webhook sink under sinks.Batching as the
 // router does: concurrent deliveries share requests.
 func TestBatchingWebhook(t *testing.T) {
