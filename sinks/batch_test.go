@@ -20,7 +20,7 @@ type recordingBatchSink struct {
 	fail    map[string]error
 	// poison fails every batch that holds it, whole and permanently (as
 	// an HTTP endpoint answering 400).
-	poison string
+	poison  string
 	gate    chan struct{}
 	entered atomic.Int32
 	closed  atomic.Bool
