@@ -24,7 +24,7 @@ func TestDeliverBatchJetStream(t *testing.T) {
 		events = append(events, newEvent(fmt.Sprintf("b-%d", i)))
 	}
 	_ = events[4].SetData("application/octet-stream", make([]byte, 2<<20)) // over max_payload
-	events[9].SetSubject("a\nb")                                             // not in a header
+	events[9].SetSubject("a\nb")                                           // not in a header
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for round := range 2 {
