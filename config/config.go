@@ -348,6 +348,9 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 			errs.Add(common, where, p.Delivery.validate("delivery"))
 			if b := Locate(common, "batch"); b != common {
 				p.Batch = batchOf(b, c.Batch, where, errs)
+				if p.Batch != nil && p.MaxPending > 0 && p.MaxPending < p.Batch.MaxEvents {
+					errs.Addf(PosOf(Locate(common, "maxPending")), where, "maxPending: must be at least batch.maxEvents (%d), or no batch fills", p.Batch.MaxEvents)
+				}
 			}
 		}
 		p.Own = own
@@ -361,6 +364,9 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 func batchOf(n *yaml.Node, b *Batch, where string, errs *Errors) *Batch {
 	if b == nil {
 		return nil // null, or not decoded (reported by Decode)
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
 	}
 	ok := true
 	if Locate(n, "maxEvents") == n {

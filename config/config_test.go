@@ -417,3 +417,22 @@ routes:
 		t.Errorf("batch: null = %+v, want none", b)
 	}
 }
+
+func TestSinkBatchAlias(t *testing.T) {
+	y := `
+sinks:
+  - {name: s, type: webhook, url: "http://x/", batch: &b {maxEvents: 7, maxWait: 1s}}
+  - {name: t, type: webhook, url: "http://x/", batch: *b}
+routes:
+  - {name: r, to: [s, t], delivery: {onExhausted: drop}}
+`
+	cfg, err := Parse("c.yaml", []byte(y), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range cfg.Sinks {
+		if b := s.Batch; b == nil || b.MaxEvents != 7 || time.Duration(b.MaxWait) != time.Second {
+			t.Errorf("sink %s: batch = %+v, want maxEvents 7, maxWait 1s", s.Name, b)
+		}
+	}
+}
