@@ -387,3 +387,30 @@ func TestBatchingSplitsPermanentFailures(t *testing.T) {
 		t.Errorf("%d sends, want 9", n)
 	}
 }
+
+// BenchmarkBatching measures the decorator's own cost per event: 64
+// callers at once into batches of 64, with a sink that does nothing.
+func BenchmarkBatching(b *testing.B) {
+	s := Batching(nopBatchSink{}, BatchOptions{MaxEvents: 64, MaxWait: time.Millisecond})
+	defer s.Close()
+	e := testEvent("bench")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b.SetParallelism(64)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.Deliver(ctx, e); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+}
+
+type nopBatchSink struct{}
+
+func (nopBatchSink) Deliver(context.Context, *event.Event) error { return nil }
+func (nopBatchSink) DeliverBatch(_ context.Context, events []*event.Event) []error {
+	return make([]error, len(events))
+}
+func (nopBatchSink) Close() error { return nil }
