@@ -68,9 +68,10 @@ var ErrBatcherClosed = errors.New("batching sink closed before the batch was sen
 // Deliver blocks, so batches fill only when many Deliver calls run at once:
 // the router runs a batching sink with a concurrency of at least MaxEvents.
 // Close fails what is waiting for a batch (retryable, ErrBatcherClosed),
-// waits for batches being sent, and closes s.
+// cancels and waits for the batches being sent, and closes s.
 func Batching(s BatchSink, o BatchOptions) Sink {
-	return &batcher{s: s, o: o}
+	quit, cancel := context.WithCancel(context.Background())
+	return &batcher{s: s, o: o, quit: quit, cancelQuit: cancel}
 }
 
 type batcher struct {
@@ -82,6 +83,10 @@ type batcher struct {
 	closed bool
 	// sending counts batches being sent, for Close.
 	sending sync.WaitGroup
+	// quit ends with Close: it cuts short the batches still being sent
+	// (their callers have given up already).
+	quit       context.Context
+	cancelQuit context.CancelFunc
 }
 
 // pendingBatch is a batch being filled; once taken (by its size, its timer
@@ -205,6 +210,7 @@ func (b *batcher) deliver(items []*batchItem) {
 	}
 	ctx, cancel := batchContext(live)
 	defer cancel()
+	defer context.AfterFunc(b.quit, cancel)()
 	events := make([]*event.Event, len(live))
 	for i, it := range live {
 		events[i] = it.e
@@ -280,8 +286,9 @@ func batchContext(items []*batchItem) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(base, latest)
 }
 
-// Close fails the deliveries waiting for a batch, waits for the batches
-// being sent and closes the sink.
+// Close fails the deliveries waiting for a batch, cancels the batches
+// still being sent (only after a shutdown's drain deadline are there any:
+// their callers have returned) and waits for them, and closes the sink.
 func (b *batcher) Close() error {
 	b.mu.Lock()
 	b.closed = true
@@ -292,6 +299,7 @@ func (b *batcher) Close() error {
 		}
 	}
 	b.mu.Unlock()
+	b.cancelQuit()
 	b.sending.Wait()
 	return b.s.Close()
 }

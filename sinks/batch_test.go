@@ -414,3 +414,27 @@ func (nopBatchSink) DeliverBatch(_ context.Context, events []*event.Event) []err
 	return make([]error, len(events))
 }
 func (nopBatchSink) Close() error { return nil }
+
+// TestBatchingCloseCancelsSending: a batch still being sent when the sink
+// is closed (its caller gave up) is cancelled, so Close does not wait for
+// its deadline.
+func TestBatchingCloseCancelsSending(t *testing.T) {
+	rec := &recordingBatchSink{gate: make(chan struct{})}
+	s := Batching(rec, BatchOptions{MaxEvents: 1, MaxWait: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	done := make(chan error, 1)
+	go func() { done <- s.Deliver(ctx, testEvent("stuck")) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for rec.entered.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close waited %v for a batch whose caller had gone", d)
+	}
+}
