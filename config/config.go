@@ -294,6 +294,7 @@ type sinkCommon struct {
 	Concurrency int      `yaml:"concurrency"`
 	MaxHops     int      `yaml:"maxHops"`
 	MaxPending  int      `yaml:"maxPending"`
+	Batch       *Batch   `yaml:"batch"`
 }
 
 func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
@@ -322,7 +323,7 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 				nameNode = v
 			case k.Value == "type":
 				typeNode = v
-			case kind == "sink" && (k.Value == "delivery" || k.Value == "concurrency" || k.Value == "maxHops" || k.Value == "maxPending"):
+			case kind == "sink" && (k.Value == "delivery" || k.Value == "concurrency" || k.Value == "maxHops" || k.Value == "maxPending" || k.Value == "batch"):
 				common.Content = append(common.Content, k, v)
 			default:
 				own.Content = append(own.Content, k, v)
@@ -357,11 +358,45 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 				errs.Addf(PosOf(Locate(common, "maxHops")), where, "maxHops: must be between 1 and 100")
 			}
 			errs.Add(common, where, p.Delivery.validate("delivery"))
+			if b := Locate(common, "batch"); b != common {
+				p.Batch = batchOf(b, c.Batch, where, errs)
+				if p.Batch != nil && p.MaxPending > 0 && p.MaxPending < p.Batch.MaxEvents {
+					errs.Addf(PosOf(Locate(common, "maxPending")), where, "maxPending: must be at least batch.maxEvents (%d), or no batch fills", p.Batch.MaxEvents)
+				}
+			}
 		}
 		p.Own = own
 		out = append(out, p)
 	}
 	return out
+}
+
+// batchOf checks a sink's decoded batch key (n is its YAML value) and
+// returns it with its defaults set, or nil when it is null or not valid.
+func batchOf(n *yaml.Node, b *Batch, where string, errs *Errors) *Batch {
+	if b == nil {
+		return nil // null, or not decoded (reported by Decode)
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	ok := true
+	if Locate(n, "maxEvents") == n {
+		b.MaxEvents = DefaultBatchMaxEvents
+	} else if b.MaxEvents < 1 || b.MaxEvents > MaxBatchMaxEvents {
+		errs.Addf(PosOf(Locate(n, "maxEvents")), where, "batch.maxEvents: must be between 1 and %d", MaxBatchMaxEvents)
+		ok = false
+	}
+	if Locate(n, "maxWait") == n {
+		b.MaxWait = Duration(DefaultBatchMaxWait)
+	} else if b.MaxWait <= 0 || time.Duration(b.MaxWait) > MaxBatchMaxWait {
+		errs.Addf(PosOf(Locate(n, "maxWait")), where, "batch.maxWait: must be more than 0 and at most %v", MaxBatchMaxWait)
+		ok = false
+	}
+	if !ok {
+		return nil
+	}
+	return b
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)

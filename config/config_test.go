@@ -366,3 +366,73 @@ func TestSameListen(t *testing.T) {
 		}
 	}
 }
+
+func TestSinkBatch(t *testing.T) {
+	y := `
+sinks:
+  - name: plain
+    type: webhook
+    url: http://x/
+  - name: defaults
+    type: webhook
+    url: http://x/
+    batch: {}
+  - name: set
+    type: webhook
+    url: http://x/
+    concurrency: 500
+    batch: {maxEvents: 10, maxWait: 1s}
+  - name: off
+    type: webhook
+    url: http://x/
+    batch: null
+routes:
+  - name: r
+    to: [plain, defaults, set, off]
+    delivery: {onExhausted: drop}
+`
+	cfg, err := Parse("c.yaml", []byte(y), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.Sinks[0].Batch; b != nil {
+		t.Errorf("no batch key: %+v", b)
+	}
+	if c := cfg.Sinks[0].EffectiveConcurrency(); c != DefaultConcurrency {
+		t.Errorf("effective concurrency without batch: %d", c)
+	}
+	if b := cfg.Sinks[1].Batch; b == nil || b.MaxEvents != DefaultBatchMaxEvents || time.Duration(b.MaxWait) != DefaultBatchMaxWait {
+		t.Errorf("batch: {} = %+v, want the defaults", b)
+	}
+	if c := cfg.Sinks[1].EffectiveConcurrency(); c != DefaultBatchMaxEvents {
+		t.Errorf("effective concurrency with batch: %d, want maxEvents %d", c, DefaultBatchMaxEvents)
+	}
+	if b := cfg.Sinks[2].Batch; b == nil || b.MaxEvents != 10 || time.Duration(b.MaxWait) != time.Second {
+		t.Errorf("batch = %+v", b)
+	}
+	if c := cfg.Sinks[2].EffectiveConcurrency(); c != 500 {
+		t.Errorf("effective concurrency above maxEvents: %d, want 500", c)
+	}
+	if b := cfg.Sinks[3].Batch; b != nil {
+		t.Errorf("batch: null = %+v, want none", b)
+	}
+}
+
+func TestSinkBatchAlias(t *testing.T) {
+	y := `
+sinks:
+  - {name: s, type: webhook, url: "http://x/", batch: &b {maxEvents: 7, maxWait: 1s}}
+  - {name: t, type: webhook, url: "http://x/", batch: *b}
+routes:
+  - {name: r, to: [s, t], delivery: {onExhausted: drop}}
+`
+	cfg, err := Parse("c.yaml", []byte(y), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range cfg.Sinks {
+		if b := s.Batch; b == nil || b.MaxEvents != 7 || time.Duration(b.MaxWait) != time.Second {
+			t.Errorf("sink %s: batch = %+v, want maxEvents 7, maxWait 1s", s.Name, b)
+		}
+	}
+}

@@ -241,6 +241,35 @@ type Plugin struct {
 	// max(1000, 16 × concurrency): each replica holds up to 2 × concurrency,
 	// so the default serves 8 replicas at full concurrency.
 	MaxPending int
+	// Batch, when set, makes the sink send events in batches (see
+	// sinks.Batching); its defaults are set.
+	Batch *Batch
+}
+
+// Batch is a sink's `batch` key: a batch is sent once it has MaxEvents
+// events, or MaxWait after its first event.
+type Batch struct {
+	MaxEvents int      `yaml:"maxEvents"`
+	MaxWait   Duration `yaml:"maxWait"`
+}
+
+// Defaults and bounds of a sink's batch key.
+const (
+	DefaultBatchMaxEvents = 100
+	DefaultBatchMaxWait   = 200 * time.Millisecond
+	MaxBatchMaxEvents     = 1000
+	MaxBatchMaxWait       = 10 * time.Second
+)
+
+// EffectiveConcurrency is how many deliveries the sink is handed at once:
+// its concurrency, raised to batch.maxEvents when batching, since a
+// delivery waits for its batch to be sent and a batch fills only with as
+// many deliveries at once.
+func (p *Plugin) EffectiveConcurrency() int {
+	if p.Batch != nil {
+		return max(p.Concurrency, p.Batch.MaxEvents)
+	}
+	return p.Concurrency
 }
 
 // Where names the plugin for error messages, e.g. `sink "billing"`.

@@ -35,6 +35,9 @@ type Metrics struct {
 	// those closed at once over http.maxConnections.
 	Connections         prometheus.Gauge
 	ConnectionsRejected prometheus.Counter
+	// BatchSize is the number of events of each batch a batching sink
+	// sends.
+	BatchSize *prometheus.HistogramVec
 }
 
 func newMetrics() *Metrics {
@@ -101,11 +104,16 @@ func newMetrics() *Metrics {
 			Name: "junction_http_connections_rejected_total",
 			Help: "Ingress connections closed at once because http.maxConnections were open.",
 		}),
+		BatchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "junction_sink_batch_size",
+			Help:    "Events per batch sent by a sink with a batch key.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}, []string{"sink"}),
 	}
 	m.Registry.MustRegister(m.Replies, m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
 		m.Pending, m.Delayed, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected)
+	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected, m.BatchSize)
 	return m
 }
 

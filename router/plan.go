@@ -93,6 +93,7 @@ func Compile(cfg *config.Config) (*Plan, error) {
 		if !ok {
 			continue
 		}
+		checkBatch(pl, c, &errs)
 		pol := pl.Delivery.Apply(config.DefaultPolicy)
 		sinkPolicy[pl.Name] = pol
 		dl := pol
@@ -116,6 +117,32 @@ func Compile(cfg *config.Config) (*Plan, error) {
 	p.Warnings.SetFile(cfg.File)
 	p.Warnings.Err() // sorts them by position
 	return p, nil
+}
+
+// checkBatch refuses a batch key on a sink that cannot send batches: its
+// type has no batch form (sinks.BatchConfig), or its config says why not.
+func checkBatch(pl config.Plugin, c sinks.Config, errs *config.Errors) {
+	if pl.Batch == nil {
+		return
+	}
+	pos := config.PosOf(config.Locate(pl.Node, "batch"))
+	where := pl.Where("sink")
+	bc, ok := c.(sinks.BatchConfig)
+	if !ok {
+		var can []string
+		for _, typ := range sinks.Types() {
+			if f, _ := sinks.Lookup(typ); f != nil {
+				if _, ok := f().(sinks.BatchConfig); ok {
+					can = append(can, typ)
+				}
+			}
+		}
+		errs.Addf(pos, where, "batch: sink type %q cannot send batches (types that can: %s)", pl.Type, strings.Join(can, ", "))
+		return
+	}
+	if err := bc.BatchSupported(); err != nil {
+		errs.Addf(pos, where, "batch: %v", err)
+	}
 }
 
 func newSourceConfig(typ string) (sources.Config, bool) {

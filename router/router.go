@@ -108,7 +108,13 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("build sink %q: %w", sp.Plugin.Name, err)
 		}
+		if s, err = r.batching(sp, s); err != nil {
+			return nil, err
+		}
 		rt := &sinkRuntime{r: r, name: sp.Plugin.Name, sink: s, plan: sp, log: log}
+		// A delivery to a batching sink waits for its batch: hand out
+		// enough at once to fill one.
+		rt.plan.Plugin.Concurrency = sp.Plugin.EffectiveConcurrency()
 		if _, ok := s.(sinks.ReplySink); ok {
 			// Replies enter routing as events from a source of the sink's name.
 			r.ingesters[rt.name] = r.newIngester(rt.name)
@@ -151,6 +157,25 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 		}
 	}
 	return r, nil
+}
+
+// batching wraps s with sinks.Batching when the sink has a batch key.
+func (r *Router) batching(sp SinkPlan, s sinks.Sink) (sinks.Sink, error) {
+	b := sp.Plugin.Batch
+	if b == nil {
+		return s, nil
+	}
+	bs, ok := s.(sinks.BatchSink)
+	if _, reply := s.(sinks.ReplySink); !ok || reply {
+		s.Close()
+		return nil, fmt.Errorf("build sink %q: type %q cannot send batches", sp.Plugin.Name, sp.Plugin.Type)
+	}
+	size := r.metrics.BatchSize.WithLabelValues(sp.Plugin.Name)
+	return sinks.Batching(bs, sinks.BatchOptions{
+		MaxEvents: b.MaxEvents,
+		MaxWait:   time.Duration(b.MaxWait),
+		OnBatch:   func(n int) { size.Observe(float64(n)) },
+	}), nil
 }
 
 // Metrics returns the router's metrics.

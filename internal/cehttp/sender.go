@@ -344,6 +344,71 @@ func (s *Sender) Deliver(ctx context.Context, e *event.Event) error {
 	return s.StatusError(resp)
 }
 
+// BatchContentType is the media type of a batch-mode request: a JSON array
+// of events in the CloudEvents JSON format. It has no charset parameter
+// (JSON is UTF-8): sdk-go's receivers recognise a batch only by the bare
+// media type.
+const BatchContentType = mediaBatch
+
+// DeliverBatch sends events in one request in the CloudEvents HTTP
+// binding's batch mode (a JSON array of structured events) and returns one
+// error per event: the answer to the request is every event's, classified
+// as for Deliver (Retry-After honoured); an event that cannot be encoded
+// fails permanently and is left out of the request.
+func (s *Sender) DeliverBatch(ctx context.Context, events []*event.Event) []error {
+	start := time.Now()
+	errs := make([]error, len(events))
+	var body bytes.Buffer
+	body.WriteByte('[')
+	n := 0
+	for i, e := range events {
+		b, err := e.MarshalJSON()
+		if err != nil {
+			errs[i] = s.Fail(sinks.Permanent(fmt.Errorf("encode event %s: %w", e.ID(), err)))
+			continue
+		}
+		if n > 0 {
+			body.WriteByte(',')
+		}
+		body.Write(b)
+		n++
+	}
+	body.WriteByte(']')
+	if n == 0 {
+		return errs
+	}
+	err := s.sendBatch(ctx, start, body.Bytes())
+	for i := range errs {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+func (s *Sender) sendBatch(ctx context.Context, start time.Time, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, s.method, "", bytes.NewReader(body))
+	if err != nil {
+		return s.Fail(sinks.Permanent(err))
+	}
+	h := make(http.Header, len(s.headers)+1)
+	for k, v := range s.headers {
+		h[k] = v
+	}
+	h[HeaderContentType] = []string{BatchContentType}
+	u := *s.url
+	req.URL, req.Header = &u, h
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return s.transportError(ctx, start, err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		DrainClose(resp.Body)
+		return nil
+	}
+	return s.StatusError(resp)
+}
+
 // StatusError classifies a response that is not 2xx with
 // sinks.HTTPStatusError, adds the start of its body to the text, and closes
 // the body.

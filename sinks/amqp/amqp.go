@@ -96,7 +96,11 @@ func NewConfig() *Config {
 	return &Config{Format: DefaultFormat, Persistent: true, Mandatory: true}
 }
 
-var _ sinks.Config = (*Config)(nil)
+var _ sinks.BatchConfig = (*Config)(nil)
+
+// BatchSupported is nil: with a batch key, a batch is published on one
+// channel and then confirmed message by message.
+func (c *Config) BatchSupported() error { return nil }
 
 // Validate checks the config without I/O; every problem is a
 // config.FieldError (or a config error at the expression) naming its key.
@@ -189,7 +193,7 @@ type Sink struct {
 	dialErr  error
 }
 
-var _ sinks.Sink = (*Sink)(nil)
+var _ sinks.BatchSink = (*Sink)(nil)
 
 // pubChannel is a confirm-mode channel used by one Deliver at a time.
 type pubChannel struct {
@@ -205,20 +209,9 @@ var errClosed = errors.New("sink closed")
 // Deliver publishes e and waits for the broker's confirm; see the package
 // doc for how failures are classified. ctx bounds the attempt.
 func (s *Sink) Deliver(ctx context.Context, e *event.Event) error {
-	key := ""
-	if s.routingKey != nil {
-		k, err := s.routingKey.Eval(filters.NewEnv(e))
-		if err != nil {
-			return s.fail(sinks.Permanent(err))
-		}
-		key = k
-	}
-	if len(key) > 255 {
-		return s.failf(sinks.Permanent(errors.New("routing key too long")), "routing key longer than 255 bytes (%d)", len(key))
-	}
-	msg, err := s.message(e)
+	key, msg, err := s.publishing(e)
 	if err != nil {
-		return s.fail(sinks.Permanent(fmt.Errorf("encode event: %w", err)))
+		return err
 	}
 	pc, err := s.acquire(ctx)
 	if err != nil {
@@ -275,6 +268,165 @@ func (s *Sink) Deliver(ctx context.Context, e *event.Event) error {
 	}
 	s.release(pc)
 	return s.failf(sinks.Retryable(errors.New("nack"), 0), "broker nacked the message (basic.nack)")
+}
+
+// publishing makes the routing key and the message of e. Its errors are
+// permanent.
+func (s *Sink) publishing(e *event.Event) (string, amqp.Publishing, error) {
+	key := ""
+	if s.routingKey != nil {
+		k, err := s.routingKey.Eval(filters.NewEnv(e))
+		if err != nil {
+			return "", amqp.Publishing{}, s.fail(sinks.Permanent(err))
+		}
+		key = k
+	}
+	if len(key) > 255 {
+		return "", amqp.Publishing{}, s.failf(sinks.Permanent(errors.New("routing key too long")), "routing key longer than 255 bytes (%d)", len(key))
+	}
+	msg, err := s.message(e)
+	if err != nil {
+		return "", amqp.Publishing{}, s.fail(sinks.Permanent(fmt.Errorf("encode event: %w", err)))
+	}
+	return key, msg, nil
+}
+
+// DeliverBatch publishes events on one confirm-mode channel, one after the
+// other without waiting, then waits for the broker's confirm of each: every
+// event gets its own result, classified as for Deliver. A message returned
+// as unroutable (mandatory) is matched to its event by message-id (the
+// event id) and routing key; events alike in both are routed alike. ctx
+// bounds the whole batch.
+func (s *Sink) DeliverBatch(ctx context.Context, events []*event.Event) []error {
+	errs := make([]error, len(events))
+	keys := make([]string, len(events))
+	dcs := make([]*amqp.DeferredConfirmation, len(events))
+	msgs := make([]amqp.Publishing, len(events))
+	todo := 0
+	for i, e := range events {
+		keys[i], msgs[i], errs[i] = s.publishing(e)
+		if errs[i] == nil {
+			todo++
+		}
+	}
+	if todo == 0 {
+		return errs
+	}
+	pc, err := s.acquire(ctx)
+	if err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	// The channel's reader hands basic.returns over one at a time and
+	// waits for each to be taken: take them while the batch is in flight.
+	var returns []amqp.Return
+	stop, drained := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case r, ok := <-pc.returns:
+				if !ok {
+					return
+				}
+				returns = append(returns, r)
+			case <-stop:
+				for {
+					select {
+					case r, ok := <-pc.returns:
+						if !ok {
+							return
+						}
+						returns = append(returns, r)
+					default:
+						return
+					}
+				}
+			}
+		}
+	}()
+	healthy := true
+	var pubErr error
+	for i := range events {
+		if errs[i] != nil {
+			continue
+		}
+		if pubErr != nil {
+			errs[i] = pubErr
+			continue
+		}
+		dcs[i], err = pc.ch.PublishWithDeferredConfirmWithContext(ctx, s.exchange, keys[i], s.mandatory, false, msgs[i])
+		if err != nil {
+			healthy = false
+			if ctx.Err() != nil {
+				pubErr = s.timeout(ctx)
+			} else {
+				pubErr = s.failf(sinks.Retryable(err, 0), "publish: %v", err)
+			}
+			errs[i] = pubErr
+		}
+	}
+	acked := make([]bool, len(events))
+	for i, dc := range dcs {
+		if dc == nil {
+			continue
+		}
+		select {
+		case <-dc.Done():
+			acked[i] = dc.Acked()
+		case <-ctx.Done():
+			// Confirms may still come: the channel cannot be reused.
+			healthy = false
+			errs[i] = s.timeout(ctx)
+		}
+	}
+	close(stop)
+	<-drained
+	var closeErr error
+	select {
+	case cerr, ok := <-pc.closes:
+		healthy = false
+		if ok && cerr != nil {
+			closeErr = s.channelError(cerr)
+		}
+	default:
+	}
+	if pc.ch.IsClosed() {
+		healthy = false
+	}
+	for i, dc := range dcs {
+		if dc == nil || errs[i] != nil || acked[i] {
+			continue
+		}
+		switch {
+		case closeErr != nil:
+			errs[i] = closeErr
+		case !healthy:
+			errs[i] = s.failf(sinks.Retryable(amqp.ErrClosed, 0), "channel closed before the broker confirmed the message")
+		default:
+			errs[i] = s.failf(sinks.Retryable(errors.New("nack"), 0), "broker nacked the message (basic.nack)")
+		}
+	}
+	returned := make([]bool, len(events))
+	for _, r := range returns {
+		for i, dc := range dcs {
+			if dc != nil && !returned[i] && acked[i] && msgs[i].MessageId == r.MessageId && keys[i] == r.RoutingKey {
+				returned[i] = true
+				errs[i] = s.failf(sinks.Permanent(errors.New(r.ReplyText)), "no queue bound for routing key %q (%d %s)", text.OneLine(keys[i], 100), r.ReplyCode, r.ReplyText)
+				break
+			}
+		}
+	}
+	if healthy {
+		s.release(pc)
+	} else {
+		s.discard(pc)
+	}
+	return errs
 }
 
 // channelError classifies the error that closed a channel or connection.

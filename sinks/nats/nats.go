@@ -71,7 +71,11 @@ func NewConfig() *Config {
 	return &Config{Conn: natsconn.Conn{URL: natsconn.DefaultURL}, JetStream: true, Format: DefaultFormat}
 }
 
-var _ sinks.Config = (*Config)(nil)
+var _ sinks.BatchConfig = (*Config)(nil)
+
+// BatchSupported is nil: with a batch key, a batch is published at once
+// and then confirmed (PubAcks, or one flush with core NATS).
+func (c *Config) BatchSupported() error { return nil }
 
 // Validate checks the config without I/O and compiles the subject
 // expression; every problem names its key (expression errors their
@@ -213,7 +217,7 @@ type Sink struct {
 	servers    string
 }
 
-var _ sinks.Sink = (*Sink)(nil)
+var _ sinks.BatchSink = (*Sink)(nil)
 
 // Deliver publishes e and returns nil once the broker confirmed it: the
 // stream's PubAck with JetStream, the server's answer to a flush with core
@@ -221,22 +225,11 @@ var _ sinks.Sink = (*Sink)(nil)
 // the server's max_payload or the stream's max_msg_size; anything else is
 // retryable.
 func (s *Sink) Deliver(ctx context.Context, e *event.Event) error {
-	subject, err := s.subject.Eval(filters.NewEnv(e))
+	m, err := s.message(e)
 	if err != nil {
-		return failf(sinks.Permanent(err), "%v", err)
+		return err
 	}
-	if err := checkSubject(subject); err != nil {
-		return failf(sinks.Permanent(err), "subject: %v", err)
-	}
-	var m *nats.Msg
-	if s.structured {
-		m, err = encodeStructured(subject, e)
-	} else {
-		m, err = encodeBinary(subject, e)
-	}
-	if err != nil {
-		return failf(sinks.Permanent(err), "encode event: %v", err)
-	}
+	subject := m.Subject
 	if s.js != nil {
 		_, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(s.msgID(subject, e)))
 		if err != nil {
@@ -257,6 +250,91 @@ func (s *Sink) Deliver(ctx context.Context, e *event.Event) error {
 		return s.classify(ctx, subject, err)
 	}
 	return nil
+}
+
+// message makes the message of e: its subject and its encoding. Its
+// errors are permanent.
+func (s *Sink) message(e *event.Event) (*nats.Msg, error) {
+	subject, err := s.subject.Eval(filters.NewEnv(e))
+	if err != nil {
+		return nil, failf(sinks.Permanent(err), "%v", err)
+	}
+	if err := checkSubject(subject); err != nil {
+		return nil, failf(sinks.Permanent(err), "subject: %v", err)
+	}
+	var m *nats.Msg
+	if s.structured {
+		m, err = encodeStructured(subject, e)
+	} else {
+		m, err = encodeBinary(subject, e)
+	}
+	if err != nil {
+		return nil, failf(sinks.Permanent(err), "encode event: %v", err)
+	}
+	return m, nil
+}
+
+// DeliverBatch publishes events together and returns one result per
+// event, classified as for Deliver. With JetStream every message is
+// published asynchronously, then each PubAck is waited for (each event
+// gets its own PubAck or error); with core NATS the messages are published
+// and one flush confirms them all. ctx bounds the whole batch.
+func (s *Sink) DeliverBatch(ctx context.Context, events []*event.Event) []error {
+	errs := make([]error, len(events))
+	msgs := make([]*nats.Msg, len(events))
+	for i, e := range events {
+		msgs[i], errs[i] = s.message(e)
+	}
+	if s.js != nil {
+		acks := make([]jetstream.PubAckFuture, len(events))
+		for i, m := range msgs {
+			if m == nil {
+				continue
+			}
+			acks[i], errs[i] = s.js.PublishMsgAsync(m, jetstream.WithMsgID(s.msgID(m.Subject, events[i])))
+			if errs[i] != nil {
+				errs[i] = s.classify(ctx, m.Subject, errs[i])
+			}
+		}
+		for i, f := range acks {
+			if f == nil || errs[i] != nil {
+				continue
+			}
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				errs[i] = s.classify(ctx, msgs[i].Subject, err)
+			case <-ctx.Done():
+				errs[i] = s.classify(ctx, msgs[i].Subject, ctx.Err())
+			}
+		}
+		return errs
+	}
+	published := make([]bool, len(events))
+	for i, m := range msgs {
+		if m == nil {
+			continue
+		}
+		if err := s.nc.PublishMsg(m); err != nil {
+			errs[i] = s.classify(ctx, m.Subject, err)
+			continue
+		}
+		published[i] = true
+	}
+	fctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, flushTimeout)
+		defer cancel()
+	}
+	if err := s.nc.FlushWithContext(fctx); err != nil {
+		for i, ok := range published {
+			if ok {
+				errs[i] = s.classify(ctx, msgs[i].Subject, err)
+			}
+		}
+	}
+	return errs
 }
 
 // msgID is the Nats-Msg-Id of e published to subject: the sink's name, the

@@ -57,7 +57,11 @@ func NewConfig() *Config {
 	return &Config{Format: DefaultFormat}
 }
 
-var _ sinks.Config = (*Config)(nil)
+var _ sinks.BatchConfig = (*Config)(nil)
+
+// BatchSupported is nil: with a batch key, the sink sends each batch with
+// SendMessageBatch in chunks of 10 entries.
+func (c *Config) BatchSupported() error { return nil }
 
 // Validate checks the config without I/O (it compiles messageGroupId, so
 // that a bad expression is reported with its position).

@@ -67,7 +67,7 @@ type Sink struct {
 	inFlight   sync.WaitGroup
 }
 
-var _ sinks.Sink = (*Sink)(nil)
+var _ sinks.BatchSink = (*Sink)(nil)
 
 // request is one Deliver call waiting for its entry's result.
 type request struct {
@@ -123,6 +123,63 @@ func (s *Sink) Deliver(ctx context.Context, e *event.Event) error {
 }
 
 var errSinkClosed = errors.New("sink closed")
+
+// DeliverBatch sends events with SendMessageBatch, in chunks of up to 10
+// entries and 256 KiB (a larger message alone), up to 8 chunks at once
+// (one after the other to a FIFO queue, to keep their order). Each event
+// gets its own entry's result, classified as for Deliver: an entry that
+// SQS refuses as the sender's fault is permanent, any other failure
+// retryable. ctx bounds the whole batch.
+func (s *Sink) DeliverBatch(ctx context.Context, events []*event.Event) []error {
+	start := time.Now()
+	errs := make([]error, len(events))
+	reqs := make([]*request, len(events))
+	var chunks [][]*request
+	var chunk []*request
+	size := 0
+	for i, e := range events {
+		entry, n, err := s.encode(e)
+		if err != nil {
+			errs[i] = s.fail(sinks.Permanent(err), "%v", err)
+			continue
+		}
+		r := &request{ctx: ctx, start: start, entry: entry, size: n, done: make(chan error, 1)}
+		reqs[i] = r
+		if len(chunk) == maxBatch || len(chunk) > 0 && size+n > maxBatchBytes {
+			chunks = append(chunks, chunk)
+			chunk, size = nil, 0
+		}
+		chunk = append(chunk, r)
+		size += n
+	}
+	if len(chunk) > 0 {
+		chunks = append(chunks, chunk)
+	}
+	parallel := maxInFlight
+	if s.fifo {
+		parallel = 1
+	}
+	slots := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for _, c := range chunks {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			s.send(c)
+		})
+	}
+	wg.Wait()
+	for i, r := range reqs {
+		if r == nil {
+			continue
+		}
+		errs[i] = <-r.done
+		if errs[i] != nil && errors.Is(errs[i], ctx.Err()) && ctx.Err() != nil {
+			errs[i] = s.ctxError(ctx, start)
+		}
+	}
+	return errs
+}
 
 // dispatch takes waiting requests into batches. It takes an in-flight slot
 // first, then the first request, then every request already waiting, up to

@@ -1,8 +1,9 @@
 // Package webhook is the "webhook" sink: it delivers each event as one HTTP
 // request (POST by default) in the CloudEvents HTTP binding's binary or
-// structured content mode, and classifies the answer: 2xx is success; 408,
-// 429, 5xx, network errors and timeouts are retried (honouring Retry-After);
-// any other status is permanent.
+// structured content mode, or with a batch key several events per request
+// in batch mode, and classifies the answer: 2xx is success; 408, 429, 5xx,
+// network errors and timeouts are retried (honouring Retry-After); any
+// other status is permanent.
 package webhook
 
 import (
@@ -67,7 +68,15 @@ func NewConfig() *Config {
 	return &Config{Format: DefaultFormat, Method: DefaultMethod, MaxIdleConns: DefaultMaxIdleConns}
 }
 
-var _ sinks.Config = (*Config)(nil)
+var (
+	_ sinks.Config      = (*Config)(nil)
+	_ sinks.BatchConfig = (*Config)(nil)
+)
+
+// BatchSupported is nil: with a batch key, the sink posts batches in the
+// CloudEvents batch mode (application/cloudevents-batch+json), whatever
+// its format.
+func (c *Config) BatchSupported() error { return nil }
 
 // Validate checks the config without I/O; every problem is a
 // config.FieldError naming its key.
@@ -126,12 +135,21 @@ type Webhook struct {
 	s *cehttp.Sender
 }
 
-var _ sinks.Sink = (*Webhook)(nil)
+var _ sinks.BatchSink = (*Webhook)(nil)
 
 // Deliver sends e in one request and classifies the outcome (see the
 // package doc). ctx's deadline bounds the attempt.
 func (w *Webhook) Deliver(ctx context.Context, e *event.Event) error {
 	return w.s.Deliver(ctx, e)
+}
+
+// DeliverBatch sends events in one request of the CloudEvents HTTP batch
+// mode (application/cloudevents-batch+json, a JSON array of events). A 2xx
+// answer delivers them all; any other answer is every event's failure,
+// classified as for Deliver, Retry-After included. An event that cannot be
+// encoded fails permanently alone.
+func (w *Webhook) DeliverBatch(ctx context.Context, events []*event.Event) []error {
+	return w.s.DeliverBatch(ctx, events)
 }
 
 // Close closes the idle connections. No Deliver runs after Close.
