@@ -246,15 +246,15 @@ func (j *Journal) Consumer(ctx context.Context, sink string, o ConsumeOptions) (
 func (j *Journal) laneConsumer(ctx context.Context, ln lane, o ConsumeOptions) (jetstream.Consumer, error) {
 	name := j.lanes.consumer(ln)
 	cfg := jetstream.ConsumerConfig{
-		Durable:        name,
-		Description:    "Junction deliveries to sink " + ln.sink + " (" + ln.token() + " lane)",
-		FilterSubjects: j.lanes.filters(ln),
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        o.AckWait,
-		MaxDeliver:     -1,
-		MaxAckPending:  o.MaxPending,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		Replicas:       0,
+		Durable:       name,
+		Description:   "Junction deliveries to sink " + ln.sink + laneDescription(ln),
+		FilterSubject: j.lanes.filter(ln),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: o.MaxPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      0,
 	}
 	if ln.kind == laneKeyed {
 		cfg.PriorityPolicy = jetstream.PriorityPolicyPinned
@@ -277,6 +277,16 @@ func (j *Journal) laneConsumer(ctx context.Context, ln lane, o ConsumeOptions) (
 		return nil, fmt.Errorf("create consumer for sink %s: %w", ln.sink, err)
 	}
 	return c, nil
+}
+
+func laneDescription(ln lane) string {
+	switch ln.kind {
+	case lanePriority:
+		return " (priority " + strconv.Itoa(ln.priority) + ")"
+	case laneKeyed:
+		return " (ordered by key)"
+	}
+	return ""
 }
 
 func consumerSettings(c jetstream.ConsumerConfig) []setting {
@@ -311,7 +321,7 @@ func (j *Journal) pending(ctx context.Context, filter string) (map[string]uint64
 	}
 	out := make(map[string]uint64)
 	for subject, msgs := range info.State.Subjects {
-		if ln, n, _, ok := j.lanes.parse(subject); ok {
+		if ln, n, ok := j.lanes.parse(subject); ok {
 			out[ln.sink] += uint64(n) * msgs
 		}
 	}
@@ -326,7 +336,7 @@ func (j *Journal) pendingLanes(ctx context.Context, sink string) (map[lane]bool,
 	}
 	out := map[lane]bool{}
 	for subject := range info.State.Subjects {
-		if ln, _, _, ok := j.lanes.parse(subject); ok {
+		if ln, _, ok := j.lanes.parse(subject); ok {
 			out[ln] = true
 		}
 	}
@@ -634,13 +644,13 @@ func (c *Consumer) decode(msg jetstream.Msg, h *held) ([]*Delivery, time.Duratio
 	if err != nil {
 		return nil, 0, err
 	}
-	ln, n, legacy, ok := c.j.lanes.parse(msg.Subject())
+	ln, n, ok := c.j.lanes.parse(msg.Subject())
 	if !ok {
 		return nil, 0, fmt.Errorf("not a journal subject")
 	}
 	var entries []Entry
-	if legacy {
-		entries, err = decodeLegacy(msg.Headers(), msg.Data(), n)
+	if hdr := msg.Headers(); isLegacy(hdr, msg.Data()) {
+		entries, err = decodeLegacy(hdr, msg.Data(), n)
 	} else {
 		entries, err = decodeEnvelope(msg.Data())
 	}

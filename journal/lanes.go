@@ -10,13 +10,16 @@ import (
 //
 // A sink's entries travel in lanes, each with its own durable consumer, so
 // that one kind of entry never waits behind another. A message's subject
-// is <prefix>.<sink>.<lane>.<n>, n being the number of entries it holds
-// (so that pending entries are counted from the stream's subjects alone):
+// ends with n, the number of entries it holds (so that pending entries are
+// counted from the stream's subjects alone):
 //
-//	u      unordered, priority 0 (also read: <prefix>.<sink>.<n>, the
-//	       subjects of earlier versions)
-//	p<N>   unordered, priority N (1..9)
-//	k      ordered by key (every priority)
+//	<prefix>.<sink>.<n>        unordered, priority 0 (the subjects of
+//	                           earlier versions: see decodeLegacy)
+//	<prefix>.<sink>.p<N>.<n>   unordered, priority N (1..9)
+//	<prefix>.<sink>.k.<n>      ordered by key (every priority)
+//
+// Each lane's consumer has one subject filter: a consumer with several is
+// slower to fetch from (BenchmarkIngestDispatch).
 //
 // Entries not due yet wait in the delay stream (see delay.go), on
 // <delayPrefix>.s.<id>, until JetStream's scheduler moves them to
@@ -51,6 +54,7 @@ func (l lanes) of(e *Entry) lane {
 	return lane{sink: e.Sink, kind: laneUnordered}
 }
 
+// token is the lane's subject token ("" for the unordered lane).
 func (ln lane) token() string {
 	switch ln.kind {
 	case lanePriority:
@@ -58,22 +62,21 @@ func (ln lane) token() string {
 	case laneKeyed:
 		return "k"
 	}
-	return "u"
+	return ""
+}
+
+func (l lanes) base(ln lane) string {
+	if t := ln.token(); t != "" {
+		return l.prefix + "." + ln.sink + "." + t
+	}
+	return l.prefix + "." + ln.sink
 }
 
 // subject is the subject of a message of n entries in lane.
-func (l lanes) subject(ln lane, n int) string {
-	return l.prefix + "." + ln.sink + "." + ln.token() + "." + strconv.Itoa(n)
-}
+func (l lanes) subject(ln lane, n int) string { return l.base(ln) + "." + strconv.Itoa(n) }
 
-// filters are the subject filters of lane's consumer.
-func (l lanes) filters(ln lane) []string {
-	f := []string{l.prefix + "." + ln.sink + "." + ln.token() + ".*"}
-	if ln.kind == laneUnordered {
-		f = append(f, l.prefix+"."+ln.sink+".*") // earlier versions
-	}
-	return f
-}
+// filter is the subject filter of lane's consumer.
+func (l lanes) filter(ln lane) string { return l.base(ln) + ".*" }
 
 // consumer is the durable name of lane's consumer. The unordered lane's is
 // the sink's name, as in earlier versions, so that their entries are read.
@@ -94,11 +97,11 @@ func (l lanes) sink(sink string) string { return l.prefix + "." + sink + ".>" }
 func (l lanes) all() string { return l.prefix + ".>" }
 
 // parse reads the lane of a deliveries subject and the number of entries
-// of its messages; legacy is set for the subjects of earlier versions.
-func (l lanes) parse(subject string) (ln lane, n int, legacy, ok bool) {
+// of its messages.
+func (l lanes) parse(subject string) (ln lane, n int, ok bool) {
 	rest, ok := strings.CutPrefix(subject, l.prefix+".")
 	if !ok {
-		return lane{}, 0, false, false
+		return lane{}, 0, false
 	}
 	toks := strings.Split(rest, ".")
 	count := func(s string) int {
@@ -109,20 +112,18 @@ func (l lanes) parse(subject string) (ln lane, n int, legacy, ok bool) {
 	}
 	switch {
 	case len(toks) == 2 && count(toks[1]) > 0:
-		return lane{sink: toks[0], kind: laneUnordered}, count(toks[1]), true, true
+		return lane{sink: toks[0], kind: laneUnordered}, count(toks[1]), true
 	case len(toks) != 3 || count(toks[2]) == 0:
-		return lane{}, 0, false, false
+		return lane{}, 0, false
 	}
 	n = count(toks[2])
 	switch t := toks[1]; {
-	case t == "u":
-		return lane{sink: toks[0], kind: laneUnordered}, n, false, true
 	case t == "k":
-		return lane{sink: toks[0], kind: laneKeyed}, n, false, true
+		return lane{sink: toks[0], kind: laneKeyed}, n, true
 	case len(t) == 2 && t[0] == 'p' && t[1] >= '1' && t[1] <= '0'+MaxPriority:
-		return lane{sink: toks[0], kind: lanePriority, priority: int(t[1] - '0')}, n, false, true
+		return lane{sink: toks[0], kind: lanePriority, priority: int(t[1] - '0')}, n, true
 	}
-	return lane{}, 0, false, false
+	return lane{}, 0, false
 }
 
 // scheduled is the subject of a delayed message; id makes it unique (the

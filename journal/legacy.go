@@ -11,7 +11,7 @@ import (
 )
 
 // Journal messages written by earlier versions (before the envelope; on
-// subjects <prefix>.<sink>.<n>) are read here, so that a journal written by
+// the subjects of the unordered lane, <prefix>.<sink>.<n>) are read here, so that a journal written by
 // one of them is delivered by this one: a message of one entry has headers
 // for the route and the dead-letter mark, and the encoded event as its
 // payload; a retried entry has headers for its attempts, its accepted time
@@ -31,6 +31,17 @@ const (
 )
 
 var errBadBatch = errors.New("malformed batch")
+
+// isLegacy says whether a journal message was written by an earlier
+// version: a single entry has the route header; a batch frame starts with
+// the length of its first route, then the route's first letter, where an
+// envelope has its magic byte and version 1.
+func isLegacy(hdr nats.Header, data []byte) bool {
+	if _, ok := hdr[HeaderRoute]; ok {
+		return true
+	}
+	return !(isEnvelope(data) && data[1] == envelopeVersion)
+}
 
 // decodeLegacy reads the entries of a message of an earlier version, of n
 // entries.

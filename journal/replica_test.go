@@ -199,7 +199,7 @@ func TestRepublishWhenNobodyAnswers(t *testing.T) {
 	}
 	entries := 0
 	for subject, msgs := range info.State.Subjects {
-		_, n, _, _ := j.lanes.parse(subject)
+		_, n, _ := j.lanes.parse(subject)
 		entries += n * int(msgs)
 	}
 	if info.State.Msgs == 0 || entries != 3 {
