@@ -154,8 +154,9 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 		return nil, err
 	}
 	j.startHealth()
-	j.moverDone.Add(1)
+	j.moverDone.Add(2)
 	go j.runMover()
+	go j.keep()
 	return j, nil
 }
 
@@ -296,6 +297,8 @@ func (j *Journal) ensureStream(ctx context.Context) error {
 		Replicas:    j.opts.Replicas,
 		MaxBytes:    maxBytes,
 		Discard:     jetstream.DiscardNew,
+		// For the keeper (see keep).
+		AllowRollup: true,
 		// A message published again after its answer was lost has the
 		// same Nats-Msg-Id within the write timeout: the stream stores it
 		// once.
