@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -492,4 +493,104 @@ func TestClusterDeadLetters(t *testing.T) {
 	if len(list.DeadLetters) != 0 {
 		t.Errorf("dead letters after redrive, seen by the first replica: %+v", list.DeadLetters)
 	}
+}
+
+// TestClusterOrderedFailover: two replicas on the cluster, a route ordered
+// by customer and one delayed by 3 s. The replica pinned to the ordered
+// lane is killed (-9) mid-flow: the survivor takes the lane over, every
+// customer's events arrive in order with increasing junctionseq, and the
+// delayed events arrive once, after their delay, from the survivor.
+func TestClusterOrderedFailover(t *testing.T) {
+	nodes := startCluster(t)
+	hook := newSink(t, func(int, *event.Event) int {
+		time.Sleep(5 * time.Millisecond)
+		return http.StatusOK
+	})
+	cfg := fmt.Sprintf(`
+http: {listen: "{{HTTP}}"}
+admin: {listen: "{{ADMIN}}"}
+journal: {url: %q, replicas: 3, stream: %s}
+sources:
+  - {name: events, type: http, path: /events}
+sinks:
+  - {name: hook, type: webhook, url: %q, concurrency: 4}
+routes:
+  - name: orders
+    filter: type == "com.example.order"
+    to: [hook]
+    orderBy: data.customer
+    delivery: {timeout: 2s, backoffDelay: 50ms}
+  - name: later
+    filter: type == "later"
+    to: [hook]
+    delay: 3s
+`, urls(nodes), fmt.Sprintf("E2E_%d", rand.Int64()), hook.url)
+	a, b := start(t, cfg), start(t, cfg)
+	const customers, n = 4, 40
+	post := func(j *junction, i int) {
+		for c := range customers {
+			if code := orderEvent(t, j.ingest+"/events", fmt.Sprint("c", c), i); code != http.StatusAccepted {
+				t.Fatalf("POST: %d", code)
+			}
+		}
+	}
+	for i := range n / 2 {
+		post([]*junction{a, b}[i%2], i)
+	}
+	for i := range 5 {
+		if binaryEvent(t, b.ingest+"/events", fmt.Sprint("later-", i), "later", `{}`) != http.StatusAccepted {
+			t.Fatal("POST later")
+		}
+	}
+	// The replica that delivers the ordered lane is the one pinned to it.
+	waitFor(t, 30*time.Second, "ordered deliveries", func() bool {
+		return a.metric("junction_deliveries_total", `route="orders"`, `outcome="delivered"`)+
+			b.metric("junction_deliveries_total", `route="orders"`, `outcome="delivered"`) > 0
+	})
+	pinned, survivor := a, b
+	if b.metric("junction_deliveries_total", `route="orders"`, `outcome="delivered"`) > 0 {
+		pinned, survivor = b, a
+	}
+	pinned.kill()
+	killed := time.Now()
+	for i := n / 2; i < n; i++ {
+		post(survivor, i)
+	}
+	waitFor(t, 60*time.Second, "every ordered event", func() bool {
+		last := map[string]bool{}
+		for _, e := range hook.received() {
+			if e.Type() != "com.example.order" {
+				continue
+			}
+			var d struct {
+				Customer string
+				N        int
+			}
+			json.Unmarshal(e.Data(), &d)
+			if d.N == n-1 {
+				last[d.Customer] = true
+			}
+		}
+		return len(last) == customers
+	})
+	t.Logf("the survivor delivered the last ordered events %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	var ordered []event.Event
+	later := map[string]int{}
+	for _, e := range hook.received() {
+		if e.Type() == "later" {
+			later[e.ID()]++
+		} else {
+			ordered = append(ordered, e)
+		}
+	}
+	checkOrder(t, ordered, customers, n)
+	waitFor(t, 30*time.Second, "the delayed events", func() bool {
+		n := 0
+		for _, e := range hook.received() {
+			if e.Type() == "later" {
+				n++
+			}
+		}
+		return n >= 5
+	})
 }
