@@ -35,7 +35,8 @@ FUZZ_TARGETS := \
 	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter \
 	./journal:FuzzDecodeEvent \
-	./journal:FuzzDecodeEnvelope
+	./journal:FuzzDecodeEnvelope \
+	./journal:FuzzSplitBatch
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
 
