@@ -100,7 +100,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	if err := journal.DecodeEvent(d.Data, &e); err != nil {
 		s.log.Error("drop unreadable journal entry", "route", d.Route, "seq", d.Seq, "err", err)
 		s.count(d.Route, OutcomeDropped)
-		d.Drop("unreadable event")
+		s.settled(d, d.Drop("unreadable event"))
 		return
 	}
 	if d.OrderSeq != 0 {
@@ -123,7 +123,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 			return // the delivery will be made again
 		}
 		s.count(d.Route, OutcomeDelivered)
-		d.Ack()
+		s.settled(d, d.Ack())
 		return
 	}
 	if errors.Is(actx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
@@ -131,7 +131,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	}
 	if ctx.Err() != nil {
 		// Shutting down: the attempt was cut short; try again after restart.
-		d.Retry(pol.BackoffDelay)
+		s.settled(d, d.Retry(pol.BackoffDelay))
 		return
 	}
 	log := s.log.With("route", d.Route, "ce_id", e.ID(), "ce_type", e.Type(), "attempt", d.Attempt)
@@ -141,7 +141,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		if pol.Retries(d.Attempt, time.Since(d.Accepted), delay) {
 			log.Debug("delivery failed; will retry", "delay", delay, "err", err)
 			s.count(d.Route, OutcomeRetried)
-			d.Retry(delay)
+			s.settled(d, d.Retry(delay))
 			return
 		}
 	}
@@ -150,6 +150,16 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		reason = journal.ReasonPermanent
 	}
 	s.giveUp(ctx, d, &e, pol, reason, err.Error(), log)
+}
+
+// settled logs an answer to the journal that failed (the connection was
+// lost, the journal refused the write of a retry): the delivery is then
+// handed out again after the ack wait, or at once for a retry whose entry
+// could not be stored (at least once).
+func (s *sinkRuntime) settled(d *journal.Delivery, err error) {
+	if err != nil {
+		s.log.Warn("answer to the journal failed; the delivery will be handed out again", "route", d.Route, "seq", d.Seq, "attempt", d.Attempt, "err", err)
+	}
 }
 
 // deadLetterRetry is how soon a delivery whose dead-lettering failed (the
@@ -167,7 +177,7 @@ func (s *sinkRuntime) giveUp(ctx context.Context, d *journal.Delivery, ev *event
 	if pol.OnExhausted == config.OnExhaustedDrop {
 		log.Error("delivery failed; event dropped (onExhausted: drop)", "err", cause)
 		s.count(d.Route, OutcomeDropped)
-		d.Ack()
+		s.settled(d, d.Ack())
 		return
 	}
 	dlSink := pol.DeadLetter
@@ -178,12 +188,12 @@ func (s *sinkRuntime) giveUp(ctx context.Context, d *journal.Delivery, ev *event
 		reason: reason, cause: cause, accepted: d.Accepted, id: fmt.Sprintf("d.%s.%d.%d", s.name, d.Seq, d.Index)}
 	if err := s.r.deadLetter(ctx, dl); err != nil {
 		log.Error("dead-letter write failed; delivery stays pending", "dead_letter", dlSink, "retry_in", deadLetterRetry, "err", err)
-		d.Retry(deadLetterRetry)
+		s.settled(d, d.Retry(deadLetterRetry))
 		return
 	}
 	log.Warn("delivery failed; dead-lettered", "dead_letter", dlSink, "err", cause)
 	s.count(d.Route, OutcomeDeadLettered)
-	d.Ack()
+	s.settled(d, d.Ack())
 }
 
 // deadLetterOf is one event given up on, for Router.deadLetter.
@@ -253,7 +263,7 @@ func (s *sinkRuntime) routeReply(ctx context.Context, d *journal.Delivery, cause
 			reason: journal.ReasonHopLimit, cause: msg, accepted: d.Accepted, id: fmt.Sprintf("h.%s.%d.%d", s.name, d.Seq, d.Index)}
 		if err := s.r.deadLetter(ctx, dl); err != nil {
 			log.Error("dead-letter write failed; delivery stays pending", "dead_letter", pol.DeadLetter, "err", err)
-			d.Retry(deadLetterRetry)
+			s.settled(d, d.Retry(deadLetterRetry))
 			return false
 		}
 		log.Warn("reply dead-lettered: "+msg, "dead_letter", pol.DeadLetter)
@@ -261,7 +271,7 @@ func (s *sinkRuntime) routeReply(ctx context.Context, d *journal.Delivery, cause
 	}
 	if err := s.r.ingester(s.name).Ingest(ctx, []*event.Event{reply}); err != nil {
 		log.Warn("reply could not be journaled; the delivery will be retried", "err", err)
-		d.Retry(pol.Backoff(d.Attempt))
+		s.settled(d, d.Retry(pol.Backoff(d.Attempt)))
 		return false
 	}
 	m.Replies.WithLabelValues(s.name, "routed").Inc()
