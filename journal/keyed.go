@@ -124,10 +124,10 @@ func (k *keyedRun) answered(d *Delivery) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.closed {
-		return
-	}
 	if o.retry {
+		if k.closed {
+			return // handed back with its message when the run ends
+		}
 		d.outcome = outcome{}
 		var t *time.Timer
 		t = time.AfterFunc(o.delay, func() {
@@ -153,7 +153,9 @@ func (k *keyedRun) answered(d *Delivery) {
 		delete(k.queues, id)
 	} else {
 		k.queues[id] = q
-		k.push(q[0])
+		if !k.closed {
+			k.push(q[0])
+		}
 	}
 	b := k.msgs[d.Seq]
 	if b == nil {
