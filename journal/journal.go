@@ -115,6 +115,8 @@ type Journal struct {
 	// embedded is the embedded server's options, to reload its JetStream.
 	health   *health
 	embedded *server.Options
+	// marksState holds the bucket of marks (see marks.go).
+	marksState
 }
 
 // MaxPayload is the largest entry the embedded server accepts.
