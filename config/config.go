@@ -302,7 +302,7 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 		p := Plugin{Pos: PosOf(item), Node: item}
 		own := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column}
 		common := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column}
-		var nameNode, typeNode *yaml.Node
+		var nameNode, typeNode, dedupNode *yaml.Node
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]
 			switch {
@@ -312,6 +312,8 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 				typeNode = v
 			case kind == "sink" && (k.Value == "delivery" || k.Value == "concurrency" || k.Value == "maxHops" || k.Value == "maxPending"):
 				common.Content = append(common.Content, k, v)
+			case kind == "source" && k.Value == "dedup":
+				dedupNode = v
 			default:
 				own.Content = append(own.Content, k, v)
 			}
@@ -345,6 +347,9 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 				errs.Addf(PosOf(Locate(common, "maxHops")), where, "maxHops: must be between 1 and 100")
 			}
 			errs.Add(common, where, p.Delivery.validate("delivery"))
+		}
+		if dedupNode != nil {
+			p.Dedup = decodeDedup(dedupNode, where, errs)
 		}
 		p.Own = own
 		out = append(out, p)

@@ -241,6 +241,8 @@ type Plugin struct {
 	// max(1000, 16 × concurrency): each replica holds up to 2 × concurrency,
 	// so the default serves 8 replicas at full concurrency.
 	MaxPending int
+	// Dedup is the dedup window of a source (see dedup.go); 0 is none.
+	Dedup Duration
 }
 
 // Where names the plugin for error messages, e.g. `sink "billing"`.
