@@ -32,6 +32,9 @@ type Metrics struct {
 	// those closed at once over http.maxConnections.
 	Connections         prometheus.Gauge
 	ConnectionsRejected prometheus.Counter
+	// Duplicates counts the events of sources with dedup that were
+	// accepted and not routed again.
+	Duplicates *prometheus.CounterVec
 }
 
 func newMetrics() *Metrics {
@@ -94,11 +97,15 @@ func newMetrics() *Metrics {
 			Name: "junction_http_connections_rejected_total",
 			Help: "Ingress connections closed at once because http.maxConnections were open.",
 		}),
+		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_events_duplicate_total",
+			Help: "Events of sources with dedup whose (source, id) was accepted within the window: answered as accepted, not routed again.",
+		}, []string{"source"}),
 	}
 	m.Registry.MustRegister(m.Replies, m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
 		m.Pending, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected)
+	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected, m.Duplicates)
 	return m
 }
 

@@ -120,6 +120,9 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 		name := sp.Plugin.Name
 		in := r.newIngester(name)
 		r.ingesters[name] = in
+		if err := r.setupDedup(ctx, in, time.Duration(sp.Plugin.Dedup)); err != nil {
+			return nil, err
+		}
 		if len(in.routes) > 0 {
 			exact, prefix, always := in.index.Stats()
 			r.log.Info("route index", "source", name, "routes", len(in.routes), "by_equality", exact, "by_prefix", prefix, "always_evaluated", always)
