@@ -463,6 +463,9 @@ func classify(err error) error {
 
 // Close closes the connection and stops the embedded server.
 func (j *Journal) Close() error {
+	if j.marks != nil {
+		j.marks.close()
+	}
 	j.health.close()
 	if j.app != nil {
 		j.app.close()

@@ -107,7 +107,14 @@ func (j *Journal) Marks(ctx context.Context) (*Marks, error) {
 	}
 	// A JetStream context of its own: the journal's has handlers for the
 	// appender's asynchronous publishes.
-	js, err := jetstream.New(j.nc, jetstream.WithPublishAsyncMaxPending(16384), jetstream.WithPublishAsyncTimeout(j.writeTimeout()))
+	js, err := jetstream.New(j.nc, jetstream.WithPublishAsyncMaxPending(16384), jetstream.WithPublishAsyncTimeout(j.writeTimeout()),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			// Claims meet taken keys all the time; a confirmation whose
+			// mark was taken over leaves it to its new holder.
+			if !wrongSequence(err) && len(m.Data) == 1 && m.Data[0] == markConfirmed {
+				j.log.Warn("dedup: confirm a mark failed; a copy sent after the takeover time will be routed again", "subject", m.Subject, "err", err)
+			}
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream: %w", err)
 	}
@@ -284,19 +291,28 @@ func (m *Marks) Release(ctx context.Context, marks []Mark) error {
 	return m.finish(ctx, marks, markReleased)
 }
 
-func (m *Marks) finish(ctx context.Context, marks []Mark, value byte) error {
-	var msgs []*nats.Msg
-	now := m.now()
-	for _, mk := range marks {
-		if mk.State != MarkClaimed || mk.rev == 0 {
-			continue
+// ConfirmLater is Confirm without waiting for the journal's answer: the
+// confirmations are published when it returns, and Journal.Close waits for
+// their answers (up to the write timeout). One that fails leaves its mark
+// pending, to be taken over: a copy sent after that is routed again.
+func (m *Marks) ConfirmLater(marks []Mark) {
+	for _, msg := range m.finishMsgs(marks, markConfirmed) {
+		if _, err := m.js.PublishMsgAsync(msg); err != nil {
+			m.j.log.Warn("dedup: confirm a mark failed; a copy sent after the takeover time will be routed again", "key", msg.Subject[len(m.prefix):], "err", err)
 		}
-		ttl := mk.ttl - now.Sub(mk.Since)
-		if value == markReleased || ttl < time.Second {
-			ttl = time.Second
-		}
-		msgs = append(msgs, m.msg(mk.Key, []byte{value}, mk.rev, ttl))
 	}
+}
+
+// close waits for the answers to the marks' writes in flight.
+func (m *Marks) close() {
+	select {
+	case <-m.js.PublishAsyncComplete():
+	case <-time.After(m.j.writeTimeout()):
+	}
+}
+
+func (m *Marks) finish(ctx context.Context, marks []Mark, value byte) error {
+	msgs := m.finishMsgs(marks, value)
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -310,6 +326,23 @@ func (m *Marks) finish(ctx context.Context, marks []Mark, value byte) error {
 		}
 	}
 	return nil
+}
+
+// finishMsgs are the writes of value to the marks the caller holds.
+func (m *Marks) finishMsgs(marks []Mark, value byte) []*nats.Msg {
+	var msgs []*nats.Msg
+	now := m.now()
+	for _, mk := range marks {
+		if mk.State != MarkClaimed || mk.rev == 0 {
+			continue
+		}
+		ttl := mk.ttl - now.Sub(mk.Since)
+		if value == markReleased || ttl < time.Second {
+			ttl = time.Second
+		}
+		msgs = append(msgs, m.msg(mk.Key, []byte{value}, mk.rev, ttl))
+	}
+	return msgs
 }
 
 // Get returns the value that Put stored under key, nil when none.

@@ -151,12 +151,11 @@ func (d *deduper) ingest(ctx context.Context, events []*event.Event, route func(
 			d.release(ctx, held)
 			return err
 		}
-		// Not confirming only costs a second routing of these events
-		// if their producer sends them again after the takeover time.
-		if err := d.marks.Confirm(context.WithoutCancel(ctx), held); err != nil {
-			d.log.Warn("dedup: confirm accepted events failed; a copy sent again after the takeover time would be routed again",
-				"events", len(held), "takeover", d.marks.TakeoverAfter(), "err", err)
-		}
+		// The events are accepted: the confirmations are not waited for.
+		// One that is lost only costs a second routing of its event if the
+		// producer sends it again after the takeover time; a copy sent
+		// before the confirmation lands waits for it (busy).
+		d.marks.ConfirmLater(held)
 	}
 	if dupes > 0 {
 		d.dupes.Add(float64(dupes))
