@@ -35,6 +35,7 @@ func TestConfigValidate(t *testing.T) {
 		{"cron out of range", `cron: "0 25 * * *"` + "\n" + ev, `config:1:7: source "nightly": cron: "0 25 * * *" is not a cron expression of five fields (minute hour day-of-month month day-of-week, such as "0 2 * * *"): end of range (25) above maximum (23): 25`},
 		{"six fields", `cron: "0 0 2 * * *"` + "\n" + ev, `config:1:7: source "nightly": cron: "0 0 2 * * *" is not a cron expression of five fields (minute hour day-of-month month day-of-week, such as "0 2 * * *"): expected exactly 5 fields, found 6: [0 0 2 * * *]`},
 		{"TZ in cron", `cron: "TZ=Europe/Paris 0 2 * * *"` + "\n" + ev, `config:1:7: source "nightly": cron: give the time zone with the timezone key, not in the expression`},
+		{"@every", "cron: '@every 5s'\n" + ev, `config:1:7: source "nightly": cron: for a fixed period use every: instead of cron: "@every 5s"`},
 		{"bad timezone", `cron: "0 2 * * *"` + "\ntimezone: Mars/Olympus\n" + ev, `config:2:11: source "nightly": timezone: "Mars/Olympus" is not an IANA time zone name such as Europe/Paris or UTC`},
 		{"timezone with every", "every: 1m\ntimezone: UTC\n" + ev, `config:2:11: source "nightly": timezone: applies to cron only (every counts from the Unix epoch)`},
 		{"every too short", "every: 500ms\n" + ev, `config:1:8: source "nightly": every: must be whole seconds, at least 1s`},

@@ -75,6 +75,8 @@ func (c *Config) Validate() error {
 	case c.Cron != "":
 		if strings.HasPrefix(c.Cron, "TZ=") || strings.HasPrefix(c.Cron, "CRON_TZ=") {
 			errs = append(errs, config.FieldErrorf("cron", "give the time zone with the timezone key, not in the expression"))
+		} else if strings.HasPrefix(c.Cron, "@every") {
+			errs = append(errs, config.FieldErrorf("cron", "for a fixed period use every: instead of cron: %q", c.Cron))
 		} else if _, err := cronParser.Parse(c.Cron); err != nil {
 			errs = append(errs, config.FieldErrorf("cron", "%q is not a cron expression of five fields (minute hour day-of-month month day-of-week, such as \"0 2 * * *\"): %v", c.Cron, err))
 		}
