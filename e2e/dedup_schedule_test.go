@@ -197,3 +197,48 @@ routes:
 	checkTicks(t, ticks, count, 5)
 	t.Logf("%d events sent to both replicas: each delivered once, %v duplicates counted; %d ticks, each once", n, dupes, len(ticks))
 }
+
+// TestScheduleCatchUpAfterDowntime: with catchUp, the last tick missed
+// while junction was down is emitted once on start, the others not.
+func TestScheduleCatchUpAfterDowntime(t *testing.T) {
+	hook := newSink(t, ok)
+	j := start(t, configHead+fmt.Sprintf(`sources:
+  - name: beat
+    type: schedule
+    every: 1s
+    catchUp: true
+    event: {type: com.example.beat, source: /beat}
+sinks:
+  - {name: hook, type: webhook, url: %q}
+routes:
+  - {name: r, to: [hook]}
+`, hook.url))
+	plugintest.Eventually(t, 10*time.Second, "2 ticks", func() bool { return hook.count() >= 2 })
+	j.stop()
+	stopped := time.Now().Unix() // ticks up to this one may be delivered after the restart
+	time.Sleep(3500 * time.Millisecond)
+	restarted := time.Now().Unix()
+	j.restart()
+	plugintest.Eventually(t, 10*time.Second, "ticks after the restart", func() bool {
+		ticks, _ := scheduleTicks(hook, "beat")
+		return ticks[len(ticks)-1] >= restarted+1
+	})
+	ticks, count := scheduleTicks(hook, "beat")
+	first := int64(0) // the first tick after the stop
+	for _, sec := range ticks {
+		if count[sec] != 1 {
+			t.Errorf("tick %d delivered %d times", sec, count[sec])
+		}
+		if sec > stopped && first == 0 {
+			first = sec
+		}
+	}
+	// Of the ticks missed while down, only the last (that of the start's
+	// second, when it had begun) comes.
+	if first < restarted-1 || first > restarted+1 {
+		t.Errorf("ticks %v: the first after the stop (%d) is %d, want the last missed one (about %d)", ticks, stopped, first, restarted)
+	}
+	if !strings.Contains(j.stderr.String(), "catching up on a tick missed while down") {
+		t.Error("no catch-up in the log")
+	}
+}
