@@ -463,8 +463,11 @@ func classify(err error) error {
 
 // Close closes the connection and stops the embedded server.
 func (j *Journal) Close() error {
-	if j.marks != nil {
-		j.marks.close()
+	j.marksMu.Lock()
+	marks := j.marks
+	j.marksMu.Unlock()
+	if marks != nil {
+		marks.close()
 	}
 	j.health.close()
 	if j.app != nil {
