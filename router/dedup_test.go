@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,6 +156,15 @@ func TestDedupConcurrent(t *testing.T) {
 	}
 }
 
+// benchParallelism is how many producers per core BenchmarkIngestDedup
+// runs (JUNCTION_BENCH_PARALLELISM, default 8).
+var benchParallelism = func() int {
+	if n, err := strconv.Atoi(os.Getenv("JUNCTION_BENCH_PARALLELISM")); err == nil && n > 0 {
+		return n
+	}
+	return 8
+}()
+
 // BenchmarkIngestDedup measures ingest throughput (Ingest calls of one
 // event, 8 x GOMAXPROCS producers, journal on disk, 10 routes) with a dedup
 // window on the source and without, in the same run.
@@ -187,7 +197,7 @@ func BenchmarkIngestDedup(b *testing.B) {
 				var next atomic.Int64
 				b.ReportAllocs()
 				b.ResetTimer()
-				b.SetParallelism(8)
+				b.SetParallelism(benchParallelism)
 				b.RunParallel(func(pb *testing.PB) {
 					evs := make([]*event.Event, batch)
 					for pb.Next() {
