@@ -147,7 +147,13 @@ func (j *Journal) Marks(ctx context.Context) (*Marks, error) {
 		return js.CreateOrUpdateStream(ctx, cfg)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("create stream %s (the dedup window and schedule ticks; it needs per-message TTLs, nats-server 2.11 or later): %w", cfg.Name, err)
+	}
+	if !s.CachedInfo().Config.AllowMsgTTL {
+		// A server before 2.11 takes the stream and ignores the TTLs:
+		// marks would never expire.
+		return nil, fmt.Errorf("create stream %s (the dedup window and schedule ticks): nats-server %s does not keep per-message TTLs; it needs 2.11 or later",
+			cfg.Name, j.nc.ConnectedServerVersion())
 	}
 	j.marks = &Marks{j: j, js: js, stream: s, bucket: bucket, prefix: "$KV." + bucket + ".", now: time.Now}
 	return j.marks, nil

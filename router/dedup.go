@@ -41,17 +41,23 @@ type deduper struct {
 	log    *slog.Logger
 }
 
-// setupDedup gives in a deduper when its source has a dedup window.
-func (r *Router) setupDedup(ctx context.Context, in *ingester, window time.Duration) error {
-	if window <= 0 {
+// setupMarks gives in a deduper when its source has a dedup window, and
+// makes the journal's marks for a source that claims (sources.ClaimsConfig):
+// a journal that cannot hold them stops the start.
+func (r *Router) setupMarks(ctx context.Context, in *ingester, sp SourcePlan) error {
+	window := time.Duration(sp.Plugin.Dedup)
+	cc, claims := sp.Config.(sources.ClaimsConfig)
+	if window <= 0 && (!claims || !cc.UsesClaims()) {
 		return nil
 	}
 	m, err := r.journal.Marks(ctx)
 	if err != nil {
-		return fmt.Errorf("dedup of source %q: %w", in.source, err)
+		return fmt.Errorf("source %q: %w", in.source, err)
 	}
-	in.dedup = &deduper{marks: m, source: in.source, window: window, dupes: r.metrics.Duplicates.WithLabelValues(in.source),
-		log: r.log.With("source", in.source)}
+	if window > 0 {
+		in.dedup = &deduper{marks: m, source: in.source, window: window, dupes: r.metrics.Duplicates.WithLabelValues(in.source),
+			log: r.log.With("source", in.source)}
+	}
 	return nil
 }
 

@@ -120,7 +120,7 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 		name := sp.Plugin.Name
 		in := r.newIngester(name)
 		r.ingesters[name] = in
-		if err := r.setupDedup(ctx, in, time.Duration(sp.Plugin.Dedup)); err != nil {
+		if err := r.setupMarks(ctx, in, sp); err != nil {
 			return nil, err
 		}
 		if len(in.routes) > 0 {

@@ -46,3 +46,11 @@ const (
 	ClaimDone                   // the work was done
 	ClaimBusy                   // another holder works on it now
 )
+
+// ClaimsConfig is implemented by the Config of a source type that uses
+// Claims: the router makes the journal's store of claims before the source
+// starts, so that a journal that cannot hold it stops the start with its
+// reason rather than failing every claim.
+type ClaimsConfig interface {
+	UsesClaims() bool
+}

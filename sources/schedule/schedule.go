@@ -61,7 +61,13 @@ type Event struct {
 // NewConfig returns a Config with its defaults set.
 func NewConfig() *Config { return &Config{} }
 
-var _ sources.Config = (*Config)(nil)
+var (
+	_ sources.Config       = (*Config)(nil)
+	_ sources.ClaimsConfig = (*Config)(nil)
+)
+
+// UsesClaims implements sources.ClaimsConfig: ticks are claimed.
+func (c *Config) UsesClaims() bool { return true }
 
 // Validate checks the config without I/O; every problem is a
 // config.FieldError naming its key.
