@@ -74,7 +74,8 @@ func dedupKey(source string, e *event.Event) string {
 // busyPoll is how often a busy mark is asked again.
 const busyPoll = 50 * time.Millisecond
 
-// ingest routes the events of events that are not duplicates with route.
+// ingest hands route those of events that are not duplicates, and counts
+// the others.
 func (d *deduper) ingest(ctx context.Context, events []*event.Event, route func(context.Context, []*event.Event) error) error {
 	keys := make([]string, 0, len(events))
 	uniq := events
