@@ -315,7 +315,7 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 		p := Plugin{Pos: PosOf(item), Node: item}
 		own := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column}
 		common := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column}
-		var nameNode, typeNode *yaml.Node
+		var nameNode, typeNode, dedupNode *yaml.Node
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]
 			switch {
@@ -325,6 +325,8 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 				typeNode = v
 			case kind == "sink" && (k.Value == "delivery" || k.Value == "concurrency" || k.Value == "maxHops" || k.Value == "maxPending" || k.Value == "batch"):
 				common.Content = append(common.Content, k, v)
+			case kind == "source" && k.Value == "dedup":
+				dedupNode = v
 			default:
 				own.Content = append(own.Content, k, v)
 			}
@@ -364,6 +366,9 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 					errs.Addf(PosOf(Locate(common, "maxPending")), where, "maxPending: must be at least batch.maxEvents (%d), or no batch fills", p.Batch.MaxEvents)
 				}
 			}
+		}
+		if dedupNode != nil {
+			p.Dedup = decodeDedup(dedupNode, where, errs)
 		}
 		p.Own = own
 		out = append(out, p)

@@ -244,6 +244,8 @@ type Plugin struct {
 	// Batch, when set, makes the sink send events in batches (see
 	// sinks.Batching); its defaults are set.
 	Batch *Batch
+	// Dedup is the dedup window of a source (see dedup.go); 0 is none.
+	Dedup Duration
 }
 
 // Batch is a sink's `batch` key: a batch is sent once it has MaxEvents

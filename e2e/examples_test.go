@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,4 +94,28 @@ func TestQuickstartDeadLetters(t *testing.T) {
 	if err := json.Unmarshal(b, &ev); err != nil || ev.Type() != "com.example.order.big" {
 		t.Errorf("dead letter is not the routed event: %v %v", err, ev)
 	}
+}
+
+// TestNightlyScheduleExample: the example validates without a warning, and
+// runs: with NIGHTLY_CRON set to every minute, the next minute's event is
+// printed on the console.
+func TestNightlyScheduleExample(t *testing.T) {
+	const cfg = "../examples/nightly-schedule/config.yaml"
+	out, err := exec.Command(binary, "validate", "--config", cfg).CombinedOutput()
+	if err != nil || string(out) != "../examples/nightly-schedule/config.yaml: ok: 1 source, 2 sinks, 2 routes\n" {
+		t.Fatalf("junction validate: %v\n%s", err, out)
+	}
+	reports := newSink(t, ok)
+	j := startFile(t, cfg, "NIGHTLY_CRON=* * * * *", "REPORTS_URL="+reports.url)
+	var line map[string]any
+	plugintest.Eventually(t, 70*time.Second, "the minute's event on the console", func() bool {
+		line = consoleLine(j.stdout.String(), "type", "com.example.report.nightly")
+		return line != nil
+	})
+	tick, err := time.Parse(time.RFC3339, fmt.Sprint(line["time"]))
+	if err != nil || tick.Second() != 0 || line["id"] != "nightly-"+strconv.FormatInt(tick.Unix(), 10) ||
+		line["source"] != "/junction/nightly" || line["subject"] != "daily-report" {
+		t.Errorf("console printed %v", line)
+	}
+	plugintest.Eventually(t, 10*time.Second, "the event at the reports webhook", func() bool { return reports.count() == 1 })
 }

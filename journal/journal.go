@@ -112,6 +112,8 @@ type Journal struct {
 	// embedded is the embedded server's options, to reload its JetStream.
 	health   *health
 	embedded *server.Options
+	// marksState holds the bucket of marks (see marks.go).
+	marksState
 }
 
 // MaxPayload is the largest entry the embedded server accepts.
@@ -489,6 +491,12 @@ func classify(err error) error {
 
 // Close closes the connection and stops the embedded server.
 func (j *Journal) Close() error {
+	j.marksMu.Lock()
+	marks := j.marks
+	j.marksMu.Unlock()
+	if marks != nil {
+		marks.close()
+	}
 	j.health.close()
 	if j.app != nil {
 		j.app.close()

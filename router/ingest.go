@@ -30,6 +30,8 @@ type ingester struct {
 	// appendFailed limits the log of refused appends (one line per
 	// logEvery while the journal refuses every write).
 	appendFailed logLimiter
+	// dedup is set when the source has a dedup window (see dedup.go).
+	dedup *deduper
 }
 
 var _ sources.Ingester = (*ingester)(nil)
@@ -66,6 +68,14 @@ func (in *ingester) Rejected(reason string) {
 
 // Ingest routes events and journals their deliveries; see sources.Ingester.
 func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
+	if in.dedup != nil {
+		return in.dedup.ingest(ctx, events, in.route)
+	}
+	return in.route(ctx, events)
+}
+
+// route routes events and journals their deliveries.
+func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 	r := in.r
 	var entries []journal.Entry
 	unrouted := 0

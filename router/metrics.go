@@ -38,6 +38,9 @@ type Metrics struct {
 	// BatchSize is the number of events of each batch a batching sink
 	// sends.
 	BatchSize *prometheus.HistogramVec
+	// Duplicates counts the events of sources with dedup that were
+	// accepted and not routed again.
+	Duplicates *prometheus.CounterVec
 }
 
 func newMetrics() *Metrics {
@@ -109,11 +112,15 @@ func newMetrics() *Metrics {
 			Help:    "Events per batch sent by a sink with a batch key.",
 			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
 		}, []string{"sink"}),
+		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_events_duplicate_total",
+			Help: "Events of sources with dedup whose (source, id) was accepted within the window: answered as accepted, not routed again.",
+		}, []string{"source"}),
 	}
 	m.Registry.MustRegister(m.Replies, m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
 		m.Pending, m.Delayed, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected, m.BatchSize)
+	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected, m.BatchSize, m.Duplicates)
 	return m
 }
 

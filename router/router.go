@@ -126,6 +126,9 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 		name := sp.Plugin.Name
 		in := r.newIngester(name)
 		r.ingesters[name] = in
+		if err := r.setupMarks(ctx, in, sp); err != nil {
+			return nil, err
+		}
 		if len(in.routes) > 0 {
 			exact, prefix, always := in.index.Stats()
 			r.log.Info("route index", "source", name, "routes", len(in.routes), "by_equality", exact, "by_prefix", prefix, "always_evaluated", always)

@@ -1,0 +1,218 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/sources"
+)
+
+const dedupConfig = `
+journal: {writeTimeout: 1s}
+sources:
+  - {name: src, type: test-idle, dedup: 1m}
+  - {name: plain, type: test-idle}
+sinks:
+  - {name: %[1]s, type: test-recorder}
+routes:
+  - {name: r, to: [%[1]s]}
+`
+
+func ingestOK(t *testing.T, in sources.Ingester, events ...*event.Event) {
+	t.Helper()
+	if err := in.Ingest(context.Background(), events); err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+}
+
+func ids(evs []event.Event) string {
+	var s []string
+	for _, e := range evs {
+		s = append(s, e.Source()+"/"+e.ID())
+	}
+	return strings.Join(s, " ")
+}
+
+func TestDedupDuplicateNotRouted(t *testing.T) {
+	r := startRouter(t, compile(t, fmt.Sprintf(dedupConfig, "dd1")))
+	rec := recorderNamed("dd1")
+	in := r.Ingester("src")
+	e1, e2 := newEvent("1", "t", nil), newEvent("2", "t", nil)
+	ingestOK(t, in, e1)
+	ingestOK(t, in, e1)              // a duplicate: accepted, not routed
+	ingestOK(t, in, e2, e2, e1)      // e2 twice in one batch, e1 again
+	other := newEvent("1", "t", nil) // same id, another CloudEvents source
+	other.SetSource("/other")
+	ingestOK(t, in, other)
+	// A source without dedup routes every copy.
+	ingestOK(t, r.Ingester("plain"), e1, e1)
+	eventually(t, 5*time.Second, "5 deliveries", func() bool { return len(rec.got()) >= 5 })
+	time.Sleep(100 * time.Millisecond)
+	if got := ids(rec.got()); got != "/test/1 /test/2 /other/1 /test/1 /test/1" {
+		t.Errorf("delivered %s", got)
+	}
+	if n := value(r.metrics.Duplicates.WithLabelValues("src")); n != 3 {
+		t.Errorf("junction_events_duplicate_total{source=src} = %v, want 3", n)
+	}
+	if n := value(r.metrics.Received.WithLabelValues("src")); n != 3 {
+		t.Errorf("junction_events_received_total{source=src} = %v, want 3 (duplicates are not received again)", n)
+	}
+}
+
+// TestDedupFailedAppendReleases: an event refused by the journal is not
+// remembered: the producer's retry is routed.
+func TestDedupFailedAppendReleases(t *testing.T) {
+	r := startRouter(t, compile(t, fmt.Sprintf(dedupConfig, "dd2")))
+	rec := recorderNamed("dd2")
+	in := r.Ingester("src")
+	huge := newEvent("big", "t", map[string]string{"x": strings.Repeat("x", 9<<20)})
+	if err := in.Ingest(context.Background(), []*event.Event{huge}); !errors.Is(err, sources.ErrTooLarge) {
+		t.Fatalf("huge event: %v, want ErrTooLarge", err)
+	}
+	ingestOK(t, in, newEvent("big", "t", map[string]string{"x": "small now"}))
+	eventually(t, 5*time.Second, "the retry delivered", func() bool { return len(rec.got()) == 1 })
+}
+
+// TestDedupTakeover: a mark left pending by a holder that died (claimed,
+// never confirmed) makes a copy wait, then refused as unavailable, and is
+// taken over after twice the write timeout: the copy is then routed.
+func TestDedupTakeover(t *testing.T) {
+	r := startRouter(t, compile(t, fmt.Sprintf(dedupConfig, "dd3")))
+	rec := recorderNamed("dd3")
+	in := r.Ingester("src")
+	e := newEvent("crash", "t", nil)
+	m, err := r.journal.Marks(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Claim(context.Background(), []string{dedupKey("src", e)}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = in.Ingest(context.Background(), []*event.Event{e})
+	if !errors.Is(err, sources.ErrUnavailable) {
+		t.Fatalf("copy while the mark is pending: %v, want ErrUnavailable", err)
+	}
+	if waited := time.Since(start); waited < 900*time.Millisecond || waited > 3*time.Second {
+		t.Errorf("waited %v for the pending mark, want about the write timeout (1s)", waited)
+	}
+	eventually(t, 5*time.Second, "the copy routed after takeover", func() bool {
+		return in.Ingest(context.Background(), []*event.Event{e}) == nil
+	})
+	if took := time.Since(start); took < 2*time.Second {
+		t.Errorf("taken over after %v, before 2 x writeTimeout", took)
+	}
+	eventually(t, 5*time.Second, "delivered", func() bool { return len(rec.got()) == 1 })
+	ingestOK(t, in, e)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(rec.got()); n != 1 {
+		t.Errorf("%d deliveries, want 1", n)
+	}
+}
+
+// TestDedupConcurrent: copies of the same events ingested at the same time
+// by many producers are routed once each.
+func TestDedupConcurrent(t *testing.T) {
+	r := startRouter(t, compile(t, fmt.Sprintf(dedupConfig, "dd4")))
+	rec := recorderNamed("dd4")
+	in := r.Ingester("src")
+	const events, copies = 100, 4
+	var wg sync.WaitGroup
+	for c := range copies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range events {
+				e := newEvent(fmt.Sprint((i+c*7)%events), "t", nil)
+				if err := in.Ingest(context.Background(), []*event.Event{e}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, 5*time.Second, "all delivered", func() bool { return len(rec.got()) >= events })
+	time.Sleep(100 * time.Millisecond)
+	seen := map[string]int{}
+	for _, e := range rec.got() {
+		seen[e.ID()]++
+	}
+	if len(seen) != events || len(rec.got()) != events {
+		t.Errorf("%d deliveries of %d events, want %d", len(rec.got()), len(seen), events)
+	}
+	if n := value(r.metrics.Duplicates.WithLabelValues("src")); n != events*(copies-1) {
+		t.Errorf("duplicates %v, want %d", n, events*(copies-1))
+	}
+}
+
+// benchParallelism is how many producers per core BenchmarkIngestDedup
+// runs (JUNCTION_BENCH_PARALLELISM, default 8).
+var benchParallelism = func() int {
+	if n, err := strconv.Atoi(os.Getenv("JUNCTION_BENCH_PARALLELISM")); err == nil && n > 0 {
+		return n
+	}
+	return 8
+}()
+
+// BenchmarkIngestDedup measures ingest throughput (Ingest calls of one
+// event, 8 x GOMAXPROCS producers, journal on disk, 10 routes) with a dedup
+// window on the source and without, in the same run.
+func BenchmarkIngestDedup(b *testing.B) {
+	for _, batch := range []int{1, 10} {
+		for _, dedup := range []string{"off", "10m"} {
+			b.Run(fmt.Sprintf("batch=%d/dedup=%s", batch, dedup), func(b *testing.B) {
+				var y strings.Builder
+				fmt.Fprintf(&y, "journal: {dir: %q}\nsources:\n  - {name: src, type: test-idle", b.TempDir())
+				if dedup != "off" {
+					fmt.Fprintf(&y, ", dedup: %s", dedup)
+				}
+				y.WriteString("}\nsinks:\n  - {name: out, type: test-discard, concurrency: 32}\nroutes:\n")
+				for i := 1; i < 10; i++ {
+					fmt.Fprintf(&y, "  - {name: r%d, filter: 'type == \"other.%d\"', to: [out]}\n", i, i)
+				}
+				y.WriteString("  - {name: hit, filter: 'type == \"bench\"', to: [out]}\n")
+				cfg, err := config.Parse("bench.yaml", []byte(y.String()), func(string) (string, bool) { return "", false })
+				if err != nil {
+					b.Fatal(err)
+				}
+				p, err := Compile(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := runRouter(b, p, Options{})
+				eventually(b, 5*time.Second, "ready", r.Ready)
+				in := r.Ingester("src")
+				data := map[string]any{"n": 1, "payload": strings.Repeat("x", 1000)}
+				var next atomic.Int64
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.SetParallelism(benchParallelism)
+				b.RunParallel(func(pb *testing.PB) {
+					evs := make([]*event.Event, batch)
+					for pb.Next() {
+						for i := range evs {
+							evs[i] = newEvent(strconv.FormatInt(next.Add(1), 10), "bench", data)
+						}
+						if err := in.Ingest(context.Background(), evs); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.StopTimer()
+				b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+			})
+		}
+	}
+}
