@@ -259,9 +259,12 @@ func (j *Journal) laneConsumer(ctx context.Context, ln lane, o ConsumeOptions) (
 	if ln.kind == laneKeyed {
 		cfg.PriorityPolicy = jetstream.PriorityPolicyPinned
 		cfg.PriorityGroups = []string{pinGroup}
-		// A replica that stops pulling (it died) loses the lane after
-		// the ack wait, when its entries come back too.
-		cfg.PinnedTTL = o.AckWait
+		// A replica that stops pulling (it died) loses the lane once the
+		// entries it held have come back (its last progress report was
+		// at most a third of the ack wait before it died), so that the
+		// next one is handed them before anything newer: keys stay in
+		// order across a takeover.
+		cfg.PinnedTTL = pinnedTTL(o.AckWait)
 	}
 	if old, err := setup(ctx, j, "consumer info "+name, func(ctx context.Context) (jetstream.Consumer, error) {
 		return j.stream.Consumer(ctx, name)
@@ -277,6 +280,13 @@ func (j *Journal) laneConsumer(ctx context.Context, ln lane, o ConsumeOptions) (
 		return nil, fmt.Errorf("create consumer for sink %s: %w", ln.sink, err)
 	}
 	return c, nil
+}
+
+// pinnedTTL is how long the keyed lane stays pinned to a process that
+// stopped pulling: past the ack wait after its last progress report, with
+// a margin for the server's redelivery timer.
+func pinnedTTL(ackWait time.Duration) time.Duration {
+	return ackWait + ackWait/3 + 2*time.Second
 }
 
 func laneDescription(ln lane) string {

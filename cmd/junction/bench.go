@@ -40,6 +40,7 @@ type benchOpts struct {
 	sinkAddr    string
 	keys        int
 	delayed     int
+	dedup       time.Duration
 }
 
 type benchResult struct {
@@ -65,6 +66,8 @@ type benchResult struct {
 	// Delayed: deliveries waiting (delay: 1h) during the run.
 	Keys    int `json:"keys,omitempty"`
 	Delayed int `json:"delayed,omitempty"`
+	// Dedup is the bench source's dedup window in seconds (0: none).
+	Dedup float64 `json:"dedup_s,omitempty"`
 	// JournalEntries and JournalMessages: concurrent appends share journal
 	// messages (Junction target only).
 	JournalEntries  uint64 `json:"journal_entries,omitempty"`
@@ -87,6 +90,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.sinkAddr, "sink", "127.0.0.1:0", "the bench's webhook sink listens on `ADDR` (with --url, give a fixed one, e.g. 127.0.0.1:9999)")
 	fs.IntVar(&o.keys, "keys", 0, "order the events by a key among `N` keys (orderBy; 0: unordered)")
 	fs.IntVar(&o.delayed, "delayed", 0, "first store `N` deliveries delayed by an hour, waiting in the journal during the run")
+	fs.DurationVar(&o.dedup, "dedup", 0, "give the bench source a dedup window of `DURATION` (e.g. 10m; 0: none)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the run to `FILE`")
 	rest, code, ok := parseArgs(fs, args, stdout, stderr)
@@ -118,8 +122,11 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	case o.delayed < 0 || o.delayed > 10000000:
 		fmt.Fprintln(stderr, "junction bench: --delayed must be between 0 and 10000000")
 		return 2
-	case (o.keys > 0 || o.delayed > 0) && (o.baseline || o.url != ""):
-		fmt.Fprintln(stderr, "junction bench: --keys and --delayed drive Junction itself, not --baseline or --url")
+	case o.dedup < 0 || o.dedup > 7*24*time.Hour:
+		fmt.Fprintln(stderr, "junction bench: --dedup must be between 0 and 7d")
+		return 2
+	case (o.keys > 0 || o.delayed > 0 || o.dedup > 0) && (o.baseline || o.url != ""):
+		fmt.Fprintln(stderr, "junction bench: --keys, --delayed and --dedup drive Junction itself, not --baseline or --url")
 		return 2
 	case o.baseline && o.url != "":
 		fmt.Fprintln(stderr, "junction bench: --baseline and --url exclude each other")
@@ -220,6 +227,9 @@ func benchConfig(o benchOpts, sinkURL, dir string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "http:\n  listen: 127.0.0.1:0\nadmin:\n  listen: \"off\"\nlog:\n  level: warn\njournal:\n  dir: %q\n  fsync: %s\n", dir, o.fsync)
 	fmt.Fprintf(&b, "sources:\n  - name: bench\n    type: http\n    path: /events\n")
+	if o.dedup > 0 {
+		fmt.Fprintf(&b, "    dedup: %s\n", o.dedup)
+	}
 	fmt.Fprintf(&b, "sinks:\n  - name: sink\n    type: webhook\n    url: %s\n    concurrency: %d\n    delivery:\n      backoffDelay: 50ms\n      maxDelay: 1s\n", sinkURL, max(16, o.connections))
 	b.WriteString("routes:\n")
 	for i := 1; i < o.routes; i++ {
@@ -451,7 +461,7 @@ sending:
 		Connections:  o.connections, Routes: o.routes, Size: o.size, Fsync: o.fsync, Target: target,
 		DurationS: math.Round(sendTime.Seconds()*100) / 100, Cores: runtime.NumCPU(),
 		JournalEntries: jEntries, JournalMessages: jMsgs,
-		Keys: o.keys, Delayed: o.delayed,
+		Keys: o.keys, Delayed: o.delayed, Dedup: o.dedup.Seconds(),
 	}
 	if lost := res.Accepted - res.Delivered; lost > 0 {
 		res.Lost = lost
