@@ -215,10 +215,11 @@ routes:
 	due := map[string]time.Time{}
 	for i := range 5 {
 		id := fmt.Sprint("l", i)
+		// Due 3 s after acceptance, which is after the request was sent.
+		due[id+"/later"] = time.Now().Add(3 * time.Second)
 		if binaryEvent(t, j.ingest+"/events", id, "later", `{}`) != http.StatusAccepted {
 			t.Fatal("POST later")
 		}
-		due[id+"/later"] = time.Now().Add(3 * time.Second)
 	}
 	for i, d := range []time.Duration{2 * time.Second, 4 * time.Second, -time.Hour} {
 		id := fmt.Sprint("m", i)
