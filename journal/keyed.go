@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,9 @@ import (
 // (its progress reported), so a crash hands it out again before anything
 // behind it. When the process dies, another one is pinned after the ack
 // wait and is handed the held messages again, in order.
+//
+// A process that starts on the lane (after a crash or a takeover) first
+// waits until the deliveries the dead one held have come back (warmUp).
 //
 // A key that keeps failing holds its entries in the lane's window
 // (MaxPending journal messages): the other keys flow until its entries
@@ -49,6 +53,10 @@ type keyedRun struct {
 	msgs   map[uint64]*keyedBatch
 	timers map[*time.Timer]struct{}
 	keep   *keeper
+	// warm is set once every delivery of the lane handed out before this
+	// run began (held by a process that died) has come back to it: until
+	// then nothing is attempted (see warmUp).
+	warm bool
 }
 
 func keyOf(d *Delivery) string { return d.Route + "\x00" + d.Key }
@@ -58,6 +66,9 @@ func (c *Consumer) runKeyed(ctx, drainCtx context.Context, handle func(context.C
 	k := &keyedRun{c: c, queues: map[string][]*Delivery{}, msgs: map[uint64]*keyedBatch{},
 		timers: map[*time.Timer]struct{}{}, keep: keep}
 	k.cond = sync.NewCond(&k.mu)
+	warmCtx, stopWarm := context.WithCancel(ctx)
+	defer stopWarm()
+	go k.warmUp(warmCtx)
 	var wg sync.WaitGroup
 	for range c.opts.Concurrency {
 		wg.Add(1)
@@ -209,6 +220,70 @@ func (k *keyedRun) fetch(ctx context.Context) {
 	}
 }
 
+// warmUp holds the run back until the lane's deliveries handed out to
+// others (a process that died: a crash before a restart, a replica before
+// a takeover) have come back to this one: they come after the ack wait,
+// while newer ones are handed out at once, and a key's older delivery must
+// go first. It checks, every 100ms, that every message of the lane that
+// the consumer has handed out and the stream still holds (not
+// acknowledged) is held here (or that a pinned TTL has passed, the longest
+// they take), then starts the keys, each in order of sequence.
+func (k *keyedRun) warmUp(ctx context.Context) {
+	deadline := time.Now().Add(pinnedTTL(k.c.opts.AckWait))
+	for time.Now().Before(deadline) {
+		others, err := k.othersHold(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil && !others {
+			break
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.warm = true
+	for _, q := range k.queues {
+		k.push(q[0])
+	}
+}
+
+// othersHold says whether a message of the lane handed out by its consumer
+// and not acknowledged is not held by this run.
+func (k *keyedRun) othersHold(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := k.c.keyed.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	filter := k.c.j.lanes.filter(lane{sink: k.c.sink, kind: laneKeyed})
+	for seq := info.AckFloor.Stream + 1; seq <= info.Delivered.Stream; {
+		m, err := k.c.j.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if m.Sequence > info.Delivered.Stream {
+			return false, nil
+		}
+		k.mu.Lock()
+		_, mine := k.msgs[m.Sequence]
+		k.mu.Unlock()
+		if !mine {
+			return true, nil
+		}
+		seq = m.Sequence + 1
+	}
+	return false, nil
+}
+
 // take queues a fetched message's entries behind those of their keys.
 func (k *keyedRun) take(msg jetstream.Msg) {
 	c := k.c
@@ -231,8 +306,15 @@ func (k *keyedRun) take(msg jetstream.Msg) {
 		d.batch = nil
 		id := keyOf(d)
 		q := k.queues[id]
-		k.queues[id] = append(q, d)
-		if len(q) == 0 {
+		// In order of sequence: an older delivery handed back late (see
+		// warmUp) goes before the newer ones fetched already.
+		i := len(q)
+		for i > 0 && q[i-1].OrderSeq > d.OrderSeq && (i > 1 || !k.warm) {
+			i--
+		}
+		q = slices.Insert(q, i, d)
+		k.queues[id] = q
+		if len(q) == 1 && k.warm {
 			k.push(d)
 		}
 	}

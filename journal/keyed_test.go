@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // keyedEntries makes n entries per key, interleaved: k0/0, k1/0, ..., k0/1 ...
@@ -196,4 +198,43 @@ func TestKeyedOrderAcrossRestart(t *testing.T) {
 			t.Errorf("%s: sequence numbers %v", k, seqs)
 		}
 	}
+}
+
+// TestKeyedWaitsForDeadHolder: a key's first entry was handed out to a
+// process that died without answering (a fetch never acknowledged); the
+// next process is handed the newer entries at once and the old one only
+// after the ack wait: it must still attempt the old one first.
+func TestKeyedWaitsForDeadHolder(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	ctx := context.Background()
+	for i := range 5 {
+		if err := j.Append(ctx, []Entry{{Sink: "s", Route: "r", Key: "k0", Data: fmt.Appendf(nil, "k0/%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := j.Consumer(ctx, "s", ConsumeOptions{Keyed: true, AckWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The dead holder: it took the first entry and never answered.
+	batch, err := c.keyed.Fetch(1, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(pinGroup))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range batch.Messages() {
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("the dead holder took %d entries", n)
+	}
+	var log orderLog
+	stop := run(t, c, func(_ context.Context, d *Delivery) {
+		log.add(d)
+		d.Ack()
+	})
+	defer stop()
+	eventually(t, 10*time.Second, "every entry", func() bool { return log.count() >= 5 })
+	log.check(t, 1, 5)
 }
