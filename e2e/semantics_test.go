@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,4 +355,42 @@ func TestExampleReminders(t *testing.T) {
 	if got := hook.received(); got[0].ID() != "r-1" || got[1].ID() != "s-1" {
 		t.Errorf("delivered %s then %s, want r-1 (due at 1.5s) then s-1 (2s)", got[0].ID(), got[1].ID())
 	}
+}
+
+// TestFailingKeyBlocksOnlyItself: customer c0's events fail for a while
+// and keep coming, many times the sink's window (maxPending: 10): the
+// other customers' events all arrive meanwhile (c0's are parked in the
+// journal), then c0's arrive, in order.
+func TestFailingKeyBlocksOnlyItself(t *testing.T) {
+	t.Parallel()
+	var failing atomic.Bool
+	failing.Store(true)
+	hook := newSink(t, func(call int, e *event.Event) int {
+		var d struct{ Customer string }
+		json.Unmarshal(e.Data(), &d)
+		if d.Customer == "c0" && failing.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	j := start(t, base+fmt.Sprintf(`sinks:
+  - {name: hook, type: webhook, url: %q, concurrency: 4, maxPending: 10}
+routes:
+  - name: orders
+    to: [hook]
+    orderBy: data.customer
+    delivery: {backoffDelay: 50ms, maxDelay: 200ms}
+`, hook.url))
+	const customers, n = 4, 50
+	for i := range n {
+		for c := range customers {
+			if code := orderEvent(t, j.ingest+"/events", fmt.Sprint("c", c), i); code != http.StatusAccepted {
+				t.Fatalf("POST: %d", code)
+			}
+		}
+	}
+	waitFor(t, 30*time.Second, "the other customers while c0 fails", func() bool { return hook.count() >= (customers-1)*n })
+	failing.Store(false)
+	waitFor(t, 30*time.Second, "c0's events", func() bool { return hook.distinct() >= customers*n })
+	checkOrder(t, hook.received(), customers, n)
 }

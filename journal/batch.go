@@ -378,6 +378,12 @@ func (a *appender) group(round []queued) ([]*nats.Msg, [][]*waiter) {
 		byLane[ln] = append(byLane[ln], q)
 	}
 	for _, ln := range order {
+		if ln.kind == laneParked {
+			for _, q := range byLane[ln] {
+				add(ln, []queued{q}) // read back one at a time
+			}
+			continue
+		}
 		var group []queued
 		var keys map[[2]string]bool
 		if ln.kind == laneKeyed {

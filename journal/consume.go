@@ -27,6 +27,9 @@ type Delivery struct {
 	// recorded, and the keyed runner answers the journal (see keyed.go).
 	keyed   bool
 	outcome outcome
+	// parkSeq is the stream sequence of a parked entry read back (see
+	// park.go), 0 otherwise.
+	parkSeq uint64
 	// Route, DeadLetter, Key, Priority and Data are the entry's fields.
 	Route      string
 	DeadLetter bool

@@ -414,6 +414,10 @@ type Entry struct {
 	// Seq is the entry's sequence number once given (see
 	// Delivery.Seq); 0 gives it its message's.
 	Seq uint64
+
+	// park is set on an entry of a failing key parked (see park.go): the
+	// hash of its route and key.
+	park string
 }
 
 // Append stores entries and returns once all of them are durable (per the

@@ -29,9 +29,11 @@ import (
 // A process that starts on the lane (after a crash or a takeover) first
 // waits until the deliveries the dead one held have come back (warmUp).
 //
-// A key that keeps failing holds its entries in the lane's window
-// (MaxPending journal messages): the other keys flow until its entries
-// fill the window.
+// A key whose first delivery keeps failing while its producer keeps
+// sending would fill the lane's window (MaxPending journal messages) with
+// its entries and hold back every other key: past parkAfter entries
+// waiting behind a failing one, the next ones of that key are parked (see
+// park.go), so that a failing key holds back only itself.
 
 // keyedBatch resolves a keyed journal message once all its entries are.
 type keyedBatch struct {
@@ -57,6 +59,12 @@ type keyedRun struct {
 	// run began (held by a process that died) has come back to it: until
 	// then nothing is attempted (see warmUp).
 	warm bool
+	// retrying holds the keys whose first delivery failed and waits for
+	// its next attempt; parked the keys with parked entries, by hash (see
+	// park.go).
+	retrying map[string]bool
+	parked   map[string]*parkState
+	ctx      context.Context
 }
 
 func keyOf(d *Delivery) string { return d.Route + "\x00" + d.Key }
@@ -64,8 +72,9 @@ func keyOf(d *Delivery) string { return d.Route + "\x00" + d.Key }
 // runKeyed hands out the keyed lane's entries until ctx ends.
 func (c *Consumer) runKeyed(ctx, drainCtx context.Context, handle func(context.Context, *Delivery), keep *keeper) {
 	k := &keyedRun{c: c, queues: map[string][]*Delivery{}, msgs: map[uint64]*keyedBatch{},
-		timers: map[*time.Timer]struct{}{}, keep: keep}
+		timers: map[*time.Timer]struct{}{}, keep: keep, retrying: map[string]bool{}, parked: map[string]*parkState{}, ctx: ctx}
 	k.cond = sync.NewCond(&k.mu)
+	k.findParked(ctx)
 	warmCtx, stopWarm := context.WithCancel(ctx)
 	defer stopWarm()
 	go k.warmUp(warmCtx)
@@ -140,6 +149,8 @@ func (k *keyedRun) answered(d *Delivery) {
 			return // handed back with its message when the run ends
 		}
 		d.outcome = outcome{}
+		k.retrying[keyOf(d)] = true
+		k.evictLocked(keyOf(d), d)
 		var t *time.Timer
 		t = time.AfterFunc(o.delay, func() {
 			k.mu.Lock()
@@ -155,6 +166,7 @@ func (k *keyedRun) answered(d *Delivery) {
 		return
 	}
 	id := keyOf(d)
+	delete(k.retrying, id)
 	q := k.queues[id]
 	if len(q) > 0 && q[0] == d {
 		q[0] = nil
@@ -168,8 +180,20 @@ func (k *keyedRun) answered(d *Delivery) {
 			k.push(q[0])
 		}
 	}
+	if d.parkSeq != 0 {
+		k.unparkedLocked(d)
+	}
+	if len(q) == 0 {
+		k.nextParkedLocked(hashOf(d.Route, d.Key))
+	}
+	k.resolveLocked(d, o.drop)
+}
+
+// resolveLocked counts d as answered in its journal message, and answers
+// the message once all its entries are.
+func (k *keyedRun) resolveLocked(d *Delivery, drop string) {
 	b := k.msgs[d.Seq]
-	if b == nil {
+	if b == nil || d.parkSeq != 0 {
 		return
 	}
 	if b.left--; b.left > 0 {
@@ -178,8 +202,8 @@ func (k *keyedRun) answered(d *Delivery) {
 	delete(k.msgs, d.Seq)
 	k.keep.remove(b.held)
 	b.held.answered()
-	if o.drop != "" && b.n == 1 {
-		b.held.msg.TermWithReason(o.drop)
+	if drop != "" && b.n == 1 {
+		b.held.msg.TermWithReason(drop)
 		return
 	}
 	b.held.msg.Ack()
@@ -250,6 +274,9 @@ func (k *keyedRun) warmUp(ctx context.Context) {
 	for _, q := range k.queues {
 		k.push(q[0])
 	}
+	for h := range k.parked {
+		k.nextParkedLocked(h)
+	}
 }
 
 // othersHold says whether a message of the lane handed out by its consumer
@@ -295,27 +322,35 @@ func (k *keyedRun) take(msg jetstream.Msg) {
 		return
 	}
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	seq := ds[0].Seq
 	if _, ok := k.msgs[seq]; ok {
+		k.mu.Unlock()
 		return // handed out again while held here: it is already queued
 	}
 	k.msgs[seq] = &keyedBatch{held: h, left: len(ds), n: len(ds)}
 	k.keep.add(h)
 	for _, d := range ds {
 		d.batch = nil
-		id := keyOf(d)
-		q := k.queues[id]
-		// In order of sequence: an older delivery handed back late (see
-		// warmUp) goes before the newer ones fetched already.
-		i := len(q)
-		for i > 0 && q[i-1].OrderSeq > d.OrderSeq && (i > 1 || !k.warm) {
-			i--
+		if !k.parkLocked(d) {
+			k.queueLocked(d)
 		}
-		q = slices.Insert(q, i, d)
-		k.queues[id] = q
-		if len(q) == 1 && k.warm {
-			k.push(d)
-		}
+	}
+	k.mu.Unlock()
+}
+
+// queueLocked puts d in its key's queue, in order of sequence: an older
+// delivery handed back late (see warmUp) or read back from the parked
+// ones goes before newer ones not yet attempted.
+func (k *keyedRun) queueLocked(d *Delivery) {
+	id := keyOf(d)
+	q := k.queues[id]
+	i := len(q)
+	for i > 0 && q[i-1].OrderSeq > d.OrderSeq && (i > 1 || !k.warm) {
+		i--
+	}
+	q = slices.Insert(q, i, d)
+	k.queues[id] = q
+	if len(q) == 1 && k.warm && !k.closed {
+		k.push(d)
 	}
 }

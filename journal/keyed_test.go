@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,9 +54,10 @@ func (o *orderLog) count() int {
 	return n
 }
 
-// check says whether each key was handed out 0..n-1 in order (allowing a
-// repeat of an entry right after itself, as after a crash), with strictly
-// increasing sequence numbers from one entry to the next.
+// check says whether each key was handed out 0..n-1 in order as a
+// receiver that drops what is not above the last sequence number it
+// processed sees it: what it drops must be repeats of entries processed
+// (handed out again after a restart, with the same number).
 func (o *orderLog) check(t *testing.T, keys, n int) {
 	t.Helper()
 	o.mu.Lock()
@@ -63,24 +65,42 @@ func (o *orderLog) check(t *testing.T, keys, n int) {
 	for k := range keys {
 		key := fmt.Sprint("k", k)
 		got, seqs := o.data[key], o.seqs[key]
+		var last uint64
 		want := 0
+		first := map[int]uint64{}
 		for i, v := range got {
-			switch {
-			case v == want:
-				if i > 0 && seqs[i] <= seqs[i-1] {
-					t.Errorf("%s: junctionseq %d after %d", key, seqs[i], seqs[i-1])
+			if s, ok := first[v]; ok && s != seqs[i] {
+				t.Errorf("%s: entry %d came with sequence %d, then %d", key, v, s, seqs[i])
+			}
+			first[v] = seqs[i]
+			if seqs[i] <= last {
+				if v >= want {
+					t.Fatalf("%s: entry %d (sequence %d) not above %d and never processed: %v", key, v, seqs[i], last, got)
 				}
-				want++
-			case v == want-1 && seqs[i] == seqs[i-1]:
-				// handed out again, with the same number
-			default:
+				continue
+			}
+			if v != want {
 				t.Fatalf("%s handed out out of order: %v", key, got)
 			}
+			last, want = seqs[i], want+1
 		}
 		if want != n {
 			t.Errorf("%s: %d of %d entries handed out: %v", key, want, n, got)
 		}
 	}
+}
+
+// done says whether every key has had its last entry (n-1) handed out.
+func (o *orderLog) done(keys, n int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k := range keys {
+		v := o.data[fmt.Sprint("k", k)]
+		if !slices.Contains(v, n-1) {
+			return false
+		}
+	}
+	return true
 }
 
 // TestKeyedOrder: with 8 workers, the entries of each key are handed out
@@ -237,4 +257,63 @@ func TestKeyedWaitsForDeadHolder(t *testing.T) {
 	defer stop()
 	eventually(t, 10*time.Second, "every entry", func() bool { return log.count() >= 5 })
 	log.check(t, 1, 5)
+}
+
+// TestFailingKeyBlocksOnlyItself: key k0's first entry fails for a while
+// and its producer keeps sending, many times the lane's window (10
+// messages); the other keys' entries, which share journal messages with
+// k0's, all go meanwhile (k0's are parked), then k0's go, in order, with
+// their sequence numbers; across a restart in the middle.
+func TestFailingKeyBlocksOnlyItself(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir)
+	ctx := context.Background()
+	const keys, n = 4, 60
+	for i := range n {
+		var es []Entry
+		for k := range keys {
+			es = append(es, Entry{Sink: "s", Route: "r", Key: fmt.Sprint("k", k), Data: fmt.Appendf(nil, "k%d/%d", k, i)})
+		}
+		if err := j.Append(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := ConsumeOptions{Concurrency: 4, Keyed: true, MaxPending: 10, AckWait: time.Second}
+	c, err := j.Consumer(ctx, "s", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log orderLog
+	var failing atomic.Bool
+	failing.Store(true)
+	handle := func(_ context.Context, d *Delivery) {
+		if d.Key == "k0" && failing.Load() {
+			d.Retry(20 * time.Millisecond)
+			return
+		}
+		log.add(d)
+		d.Ack()
+	}
+	stop := run(t, c, handle)
+	eventually(t, 20*time.Second, "the other keys while k0 fails", func() bool { return log.done(keys, n) || log.count() >= (keys-1)*n })
+	if log.done(keys, n) {
+		t.Fatal("k0 went while failing")
+	}
+	// Restart with k0's entries parked, then let k0 through.
+	stop()
+	j.Close()
+	j = open(t, dir)
+	defer j.Close()
+	if c, err = j.Consumer(ctx, "s", opts); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(false)
+	stop = run(t, c, handle)
+	defer stop()
+	eventually(t, 20*time.Second, "k0's entries", func() bool { return log.done(keys, n) })
+	log.check(t, keys, n)
+	eventually(t, 5*time.Second, "no entry left", func() bool {
+		p, err := c.Pending(ctx)
+		return err == nil && p == 0
+	})
 }

@@ -34,18 +34,24 @@ const (
 	laneUnordered = iota
 	lanePriority
 	laneKeyed
+	// laneParked is where the entries of one failing key wait (see
+	// park.go): no consumer reads it.
+	laneParked
 )
 
 // lane is one lane of one sink.
 type lane struct {
 	sink     string
 	kind     int
-	priority int // lanePriority only
+	priority int    // lanePriority only
+	park     string // laneParked only: the key's hash
 }
 
 // of returns the lane of an entry.
 func (l lanes) of(e *Entry) lane {
 	switch {
+	case e.park != "":
+		return lane{sink: e.Sink, kind: laneParked, park: e.park}
 	case e.Key != "":
 		return lane{sink: e.Sink, kind: laneKeyed}
 	case e.Priority > 0:
@@ -61,6 +67,8 @@ func (ln lane) token() string {
 		return "p" + strconv.Itoa(ln.priority)
 	case laneKeyed:
 		return "k"
+	case laneParked:
+		return "kp" + ln.park
 	}
 	return ""
 }
@@ -120,10 +128,28 @@ func (l lanes) parse(subject string) (ln lane, n int, ok bool) {
 	switch t := toks[1]; {
 	case t == "k":
 		return lane{sink: toks[0], kind: laneKeyed}, n, true
+	case strings.HasPrefix(t, "kp") && len(t) > 2:
+		// Parked entries count as the keyed lane's.
+		return lane{sink: toks[0], kind: laneKeyed}, n, true
 	case len(t) == 2 && t[0] == 'p' && t[1] >= '1' && t[1] <= '0'+MaxPriority:
 		return lane{sink: toks[0], kind: lanePriority, priority: int(t[1] - '0')}, n, true
 	}
 	return lane{}, 0, false
+}
+
+// parkSubject is the subject of the parked entries of the key hashed h.
+func (l lanes) parkSubject(sink, h string) string {
+	return l.prefix + "." + sink + ".kp" + h + ".1"
+}
+
+// parkHash reads the key hash of a park subject of sink.
+func (l lanes) parkHash(sink, subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, l.prefix+"."+sink+".kp")
+	if !ok {
+		return "", false
+	}
+	h, ok := strings.CutSuffix(rest, ".1")
+	return h, ok && h != "" && !strings.Contains(h, ".")
 }
 
 // scheduled is the subject of a delayed message; id makes it unique (the
