@@ -23,8 +23,8 @@ import (
 // failed attempt is made again in place, after its delay: the entry keeps
 // its place at the head of its key, and its journal message stays held
 // (its progress reported), so a crash hands it out again before anything
-// behind it. When the process dies, another one is pinned after the ack
-// wait and is handed the held messages again, in order.
+// behind it. When the process dies, another one is pinned once the
+// messages it held can be handed out again (pinnedTTL) and gets them.
 //
 // A process that starts on the lane (after a crash or a takeover) first
 // waits until the deliveries the dead one held have come back (warmUp).
