@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -556,23 +555,7 @@ routes:
 	for i := n / 2; i < n; i++ {
 		post(survivor, i)
 	}
-	waitFor(t, 60*time.Second, "every ordered event", func() bool {
-		last := map[string]bool{}
-		for _, e := range hook.received() {
-			if e.Type() != "com.example.order" {
-				continue
-			}
-			var d struct {
-				Customer string
-				N        int
-			}
-			json.Unmarshal(e.Data(), &d)
-			if d.N == n-1 {
-				last[d.Customer] = true
-			}
-		}
-		return len(last) == customers
-	})
+	waitFor(t, 60*time.Second, "every ordered event", lastOrders(hook, customers, n))
 	t.Logf("the survivor delivered the last ordered events %v after the kill", time.Since(killed).Round(100*time.Millisecond))
 	var ordered []event.Event
 	later := map[string]int{}

@@ -19,6 +19,16 @@ type String struct {
 // config.Errors at the expression's position. Evaluations have a cost
 // budget, as filters do (see CompileFilter).
 func CompileString(key string, e config.Expr, opts ...Option) (*String, error) {
+	p, err := compileKey(key, e, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &String{p: p, key: key}, nil
+}
+
+// compileKey compiles the expression e found at key: config.Errors at its
+// position.
+func compileKey(key string, e config.Expr, opts []Option) (*program, error) {
 	if !e.IsSet() || e.Null {
 		return nil, config.Errors{{Pos: e.Pos, Msg: key + ": expected an expression"}}
 	}
@@ -30,7 +40,7 @@ func CompileString(key string, e config.Expr, opts ...Option) (*String, error) {
 	if err != nil {
 		return nil, compileError(e, key, err)
 	}
-	return &String{p: p, key: key}, nil
+	return p, nil
 }
 
 // Eval evaluates the expression against env. A nil result, or a result
@@ -60,16 +70,9 @@ type Value struct {
 // CompileValue compiles e, found at key ("orderBy"), for Value.Eval.
 // Errors are config.Errors at the expression's position.
 func CompileValue(key string, e config.Expr, opts ...Option) (*Value, error) {
-	if !e.IsSet() || e.Null {
-		return nil, config.Errors{{Pos: e.Pos, Msg: key + ": expected an expression"}}
-	}
-	o, err := newOptions(opts)
+	p, err := compileKey(key, e, opts)
 	if err != nil {
 		return nil, err
-	}
-	p, err := compile(e.Src, false, o)
-	if err != nil {
-		return nil, compileError(e, key, err)
 	}
 	return &Value{p: p, key: key}, nil
 }

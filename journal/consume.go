@@ -540,10 +540,7 @@ func (c *Consumer) fetchLane(ctx context.Context, lc jetstream.Consumer, q *read
 				got++
 				c.dispatch(msg, q, keep, idle)
 			}
-			err = batch.Error()
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-				err = nil
-			}
+			err = fetchError(batch)
 		}
 		for range n - got {
 			idle <- struct{}{}
@@ -556,11 +553,30 @@ func (c *Consumer) fetchLane(ctx context.Context, lc jetstream.Consumer, q *read
 		// off, and try again.
 		failures++
 		c.j.log.Warn("journal fetch failed", "sink", c.sink, "consumer", lc.CachedInfo().Name, "err", err, "failures", failures)
-		select {
-		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
-		case <-ctx.Done():
+		if !pause(ctx, failures) {
 			return
 		}
+	}
+}
+
+// fetchError is the error of a fetch once its messages are read: nil when
+// it only ended without filling up.
+func fetchError(batch jetstream.MessageBatch) error {
+	err := batch.Error()
+	if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+// pause waits after the failures-th failed fetch in a row (100ms more each
+// time, at most 2s); false when ctx ends first.
+func pause(ctx context.Context, failures int) bool {
+	select {
+	case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

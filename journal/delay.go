@@ -2,7 +2,6 @@ package journal
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -146,7 +145,7 @@ func (j *Journal) runMover() {
 					err = merr
 				}
 			}
-			if berr := batch.Error(); berr != nil && !errors.Is(berr, nats.ErrTimeout) && !errors.Is(berr, context.DeadlineExceeded) && err == nil {
+			if berr := fetchError(batch); berr != nil && err == nil {
 				err = berr
 			}
 		}
@@ -159,9 +158,7 @@ func (j *Journal) runMover() {
 		}
 		failures++
 		j.log.Warn("journal: moving due deliveries failed", "err", err, "failures", failures)
-		select {
-		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
-		case <-ctx.Done():
+		if !pause(ctx, failures) {
 			return
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -225,10 +224,7 @@ func (k *keyedRun) fetch(ctx context.Context) {
 			for msg := range batch.Messages() {
 				k.take(msg)
 			}
-			err = batch.Error()
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-				err = nil
-			}
+			err = fetchError(batch)
 		}
 		if err == nil {
 			failures = 0
@@ -236,9 +232,7 @@ func (k *keyedRun) fetch(ctx context.Context) {
 		}
 		failures++
 		c.j.log.Warn("journal fetch failed", "sink", c.sink, "lane", "keyed", "err", err, "failures", failures)
-		select {
-		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
-		case <-ctx.Done():
+		if !pause(ctx, failures) {
 			return
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/sinks"
+	"github.com/junctionhq/junction/sources"
 )
 
 // discard is a sink type that counts deliveries.
@@ -30,6 +31,23 @@ func init() {
 	sinks.Register("test-discard", func() sinks.Config { return &discard{} })
 }
 
+// benchRouter runs the config yml for a benchmark and returns, once the
+// router is ready, the ingester of source src.
+func benchRouter(b *testing.B, yml string) sources.Ingester {
+	b.Helper()
+	cfg, err := config.Parse("bench.yaml", []byte(yml), func(string) (string, bool) { return "", false })
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := Compile(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := runRouter(b, p, Options{})
+	eventually(b, 5*time.Second, "ready", r.Ready)
+	return r.Ingester("src")
+}
+
 // BenchmarkIngestDispatch measures one event through the router: routing
 // among `routes` routes (one matches), the journal on disk, and dispatch to
 // a sink that discards it.
@@ -42,17 +60,7 @@ func BenchmarkIngestDispatch(b *testing.B) {
 				fmt.Fprintf(&y, "  - {name: r%d, filter: 'type == \"other.%d\" && data.n > 0', to: [out]}\n", i, i)
 			}
 			y.WriteString("  - {name: hit, filter: 'type == \"bench\" && data.n > 0', to: [out]}\n")
-			cfg, err := config.Parse("bench.yaml", []byte(y.String()), func(string) (string, bool) { return "", false })
-			if err != nil {
-				b.Fatal(err)
-			}
-			p, err := Compile(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := runRouter(b, p, Options{})
-			eventually(b, 5*time.Second, "ready", r.Ready)
-			in := r.Ingester("src")
+			in := benchRouter(b, y.String())
 			data := map[string]any{"n": 1, "payload": strings.Repeat("x", 1000)}
 			start := discarded.n.Load()
 			b.ReportAllocs()
@@ -93,17 +101,7 @@ func BenchmarkDeliverySemantics(b *testing.B) {
 				y.WriteString(", orderBy: subject")
 			}
 			y.WriteString("}\n  - {name: later, filter: 'type == \"later\"', to: [out], delay: 1h}\n")
-			cfg, err := config.Parse("bench.yaml", []byte(y.String()), func(string) (string, bool) { return "", false })
-			if err != nil {
-				b.Fatal(err)
-			}
-			p, err := Compile(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := runRouter(b, p, Options{})
-			eventually(b, 5*time.Second, "ready", r.Ready)
-			in := r.Ingester("src")
+			in := benchRouter(b, y.String())
 			if mode == "delayed=100000" {
 				batch := make([]*event.Event, 0, 1000)
 				for i := range 100000 {

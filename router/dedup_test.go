@@ -14,7 +14,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -182,17 +181,7 @@ func BenchmarkIngestDedup(b *testing.B) {
 					fmt.Fprintf(&y, "  - {name: r%d, filter: 'type == \"other.%d\"', to: [out]}\n", i, i)
 				}
 				y.WriteString("  - {name: hit, filter: 'type == \"bench\"', to: [out]}\n")
-				cfg, err := config.Parse("bench.yaml", []byte(y.String()), func(string) (string, bool) { return "", false })
-				if err != nil {
-					b.Fatal(err)
-				}
-				p, err := Compile(cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				r := runRouter(b, p, Options{})
-				eventually(b, 5*time.Second, "ready", r.Ready)
-				in := r.Ingester("src")
+				in := benchRouter(b, y.String())
 				data := map[string]any{"n": 1, "payload": strings.Repeat("x", 1000)}
 				var next atomic.Int64
 				b.ReportAllocs()
