@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -250,11 +251,15 @@ func (h *health) failed(size int, err error) {
 		}
 		return
 	}
-	if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
-		// No answer at all: on a cluster, the stream has lost its leader
-		// (an election takes seconds). Unhealthy until the monitor reads
-		// the stream again, which it tries now.
+	if errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) {
+		// No answer at all, or nothing took the write: on a cluster, the
+		// stream has lost its leader (an election takes seconds), and
+		// ingest answers 503 meanwhile. Unhealthy until the monitor reads
+		// the stream again with a leader, which it tries now.
 		reason := fmt.Sprintf("journal stream unavailable: no answer to a write within %v", h.j.writeTimeout()/2)
+		if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+			reason = "journal stream unavailable: nothing took a write (no stream leader)"
+		}
 		if h.reach.set(reason) {
 			h.j.log.Warn("journal: stream unavailable", "reason", reason)
 		}
