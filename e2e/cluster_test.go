@@ -122,6 +122,16 @@ func urls(nodes []*natsNode) string {
 // replicaConfig is the config every replica of a test runs: the cluster's
 // nodes, 3 stream replicas, one http source, and a webhook sink.
 func replicaConfig(nodes []*natsNode, stream, hook string) string {
+	return replicaConfigRoutes(nodes, stream, hook, `
+  - name: r
+    to: [hook]
+    delivery: {timeout: 2s, backoffDelay: 50ms}
+`)
+}
+
+// replicaConfigRoutes is replicaConfig with routes of its own (YAML list
+// items under routes:).
+func replicaConfigRoutes(nodes []*natsNode, stream, hook, routes string) string {
 	return fmt.Sprintf(`
 http: {listen: "{{HTTP}}"}
 admin: {listen: "{{ADMIN}}"}
@@ -130,11 +140,7 @@ sources:
   - {name: events, type: http, path: /events}
 sinks:
   - {name: hook, type: webhook, url: %q, concurrency: 4}
-routes:
-  - name: r
-    to: [hook]
-    delivery: {timeout: 2s, backoffDelay: 50ms}
-`, urls(nodes), stream, hook)
+routes:`, urls(nodes), stream, hook) + routes
 }
 
 // hookArrivals is a webhook sink that answers after delay (a sink with
@@ -505,15 +511,7 @@ func TestClusterOrderedFailover(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 		return http.StatusOK
 	})
-	cfg := fmt.Sprintf(`
-http: {listen: "{{HTTP}}"}
-admin: {listen: "{{ADMIN}}"}
-journal: {url: %q, replicas: 3, stream: %s}
-sources:
-  - {name: events, type: http, path: /events}
-sinks:
-  - {name: hook, type: webhook, url: %q, concurrency: 4}
-routes:
+	cfg := replicaConfigRoutes(nodes, fmt.Sprintf("E2E_%d", rand.Int64()), hook.url, `
   - name: orders
     filter: type == "com.example.order"
     to: [hook]
@@ -523,7 +521,7 @@ routes:
     filter: type == "later"
     to: [hook]
     delay: 3s
-`, urls(nodes), fmt.Sprintf("E2E_%d", rand.Int64()), hook.url)
+`)
 	a, b := start(t, cfg), start(t, cfg)
 	const customers, n = 4, 40
 	post := func(j *junction, i int) {
