@@ -62,6 +62,9 @@ type Config struct {
 	Sources []Plugin `yaml:"-"`
 	Sinks   []Plugin `yaml:"-"`
 	Routes  []Route  `yaml:"-"`
+
+	// adminListenPos is where admin.listen is, for CheckExposure.
+	adminListenPos Pos
 }
 
 // HTTP configures the shared ingress listener of the http and webhook sources.
@@ -74,11 +77,21 @@ type HTTP struct {
 	// MaxConnections caps concurrent ingress connections; one over the cap
 	// is closed at once. Default 10,000.
 	MaxConnections int `yaml:"maxConnections"`
+	// MaxHeaderBytes bounds a request's header (431 beyond). Default 64KiB.
+	MaxHeaderBytes ByteSize `yaml:"maxHeaderBytes"`
+	// TLS, when set, makes the ingress HTTPS (see security.go).
+	TLS *TLS `yaml:"tls"`
 }
 
 // Admin configures the admin listener (health, readiness, metrics).
 type Admin struct {
 	Listen string `yaml:"listen"`
+	// TLS, when set, makes the admin API HTTPS.
+	TLS *TLS `yaml:"tls"`
+	// Auth, when set, asks for a bearer token on /api/*, / and /metrics.
+	Auth *AdminAuth `yaml:"auth"`
+	// Insecure lets the admin API listen beyond loopback without Auth.
+	Insecure bool `yaml:"insecure"`
 }
 
 // Log configures Junction's own log.
@@ -315,7 +328,7 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 		p := Plugin{Pos: PosOf(item), Node: item}
 		own := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column}
 		common := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column}
-		var nameNode, typeNode, dedupNode *yaml.Node
+		var nameNode, typeNode, dedupNode, authNode, rateNode *yaml.Node
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]
 			switch {
@@ -327,6 +340,10 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 				common.Content = append(common.Content, k, v)
 			case kind == "source" && k.Value == "dedup":
 				dedupNode = v
+			case kind == "source" && k.Value == "auth":
+				authNode = v
+			case kind == "source" && k.Value == "rateLimit":
+				rateNode = v
 			default:
 				own.Content = append(own.Content, k, v)
 			}
@@ -369,6 +386,12 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 		}
 		if dedupNode != nil {
 			p.Dedup = decodeDedup(dedupNode, where, errs)
+		}
+		if authNode != nil {
+			p.Auth = decodeAuth(authNode, where, errs)
+		}
+		if rateNode != nil {
+			p.RateLimit = decodeIngressRate(rateNode, where, errs)
 		}
 		p.Own = own
 		out = append(out, p)
@@ -457,6 +480,9 @@ func (c *Config) setDefaults() {
 	if c.HTTP.MaxConnections == 0 {
 		c.HTTP.MaxConnections = DefaultMaxConnections
 	}
+	if c.HTTP.MaxHeaderBytes == 0 {
+		c.HTTP.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	if c.Journal.WriteTimeout == 0 {
 		c.Journal.WriteTimeout = DefaultWriteTimeout
 	}
@@ -535,6 +561,13 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	if c.HTTP.MaxConnections < 0 {
 		errs.Addf(at("http.maxConnections"), "", "http.maxConnections: must be positive")
 	}
+	if c.HTTP.MaxHeaderBytes < 1024 || c.HTTP.MaxHeaderBytes > MaxMaxHeaderBytes {
+		errs.Addf(at("http.maxHeaderBytes"), "", "http.maxHeaderBytes: must be between 1KiB and %v", MaxMaxHeaderBytes)
+	}
+	checkTLS(c.HTTP.TLS, "http.tls", at, errs)
+	checkTLS(c.Admin.TLS, "admin.tls", at, errs)
+	checkAdminAuth(c.Admin.Auth, at, errs)
+	c.adminListenPos = at("admin.listen")
 	if c.HTTP.MaxBodySize < 0 {
 		errs.Addf(at("http.maxBodySize"), "", "http.maxBodySize: must be positive")
 	} else if err := CheckMaxBodySize(c.HTTP.MaxBodySize); err != nil {

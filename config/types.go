@@ -246,6 +246,10 @@ type Plugin struct {
 	Batch *Batch
 	// Dedup is the dedup window of a source (see dedup.go); 0 is none.
 	Dedup Duration
+	// Auth is a source's auth key (see security.go); nil is none.
+	Auth *Auth
+	// RateLimit is a source's rateLimit key; nil is none.
+	RateLimit *IngressRate
 }
 
 // Batch is a sink's `batch` key: a batch is sent once it has MaxEvents

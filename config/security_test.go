@@ -1,0 +1,73 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseRate(t *testing.T) {
+	tests := []struct {
+		in   string
+		want float64
+		err  string
+	}{
+		{in: "1000/s", want: 1000},
+		{in: "60/m", want: 1},
+		{in: "5/10s", want: 0.5},
+		{in: "3600/h", want: 1},
+		{in: " 2.5 / s ", want: 2.5},
+		{in: "1000", err: "invalid rate"},
+		{in: "0/s", err: "invalid rate"},
+		{in: "-1/s", err: "invalid rate"},
+		{in: "1/", err: "invalid rate"},
+		{in: "1/fortnight", err: "invalid rate"},
+		{in: "1/0s", err: "invalid rate"},
+		{in: "1/24000h", err: "out of range"},
+		{in: "NaN/s", err: "invalid rate"},
+	}
+	for _, tt := range tests {
+		got, err := ParseRate(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseRate(%q) = %v, %v; want an error with %q", tt.in, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseRate(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestCheckExposure(t *testing.T) {
+	tests := []struct {
+		admin string
+		err   string
+	}{
+		{admin: "{listen: 127.0.0.1:9090}"},
+		{admin: "{listen: '[::1]:9090'}"},
+		{admin: "{listen: localhost:9090}"},
+		{admin: "{listen: 'off'}"},
+		{admin: "{listen: 0.0.0.0:9090}", err: "t.yaml:1:17: admin.listen: 0.0.0.0:9090 takes connections from other hosts and the admin API has no admin.auth"},
+		{admin: "{listen: ':9090'}", err: "admin.listen: :9090 takes connections from other hosts"},
+		{admin: "{listen: 10.1.2.3:9090}", err: "admin.listen: 10.1.2.3:9090 takes"},
+		{admin: "{listen: 0.0.0.0:9090, insecure: true}"},
+		{admin: "{listen: 0.0.0.0:9090, auth: {bearer: [t0ken]}}"},
+		{admin: "{listen: 0.0.0.0:9090, tls: {certFile: testdata/tls/cert.pem, keyFile: testdata/tls/key.pem}}", err: "takes connections from other hosts"},
+		{admin: "{listen: 0.0.0.0:9090, tls: {certFile: testdata/tls/cert.pem, keyFile: testdata/tls/key.pem, clientCAFile: testdata/tls/cert.pem}}"},
+		{admin: "{listen: 0.0.0.0:9090, tls: {certFile: testdata/tls/cert.pem, keyFile: testdata/tls/key.pem, clientCAFile: testdata/tls/cert.pem, clientAuth: verifyIfGiven}}", err: "takes connections"},
+	}
+	for _, tt := range tests {
+		cfg, err := Parse("t.yaml", []byte("admin: "+tt.admin+"\n"), noEnv)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.admin, err)
+		}
+		err = cfg.CheckExposure()
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("%s: %v", tt.admin, err)
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("%s: %v, want an error with %q", tt.admin, err, tt.err)
+		}
+	}
+}
