@@ -14,6 +14,8 @@ FUZZ_TARGETS := \
 	./config:FuzzParse \
 	./config:FuzzParseDuration \
 	./config:FuzzParseByteSize \
+	./config:FuzzParseRate \
+	./router:FuzzParseAuthorization \
 	./sources:FuzzValidJSON \
 	./sources:FuzzOneLine \
 	./sources/http:FuzzParseRequest \

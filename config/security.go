@@ -284,8 +284,8 @@ func ParseRate(s string) (float64, error) {
 		return 0, invalid
 	}
 	rate := n / per.Seconds()
-	if rate < 0.001 || rate > 1e9 {
-		return 0, fmt.Errorf("rate %q is out of range (0.001/s to 1e9/s)", s)
+	if rate < 1.0/86400 || rate > 1e9 {
+		return 0, fmt.Errorf("rate %q is out of range (1/24h to 1e9/s)", s)
 	}
 	return rate, nil
 }

@@ -22,7 +22,7 @@ func TestParseRate(t *testing.T) {
 		{in: "1/", err: "invalid rate"},
 		{in: "1/fortnight", err: "invalid rate"},
 		{in: "1/0s", err: "invalid rate"},
-		{in: "1/24000h", err: "out of range"},
+		{in: "1/25h", err: "out of range"},
 		{in: "NaN/s", err: "invalid rate"},
 	}
 	for _, tt := range tests {
@@ -70,4 +70,18 @@ func TestCheckExposure(t *testing.T) {
 			t.Errorf("%s: %v, want an error with %q", tt.admin, err, tt.err)
 		}
 	}
+}
+
+// FuzzParseRate checks that any rate parses without panic into a rate in
+// range, or an error.
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"1000/s", "60/m", "5/10s", "1/", "/s", "1e9/1ns", "0.5/h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRate(s)
+		if err == nil && (r < 1.0/86400 || r > 1e9 || r != r) {
+			t.Fatalf("%q: rate %v out of range", s, r)
+		}
+	})
 }

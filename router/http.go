@@ -11,7 +11,7 @@ import (
 func (r *Router) ingressHandler() http.Handler {
 	mux := http.NewServeMux()
 	for _, s := range r.httpSrcs {
-		h := s.src.Handler(r.ingester(s.name))
+		h := r.guard(r.sourcePlan(s.name), s.src.Handler(r.ingester(s.name)))
 		mux.Handle(s.src.Path(), h)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

@@ -41,6 +41,10 @@ type Metrics struct {
 	// Duplicates counts the events of sources with dedup that were
 	// accepted and not routed again.
 	Duplicates *prometheus.CounterVec
+	// TLSReloads, TLSExpiry and AdminUnauthorized: see securityMetrics.
+	TLSReloads        *prometheus.CounterVec
+	TLSExpiry         *prometheus.GaugeVec
+	AdminUnauthorized prometheus.Counter
 }
 
 func newMetrics() *Metrics {
@@ -121,6 +125,7 @@ func newMetrics() *Metrics {
 		m.Pending, m.Delayed, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected, m.BatchSize, m.Duplicates)
+	m.securityMetrics()
 	return m
 }
 

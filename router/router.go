@@ -54,6 +54,8 @@ type Router struct {
 
 	ingressLn net.Listener
 	adminLn   net.Listener
+	// ingressTLS and adminTLS serve the listeners' TLS; nil without.
+	ingressTLS, adminTLS *tlsFiles
 	ready     atomic.Bool
 }
 
@@ -88,6 +90,12 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 			r.closeAll()
 		}
 	}()
+	if r.ingressTLS, err = newTLSFiles("http", cfg.HTTP.TLS, r.log, r.metrics); err != nil {
+		return nil, err
+	}
+	if r.adminTLS, err = newTLSFiles("admin", cfg.Admin.TLS, r.log, r.metrics); err != nil {
+		return nil, err
+	}
 	jc := cfg.Journal
 	r.journal, err = journal.Open(ctx, journal.Options{
 		Dir: jc.Dir, URL: jc.URL, Fsync: jc.Fsync, SyncInterval: jc.SyncInterval,
@@ -268,13 +276,13 @@ func (r *Router) Run(ctx context.Context) error {
 	// Admin first, so that health answers during start-up.
 	var adminSrv *http.Server
 	if r.adminLn != nil {
-		adminSrv = &http.Server{Handler: r.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		adminSrv = &http.Server{Handler: r.adminGuard(r.adminHandler()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: r.httpErrorLog()}
 		go func() {
-			if err := adminSrv.Serve(r.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := adminSrv.Serve(r.adminTLS.listen(r.adminLn)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				setErr(fmt.Errorf("admin server: %w", err))
 			}
 		}()
-		r.opts.StartupLogger.Info("admin listening", "url", "http://"+r.AdminAddr())
+		r.opts.StartupLogger.Info("admin listening", "url", r.adminTLS.scheme()+"://"+r.AdminAddr())
 	}
 
 	// Dispatch.
@@ -303,9 +311,13 @@ func (r *Router) Run(ctx context.Context) error {
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       r.plan.Config.HTTP.ReadTimeout,
 			IdleTimeout:       2 * time.Minute,
+			// The guard of each source answers 431 over maxHeaderBytes
+			// (counted); net/http answers 431 itself from twice that.
+			MaxHeaderBytes: 2 * int(r.plan.Config.HTTP.MaxHeaderBytes),
+			ErrorLog:       r.httpErrorLog(),
 		}
 		go func() {
-			if err := ingressSrv.Serve(limitedListener(r.ingressLn, r.plan.Config.HTTP.MaxConnections, r.metrics)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := ingressSrv.Serve(r.ingressTLS.listen(limitedListener(r.ingressLn, r.plan.Config.HTTP.MaxConnections, r.metrics))); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				setErr(fmt.Errorf("http ingress: %w", err))
 			}
 		}()
