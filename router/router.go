@@ -56,7 +56,7 @@ type Router struct {
 	adminLn   net.Listener
 	// ingressTLS and adminTLS serve the listeners' TLS; nil without.
 	ingressTLS, adminTLS *tlsFiles
-	ready     atomic.Bool
+	ready                atomic.Bool
 }
 
 type httpSource struct {

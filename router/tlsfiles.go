@@ -39,11 +39,11 @@ type tlsFiles struct {
 	expiry   prometheus.Gauge       // NotAfter of the pair in use, Unix seconds
 	every    time.Duration
 
-	cur      atomic.Pointer[tlsState]
-	next     atomic.Int64 // UnixNano of the next look at the files
-	mu       sync.Mutex   // one look at a time
-	failing  bool         // the last look found contents that do not load
-	badSum   [32]byte     // those contents (zero when a file could not be read)
+	cur     atomic.Pointer[tlsState]
+	next    atomic.Int64 // UnixNano of the next look at the files
+	mu      sync.Mutex   // one look at a time
+	failing bool         // the last look found contents that do not load
+	badSum  [32]byte     // those contents (zero when a file could not be read)
 }
 
 // tlsState is a loaded pair (and client CAs) and the contents they came
