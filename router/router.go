@@ -54,9 +54,10 @@ type Router struct {
 
 	ingressLn net.Listener
 	adminLn   net.Listener
+	ready     atomic.Bool
+
 	// ingressTLS and adminTLS serve the listeners' TLS; nil without.
 	ingressTLS, adminTLS *tlsFiles
-	ready                atomic.Bool
 }
 
 type httpSource struct {
