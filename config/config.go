@@ -201,9 +201,21 @@ func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 // 127.0.0.1:8080/events, admin on 127.0.0.1:9090, the embedded journal in
 // ./data, and one route that prints every event on standard output.
 // JUNCTION_HTTP_LISTEN, JUNCTION_ADMIN_LISTEN and JUNCTION_JOURNAL_DIR
-// override its addresses and directory.
+// override its addresses and directory; JUNCTION_ADMIN_TOKEN, when set,
+// is the bearer token of admin.auth (so that the admin API may listen
+// beyond loopback, as in a container).
 func Default(lookup LookupEnv) (*Config, error) {
-	return Parse(DefaultName, defaultYAML, lookup)
+	cfg, err := Parse(DefaultName, defaultYAML, lookup)
+	if err != nil {
+		return nil, err
+	}
+	if tok, ok := lookup("JUNCTION_ADMIN_TOKEN"); ok && tok != "" {
+		if msg := badToken(tok); msg != "" {
+			return nil, Errors{{File: DefaultName, Msg: "JUNCTION_ADMIN_TOKEN: " + msg}}
+		}
+		cfg.Admin.Auth = &AdminAuth{Bearer: []string{tok}}
+	}
+	return cfg, nil
 }
 
 // Parse reads a config from YAML bytes; file names it in errors.

@@ -85,3 +85,26 @@ func FuzzParseRate(f *testing.F) {
 		}
 	})
 }
+
+func TestDefaultAdminToken(t *testing.T) {
+	env := map[string]string{"JUNCTION_ADMIN_LISTEN": "0.0.0.0:9090"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg, err := Default(lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.CheckExposure(); err == nil || !strings.HasPrefix(err.Error(), "(built-in default):9:11: admin.listen: 0.0.0.0:9090 takes connections") {
+		t.Errorf("0.0.0.0 without a token: %v", err)
+	}
+	env["JUNCTION_ADMIN_TOKEN"] = "s3cret-token"
+	if cfg, err = Default(lookup); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.CheckExposure(); err != nil || cfg.Admin.Auth == nil || cfg.Admin.Auth.Bearer[0] != "s3cret-token" {
+		t.Errorf("with JUNCTION_ADMIN_TOKEN: auth %+v, %v", cfg.Admin.Auth, err)
+	}
+	env["JUNCTION_ADMIN_TOKEN"] = "two words"
+	if _, err := Default(lookup); err == nil || !strings.Contains(err.Error(), "JUNCTION_ADMIN_TOKEN: the token has a character") {
+		t.Errorf("a bad token: %v", err)
+	}
+}
