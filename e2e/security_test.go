@@ -86,6 +86,14 @@ func startTLS(t *testing.T, dir, text string, c *http.Client, env ...string) *ju
 	j := &junction{t: t, dir: dir, cfg: cfg, env: env,
 		ingest: strings.Replace(ingest, "http://", "https://", 1),
 		admin:  strings.Replace(admin, "http://", "https://", 1)}
+	runTLS(t, j, c)
+	return j
+}
+
+// runTLS starts j and waits until its admin API answers /readyz with 200
+// to c.
+func runTLS(t *testing.T, j *junction, c *http.Client) {
+	t.Helper()
 	j.stdout, j.stderr = &plugintest.LogBuffer{}, &plugintest.LogBuffer{}
 	j.cmd = exec.Command(binary, "serve", "--config", j.cfg)
 	j.cmd.Dir = j.dir
@@ -105,7 +113,6 @@ func startTLS(t *testing.T, dir, text string, c *http.Client, env ...string) *ju
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	return j
 }
 
 // TestSecureEdge runs junction with HTTPS on ingress and admin, a bearer
@@ -330,4 +337,47 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// TestSecureIngressExample runs examples/secure-ingress as its README
+// says, with certificates made here: it validates, answers 401 without the
+// token and 202 with it, delivers, and asks for a token on the admin API.
+func TestSecureIngressExample(t *testing.T) {
+	const cfg = "../examples/secure-ingress/junction.yaml"
+	dir := t.TempDir()
+	cs := newCerts(t, dir) // server.crt and server.key, as the example names them
+	billing := newSink(t, ok)
+	ingest, admin := freePort(t), freePort(t)
+	env := []string{"TLS_DIR=" + dir, "INGEST_TOKEN=example-ingest-token", "JUNCTION_ADMIN_TOKEN=example-admin-token",
+		"BILLING_URL=" + billing.url, "JUNCTION_HTTP_LISTEN=" + ingest, "JUNCTION_ADMIN_LISTEN=" + admin,
+		"JUNCTION_JOURNAL_DIR=" + filepath.Join(dir, "data")}
+	validate := exec.Command(binary, "validate", cfg)
+	validate.Env = append(os.Environ(), env...)
+	if out, err := validate.CombinedOutput(); err != nil || string(out) != cfg+": ok: 1 source, 2 sinks, 1 route\n" {
+		t.Fatalf("junction validate: %v\n%s", err, out)
+	}
+	abs, _ := filepath.Abs(cfg)
+	j := &junction{t: t, dir: dir, cfg: abs, env: env, ingest: "https://" + ingest, admin: "https://" + admin}
+	c := httpsClient(cs.ca.Pool())
+	runTLS(t, j, c)
+	event := map[string]string{"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "order-1",
+		"ce-source": "/shop", "ce-type": "com.example.order.created"}
+	if resp, body := call(t, c, "POST", j.ingest+"/events", event, `{"amount":250}`); resp.StatusCode != 401 {
+		t.Errorf("POST without the token: %s %s, want 401", resp.Status, body)
+	}
+	event["Authorization"] = "Bearer example-ingest-token"
+	if resp, body := call(t, c, "POST", j.ingest+"/events", event, `{"amount":250}`); resp.StatusCode != 202 {
+		t.Errorf("POST with the token: %s %s, want 202", resp.Status, body)
+	}
+	plugintest.Eventually(t, 10*time.Second, "the order at billing", func() bool { return billing.count() == 1 })
+	if ids := billing.ids(); ids["order-1"] != 1 {
+		t.Errorf("billing got %v", ids)
+	}
+	if resp, _ := call(t, c, "GET", j.admin+"/metrics", nil, ""); resp.StatusCode != 401 {
+		t.Errorf("GET /metrics without the admin token: %s, want 401", resp.Status)
+	}
+	resp, metrics := call(t, c, "GET", j.admin+"/metrics", map[string]string{"Authorization": "Bearer example-admin-token"}, "")
+	if resp.StatusCode != 200 || !strings.Contains(metrics, `junction_events_rejected_total{reason="unauthorized",source="orders"} 1`) {
+		t.Errorf("GET /metrics with the admin token: %s, want 200 and 1 unauthorized request", resp.Status)
+	}
 }
