@@ -403,7 +403,7 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 			p.Auth = decodeAuth(authNode, where, errs)
 		}
 		if rateNode != nil {
-			p.RateLimit = decodeIngressRate(rateNode, where, errs)
+			p.SourceRateLimit = decodeIngressRate(rateNode, where, errs)
 		}
 		p.Own = own
 		out = append(out, p)

@@ -248,8 +248,8 @@ type Plugin struct {
 	Dedup Duration
 	// Auth is a source's auth key (see security.go); nil is none.
 	Auth *Auth
-	// RateLimit is a source's rateLimit key; nil is none.
-	RateLimit *IngressRate
+	// SourceRateLimit is a source's rateLimit key (see security.go); nil is none.
+	SourceRateLimit *IngressRate
 }
 
 // Batch is a sink's `batch` key: a batch is sent once it has MaxEvents

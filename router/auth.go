@@ -153,7 +153,7 @@ func (r *Router) guard(sp *SourcePlan, h http.Handler) http.Handler {
 		creds = newCredentials("junction source "+name, a.Bearer, a.Basic)
 	}
 	var lim *rate.Limiter
-	if rl := sp.Plugin.RateLimit; rl != nil {
+	if rl := sp.Plugin.SourceRateLimit; rl != nil {
 		lim = rate.NewLimiter(rate.Limit(rl.PerSecond), rl.Burst)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
