@@ -225,7 +225,7 @@ func decodeIngressRate(n *yaml.Node, where string, errs *Errors) *IngressRate {
 		if b := Locate(n, "burst"); b != n {
 			burstNode = b
 		}
-		rl, err := ParseRate(rateNode.Value)
+		rl, err := ParseRequestRate(rateNode.Value)
 		if rateNode.Kind != yaml.ScalarNode || err != nil {
 			errs.Addf(PosOf(rateNode), where, "rateLimit.rate: %v", rateError(rateNode, err))
 			return nil
@@ -240,7 +240,7 @@ func decodeIngressRate(n *yaml.Node, where string, errs *Errors) *IngressRate {
 		}
 		return out
 	}
-	rl, err := ParseRate(n.Value)
+	rl, err := ParseRequestRate(n.Value)
 	if n.Kind != yaml.ScalarNode || err != nil {
 		errs.Addf(PosOf(n), where, "rateLimit: %v", rateError(n, err))
 		return nil
@@ -260,9 +260,9 @@ func defaultBurst(perSecond float64) int {
 	return int(max(1, math.Ceil(perSecond/10)))
 }
 
-// ParseRate parses a rate "N/UNIT" (N a positive number, UNIT s, m, h or a
+// ParseRequestRate parses a rate "N/UNIT" (N a positive number, UNIT s, m, h or a
 // duration such as 10s) into events per second: "1000/s", "60/m", "5/10s".
-func ParseRate(s string) (float64, error) {
+func ParseRequestRate(s string) (float64, error) {
 	invalid := fmt.Errorf("invalid rate %q (use a number per unit: 1000/s, 60/m, 5/10s)", s)
 	num, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
 	if !ok {

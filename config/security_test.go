@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestParseRate(t *testing.T) {
+func TestParseRequestRate(t *testing.T) {
 	tests := []struct {
 		in   string
 		want float64
@@ -26,15 +26,15 @@ func TestParseRate(t *testing.T) {
 		{in: "NaN/s", err: "invalid rate"},
 	}
 	for _, tt := range tests {
-		got, err := ParseRate(tt.in)
+		got, err := ParseRequestRate(tt.in)
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("ParseRate(%q) = %v, %v; want an error with %q", tt.in, got, err, tt.err)
+				t.Errorf("ParseRequestRate(%q) = %v, %v; want an error with %q", tt.in, got, err, tt.err)
 			}
 			continue
 		}
 		if err != nil || got != tt.want {
-			t.Errorf("ParseRate(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+			t.Errorf("ParseRequestRate(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
 	}
 }
@@ -72,14 +72,14 @@ func TestCheckExposure(t *testing.T) {
 	}
 }
 
-// FuzzParseRate checks that any rate parses without panic into a rate in
+// FuzzParseRequestRate checks that any rate parses without panic into a rate in
 // range, or an error.
-func FuzzParseRate(f *testing.F) {
+func FuzzParseRequestRate(f *testing.F) {
 	for _, s := range []string{"1000/s", "60/m", "5/10s", "1/", "/s", "1e9/1ns", "0.5/h"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		r, err := ParseRate(s)
+		r, err := ParseRequestRate(s)
 		if err == nil && (r < 1.0/86400 || r > 1e9 || r != r) {
 			t.Fatalf("%q: rate %v out of range", s, r)
 		}
