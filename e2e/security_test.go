@@ -381,3 +381,23 @@ func TestSecureIngressExample(t *testing.T) {
 		t.Errorf("GET /metrics with the admin token: %s, want 200 and 1 unauthorized request", resp.Status)
 	}
 }
+
+// TestBenchTLS runs `junction bench --tls` briefly: the ingress serves
+// HTTPS, and every accepted event is delivered.
+func TestBenchTLS(t *testing.T) {
+	var res struct {
+		Sent, Accepted, Delivered, Lost int64
+		TLS                             bool
+	}
+	stderr := runBench(t, &res, "bench", "--tls", "--duration", "1s", "--connections", "4", "--json")
+	if !res.TLS || !strings.Contains(stderr, "serves HTTPS") {
+		t.Errorf("tls %v, stderr:\n%s", res.TLS, stderr)
+	}
+	if res.Accepted == 0 || res.Delivered != res.Accepted || res.Lost != 0 {
+		t.Errorf("sent %d accepted %d delivered %d lost %d: want every accepted event delivered", res.Sent, res.Accepted, res.Delivered, res.Lost)
+	}
+	out, err := exec.Command(binary, "bench", "--tls", "--baseline").CombinedOutput()
+	if exitCode(err) != 2 || !strings.Contains(string(out), "--tls drive Junction itself") {
+		t.Errorf("bench --tls --baseline: %v\n%s", err, out)
+	}
+}

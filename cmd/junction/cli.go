@@ -56,6 +56,7 @@ and duplicates. Exit 1 when an accepted event was lost.`,
 		examples: `junction bench
 junction bench --duration 30s --connections 64 --fsync always
 junction bench --json > result.json
+junction bench --tls --duration 30s
 junction bench --url http://127.0.0.1:8080/events --sink 127.0.0.1:9999`,
 	},
 	"healthcheck": {
