@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -65,6 +66,9 @@ type Config struct {
 
 	// adminListenPos is where admin.listen is, for CheckExposure.
 	adminListenPos Pos
+	// dir is the directory of the config file: relative paths of the
+	// files it names (tls) are from there.
+	dir string
 }
 
 // HTTP configures the shared ingress listener of the http and webhook sources.
@@ -220,7 +224,7 @@ func Default(lookup LookupEnv) (*Config, error) {
 
 // Parse reads a config from YAML bytes; file names it in errors.
 func Parse(file string, data []byte, lookup LookupEnv) (*Config, error) {
-	cfg, errs := parse(data, lookup)
+	cfg, errs := parse(data, lookup, filepath.Dir(file))
 	if len(errs) > 0 {
 		errs.SetFile(file)
 		return nil, errs.Err()
@@ -231,7 +235,9 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Config, error) {
 
 var topKeys = []string{"http", "admin", "journal", "log", "sources", "sinks", "routes"}
 
-func parse(data []byte, lookup LookupEnv) (*Config, Errors) {
+// parse reads a config from YAML bytes; relative paths of files the config
+// names (certificates) are from dir, the config file's directory.
+func parse(data []byte, lookup LookupEnv, dir string) (*Config, Errors) {
 	var errs Errors
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -247,7 +253,7 @@ func parse(data []byte, lookup LookupEnv) (*Config, Errors) {
 	if err := dec.Decode(&extra); err == nil {
 		errs.Addf(PosOf(&extra), "", "more than one YAML document; put everything in one")
 	}
-	cfg := &Config{}
+	cfg := &Config{dir: dir}
 	var root *yaml.Node
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		root = doc.Content[0]
@@ -576,8 +582,8 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	if c.HTTP.MaxHeaderBytes < 1024 || c.HTTP.MaxHeaderBytes > MaxMaxHeaderBytes {
 		errs.Addf(at("http.maxHeaderBytes"), "", "http.maxHeaderBytes: must be between 1KiB and %v", MaxMaxHeaderBytes)
 	}
-	checkTLS(c.HTTP.TLS, "http.tls", at, errs)
-	checkTLS(c.Admin.TLS, "admin.tls", at, errs)
+	checkTLS(c.HTTP.TLS, "http.tls", c.dir, at, errs)
+	checkTLS(c.Admin.TLS, "admin.tls", c.dir, at, errs)
 	checkAdminAuth(c.Admin.Auth, at, errs)
 	c.adminListenPos = at("admin.listen")
 	if c.HTTP.MaxBodySize < 0 {

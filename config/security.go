@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +19,8 @@ import (
 // TLS is the tls key of http and admin: the listener serves HTTPS with the
 // certificate and key in CertFile and KeyFile (PEM), re-read when the files
 // change. With ClientCAFile, clients must present a certificate signed by
-// one of its CAs (mutual TLS). Relative paths are from the working
-// directory.
+// one of its CAs (mutual TLS). Relative paths are from the config file's
+// directory (the loader makes them so).
 type TLS struct {
 	CertFile     string `yaml:"certFile"`
 	KeyFile      string `yaml:"keyFile"`
@@ -76,9 +77,14 @@ const MaxMaxHeaderBytes = ByteSize(1 << 20)
 // or "admin.tls"): files that cannot be read, a certificate and key that do
 // not load as a pair, a CA file without certificates, clientAuth without
 // clientCAFile.
-func checkTLS(t *TLS, key string, at func(string) Pos, errs *Errors) {
+func checkTLS(t *TLS, key, dir string, at func(string) Pos, errs *Errors) {
 	if t == nil {
 		return
+	}
+	for _, p := range []*string{&t.CertFile, &t.KeyFile, &t.ClientCAFile} {
+		if *p != "" && !filepath.IsAbs(*p) && dir != "" && dir != "." {
+			*p = filepath.Join(dir, *p)
+		}
 	}
 	switch {
 	case t.CertFile == "":
