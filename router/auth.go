@@ -156,6 +156,10 @@ func (r *Router) guard(sp *SourcePlan, h http.Handler) http.Handler {
 	if rl := sp.Plugin.SourceRateLimit; rl != nil {
 		lim = rate.NewLimiter(rate.Limit(rl.PerSecond), rl.Burst)
 	}
+	// Refusals are logged once per logEvery at most, with how many there
+	// were and the last client's address (never what it sent).
+	var authLog, rateLog logLimiter
+	log := r.log.With("source", name)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if maxHeader > 0 && headerSize(req) > maxHeader {
 			rejected.WithLabelValues(ReasonHeaderTooLarge).Inc()
@@ -164,6 +168,9 @@ func (r *Router) guard(sp *SourcePlan, h http.Handler) http.Handler {
 		}
 		if creds != nil && !creds.check(req.Header.Get("Authorization")) {
 			rejected.WithLabelValues(sources.ReasonUnauthorized).Inc()
+			if ok, n := authLog.allow(time.Now()); ok {
+				log.Warn("requests refused: no valid credentials (401)", "count", n, "remote", req.RemoteAddr)
+			}
 			creds.challenge(w)
 			msg := "unauthorized: missing credentials"
 			if req.Header.Get("Authorization") != "" {
@@ -175,6 +182,9 @@ func (r *Router) guard(sp *SourcePlan, h http.Handler) http.Handler {
 		if lim != nil {
 			if wait := reserve(lim, time.Now()); wait > 0 {
 				rejected.WithLabelValues(ReasonRateLimited).Inc()
+				if ok, n := rateLog.allow(time.Now()); ok {
+					log.Warn("requests refused: over the source's rateLimit (429)", "count", n, "remote", req.RemoteAddr)
+				}
 				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 				http.Error(w, fmt.Sprintf("rate limit of source %q exceeded", name), http.StatusTooManyRequests)
 				return
@@ -220,12 +230,16 @@ func (r *Router) adminGuard(h http.Handler) http.Handler {
 		return h
 	}
 	creds := newCredentials("junction admin", a.Bearer, nil)
+	var authLog logLimiter
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if adminOpen(req.URL.Path, a.OpenMetrics) || creds.check(req.Header.Get("Authorization")) {
 			h.ServeHTTP(w, req)
 			return
 		}
 		r.metrics.AdminUnauthorized.Inc()
+		if ok, n := authLog.allow(time.Now()); ok {
+			r.log.Warn("admin API requests refused: no valid token (401)", "count", n, "remote", req.RemoteAddr, "path", oneLine(req.URL.Path, 200))
+		}
 		creds.challenge(w)
 		msg := "unauthorized: this admin API needs a token (Authorization: Bearer TOKEN; junction CLI: --token or $JUNCTION_ADMIN_TOKEN)"
 		if req.Header.Get("Authorization") != "" {
