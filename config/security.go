@@ -320,9 +320,12 @@ func (c *Config) CheckExposure() error {
 	if a.Listen == "off" || Loopback(a.Listen) || a.Auth != nil || a.TLS.RequiresClientCert() || a.Insecure {
 		return nil
 	}
+	fix := "set admin.auth.bearer (a token from the environment, such as ${JUNCTION_ADMIN_TOKEN}), listen on 127.0.0.1, or say admin.insecure: true"
+	if c.File == DefaultName {
+		fix = "set JUNCTION_ADMIN_TOKEN (the built-in config's admin token), or JUNCTION_ADMIN_LISTEN=127.0.0.1:9090"
+	}
 	e := &Error{File: c.File, Pos: c.adminListenPos, Msg: fmt.Sprintf(
-		"admin.listen: %s takes connections from other hosts and the admin API has no admin.auth: anyone who reaches it could read events, redrive and replay; "+
-			"set admin.auth.bearer (a token from the environment, such as ${JUNCTION_ADMIN_TOKEN}), listen on 127.0.0.1, or say admin.insecure: true",
-		a.Listen)}
+		"admin.listen: %s takes connections from other hosts and the admin API has no admin.auth: anyone who reaches it could read events, redrive and replay; %s",
+		a.Listen, fix)}
 	return Errors{e}
 }

@@ -93,7 +93,8 @@ func TestDefaultAdminToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.CheckExposure(); err == nil || !strings.HasPrefix(err.Error(), "(built-in default):9:11: admin.listen: 0.0.0.0:9090 takes connections") {
+	if err := cfg.CheckExposure(); err == nil || !strings.HasPrefix(err.Error(), "(built-in default):9:11: admin.listen: 0.0.0.0:9090 takes connections") ||
+		!strings.HasSuffix(err.Error(), "; set JUNCTION_ADMIN_TOKEN (the built-in config's admin token), or JUNCTION_ADMIN_LISTEN=127.0.0.1:9090") {
 		t.Errorf("0.0.0.0 without a token: %v", err)
 	}
 	env["JUNCTION_ADMIN_TOKEN"] = "s3cret-token"
