@@ -117,13 +117,13 @@ func (g *guard) changed(_ string, from, to gobreaker.State) {
 		g.mu.Lock()
 		g.openedAt = time.Now()
 		g.mu.Unlock()
-		g.open.Set(1)
 		log.Warn("circuit open: deliveries wait in the journal", "open_for", g.openFor)
+		g.open.Set(1)
 	case gobreaker.StateHalfOpen:
 		log.Info("circuit half-open: one delivery goes as a probe")
 	case gobreaker.StateClosed:
-		g.open.Set(0)
 		log.Info("circuit closed: deliveries flow again")
+		g.open.Set(0)
 	}
 }
 
@@ -183,7 +183,7 @@ func (g *guard) admit(ctx context.Context) (done func(error), again time.Duratio
 		}
 		done = d
 	}
-	if g.limiter != nil {
+	if g.limiter != nil && !g.limiter.Allow() {
 		r := g.limiter.Reserve()
 		if wait := r.Delay(); wait > 0 {
 			g.throttled.Inc()

@@ -3,8 +3,10 @@ package router
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/journal"
 )
 
@@ -235,5 +238,29 @@ routes:
 	}
 	if got := value(r.metrics.Deliveries.WithLabelValues("r", "flaky", OutcomeDelivered)); got != n/2 {
 		t.Errorf("delivered = %v; want %d", got, n/2)
+	}
+}
+
+// BenchmarkGuardAdmit: the cost a rate limit and a circuit breaker add to
+// each attempt when neither holds it back.
+func BenchmarkGuardAdmit(b *testing.B) {
+	cfg, err := config.Parse("bench.yaml", []byte(`
+sinks:
+  - {name: s, type: log, rateLimit: 1000000/s, circuitBreaker: {}}
+routes:
+  - {name: r, to: [s], delivery: {onExhausted: drop}}
+`), os.LookupEnv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := newGuard(cfg.Sinks[0], newMetrics(), slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		done, _, ok := g.admit(ctx)
+		if !ok {
+			b.Fatal("held back")
+		}
+		done(nil)
 	}
 }
