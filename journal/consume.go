@@ -544,9 +544,6 @@ func (c *Consumer) fetchLane(ctx context.Context, lc jetstream.Consumer, q *read
 	}
 	failures := 0
 	for {
-		if !c.waitUnpaused(ctx) {
-			return
-		}
 		// Wait for one free slot, then count the others.
 		select {
 		case <-idle:
@@ -562,6 +559,11 @@ func (c *Consumer) fetchLane(ctx context.Context, lc jetstream.Consumer, q *read
 			default:
 				break count
 			}
+		}
+		// Slots come free as deliveries are answered; while the sink takes
+		// nothing, they stay free.
+		if !c.waitUnpaused(ctx) {
+			return
 		}
 		batch, err := lc.Fetch(n, jetstream.FetchMaxWait(FetchWait))
 		got := 0

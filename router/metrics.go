@@ -46,6 +46,9 @@ type Metrics struct {
 	// for a sink's rateLimit.
 	CircuitOpen *prometheus.GaugeVec
 	Throttled   *prometheus.CounterVec
+	// HeldBack counts the deliveries handed back to the journal without
+	// an attempt because their sink's circuit was open.
+	HeldBack *prometheus.CounterVec
 }
 
 func newMetrics() *Metrics {
@@ -125,6 +128,10 @@ func newMetrics() *Metrics {
 			Name: "junction_sink_circuit_open",
 			Help: "1 while the sink's circuit is open (deliveries wait in the journal, no attempt is made), else 0; sinks with a circuitBreaker only.",
 		}, []string{"sink"}),
+		HeldBack: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_sink_held_back_total",
+			Help: "Deliveries handed back to the journal without an attempt (none counted) because the sink's circuit was open; while it is open the sink's consumer fetches nothing, so this stays near the deliveries fetched when it opened.",
+		}, []string{"sink"}),
 		Throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "junction_sink_throttled_total",
 			Help: "Deliveries that waited for the sink's rateLimit before their attempt.",
@@ -134,7 +141,7 @@ func newMetrics() *Metrics {
 		m.Pending, m.Delayed, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected, m.BatchSize, m.Duplicates)
-	m.Registry.MustRegister(m.CircuitOpen, m.Throttled)
+	m.Registry.MustRegister(m.CircuitOpen, m.Throttled, m.HeldBack)
 	return m
 }
 

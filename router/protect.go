@@ -61,9 +61,10 @@ type guard struct {
 	rateText  string
 	throttled prometheus.Counter
 
-	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
-	openFor time.Duration
-	open    prometheus.Gauge
+	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
+	openFor  time.Duration
+	open     prometheus.Gauge
+	heldBack prometheus.Counter
 	mu      sync.Mutex
 	// openedAt is when the circuit last opened.
 	openedAt time.Time
@@ -85,6 +86,7 @@ func newGuard(p config.Plugin, m *Metrics, log *slog.Logger) *guard {
 		g.openFor = time.Duration(cb.OpenFor)
 		g.open = m.CircuitOpen.WithLabelValues(p.Name)
 		g.open.Set(0)
+		g.heldBack = m.HeldBack.WithLabelValues(p.Name)
 		window := time.Duration(cb.Window)
 		ratio, minReq := cb.FailureRatio, uint32(cb.MinRequests)
 		g.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
@@ -179,6 +181,7 @@ func (g *guard) admit(ctx context.Context) (done func(error), again time.Duratio
 	if g.breaker != nil {
 		d, err := g.breaker.Allow()
 		if err != nil {
+			g.heldBack.Inc()
 			return nil, max(g.paused(), halfOpenRelease), false
 		}
 		done = d

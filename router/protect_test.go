@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/journal"
+	"github.com/junctionhq/junction/sinks"
 )
 
 // arrival is one request a protectServer received.
@@ -181,7 +183,7 @@ func TestCircuitBreaker(t *testing.T) {
 }
 
 func testCircuitBreaker(t *testing.T, orderBy string) {
-	const n = 12
+	const n, concurrency = 12, 2
 	const openFor = 300 * time.Millisecond
 	srv, url := newProtectServer(t, "fail")
 	p := compile(t, fmt.Sprintf(`
@@ -189,11 +191,11 @@ sinks:
   - name: flaky
     type: webhook
     url: %s
-    concurrency: 2
+    concurrency: %d
     circuitBreaker: {failureRatio: 0.5, minRequests: 4, openFor: %v, window: 10s}
 routes:
   - {name: r, %sto: [flaky], delivery: {retry: 1000, backoffPolicy: constant, backoffDelay: 10ms}}
-`, url, openFor, orderBy))
+`, url, concurrency, openFor, orderBy))
 	r := startRouter(t, p)
 	gauge := r.metrics.CircuitOpen.WithLabelValues("flaky")
 	if v := value(gauge); v != 0 {
@@ -206,7 +208,11 @@ routes:
 	}
 	n0 := len(srv.got())
 	eventually(t, 10*time.Second, "three probes", func() bool { return len(srv.got()) >= n0+3 })
+	heldBack := value(r.metrics.HeldBack.WithLabelValues("flaky"))
 	got := srv.got()
+	if heldBack < 1 {
+		t.Errorf("junction_sink_held_back_total = %v while the circuit was open; want deliveries held back", heldBack)
+	}
 	// got[n0] may be an attempt let through before the circuit opened;
 	// from then on only probes, each openFor after the last one failed.
 	for i := n0 + 1; i+1 < len(got); i++ {
@@ -262,5 +268,83 @@ routes:
 			b.Fatal("held back")
 		}
 		done(nil)
+	}
+}
+
+// TestGuardCircuit: the circuit breaker's states as the dispatcher sees
+// them: failures that retrying may fix open it, permanent ones do not;
+// while open nothing is admitted and the consumer is paused for what is
+// left of openFor; then one probe is admitted (and the consumer paused
+// while it is out), and its success closes the circuit.
+func TestGuardCircuit(t *testing.T) {
+	const openFor = 200 * time.Millisecond
+	cfg, err := config.Parse("x.yaml", []byte(fmt.Sprintf(`
+sinks:
+  - {name: s, type: log, circuitBreaker: {failureRatio: 0.5, minRequests: 4, openFor: %v}}
+routes:
+  - {name: r, to: [s], delivery: {onExhausted: drop}}
+`, openFor)), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMetrics()
+	g := newGuard(cfg.Sinks[0], m, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	attempt := func(err error) {
+		t.Helper()
+		done, _, ok := g.admit(ctx)
+		if !ok {
+			t.Fatalf("attempt not admitted with the circuit %s", g.breaker.State())
+		}
+		done(err)
+	}
+	state := func() string { c, _ := g.state(); return c }
+	permanent := sinks.Permanent(errors.New("HTTP 400 Bad Request"))
+	retryable := sinks.Retryable(errors.New("HTTP 429 Too Many Requests"), 0)
+	for range 10 {
+		attempt(permanent) // the event's fault, not the destination's
+	}
+	attempt(nil)
+	attempt(retryable)
+	attempt(errors.New("connection refused"))
+	if c := state(); c != CircuitClosed || g.paused() != 0 {
+		t.Fatalf("circuit %s, paused %v after 11 answers and 2 failures; want closed, 0", c, g.paused())
+	}
+	// 2 failures of 13 answers so far; 9 more make 11 of 22, half.
+	for k := 1; k <= 9; k++ {
+		attempt(retryable)
+		if c := state(); k < 9 && c != CircuitClosed {
+			t.Fatalf("circuit %s after %d failures of %d answers; want closed", c, 2+k, 13+k)
+		}
+	}
+	if c := state(); c != CircuitOpen || value(m.CircuitOpen.WithLabelValues("s")) != 1 {
+		t.Fatalf("circuit %s, metric %v after 11 failures of 22; want open, 1", c, value(m.CircuitOpen.WithLabelValues("s")))
+	}
+	if p := g.paused(); p <= 0 || p > openFor {
+		t.Errorf("paused() = %v while open; want what is left of openFor (%v)", p, openFor)
+	}
+	if _, again, ok := g.admit(ctx); ok || again <= 0 {
+		t.Errorf("admit while open = %v, again in %v; want held back", ok, again)
+	}
+	eventually(t, 5*time.Second, "half-open after openFor", func() bool { return state() == CircuitHalfOpen })
+	if p := g.paused(); p != 0 {
+		t.Errorf("paused() = %v half-open before the probe; want 0", p)
+	}
+	probe, _, ok := g.admit(ctx)
+	if !ok {
+		t.Fatal("the probe was not admitted")
+	}
+	if _, _, ok := g.admit(ctx); ok {
+		t.Error("a second delivery admitted while the probe is out")
+	}
+	if p := g.paused(); p <= 0 {
+		t.Errorf("paused() = %v while the probe is out; want more than 0", p)
+	}
+	probe(nil)
+	if c := state(); c != CircuitClosed || value(m.CircuitOpen.WithLabelValues("s")) != 0 {
+		t.Errorf("circuit %s, metric %v after the probe succeeded; want closed, 0", c, value(m.CircuitOpen.WithLabelValues("s")))
+	}
+	if h := value(m.HeldBack.WithLabelValues("s")); h != 2 {
+		t.Errorf("junction_sink_held_back_total = %v; want 2", h)
 	}
 }
