@@ -65,7 +65,7 @@ type guard struct {
 	openFor  time.Duration
 	open     prometheus.Gauge
 	heldBack prometheus.Counter
-	mu      sync.Mutex
+	mu       sync.Mutex
 	// openedAt is when the circuit last opened.
 	openedAt time.Time
 }
