@@ -174,17 +174,12 @@ func (g *guard) paused() time.Duration {
 
 // admit asks whether an attempt may start now. With the circuit open (or
 // its probe out) it returns ok false and how soon to try again; otherwise
-// it waits for a rate-limit token and returns done, to be called with the
-// attempt's error. ok is false also when ctx ends while waiting.
+// it waits for a rate-limit token, then asks the circuit breaker again (it
+// may have opened during the wait), and returns done, to be called with
+// the attempt's error. ok is false also when ctx ends while waiting.
 func (g *guard) admit(ctx context.Context) (done func(error), again time.Duration, ok bool) {
-	done = func(error) {}
-	if g.breaker != nil {
-		d, err := g.breaker.Allow()
-		if err != nil {
-			g.heldBack.Inc()
-			return nil, max(g.paused(), halfOpenRelease), false
-		}
-		done = d
+	if wait := g.paused(); wait > 0 {
+		return g.holdBack(wait)
 	}
 	if g.limiter != nil && !g.limiter.Allow() {
 		r := g.limiter.Reserve()
@@ -196,12 +191,25 @@ func (g *guard) admit(ctx context.Context) (done func(error), again time.Duratio
 			case <-ctx.Done():
 				t.Stop()
 				r.Cancel()
-				done(errNotAttempted)
 				return nil, 0, false
 			}
 		}
 	}
+	if g.breaker == nil {
+		return func(error) {}, 0, true
+	}
+	done, err := g.breaker.Allow()
+	if err != nil {
+		return g.holdBack(g.paused())
+	}
 	return done, 0, true
+}
+
+// holdBack counts a delivery held back by the circuit, to go again after
+// wait (at least halfOpenRelease).
+func (g *guard) holdBack(wait time.Duration) (func(error), time.Duration, bool) {
+	g.heldBack.Inc()
+	return nil, max(wait, halfOpenRelease), false
 }
 
 // admit is the sink runtime's gate before an attempt (see guard.admit):
