@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,9 +20,9 @@ const protectionExample = "../examples/sink-protection/junction.yaml"
 // binary: it validates without warnings; with the partner failing (503)
 // the circuit opens (junction_sink_circuit_open 1, logged); once the
 // partner answers again the probe closes it (metric 0, logged) and every
-// event is delivered exactly once, none dead-lettered. Every retry counted
-// was a request the partner failed: deliveries held back while the circuit
-// was open spent no attempt.
+// event is delivered exactly once, none dead-lettered, no faster than the
+// rate limit. Every retry counted was a request the partner failed:
+// deliveries held back while the circuit was open spent no attempt.
 func TestSinkProtectionExample(t *testing.T) {
 	out, err := exec.Command(binary, "validate", "--config", protectionExample).CombinedOutput()
 	if err != nil || strings.Contains(string(out), "warning") || !strings.Contains(string(out), ": ok: ") {
@@ -30,11 +31,16 @@ func TestSinkProtectionExample(t *testing.T) {
 	var failing atomic.Bool
 	failing.Store(true)
 	var failed atomic.Int64
+	var mu sync.Mutex
+	var okTimes []time.Time
 	partner := newSink(t, func(_ int, _ *event.Event) int {
 		if failing.Load() {
 			failed.Add(1)
 			return 503
 		}
+		mu.Lock()
+		okTimes = append(okTimes, time.Now())
+		mu.Unlock()
 		return 200
 	})
 	j := startFile(t, protectionExample, "PARTNER_URL="+partner.url)
@@ -62,6 +68,15 @@ func TestSinkProtectionExample(t *testing.T) {
 	plugintest.Eventually(t, 30*time.Second, "every event delivered", func() bool { return partner.distinct() == n })
 	if d := partner.duplicates(); d != 0 {
 		t.Errorf("%d events delivered twice", d)
+	}
+	// rateLimit {rate: 50/s, burst: 5}: k deliveries take at least
+	// (k-5-1)/50 s from the first to the last (one interval of slack for
+	// the first one's latency).
+	mu.Lock()
+	k, span := len(okTimes), okTimes[len(okTimes)-1].Sub(okTimes[0])
+	mu.Unlock()
+	if least := time.Duration(k-5-1) * time.Second / 50; span < least {
+		t.Errorf("%d deliveries within %v; at 50/s (burst 5) they take at least %v", k, span, least)
 	}
 	plugintest.Eventually(t, 5*time.Second, "a log line of the probe closing the circuit", func() bool {
 		return logged(j.stderr.String(), "circuit closed", "sink=partner", "from=half-open", "to=closed")
