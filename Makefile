@@ -14,6 +14,7 @@ FUZZ_TARGETS := \
 	./config:FuzzParse \
 	./config:FuzzParseDuration \
 	./config:FuzzParseByteSize \
+	./config:FuzzParseRate \
 	./sources:FuzzValidJSON \
 	./sources:FuzzOneLine \
 	./sources/http:FuzzParseRequest \
