@@ -14,7 +14,7 @@ FUZZ_TARGETS := \
 	./config:FuzzParse \
 	./config:FuzzParseDuration \
 	./config:FuzzParseByteSize \
-	./config:FuzzParseRequestRate \
+	./config:FuzzParseRate \
 	./router:FuzzParseAuthorization \
 	./sources:FuzzValidJSON \
 	./sources:FuzzOneLine \

@@ -4,14 +4,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -56,15 +53,6 @@ type AdminAuth struct {
 type Auth struct {
 	Bearer []string          `yaml:"bearer"`
 	Basic  map[string]string `yaml:"basic"`
-}
-
-// IngressRate is a source's rateLimit: requests per second over the whole
-// source, with bursts of Burst. In YAML `1000/s`, or `{rate: 1000/s,
-// burst: 200}`; the default burst is a tenth of a second's worth, at
-// least 1.
-type IngressRate struct {
-	PerSecond float64
-	Burst     int
 }
 
 // DefaultMaxHeaderBytes is the default of http.maxHeaderBytes.
@@ -203,97 +191,6 @@ func decodeAuth(n *yaml.Node, where string, errs *Errors) *Auth {
 		return nil
 	}
 	return &a
-}
-
-// decodeIngressRate reads a source's rateLimit key: `1000/s` or
-// `{rate: 1000/s, burst: 200}`. Problems go to errs, and the result is
-// then nil.
-func decodeIngressRate(n *yaml.Node, where string, errs *Errors) *IngressRate {
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	rateNode, burstNode := n, (*yaml.Node)(nil)
-	if n.Kind == yaml.MappingNode {
-		var v struct {
-			Rate  yaml.Node `yaml:"rate"`
-			Burst int       `yaml:"burst"`
-		}
-		before := len(*errs)
-		errs.Add(n, where, Decode(n, &v))
-		if len(*errs) > before {
-			return nil
-		}
-		rateNode = Locate(n, "rate")
-		if rateNode == n {
-			errs.Addf(PosOf(n), where, "rateLimit.rate: missing (such as 1000/s)")
-			return nil
-		}
-		if b := Locate(n, "burst"); b != n {
-			burstNode = b
-		}
-		rl, err := ParseRequestRate(rateNode.Value)
-		if rateNode.Kind != yaml.ScalarNode || err != nil {
-			errs.Addf(PosOf(rateNode), where, "rateLimit.rate: %v", rateError(rateNode, err))
-			return nil
-		}
-		out := &IngressRate{PerSecond: rl, Burst: defaultBurst(rl)}
-		if burstNode != nil {
-			if v.Burst < 1 || v.Burst > 1000000 {
-				errs.Addf(PosOf(burstNode), where, "rateLimit.burst: must be between 1 and 1000000")
-				return nil
-			}
-			out.Burst = v.Burst
-		}
-		return out
-	}
-	rl, err := ParseRequestRate(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
-		errs.Addf(PosOf(n), where, "rateLimit: %v", rateError(n, err))
-		return nil
-	}
-	return &IngressRate{PerSecond: rl, Burst: defaultBurst(rl)}
-}
-
-func rateError(n *yaml.Node, err error) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("expected a rate such as 1000/s, or {rate: 1000/s, burst: 200}, got %s", describe(n))
-	}
-	return err
-}
-
-// defaultBurst is a tenth of a second's worth of rate, at least 1.
-func defaultBurst(perSecond float64) int {
-	return int(max(1, math.Ceil(perSecond/10)))
-}
-
-// ParseRequestRate parses a rate "N/UNIT" (N a positive number, UNIT s, m, h or a
-// duration such as 10s) into events per second: "1000/s", "60/m", "5/10s".
-func ParseRequestRate(s string) (float64, error) {
-	invalid := fmt.Errorf("invalid rate %q (use a number per unit: 1000/s, 60/m, 5/10s)", s)
-	num, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
-	if !ok {
-		return 0, invalid
-	}
-	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-	if err != nil || n <= 0 || math.IsInf(n, 0) || math.IsNaN(n) {
-		return 0, invalid
-	}
-	unit = strings.TrimSpace(unit)
-	if unit == "" {
-		return 0, invalid
-	}
-	if unit[0] < '0' || unit[0] > '9' {
-		unit = "1" + unit
-	}
-	per, err := time.ParseDuration(unit)
-	if err != nil || per <= 0 {
-		return 0, invalid
-	}
-	rate := n / per.Seconds()
-	if rate < 1.0/86400 || rate > 1e9 {
-		return 0, fmt.Errorf("rate %q is out of range (1/24h to 1e9/s)", s)
-	}
-	return rate, nil
 }
 
 // Loopback reports whether a listen address (host:port) takes connections

@@ -5,40 +5,6 @@ import (
 	"testing"
 )
 
-func TestParseRequestRate(t *testing.T) {
-	tests := []struct {
-		in   string
-		want float64
-		err  string
-	}{
-		{in: "1000/s", want: 1000},
-		{in: "60/m", want: 1},
-		{in: "5/10s", want: 0.5},
-		{in: "3600/h", want: 1},
-		{in: " 2.5 / s ", want: 2.5},
-		{in: "1000", err: "invalid rate"},
-		{in: "0/s", err: "invalid rate"},
-		{in: "-1/s", err: "invalid rate"},
-		{in: "1/", err: "invalid rate"},
-		{in: "1/fortnight", err: "invalid rate"},
-		{in: "1/0s", err: "invalid rate"},
-		{in: "1/25h", err: "out of range"},
-		{in: "NaN/s", err: "invalid rate"},
-	}
-	for _, tt := range tests {
-		got, err := ParseRequestRate(tt.in)
-		if tt.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("ParseRequestRate(%q) = %v, %v; want an error with %q", tt.in, got, err, tt.err)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("ParseRequestRate(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
-		}
-	}
-}
-
 func TestCheckExposure(t *testing.T) {
 	tests := []struct {
 		admin string
@@ -70,20 +36,6 @@ func TestCheckExposure(t *testing.T) {
 			t.Errorf("%s: %v, want an error with %q", tt.admin, err, tt.err)
 		}
 	}
-}
-
-// FuzzParseRequestRate checks that any rate parses without panic into a rate in
-// range, or an error.
-func FuzzParseRequestRate(f *testing.F) {
-	for _, s := range []string{"1000/s", "60/m", "5/10s", "1/", "/s", "1e9/1ns", "0.5/h"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		r, err := ParseRequestRate(s)
-		if err == nil && (r < 1.0/86400 || r > 1e9 || r != r) {
-			t.Fatalf("%q: rate %v out of range", s, r)
-		}
-	})
 }
 
 func TestDefaultAdminToken(t *testing.T) {

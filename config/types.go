@@ -244,12 +244,15 @@ type Plugin struct {
 	// Batch, when set, makes the sink send events in batches (see
 	// sinks.Batching); its defaults are set.
 	Batch *Batch
+	// RateLimit and CircuitBreaker protect the sink's destination (see
+	// protect.go); nil when not set. On a source served on the HTTP
+	// ingress, RateLimit bounds its requests (see security.go).
+	RateLimit      *RateLimit
+	CircuitBreaker *CircuitBreaker
 	// Dedup is the dedup window of a source (see dedup.go); 0 is none.
 	Dedup Duration
 	// Auth is a source's auth key (see security.go); nil is none.
 	Auth *Auth
-	// SourceRateLimit is a source's rateLimit key (see security.go); nil is none.
-	SourceRateLimit *IngressRate
 }
 
 // Batch is a sink's `batch` key: a batch is sent once it has MaxEvents

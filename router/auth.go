@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/console"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -153,7 +154,7 @@ func (r *Router) guard(sp *SourcePlan, h http.Handler) http.Handler {
 		creds = newCredentials("junction source "+name, a.Bearer, a.Basic)
 	}
 	var lim *rate.Limiter
-	if rl := sp.Plugin.SourceRateLimit; rl != nil {
+	if rl := sp.Plugin.RateLimit; rl != nil {
 		lim = rate.NewLimiter(rate.Limit(rl.PerSecond), rl.Burst)
 	}
 	// Refusals are logged once per logEvery at most, with how many there
@@ -221,9 +222,10 @@ func headerSize(req *http.Request) int {
 }
 
 // adminGuard asks for a token of admin.auth on every path of the admin API
-// but those open to probes (/healthz, /readyz, and /metrics with
-// openMetrics): 401 with WWW-Authenticate and a JSON error otherwise. It
-// wraps the whole admin handler, so that a route added to it is protected.
+// but those of adminOpen (the probes, /metrics with openMetrics, the
+// console's assets): 401 with WWW-Authenticate and a JSON error otherwise.
+// It wraps the whole admin handler, so that a route added to it is
+// protected.
 func (r *Router) adminGuard(h http.Handler) http.Handler {
 	a := r.plan.Config.Admin.Auth
 	if a == nil {
@@ -249,15 +251,17 @@ func (r *Router) adminGuard(h http.Handler) http.Handler {
 	})
 }
 
-// adminOpen reports whether an admin path is served without a token.
+// adminOpen reports whether an admin path is served without a token:
+// the probes, /metrics with openMetrics, and the console's page and assets,
+// which hold no data (the page asks for a token and calls /api/* with it).
 func adminOpen(path string, openMetrics bool) bool {
 	switch path {
-	case "/healthz", "/readyz":
+	case "/healthz", "/readyz", "/":
 		return true
 	case "/metrics":
 		return openMetrics
 	}
-	return false
+	return strings.HasPrefix(path, console.Prefix)
 }
 
 // sourcePlan returns the plan of the source named name.

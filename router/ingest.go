@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/internal/text"
 	"github.com/junctionhq/junction/journal"
 	"github.com/junctionhq/junction/sources"
 )
@@ -152,6 +152,7 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 		r.metrics.AppendDuration.Observe(time.Since(start).Seconds())
 	}
 	in.received.Add(float64(len(events)))
+	r.tail.publish(in.source, events)
 	if unrouted > 0 {
 		r.metrics.Unrouted.Add(float64(unrouted))
 	}
@@ -239,23 +240,5 @@ func deadLetter(e *event.Event, route, sink string, attempts int, cause string) 
 	return &dl
 }
 
-// oneLine makes s a single line of at most n bytes.
-func oneLine(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
-			return ' '
-		}
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > n {
-		cut := n
-		for cut > 0 && s[cut]&0xc0 == 0x80 {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
+// oneLine makes s a single line of at most n bytes (see text.OneLine).
+func oneLine(s string, n int) string { return text.OneLine(s, n) }
