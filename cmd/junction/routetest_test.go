@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -101,5 +102,38 @@ func TestRouteTestsHelp(t *testing.T) {
 	code, stdout, _ := runCLI("help", "schema")
 	if code != 0 || !strings.Contains(stdout, "# yaml-language-server: $schema=./junction.schema.json") {
 		t.Errorf("help schema: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestExampleRouteTests runs `junction test` on every example: each
+// examples/NAME has a tests.yaml beside its config, and its tests pass.
+func TestExampleRouteTests(t *testing.T) {
+	dirs, _ := filepath.Glob("../../examples/*")
+	n := 0
+	for _, dir := range dirs {
+		configs, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		var cfg string
+		for _, c := range configs {
+			if filepath.Base(c) != "tests.yaml" {
+				cfg = c
+			}
+		}
+		if cfg == "" {
+			continue // not an example with a config
+		}
+		n++
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			tests := filepath.Join(dir, "tests.yaml")
+			if _, err := os.Stat(tests); err != nil {
+				t.Fatalf("%v: every example has route tests beside its config", err)
+			}
+			code, stdout, stderr := runCLI("test", "--config", cfg, tests)
+			if code != 0 || !strings.HasSuffix(stdout, " passed\n") {
+				t.Errorf("junction test -c %s %s: exit %d\n%s%s", cfg, tests, code, stdout, stderr)
+			}
+		})
+	}
+	if n < 5 {
+		t.Errorf("found only %d examples", n)
 	}
 }
