@@ -187,7 +187,12 @@ func ParseTestRequest(body []byte) (source string, e *event.Event, err error) {
 	body = bytes.TrimSpace(body)
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
-		return "", nil, fmt.Errorf(`body: %s (want a CloudEvent in structured JSON, or {"event": EVENT, "source": NAME})`, oneLine(err.Error(), 200))
+		msg := oneLine(err.Error(), 200)
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			msg = "expected a JSON object, got " + typeErr.Value
+		}
+		return "", nil, fmt.Errorf(`body: %s (want a CloudEvent in structured JSON, or {"event": EVENT, "source": NAME})`, msg)
 	}
 	raw := body
 	if wrapped, ok := top["event"]; ok && top["specversion"] == nil {

@@ -140,7 +140,7 @@ func TestParseTestRequest(t *testing.T) {
 		{name: "wrapped without source", body: `{"event":` + ev + `}`},
 		{name: "not JSON", body: `nope`, err: "body: invalid character"},
 		{name: "empty", body: ``, err: "body: unexpected end of JSON input"},
-		{name: "array", body: `[` + ev + `]`, err: "body: json: cannot unmarshal array"},
+		{name: "array", body: `[` + ev + `]`, err: "body: expected a JSON object, got array"},
 		{name: "missing attribute", body: `{"specversion":"1.0","id":"1","source":"/s"}`, err: "event: missing required attribute type"},
 		{name: "wrapped missing id", body: `{"event":{"specversion":"1.0","source":"/s","type":"t"}}`, err: "event: missing required attribute id"},
 		{name: "unknown key", body: `{"event":` + ev + `,"sink":"x"}`, err: `body: unknown key "sink"`},
