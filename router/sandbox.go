@@ -65,18 +65,16 @@ func TestEvent(plan *Plan, source string, e *event.Event) ([]RouteResult, error)
 	} else if source != "" && !plan.hasSource(source) {
 		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownSource, source, strings.Join(plan.sourceNames(), ", "))
 	}
-	routes, index := sourceRoutes(plan, source)
+	t := plan.table(source)
 	results := make([]RouteResult, len(plan.Routes))
-	at := map[*Route]int{}
 	for i, rt := range plan.Routes {
 		results[i] = RouteResult{Route: rt.Name, Deliveries: []TestDelivery{}}
-		at[rt] = i
 	}
 	in := e.Clone() // each delivery is a copy too: e stays as it was
 	env := filters.NewEnv(&in)
-	for _, i := range index.Candidates(env, nil) {
-		rt := routes[i]
-		res := &results[at[rt]]
+	for _, i := range t.index.Candidates(env, nil) {
+		rt := t.routes[i]
+		res := &results[t.at[i]]
 		v := rt.judge(env)
 		res.Matched = v.matched
 		switch {
@@ -103,6 +101,32 @@ func TestEvent(plan *Plan, source string, e *event.Event) ([]RouteResult, error)
 		}
 	}
 	return results, nil
+}
+
+// sourceTable is the routing of one source (see sourceRoutes).
+type sourceTable struct {
+	routes []*Route
+	index  *filters.Index
+	// at is the place of each of routes in the plan's routes.
+	at []int
+}
+
+// table returns the routing of source, made once per plan.
+func (p *Plan) table(source string) *sourceTable {
+	if t, ok := p.tables.Load(source); ok {
+		return t.(*sourceTable)
+	}
+	var t sourceTable
+	t.routes, t.index = sourceRoutes(p, source)
+	place := make(map[*Route]int, len(p.Routes))
+	for i, rt := range p.Routes {
+		place[rt] = i
+	}
+	for _, rt := range t.routes {
+		t.at = append(t.at, place[rt])
+	}
+	actual, _ := p.tables.LoadOrStore(source, &t)
+	return actual.(*sourceTable)
 }
 
 // deadLetterDeliveries are what route rt's dead-letter sinks receive when
