@@ -43,6 +43,24 @@ func Schema(plugins PluginConfigs) (map[string]any, error) {
 	route := r.object(reflect.TypeOf(Route{}))
 	route["required"] = []string{"name", "to"}
 	props["routes"] = nullable(map[string]any{"type": "array", "items": route})
+	r.annotate("the config", props, keyDocs[""], keyEnums[""])
+	r.annotate("routes", route["properties"].(map[string]any), keyDocs["Route"], keyEnums["Route"])
+	for name := range r.defs {
+		def, _ := r.defs[name].(map[string]any)
+		if props, ok := def["properties"].(map[string]any); ok && (keyDocs[name] != nil || keyEnums[name] != nil) {
+			r.annotate(name, props, keyDocs[name], keyEnums[name])
+		}
+	}
+	for name := range keyDocs {
+		if _, ok := r.defs[name]; !ok && name != "" && name != "Route" {
+			r.errs = append(r.errs, fmt.Sprintf("no type %s to describe", name))
+		}
+	}
+	for name := range keyEnums {
+		if _, ok := r.defs[name]; !ok {
+			r.errs = append(r.errs, fmt.Sprintf("no type %s to list values of", name))
+		}
+	}
 	if err := r.err(); err != nil {
 		return nil, err
 	}
@@ -52,6 +70,93 @@ func Schema(plugins PluginConfigs) (map[string]any, error) {
 	top["description"] = "Junction's config file (junction.yaml); see `junction help validate`."
 	top["$defs"] = r.defs
 	return top, nil
+}
+
+// keyDocs describe keys for editors, per struct (its $defs name; "" is
+// the top level): a short line each. Schema fails on a key that does not
+// exist, so that they follow the types.
+var keyDocs = map[string]map[string]string{
+	"": {
+		"http":    "the shared HTTP ingress of the http and webhook sources",
+		"admin":   "the admin listener: /healthz, /readyz, /metrics and the /api/v1 management API",
+		"journal": "the durable store: embedded NATS JetStream in dir, or an external server at url",
+		"log":     "Junction's own log",
+		"sources": "where events come from; each has a name and a type",
+		"sinks":   "where events go; each has a name and a type",
+		"routes":  "which events go to which sinks, transformed how, with which delivery policy",
+	},
+	"HTTP": {
+		"listen":      "address of the ingress, host:port (default 127.0.0.1:8080)",
+		"maxBodySize": "largest request body accepted, 413 beyond (default 1MiB)",
+	},
+	"Admin": {"listen": "address of the admin API, host:port (default 127.0.0.1:9090), or off"},
+	"Journal": {
+		"dir":   "directory of the embedded journal (default ./data)",
+		"url":   "an external NATS JetStream server or cluster, comma-separated URLs",
+		"fsync": "always: fsync before every acknowledgement; interval: every syncInterval (default)",
+	},
+	"Route": {
+		"name":      "the route's name, unique",
+		"sources":   "only events from these sources (default: all)",
+		"filter":    "an expression that must be true for the route to take the event",
+		"filters":   "CloudEvents subscription filters (exact, prefix, suffix, all, any, not)",
+		"transform": "new attributes and data for the event, each an expression",
+		"to":        "the sinks the event goes to",
+		"delivery":  "the delivery policy, over the sinks' own",
+		"orderBy":   "an expression: deliveries with the same key reach each sink one at a time, in order",
+		"delay":     "deliver no sooner than this after acceptance",
+		"deliverAt": "an expression: when to deliver (an RFC 3339 time); nil or past is now",
+		"priority":  "an expression: an integer 0..9, higher first when a sink has a backlog",
+	},
+	"Delivery": {
+		"retry":         "retries after the first attempt (default: unbounded, maxAge ends them; 0 is one attempt)",
+		"backoffPolicy": "how retry delays grow: exponential (default), linear or constant",
+		"backoffDelay":  "the first retry's delay (default 500ms)",
+		"maxDelay":      "the longest retry delay (default 5m)",
+		"timeout":       "per attempt (default 10s)",
+		"maxAge":        "no retry later than this after acceptance (default 24h)",
+		"deadLetter":    "the sink that receives what is given up on",
+		"onExhausted":   "keep (default): keep given-up events in the dead-letter store; drop: log, count and drop them",
+	},
+	"Transform": {
+		"attributes": "attribute name → expression; its result becomes the attribute (null removes it)",
+		"data":       "an expression; its result becomes the event's data",
+	},
+	"Batch": {
+		"maxEvents": "send a batch once it has this many events (default 100)",
+		"maxWait":   "send a batch this long after its first event (default 200ms)",
+	},
+}
+
+// keyEnums are the values a string key takes, per struct as in keyDocs.
+var keyEnums = map[string]map[string][]string{
+	"Journal":  {"fsync": {"always", "interval"}},
+	"Log":      {"level": {"debug", "info", "warn", "error"}, "format": {"text", "json"}},
+	"Delivery": {"backoffPolicy": {BackoffExponential, BackoffLinear, BackoffConstant}, "onExhausted": {OnExhaustedKeep, OnExhaustedDrop}},
+}
+
+// annotate adds docs and enums to the properties of what; a key that is
+// not there is an error.
+func (r *reflector) annotate(what string, props map[string]any, docs map[string]string, enums map[string][]string) {
+	for key, doc := range docs {
+		p, ok := props[key].(map[string]any)
+		if !ok {
+			r.errs = append(r.errs, fmt.Sprintf("%s has no key %q to describe", what, key))
+			continue
+		}
+		p["description"] = doc
+	}
+	for key, values := range enums {
+		if _, ok := props[key]; !ok {
+			r.errs = append(r.errs, fmt.Sprintf("%s has no key %q to list values of", what, key))
+			continue
+		}
+		s := withEnv(map[string]any{"enum": values})
+		if doc, ok := docs[key]; ok {
+			s["description"] = doc
+		}
+		props[key] = s
+	}
 }
 
 // reflector makes schemas of Go types as Decode reads them.

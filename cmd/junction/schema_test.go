@@ -127,6 +127,8 @@ routes:
 		{"unknown source type", "type: http", "type: carrier-pigeon"},
 		{"wrong kind", "retry: 3}", "retry: [3]}"},
 		{"bad duration", "retry: 3}", "timeout: soon}"},
+		{"value not in the list", "retry: 3}", "backoffPolicy: randomly}"},
+		{"journal value not in the list", "sources:", "journal: {fsync: sometimes}\nsources:"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			yml := strings.Replace(base, tt.old, tt.new, 1)
