@@ -148,6 +148,7 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 		r.metrics.AppendDuration.Observe(time.Since(start).Seconds())
 	}
 	in.received.Add(float64(len(events)))
+	r.tail.publish(in.source, events)
 	if unrouted > 0 {
 		r.metrics.Unrouted.Add(float64(unrouted))
 	}
