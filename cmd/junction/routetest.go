@@ -71,6 +71,9 @@ func routeTests(args []string, stdout, stderr io.Writer) int {
 	}
 	passed, failed, unread := 0, 0, 0
 	for _, file := range rest {
+		if len(rest) > 1 {
+			fmt.Fprintf(stdout, "%s\n", file)
+		}
 		results, err := runTestFile(plan, file)
 		if err != nil {
 			fmt.Fprintln(stdout, err)
