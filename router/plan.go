@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/junctionhq/junction/config"
@@ -22,6 +23,10 @@ type Plan struct {
 	// problems that do not stop it from running (validate prints them,
 	// serve logs them).
 	Warnings config.Errors
+
+	// tables caches the routing of each source for TestEvent: source
+	// name → *sourceTable.
+	tables sync.Map
 }
 
 // SourcePlan is one source ready to build.
