@@ -81,6 +81,11 @@ type HTTP struct {
 	// MaxConnections caps concurrent ingress connections; one over the cap
 	// is closed at once. Default 10,000.
 	MaxConnections int `yaml:"maxConnections"`
+	// MaxConnectionsPerClient caps the connections of one client IP
+	// address, so that one client cannot take every slot; one over the cap
+	// is closed at once. Default 0: no cap (clients behind one NAT share
+	// an address).
+	MaxConnectionsPerClient int `yaml:"maxConnectionsPerClient"`
 	// MaxHeaderBytes bounds a request's header (431 beyond). Default 64KiB.
 	MaxHeaderBytes ByteSize `yaml:"maxHeaderBytes"`
 	// TLS, when set, makes the ingress HTTPS (see security.go).
@@ -582,6 +587,9 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	}
 	if c.HTTP.MaxConnections < 0 {
 		errs.Addf(at("http.maxConnections"), "", "http.maxConnections: must be positive")
+	}
+	if c.HTTP.MaxConnectionsPerClient < 0 {
+		errs.Addf(at("http.maxConnectionsPerClient"), "", "http.maxConnectionsPerClient: must be positive (or 0: no cap)")
 	}
 	if c.HTTP.MaxHeaderBytes < 1024 || c.HTTP.MaxHeaderBytes > MaxMaxHeaderBytes {
 		errs.Addf(at("http.maxHeaderBytes"), "", "http.maxHeaderBytes: must be between 1KiB and %v", MaxMaxHeaderBytes)

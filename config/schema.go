@@ -93,10 +93,11 @@ var keyDocs = map[string]map[string]string{
 		"routes":  "which events go to which sinks, transformed how, with which delivery policy",
 	},
 	"HTTP": {
-		"listen":         "address of the ingress, host:port (default 127.0.0.1:8080)",
-		"maxBodySize":    "largest request body accepted, 413 beyond (default 1MiB)",
-		"maxHeaderBytes": "largest request header accepted, 431 beyond (default 64KiB)",
-		"tls":            "serve HTTPS with these certificate files (re-read when they change)",
+		"listen":                  "address of the ingress, host:port (default 127.0.0.1:8080)",
+		"maxBodySize":             "largest request body accepted, 413 beyond (default 1MiB)",
+		"maxHeaderBytes":          "largest request header accepted, 431 beyond (default 64KiB)",
+		"maxConnectionsPerClient": "connections one client address may hold open; one over is closed at once (default 0: no cap)",
+		"tls":                     "serve HTTPS with these certificate files (re-read when they change)",
 	},
 	"Admin": {
 		"listen":   "address of the admin API, host:port (default 127.0.0.1:9090), or off",

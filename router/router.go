@@ -320,7 +320,7 @@ func (r *Router) Run(ctx context.Context) error {
 			ErrorLog:       r.httpErrorLog(),
 		}
 		go func() {
-			if err := ingressSrv.Serve(r.ingressTLS.listen(limitedListener(r.ingressLn, r.plan.Config.HTTP.MaxConnections, r.metrics))); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := ingressSrv.Serve(r.ingressTLS.listen(limitedListener(r.ingressLn, r.plan.Config.HTTP.MaxConnections, r.plan.Config.HTTP.MaxConnectionsPerClient, r.metrics))); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				setErr(fmt.Errorf("http ingress: %w", err))
 			}
 		}()
