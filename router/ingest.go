@@ -67,7 +67,9 @@ func (in *ingester) Rejected(reason string) {
 }
 
 // Ingest routes events and journals their deliveries; see sources.Ingester.
-func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
+func (in *ingester) Ingest(ctx context.Context, events []*event.Event) (err error) {
+	ctx, span := in.r.tracing.startIngest(ctx, in.source, events)
+	defer func() { endSpan(span, err) }()
 	if in.dedup != nil {
 		return in.dedup.ingest(ctx, events, in.route)
 	}
@@ -129,9 +131,10 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 					return fmt.Errorf("encode event %s: %w", e.ID(), err)
 				}
 			}
+			tp, ts := r.tracing.routed(ctx, rt.Name, e)
 			for _, sink := range rt.To {
 				entries = append(entries, journal.Entry{Sink: sink, Route: rt.Name, Data: data,
-					Key: pl.key, NotBefore: pl.notBefore, Priority: pl.priority})
+					Key: pl.key, NotBefore: pl.notBefore, Priority: pl.priority, TraceParent: tp, TraceState: ts})
 			}
 		}
 		if !matched {

@@ -55,6 +55,8 @@ type Router struct {
 	ingressLn net.Listener
 	adminLn   net.Listener
 	ready     atomic.Bool
+	// tracing makes OpenTelemetry spans (see tracing.go).
+	tracing *tracing
 }
 
 type httpSource struct {
@@ -88,6 +90,9 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 			r.closeAll()
 		}
 	}()
+	if r.tracing, err = newTracing(ctx, cfg.Telemetry); err != nil {
+		return nil, err
+	}
 	jc := cfg.Journal
 	r.journal, err = journal.Open(ctx, journal.Options{
 		Dir: jc.Dir, URL: jc.URL, Fsync: jc.Fsync, SyncInterval: jc.SyncInterval,
@@ -376,6 +381,9 @@ func (r *Router) closeAll() {
 	}
 	if r.adminLn != nil {
 		r.adminLn.Close()
+	}
+	if err := r.tracing.shutdown(); err != nil {
+		r.log.Warn("sending the last spans failed", "err", err)
 	}
 }
 
