@@ -90,7 +90,7 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 			r.closeAll()
 		}
 	}()
-	if r.tracing, err = newTracing(ctx, cfg.Telemetry); err != nil {
+	if r.tracing, err = newTracing(ctx, cfg.Telemetry, r.log.With("component", "telemetry")); err != nil {
 		return nil, err
 	}
 	jc := cfg.Journal

@@ -3,10 +3,12 @@ package router
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -59,8 +61,10 @@ type tracing struct {
 }
 
 // newTracing starts the OTLP/HTTP exporter of c; tracing is off without
-// c.OTLP. Nothing is sent until the first span ends.
-func newTracing(ctx context.Context, c config.Telemetry) (*tracing, error) {
+// c.OTLP. Nothing is sent until the first span ends. Export failures (the
+// collector down) are logged to log as warnings: spans that cannot be sent
+// are dropped, and nothing else waits for the collector.
+func newTracing(ctx context.Context, c config.Telemetry, log *slog.Logger) (*tracing, error) {
 	o := c.OTLP
 	if o == nil {
 		return &tracing{}, nil
@@ -77,6 +81,13 @@ func newTracing(ctx context.Context, c config.Telemetry) (*tracing, error) {
 	if name == "" {
 		name = config.DefaultServiceName
 	}
+	var limit logLimiter
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		if ok, n := limit.allow(time.Now()); ok {
+			log.Warn("telemetry: exporting spans failed; spans are dropped until the collector takes them", "endpoint", o.TracesURL(), "err", err, "failures", n, "per", logEvery)
+		}
+	}))
+	log.Info("telemetry: exporting spans over OTLP/HTTP", "endpoint", o.TracesURL(), "service", name, "sample_ratio", o.Ratio())
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", name))),
@@ -88,12 +99,13 @@ func newTracing(ctx context.Context, c config.Telemetry) (*tracing, error) {
 // on says whether spans are made.
 func (t *tracing) on() bool { return t != nil && t.tracer != nil }
 
-// shutdown sends the spans not sent yet, waiting up to 5 s.
+// shutdown sends the spans not sent yet, waiting up to 2 s (shutdown
+// has a deadline of its own).
 func (t *tracing) shutdown() error {
 	if t == nil || t.provider == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return t.provider.Shutdown(ctx)
 }
