@@ -417,7 +417,8 @@ func (s *Sender) sendBatch(ctx context.Context, start time.Time, events []*event
 		h[k] = v
 	}
 	h[HeaderContentType] = []string{BatchContentType}
-	setTrace(ctx, h)
+	// No traceparent header: the request carries the attempts of several
+	// deliveries; each event has its traceparent extension.
 	if s.signer != nil {
 		s.signer.SetHeaders(h, s.batchID(events), time.Now(), body)
 	}
