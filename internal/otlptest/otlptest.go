@@ -48,6 +48,27 @@ type Receiver struct {
 	mu    sync.Mutex
 	spans []Span
 	bad   []string
+	// discard has requests read but not decoded (benchmarks).
+	discard bool
+	bytes   int64
+}
+
+// StartDiscarding starts a collector that reads requests without decoding
+// them, so that a benchmark measures the sender; Bytes tells how much it
+// read.
+func StartDiscarding(t testing.TB) *Receiver {
+	r := Start(t)
+	r.mu.Lock()
+	r.discard = true
+	r.mu.Unlock()
+	return r
+}
+
+// Bytes is how many bytes of exports a discarding collector read.
+func (r *Receiver) Bytes() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bytes
 }
 
 // Start starts a collector until the test ends.
@@ -96,6 +117,14 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	b, err := io.ReadAll(io.LimitReader(body, 64<<20))
 	if err != nil {
 		fail(http.StatusBadRequest, "read: %v", err)
+		return
+	}
+	r.mu.Lock()
+	discard := r.discard
+	r.bytes += int64(len(b))
+	r.mu.Unlock()
+	if discard {
+		w.Header().Set("Content-Type", "application/x-protobuf")
 		return
 	}
 	var ex coltracepb.ExportTraceServiceRequest
