@@ -177,6 +177,7 @@ func (e *ingestError) Unwrap() []error { return []error{e.kind, e.err} }
 func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Event, what string, cause error) error {
 	r := in.r
 	r.metrics.TransformErrs.WithLabelValues(rt.Name).Inc()
+	tp, ts := r.tracing.routed(ctx, rt.Name, e)
 	for _, sink := range rt.To {
 		pol := rt.Policy[sink]
 		log := r.log.With("route", rt.Name, "sink", sink, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source())
@@ -186,7 +187,8 @@ func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Eve
 			continue
 		}
 		dl := deadLetterOf{event: e, route: rt.Name, sink: sink, dlSink: pol.DeadLetter, reason: journal.ReasonTransform,
-			cause: what + cause.Error(), accepted: time.Now(), id: transformDeadLetterID(e, rt.Name, sink)}
+			cause: what + cause.Error(), accepted: time.Now(), id: transformDeadLetterID(e, rt.Name, sink),
+			traceParent: tp, traceState: ts}
 		if err := r.deadLetter(ctx, dl); err != nil {
 			if errors.Is(err, journal.ErrTooLarge) {
 				return &ingestError{kind: sources.ErrTooLarge, err: err}
