@@ -107,7 +107,9 @@ func (t *tracing) shutdown() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return t.provider.Shutdown(ctx)
+	p := t.provider
+	t.provider = nil // once: closeAll may run twice
+	return p.Shutdown(ctx)
 }
 
 // traceHeaders puts the trace context of the request's traceparent header
