@@ -41,7 +41,8 @@ import (
 // sinks as it is, at the cost of a header and a map lookup.
 //
 // Each attempt hands its context to the sink in sinks.Attempt: HTTP sinks
-// send it as the traceparent and tracestate headers. An event without the
+// send it as the traceparent and tracestate headers, the nats and amqp
+// sinks as message headers of those names. An event without the
 // traceparent extension gets the stored context as its extension (queue
 // sinks carry extensions as message headers); one with it keeps its own,
 // which says where the event was created.

@@ -204,3 +204,40 @@ func TestTracingOff(t *testing.T) {
 		t.Errorf("without a trace context: traceparent %q, ce-traceparent %q", h.Get("traceparent"), h.Get("ce-traceparent"))
 	}
 }
+
+// TestTracingBatchOwnTraces: in a batch request, an event whose own
+// traceparent extension names another trace than the request's gets its
+// route span in its own trace, linked to the request's ingest span.
+func TestTracingBatchOwnTraces(t *testing.T) {
+	rec := otlptest.Start(t)
+	hook := &hookServer{seen: map[string]int{}}
+	r := tracingRouter(t, hook, rec)
+	const caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	const own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	req, _ := http.NewRequest(http.MethodPost, "http://"+r.IngressAddr()+"/events", bytes.NewBufferString(
+		`[{"specversion":"1.0","id":"b1","source":"/t","type":"t"},{"specversion":"1.0","id":"b2","source":"/t","type":"t","traceparent":"`+own+`"}]`))
+	req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+	req.Header.Set("traceparent", caller)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST batch: %d", resp.StatusCode)
+	}
+	eventually(t, 10*time.Second, "a route span in each trace", func() bool {
+		return len(rec.Named("route ", traceID(caller))) == 1 && len(rec.Named("route ", traceID(own))) == 1 && len(rec.Named("ingest ", "")) == 1
+	})
+	ingest := rec.Named("ingest ", "")[0]
+	if ingest.TraceID != traceID(caller) {
+		t.Errorf("ingest span %v: want the request's trace", ingest)
+	}
+	if b := rec.Named("route ", traceID(caller))[0]; b.Parent != ingest.SpanID || b.Attrs["cloudevents.event_id"] != "b1" {
+		t.Errorf("route span of b1 %v: want a child of the ingest span", b)
+	}
+	b2 := rec.Named("route ", traceID(own))[0]
+	if b2.Parent != spanID(own) || len(b2.Links) != 1 || b2.Links[0] != ingest.TraceID+"-"+ingest.SpanID {
+		t.Errorf("route span of b2 %v, links %v: want a child of its own parent, linked to the ingest span", b2, b2.Links)
+	}
+}
