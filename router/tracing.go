@@ -175,13 +175,21 @@ func formatTrace(sc trace.SpanContext) (parent, state string) {
 
 // eventTrace is the trace context of e's distributed-tracing extension.
 func eventTrace(e *event.Event) trace.SpanContext {
-	ext := e.Extensions()
-	parent, _ := ext[ExtTraceParent].(string)
+	parent, _ := extension(e, ExtTraceParent).(string)
 	if parent == "" {
 		return trace.SpanContext{}
 	}
-	state, _ := ext[ExtTraceState].(string)
+	state, _ := extension(e, ExtTraceState).(string)
 	return parseTrace(parent, state)
+}
+
+// extension returns e's extension name, nil when unset, without the copy
+// of the map that Extensions makes.
+func extension(e *event.Event, name string) any {
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		return ec.Extensions[name]
+	}
+	return e.Extensions()[name]
 }
 
 // startIngest starts the span of one Ingest call; nil when tracing is off.
@@ -270,7 +278,7 @@ func (t *tracing) startAttempt(ctx context.Context, sink string, d *journal.Deli
 		a.TraceParent, a.TraceState = formatTrace(at.span.SpanContext())
 	}
 	if d.TraceParent != "" {
-		if _, ok := e.Extensions()[ExtTraceParent]; !ok {
+		if extension(e, ExtTraceParent) == nil {
 			at.added = true
 			e.SetExtension(ExtTraceParent, d.TraceParent)
 			if d.TraceState != "" {

@@ -58,7 +58,12 @@ func DeliveryID(ctx context.Context, sink string, e *event.Event) string {
 		route, sink = a.Route, a.Sink
 	}
 	h := sha256.New()
-	replay, _ := e.Extensions()[ExtReplay].(string)
+	var replay string
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		replay, _ = ec.Extensions[ExtReplay].(string) // without Extensions' copy
+	} else {
+		replay, _ = e.Extensions()[ExtReplay].(string)
+	}
 	for _, s := range [...]string{e.Source(), e.ID(), route, sink, replay} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
