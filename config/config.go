@@ -55,13 +55,15 @@ type Config struct {
 	// (Error.Warning is set on each).
 	Warnings Errors `yaml:"-"`
 
-	HTTP    HTTP     `yaml:"http"`
-	Admin   Admin    `yaml:"admin"`
-	Journal Journal  `yaml:"journal"`
-	Log     Log      `yaml:"log"`
-	Sources []Plugin `yaml:"-"`
-	Sinks   []Plugin `yaml:"-"`
-	Routes  []Route  `yaml:"-"`
+	HTTP    HTTP    `yaml:"http"`
+	Admin   Admin   `yaml:"admin"`
+	Journal Journal `yaml:"journal"`
+	Log     Log     `yaml:"log"`
+	// Telemetry configures trace export (OpenTelemetry); off when absent.
+	Telemetry Telemetry `yaml:"telemetry"`
+	Sources   []Plugin  `yaml:"-"`
+	Sinks     []Plugin  `yaml:"-"`
+	Routes    []Route   `yaml:"-"`
 }
 
 // HTTP configures the shared ingress listener of the http and webhook sources.
@@ -204,7 +206,7 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Config, error) {
 	return cfg, nil
 }
 
-var topKeys = []string{"http", "admin", "journal", "log", "sources", "sinks", "routes"}
+var topKeys = []string{"http", "admin", "journal", "log", "telemetry", "sources", "sinks", "routes"}
 
 func parse(data []byte, lookup LookupEnv) (*Config, Errors) {
 	var errs Errors
@@ -587,6 +589,7 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	default:
 		errs.Addf(at("log.format"), "", "log.format: must be text or json, not %q", c.Log.Format)
 	}
+	c.Telemetry.validate(errs, at)
 
 	sources := map[string]bool{}
 	for _, s := range c.Sources {

@@ -57,6 +57,8 @@ type Router struct {
 	ready     atomic.Bool
 	// tail fans accepted events out to live tails (GET /api/v1/tail).
 	tail tailHub
+	// tracing makes OpenTelemetry spans (see tracing.go).
+	tracing *tracing
 }
 
 type httpSource struct {
@@ -90,6 +92,9 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 			r.closeAll()
 		}
 	}()
+	if r.tracing, err = newTracing(ctx, cfg.Telemetry, r.log.With("component", "telemetry")); err != nil {
+		return nil, err
+	}
 	jc := cfg.Journal
 	r.journal, err = journal.Open(ctx, journal.Options{
 		Dir: jc.Dir, URL: jc.URL, Fsync: jc.Fsync, SyncInterval: jc.SyncInterval,
@@ -378,6 +383,9 @@ func (r *Router) closeAll() {
 	}
 	if r.adminLn != nil {
 		r.adminLn.Close()
+	}
+	if err := r.tracing.shutdown(); err != nil {
+		r.log.Warn("sending the last spans failed", "err", err)
 	}
 }
 
