@@ -56,13 +56,15 @@ type Config struct {
 	// (Error.Warning is set on each).
 	Warnings Errors `yaml:"-"`
 
-	HTTP    HTTP     `yaml:"http"`
-	Admin   Admin    `yaml:"admin"`
-	Journal Journal  `yaml:"journal"`
-	Log     Log      `yaml:"log"`
-	Sources []Plugin `yaml:"-"`
-	Sinks   []Plugin `yaml:"-"`
-	Routes  []Route  `yaml:"-"`
+	HTTP    HTTP    `yaml:"http"`
+	Admin   Admin   `yaml:"admin"`
+	Journal Journal `yaml:"journal"`
+	Log     Log     `yaml:"log"`
+	// Telemetry configures trace export (OpenTelemetry); off when absent.
+	Telemetry Telemetry `yaml:"telemetry"`
+	Sources   []Plugin  `yaml:"-"`
+	Sinks     []Plugin  `yaml:"-"`
+	Routes    []Route   `yaml:"-"`
 
 	// adminListenPos is where admin.listen is, for CheckExposure.
 	adminListenPos Pos
@@ -238,7 +240,7 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Config, error) {
 	return cfg, nil
 }
 
-var topKeys = []string{"http", "admin", "journal", "log", "sources", "sinks", "routes"}
+var topKeys = []string{"http", "admin", "journal", "log", "telemetry", "sources", "sinks", "routes"}
 
 // parse reads a config from YAML bytes; relative paths of files the config
 // names (certificates) are from dir, the config file's directory.
@@ -646,6 +648,7 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	default:
 		errs.Addf(at("log.format"), "", "log.format: must be text or json, not %q", c.Log.Format)
 	}
+	c.Telemetry.validate(errs, at)
 
 	sources := map[string]bool{}
 	for _, s := range c.Sources {

@@ -403,6 +403,11 @@ type Entry struct {
 	Priority int
 	// Data is the encoded event.
 	Data []byte
+	// TraceParent and TraceState are the W3C trace context of the span
+	// that stored the entry (its route match), so that every attempt,
+	// across retries and restarts, belongs to the same trace. "" without
+	// one.
+	TraceParent, TraceState string
 
 	// Set on an entry stored again (a retry, a due entry moved into its
 	// lane), zero on a new one:

@@ -117,6 +117,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		return
 	}
 	actx, cancel := sinks.WithAttemptTimeout(ctx, pol.Timeout)
+	actx, att := s.r.tracing.startAttempt(actx, s.name, d, &e)
 	start := time.Now()
 	var reply *event.Event
 	var err error
@@ -126,10 +127,11 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		err = s.sink.Deliver(actx, &e)
 	}
 	cancel()
+	att.end(&e, err)
 	done(ctx, err)
 	s.duration.Observe(time.Since(start).Seconds())
 	if err == nil {
-		if reply != nil && !s.routeReply(ctx, d, &e, reply, pol) {
+		if reply != nil && !s.routeReply(att.context(ctx), d, &e, reply, pol) {
 			return // the delivery will be made again
 		}
 		s.count(d.Route, OutcomeDelivered)
@@ -195,7 +197,8 @@ func (s *sinkRuntime) giveUp(ctx context.Context, d *journal.Delivery, ev *event
 		dlSink = "" // a dead letter's own delivery failed: the store keeps it
 	}
 	dl := deadLetterOf{event: ev, route: d.Route, sink: s.name, dlSink: dlSink, attempts: d.Attempt,
-		reason: reason, cause: cause, accepted: d.Accepted, id: fmt.Sprintf("d.%s.%d.%d", s.name, d.Seq, d.Index)}
+		reason: reason, cause: cause, accepted: d.Accepted, id: fmt.Sprintf("d.%s.%d.%d", s.name, d.Seq, d.Index),
+		traceParent: d.TraceParent, traceState: d.TraceState}
 	if err := s.r.deadLetter(ctx, dl); err != nil {
 		log.Error("dead-letter write failed; delivery stays pending", "dead_letter", dlSink, "retry_in", deadLetterRetry, "err", err)
 		s.settled(d, d.Retry(deadLetterRetry))
@@ -218,6 +221,8 @@ type deadLetterOf struct {
 	accepted time.Time
 	// id names the dead-lettering, so that doing it twice stores one entry.
 	id string
+	// traceParent and traceState go with the entry for the dead-letter sink.
+	traceParent, traceState string
 }
 
 // deadLetter keeps dl's event in the journal's dead-letter store and, when
@@ -240,6 +245,7 @@ func (r *Router) deadLetter(ctx context.Context, dl deadLetterOf) error {
 	if err != nil {
 		return err
 	}
+	ent.TraceParent, ent.TraceState = dl.traceParent, dl.traceState
 	return r.journal.Append(ctx, []journal.Entry{ent})
 }
 

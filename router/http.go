@@ -22,7 +22,7 @@ func (r *Router) ingressHandler() http.Handler {
 			http.Error(w, "unknown path "+oneLine(req.URL.Path, 200), http.StatusNotFound)
 			return
 		}
-		h.ServeHTTP(w, req)
+		h.ServeHTTP(w, traceHeaders(req))
 	})
 }
 

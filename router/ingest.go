@@ -75,7 +75,9 @@ func (in *ingester) Rejected(reason string) {
 }
 
 // Ingest routes events and journals their deliveries; see sources.Ingester.
-func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
+func (in *ingester) Ingest(ctx context.Context, events []*event.Event) (err error) {
+	ctx, span := in.r.tracing.startIngest(ctx, in.source, events)
+	defer func() { endSpan(span, err) }()
 	if in.dedup != nil {
 		return in.dedup.ingest(ctx, events, in.route)
 	}
@@ -125,9 +127,10 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 					return fmt.Errorf("encode event %s: %w", e.ID(), err)
 				}
 			}
+			tp, ts := r.tracing.routed(ctx, rt.Name, e)
 			for _, sink := range rt.To {
 				entries = append(entries, journal.Entry{Sink: sink, Route: rt.Name, Data: data,
-					Key: v.pl.key, NotBefore: v.pl.notBefore, Priority: v.pl.priority})
+					Key: v.pl.key, NotBefore: v.pl.notBefore, Priority: v.pl.priority, TraceParent: tp, TraceState: ts})
 			}
 		}
 		if !matched {
@@ -225,6 +228,7 @@ func (e *ingestError) Unwrap() []error { return []error{e.kind, e.err} }
 func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Event, what string, cause error) error {
 	r := in.r
 	r.metrics.TransformErrs.WithLabelValues(rt.Name).Inc()
+	tp, ts := r.tracing.routed(ctx, rt.Name, e)
 	for _, sink := range rt.To {
 		pol := rt.Policy[sink]
 		log := r.log.With("route", rt.Name, "sink", sink, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source())
@@ -234,7 +238,8 @@ func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Eve
 			continue
 		}
 		dl := deadLetterOf{event: e, route: rt.Name, sink: sink, dlSink: pol.DeadLetter, reason: journal.ReasonTransform,
-			cause: what + cause.Error(), accepted: time.Now(), id: transformDeadLetterID(e, rt.Name, sink)}
+			cause: what + cause.Error(), accepted: time.Now(), id: transformDeadLetterID(e, rt.Name, sink),
+			traceParent: tp, traceState: ts}
 		if err := r.deadLetter(ctx, dl); err != nil {
 			if errors.Is(err, journal.ErrTooLarge) {
 				return &ingestError{kind: sources.ErrTooLarge, err: err}

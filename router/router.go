@@ -57,6 +57,8 @@ type Router struct {
 	ready     atomic.Bool
 	// tail fans accepted events out to live tails (GET /api/v1/tail).
 	tail tailHub
+	// tracing makes OpenTelemetry spans (see tracing.go).
+	tracing *tracing
 
 	// ingressTLS and adminTLS serve the listeners' TLS; nil without.
 	ingressTLS, adminTLS *tlsFiles
@@ -97,6 +99,9 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 		return nil, err
 	}
 	if r.adminTLS, err = newTLSFiles("admin", cfg.Admin.TLS, r.log, r.metrics); err != nil {
+		return nil, err
+	}
+	if r.tracing, err = newTracing(ctx, cfg.Telemetry, r.log.With("component", "telemetry")); err != nil {
 		return nil, err
 	}
 	jc := cfg.Journal
@@ -391,6 +396,9 @@ func (r *Router) closeAll() {
 	}
 	if r.adminLn != nil {
 		r.adminLn.Close()
+	}
+	if err := r.tracing.shutdown(); err != nil {
+		r.log.Warn("sending the last spans failed", "err", err)
 	}
 }
 
