@@ -228,4 +228,3 @@ func (j *Journal) archiveInfo(ctx context.Context) (msgs, bytes uint64, err erro
 	}
 	return info.State.Msgs, info.State.Bytes, nil
 }
-
