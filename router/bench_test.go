@@ -145,3 +145,43 @@ func BenchmarkDeliverySemantics(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkArchive measures one event through the router (10 routes, one
+// matching, journal on disk, a discarding sink of concurrency 32) with the
+// archive off and on, in one run so that they compare: with it on, every
+// accepted event is also stored in the archive, in the same append.
+func BenchmarkArchive(b *testing.B) {
+	for _, archive := range []string{"off", "on"} {
+		b.Run("archive="+archive, func(b *testing.B) {
+			var y strings.Builder
+			fmt.Fprintf(&y, "journal:\n  dir: %q\n", b.TempDir())
+			if archive == "on" {
+				y.WriteString("  archive: {maxAge: 1h}\n")
+			}
+			y.WriteString("sinks:\n  - {name: out, type: test-discard, concurrency: 32}\nroutes:\n")
+			for i := 1; i < 10; i++ {
+				fmt.Fprintf(&y, "  - {name: r%d, filter: 'type == \"other.%d\"', to: [out]}\n", i, i)
+			}
+			y.WriteString("  - {name: hit, filter: 'type == \"bench\"', to: [out]}\n")
+			in := benchRouter(b, y.String())
+			data := map[string]any{"n": 1, "payload": strings.Repeat("x", 1000)}
+			start := discarded.n.Load()
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := in.Ingest(context.Background(), []*event.Event{newEvent("id", "bench", data)}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			for discarded.n.Load()-start < int64(b.N) {
+				time.Sleep(100 * time.Microsecond)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
