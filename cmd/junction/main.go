@@ -38,6 +38,7 @@ Commands:
   validate [FILE]                check a config without running it
   bench [flags]                  run a built-in load test
   healthcheck [--admin URL]      ask a running junction whether it is healthy
+  replay --from T [--to T]       route the archived events of a period again
   version                        print the version and the Go version
   help [COMMAND]                 print the help of a command
 
@@ -67,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bench(args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(args[1:], stdout, stderr)
+	case "replay":
+		return replay(args[1:], stdout, stderr)
 	case "version":
 		return versionCmd(args[1:], stdout, stderr)
 	case "--version", "-v":
