@@ -296,7 +296,16 @@ func (p *replays) get(w http.ResponseWriter, req *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "the journal cannot be read now; retry")
 		return
 	}
-	writeJSON(w, http.StatusOK, job)
+	writeReplayJSON(w, job)
+}
+
+// writeReplayJSON answers 200 with v, filters shown as written (no \u003e
+// for >).
+func writeReplayJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }
 
 // list serves GET /api/v1/replays: every job, newest first.
@@ -322,7 +331,7 @@ func (p *replays) list(w http.ResponseWriter, req *http.Request) {
 		out.Replays = append(out.Replays, job)
 	}
 	slices.SortFunc(out.Replays, func(a, b *replayJob) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	writeJSON(w, http.StatusOK, out)
+	writeReplayJSON(w, out)
 }
 
 // load reads job id; a running job whose replica is lost is marked failed.
