@@ -59,7 +59,8 @@ const (
 	// DefaultReplayRate is how many events per second one process
 	// replays, all jobs together.
 	DefaultReplayRate = 2000
-	// replayBatch bounds the events of one append of a replay.
+	// replayBatch bounds the events of one append of a replay, and the
+	// token bucket's burst (at most a tenth of a second's worth).
 	replayBatch = 64
 	// progressEvery is how often a running job writes its progress.
 	progressEvery = time.Second
@@ -130,7 +131,7 @@ func newReplays(r *Router) *replays {
 	return &replays{
 		r:       r,
 		replica: fmt.Sprintf("%s/%d", host, os.Getpid()),
-		limit:   rate.NewLimiter(rate.Limit(n), replayBatch),
+		limit:   rate.NewLimiter(rate.Limit(n), max(1, min(replayBatch, int(n/10)))),
 		ctx:     ctx,
 		cancel:  cancel,
 	}
@@ -434,24 +435,25 @@ func (p *replays) replay(job *replayJob, match filters.Matcher) error {
 		}
 		job.Scanned += int64(len(archived))
 		for len(archived) > 0 {
-			// A run of events of one source, at most replayBatch.
+			// A run of events of one source, at most a batch (and the
+			// token bucket's burst).
 			n := 1
-			for n < len(archived) && n < replayBatch && archived[n].Source == archived[0].Source {
+			for n < len(archived) && n < p.limit.Burst() && archived[n].Source == archived[0].Source {
 				n++
 			}
 			if err := p.routeBatch(ctx, job, rp, match, archived[:n]); err != nil {
 				return err
 			}
 			archived = archived[n:]
+			if time.Since(saved) >= progressEvery {
+				if err := p.save(ctx, job); err != nil {
+					return err
+				}
+				saved = time.Now()
+			}
 		}
 		if done {
 			return nil
-		}
-		if time.Since(saved) >= progressEvery {
-			if err := p.save(ctx, job); err != nil {
-				return err
-			}
-			saved = time.Now()
 		}
 	}
 }

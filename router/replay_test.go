@@ -212,3 +212,50 @@ func TestReplayLostReplicaIsFailed(t *testing.T) {
 		t.Errorf("lost job: %d %+v; want failed naming its replica", code, got)
 	}
 }
+
+// TestReplayStoppedByShutdownSurvivesRestart: a replay still running when
+// its router shuts down is stored failed, and a router started again on
+// the same journal shows it.
+func TestReplayStoppedByShutdownSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	yml := strings.Replace(fmt.Sprintf(replayConfig, "rp5"), "archive: {maxAge: 1h}", fmt.Sprintf("dir: %q\n  archive: {maxAge: 1h}", dir), 1)
+	p := compile(t, yml)
+	p.Config.HTTP.Listen, p.Config.Admin.Listen = "127.0.0.1:0", "off"
+	// 1 event a second: the replay of 20 events outlasts the router.
+	r, err := New(context.Background(), p, Options{ReplayRate: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	eventually(t, 5*time.Second, "ready", r.Ready)
+	from, to := ingestPeriod(t, r, 0, 20)
+	srv := httptest.NewServer(r.adminHandler())
+	var created struct{ ID string }
+	body := fmt.Sprintf(`{"from": %q, "to": %q}`, from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+	if code := call(t, srv, "POST", "/api/v1/replays", body, &created); code != http.StatusAccepted {
+		t.Fatalf("create replay: %d", code)
+	}
+	var job replayJob
+	eventually(t, 10*time.Second, "the replay under way", func() bool {
+		call(t, srv, "GET", "/api/v1/replays/"+created.ID, "", &job)
+		return job.State == ReplayRunning && job.Scanned > 0
+	})
+	srv.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	p = compile(t, yml)
+	r = runRouter(t, p, Options{})
+	eventually(t, 5*time.Second, "ready", r.Ready)
+	srv = httptest.NewServer(r.adminHandler())
+	defer srv.Close()
+	job = replayJob{}
+	if code := call(t, srv, "GET", "/api/v1/replays/"+created.ID, "", &job); code != http.StatusOK || job.State != ReplayFailed ||
+		!strings.Contains(job.Error, "shut down") || job.Routed >= 20 {
+		t.Errorf("replay after a restart: %d %+v; want failed, stopped by the shutdown, not every event routed", code, job)
+	}
+}
