@@ -132,3 +132,54 @@ func TestReplayArchiveOff(t *testing.T) {
 		t.Errorf("replay with the archive off: exit %d\n%s", code, out)
 	}
 }
+
+// TestClusterReplay: two replicas on a JetStream cluster with the archive
+// on (3 replicas). Events accepted by both are replayed by a job started on
+// one and followed on the other: each replayed once, with junctionreplay,
+// and the job is done on both replicas.
+func TestClusterReplay(t *testing.T) {
+	nodes := startCluster(t)
+	hook := newSink(t, nil)
+	cfg := strings.Replace(replicaConfig(nodes, fmt.Sprintf("E2E_%d", time.Now().UnixNano()), hook.url),
+		"replicas: 3,", "replicas: 3, archive: {maxAge: 1h},", 1)
+	a, b := start(t, cfg), start(t, cfg)
+	from := time.Now()
+	for i := range 20 {
+		j := a
+		if i%2 == 1 {
+			j = b
+		}
+		if code := binaryEvent(t, j.ingest+"/events", fmt.Sprint("c", i), "t", fmt.Sprintf(`{"n":%d}`, i)); code != http.StatusAccepted {
+			t.Fatalf("event %d: %d", i, code)
+		}
+	}
+	to := time.Now()
+	waitCount(t, hook, 20, 20*time.Second)
+	code, body := post(t, b.admin+"/api/v1/replays", "application/json", nil,
+		fmt.Sprintf(`{"from": %q, "to": %q}`, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano)))
+	var created struct{ ID string }
+	if json.Unmarshal([]byte(body), &created); code != http.StatusAccepted || created.ID == "" {
+		t.Fatalf("create replay: %d %s", code, body)
+	}
+	var job struct {
+		State           string
+		Matched, Routed int
+	}
+	waitFor(t, 30*time.Second, "the replay done, seen by the other replica", func() bool {
+		getJSON(t, a.admin+"/api/v1/replays/"+created.ID, &job)
+		return job.State != "running"
+	})
+	if job.State != "done" || job.Matched != 20 || job.Routed != 20 {
+		t.Fatalf("replay seen by the other replica = %+v; want done, matched 20, routed 20", job)
+	}
+	waitCount(t, hook, 40, 20*time.Second)
+	replayed := map[string]int{}
+	for _, e := range hook.received() {
+		if e.Extensions()["junctionreplay"] == created.ID {
+			replayed[e.ID()]++
+		}
+	}
+	if len(replayed) != 20 {
+		t.Errorf("replayed %d distinct events with junctionreplay, want 20: %v", len(replayed), replayed)
+	}
+}
