@@ -89,6 +89,10 @@ type replayJob struct {
 	Matched  int64  `json:"matched"`
 	Routed   int64  `json:"routed"`
 	Unrouted int64  `json:"unrouted"`
+	// FilterErrors counts the events the filter failed on (such as
+	// data.n % 2 with n a JSON number: int(data.n) % 2 works); they are
+	// not matched.
+	FilterErrors int64 `json:"filterErrors,omitempty"`
 	Error    string `json:"error,omitempty"`
 	// Replica is the process that runs the job (host and pid).
 	Replica    string     `json:"replica"`
@@ -96,7 +100,8 @@ type replayJob struct {
 	UpdatedAt  time.Time  `json:"updatedAt"`
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
 
-	rev uint64
+	rev     uint64
+	savedAt time.Time
 }
 
 // replaying is what routeEvents needs of a replay: its id and routes, and
@@ -373,7 +378,7 @@ func (p *replays) save(ctx context.Context, job *replayJob) error {
 	if err != nil {
 		return err
 	}
-	job.rev = rev
+	job.rev, job.savedAt = rev, time.Now()
 	return nil
 }
 
@@ -427,7 +432,6 @@ func (p *replays) replay(job *replayJob, match filters.Matcher) error {
 			rp.routes[name] = true
 		}
 	}
-	saved := time.Now()
 	for {
 		archived, done, err := rd.Next(ctx)
 		if err != nil {
@@ -445,11 +449,8 @@ func (p *replays) replay(job *replayJob, match filters.Matcher) error {
 				return err
 			}
 			archived = archived[n:]
-			if time.Since(saved) >= progressEvery {
-				if err := p.save(ctx, job); err != nil {
-					return err
-				}
-				saved = time.Now()
+			if err := p.beat(ctx, job); err != nil {
+				return err
 			}
 		}
 		if done {
@@ -468,7 +469,11 @@ func (p *replays) routeBatch(ctx context.Context, job *replayJob, rp *replaying,
 			continue
 		}
 		if match != nil {
-			if ok, err := match.Match(filters.NewEnv(e)); err != nil || !ok {
+			ok, err := match.Match(filters.NewEnv(e))
+			if err != nil {
+				job.FilterErrors++
+			}
+			if err != nil || !ok {
 				continue
 			}
 		}
@@ -491,6 +496,9 @@ func (p *replays) routeBatch(ctx context.Context, job *replayJob, rp *replaying,
 			if err := pause(ctx, 5*time.Millisecond); err != nil {
 				return err
 			}
+			if err := p.beat(ctx, job); err != nil {
+				return err
+			}
 		}
 		err := in.routeEvents(ctx, events, rp)
 		if err == nil {
@@ -511,7 +519,21 @@ func (p *replays) routeBatch(ctx context.Context, job *replayJob, rp *replaying,
 			return err
 		}
 		wait = min(2*wait, 5*time.Second)
+		// The journal refuses writes: the job's record may not be
+		// written either; the next beat that works says the job lives.
+		if err := p.beat(ctx, job); errors.Is(err, journal.ErrJobChanged) {
+			return err
+		}
 	}
+}
+
+// beat writes job's progress when it was last written progressEvery ago,
+// so that other replicas see it and know it is alive.
+func (p *replays) beat(ctx context.Context, job *replayJob) error {
+	if time.Since(job.savedAt) < progressEvery {
+		return nil
+	}
+	return p.save(ctx, job)
 }
 
 // pause waits d, or until ctx ends.

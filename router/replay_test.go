@@ -130,13 +130,17 @@ func TestReplayRoutesPeriodAgain(t *testing.T) {
 	}
 
 	// The archive still holds 30 events: replayed ones are not archived
-	// again. A replay of everything to no route says so.
-	body = fmt.Sprintf(`{"from": %q, "to": %q, "filter": "false"}`, from.Add(-time.Hour).Format(time.RFC3339), time.Now().Format(time.RFC3339Nano))
+	// again. A replay of everything with a filter that fails on each
+	// (% of a JSON number, a float) says so, and routes none.
+	body = fmt.Sprintf(`{"from": %q, "to": %q, "filter": "data.n %% 2 == 0"}`, from.Add(-time.Hour).Format(time.RFC3339), time.Now().Format(time.RFC3339Nano))
 	if code := call(t, srv, "POST", "/api/v1/replays", body, &created); code != http.StatusAccepted {
 		t.Fatalf("create replay: %d", code)
 	}
-	if job := waitReplay(t, srv, created.ID); job.State != ReplayDone || job.Scanned != 30 || job.Matched != 0 {
-		t.Errorf("replay of everything = %+v; want done, scanned 30, matched 0", job)
+	if job := waitReplay(t, srv, created.ID); job.State != ReplayDone || job.Scanned != 30 || job.Matched != 0 || job.FilterErrors != 30 {
+		t.Errorf("replay of everything = %+v; want done, scanned 30, matched 0, filterErrors 30", job)
+	}
+	if n := len(audit.got()); n != 35 {
+		t.Errorf("audit received %d after a replay that matched none, want 35", n)
 	}
 
 	var list struct{ Replays []replayJob }

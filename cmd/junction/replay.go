@@ -23,12 +23,17 @@ type replayJob struct {
 	Matched  int64     `json:"matched"`
 	Routed   int64     `json:"routed"`
 	Unrouted int64     `json:"unrouted"`
-	Error    string    `json:"error"`
+	// FilterErrors counts the events the filter failed on.
+	FilterErrors int64  `json:"filterErrors"`
+	Error        string `json:"error"`
 }
 
 // progress is a job's one-line state.
 func (j *replayJob) progress() string {
 	s := fmt.Sprintf("%s  %s  scanned=%d matched=%d routed=%d unrouted=%d", j.ID, j.State, j.Scanned, j.Matched, j.Routed, j.Unrouted)
+	if j.FilterErrors > 0 {
+		s += fmt.Sprintf(" filterErrors=%d", j.FilterErrors)
+	}
 	if j.Error != "" {
 		s += "  error: " + j.Error
 	}
