@@ -85,15 +85,15 @@ type replayJob struct {
 	// Scanned counts the archived events of the period read so far;
 	// Matched those that passed the filter; Routed those of them that a
 	// route took again, Unrouted those that none did.
-	Scanned  int64  `json:"scanned"`
-	Matched  int64  `json:"matched"`
-	Routed   int64  `json:"routed"`
-	Unrouted int64  `json:"unrouted"`
+	Scanned  int64 `json:"scanned"`
+	Matched  int64 `json:"matched"`
+	Routed   int64 `json:"routed"`
+	Unrouted int64 `json:"unrouted"`
 	// FilterErrors counts the events the filter failed on (such as
 	// data.n % 2 with n a JSON number: int(data.n) % 2 works); they are
 	// not matched.
-	FilterErrors int64 `json:"filterErrors,omitempty"`
-	Error    string `json:"error,omitempty"`
+	FilterErrors int64  `json:"filterErrors,omitempty"`
+	Error        string `json:"error,omitempty"`
 	// Replica is the process that runs the job (host and pid).
 	Replica    string     `json:"replica"`
 	CreatedAt  time.Time  `json:"createdAt"`
