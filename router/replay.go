@@ -456,6 +456,9 @@ func (p *replays) replay(job *replayJob, match filters.Matcher) error {
 		if done {
 			return nil
 		}
+		if err := p.beat(ctx, job); err != nil {
+			return err
+		}
 	}
 }
 
