@@ -206,7 +206,7 @@ func (r *ArchiveReader) Next(ctx context.Context) (events []ArchivedEvent, done 
 			// Nothing came: what was left expired meanwhile, or the
 			// archive is slow to answer.
 			info, ierr := r.j.arStream.Info(ctx)
-			if ierr == nil && info.State.LastSeq <= r.seen {
+			if st := info.State; ierr == nil && (st.Msgs == 0 || st.FirstSeq > r.last || st.LastSeq <= r.seen) {
 				r.done = true
 			}
 			waited = true
