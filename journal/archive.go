@@ -205,9 +205,9 @@ func (r *ArchiveReader) Next(ctx context.Context) (events []ArchivedEvent, done 
 		if got == 0 {
 			// Nothing came: what was left expired meanwhile, or the
 			// archive is slow to answer.
-			info, ierr := r.j.arStream.Info(ctx)
-			if st := info.State; ierr == nil && (st.Msgs == 0 || st.FirstSeq > r.last || st.LastSeq <= r.seen) {
-				r.done = true
+			if info, ierr := r.j.arStream.Info(ctx); ierr == nil {
+				st := info.State
+				r.done = st.Msgs == 0 || st.FirstSeq > r.last || st.LastSeq <= r.seen
 			}
 			waited = true
 			continue
