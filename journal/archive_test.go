@@ -156,3 +156,26 @@ func TestReplayJobs(t *testing.T) {
 		t.Errorf("list: %+v, %v; want 2 jobs", jobs, err)
 	}
 }
+
+// TestArchiveFullDropsOldest: past ArchiveMaxBytes the oldest events go;
+// appends never fail for it.
+func TestArchiveFullDropsOldest(t *testing.T) {
+	j := open(t, t.TempDir(), withArchive, func(o *Options) { o.ArchiveMaxBytes = 64 << 10 })
+	defer j.Close()
+	ctx := context.Background()
+	from := time.Now()
+	big := make([]byte, 8<<10)
+	for i := range 100 {
+		if err := j.Append(ctx, []Entry{ArchiveEntry("src", time.Now(), big), {Sink: "s", Route: "r", Data: []byte("x")}}); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	_, bytes, err := j.archiveInfo(ctx)
+	if err != nil || bytes > 64<<10 {
+		t.Fatalf("archive holds %d bytes (%v), want at most 64KiB", bytes, err)
+	}
+	got := readAll(t, j, from, time.Now())
+	if len(got) == 0 || len(got) >= 10 {
+		t.Errorf("read %d events, want the newest few", len(got))
+	}
+}
