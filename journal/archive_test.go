@@ -179,3 +179,22 @@ func TestArchiveFullDropsOldest(t *testing.T) {
 		t.Errorf("read %d events, want the newest few", len(got))
 	}
 }
+
+// TestArchiveFsyncAlways: with fsync: always, an append of archive entries
+// returns after an fsync of the archive's block files too.
+func TestArchiveFsyncAlways(t *testing.T) {
+	j := open(t, t.TempDir(), withArchive, func(o *Options) { o.Fsync = FsyncAlways })
+	defer j.Close()
+	if j.arSync == nil {
+		t.Fatal("fsync: always did not enable the archive's group commit")
+	}
+	appendConcurrently(t, j, 8, 10, func(w, i int) []Entry {
+		return []Entry{{Sink: "s", Route: "r", Data: []byte("x")}, ArchiveEntry("src", time.Now(), []byte("x"))}
+	})
+	j.arSync.mu.Lock()
+	syncs, last := j.arSync.syncs, j.arSync.lastBlock
+	j.arSync.mu.Unlock()
+	if syncs == 0 || last < 1 {
+		t.Fatalf("archive: %d fsync rounds, last block %d; want some (is the store layout the one expected?)", syncs, last)
+	}
+}
