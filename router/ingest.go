@@ -183,6 +183,7 @@ func (in *ingester) routeEvents(ctx context.Context, events []*event.Event, rp *
 		return nil
 	}
 	in.received.Add(float64(len(events)))
+	r.tail.publish(in.source, events)
 	if unrouted > 0 {
 		r.metrics.Unrouted.Add(float64(unrouted))
 	}

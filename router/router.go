@@ -60,6 +60,8 @@ type Router struct {
 	ready     atomic.Bool
 	// replays runs the replay jobs of this process (see replay.go).
 	replays *replays
+	// tail fans accepted events out to live tails (GET /api/v1/tail).
+	tail tailHub
 }
 
 type httpSource struct {
