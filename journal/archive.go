@@ -199,7 +199,9 @@ func (r *ArchiveReader) Next(ctx context.Context) (events []ArchivedEvent, done 
 				events = append(events, ArchivedEvent{Seq: r.seen, Source: e.Route, Accepted: e.Accepted, Data: e.Data})
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+		if err := batch.Error(); got == 0 && err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			// (With messages read, they are returned: the error comes
+			// again with the next fetch, if it lasts.)
 			return nil, false, fmt.Errorf("read archive: %w", err)
 		}
 		if got == 0 {

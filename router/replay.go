@@ -68,8 +68,11 @@ const (
 	// before it is taken for lost.
 	staleAfter = 30 * time.Second
 	// replayRetryFor bounds how long a job retries an append the journal
-	// refuses before it fails.
+	// refuses, or a read of the archive that fails, before it fails.
 	replayRetryFor = 2 * time.Minute
+	// createRetryFor bounds how long POST /api/v1/replays tries to store
+	// its job.
+	createRetryFor = 5 * time.Second
 	// maxReplayBody bounds the body of POST /api/v1/replays.
 	maxReplayBody = 64 << 10
 )
@@ -266,7 +269,16 @@ func (p *replays) create(w http.ResponseWriter, req *http.Request) {
 	if job.Routes == nil {
 		job.Routes = []string{}
 	}
-	if err := p.save(req.Context(), job); err != nil {
+	// A cluster's bucket may be without a leader for a moment: ask again
+	// for a few seconds before answering 503.
+	err = p.save(req.Context(), job)
+	for wait, deadline := 50*time.Millisecond, time.Now().Add(createRetryFor); err != nil && time.Now().Before(deadline); wait *= 2 {
+		if pause(req.Context(), wait) != nil {
+			break
+		}
+		err = p.save(req.Context(), job)
+	}
+	if err != nil {
 		r.log.Warn("store replay job", "err", err)
 		apiError(w, http.StatusServiceUnavailable, "the journal cannot store the job now; retry")
 		return
@@ -421,7 +433,11 @@ func (p *replays) run(job *replayJob, match filters.Matcher) {
 // again, writing progress as it goes.
 func (p *replays) replay(job *replayJob, match filters.Matcher) error {
 	ctx := p.ctx
-	rd, err := p.r.journal.ReadArchive(ctx, job.From, job.To)
+	var rd *journal.ArchiveReader
+	err := p.retry(ctx, job, func() (err error) {
+		rd, err = p.r.journal.ReadArchive(ctx, job.From, job.To)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -433,7 +449,12 @@ func (p *replays) replay(job *replayJob, match filters.Matcher) error {
 		}
 	}
 	for {
-		archived, done, err := rd.Next(ctx)
+		var archived []journal.ArchivedEvent
+		var done bool
+		err := p.retry(ctx, job, func() (err error) {
+			archived, done, err = rd.Next(ctx)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -524,6 +545,33 @@ func (p *replays) routeBatch(ctx context.Context, job *replayJob, rp *replaying,
 		wait = min(2*wait, 5*time.Second)
 		// The journal refuses writes: the job's record may not be
 		// written either; the next beat that works says the job lives.
+		if err := p.beat(ctx, job); errors.Is(err, journal.ErrJobChanged) {
+			return err
+		}
+	}
+}
+
+// retry calls read until it succeeds, backing off, for at most
+// replayRetryFor: the archive may be unreadable for a moment (on a cluster,
+// while its stream elects a leader).
+func (p *replays) retry(ctx context.Context, job *replayJob, read func() error) error {
+	wait := 50 * time.Millisecond
+	var failing time.Time
+	for {
+		err := read()
+		if err == nil || errors.Is(err, journal.ErrArchiveOff) || ctx.Err() != nil {
+			return err
+		}
+		if failing.IsZero() {
+			failing = time.Now()
+			p.r.log.Debug("replay: read the archive failed; retrying", "replay", job.ID, "err", err)
+		} else if time.Since(failing) > replayRetryFor {
+			return fmt.Errorf("the archive could not be read for %v: %w", replayRetryFor, err)
+		}
+		if err := pause(ctx, wait); err != nil {
+			return err
+		}
+		wait = min(2*wait, 5*time.Second)
 		if err := p.beat(ctx, job); errors.Is(err, journal.ErrJobChanged) {
 			return err
 		}
