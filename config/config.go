@@ -51,6 +51,9 @@ const (
 	// DefaultArchiveMaxBytes bounds the archive; past it the oldest events
 	// go first (it never blocks ingest).
 	DefaultArchiveMaxBytes = ByteSize(1 << 30)
+	// DefaultReplayRate is how many archived events per second replays
+	// route again, per replica.
+	DefaultReplayRate = 2000
 )
 
 // Config is a whole Junction configuration.
@@ -147,6 +150,9 @@ type Archive struct {
 	// MaxBytes bounds the archive; the oldest events go first. Default
 	// 1GiB.
 	MaxBytes ByteSize `yaml:"maxBytes"`
+	// ReplayRate is how many archived events per second replays route
+	// again, all replays of a replica together. Default 2000.
+	ReplayRate int `yaml:"replayRate"`
 }
 
 // Route is one routing rule.
@@ -497,6 +503,9 @@ func (c *Config) setDefaults() {
 		if a.MaxBytes == 0 {
 			a.MaxBytes = DefaultArchiveMaxBytes
 		}
+		if a.ReplayRate == 0 {
+			a.ReplayRate = DefaultReplayRate
+		}
 	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
@@ -564,6 +573,9 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 		}
 		if a.MaxBytes < 0 {
 			errs.Addf(at("journal.archive.maxBytes"), "", "journal.archive.maxBytes: must be positive (such as 10GiB)")
+		}
+		if a.ReplayRate < 0 {
+			errs.Addf(at("journal.archive.replayRate"), "", "journal.archive.replayRate: must be positive (events per second, such as 2000)")
 		}
 	}
 	if c.HTTP.MaxConnections < 0 {

@@ -451,8 +451,8 @@ func TestArchiveDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := cfg.Journal.Archive; a == nil || a.MaxAge != Duration(DefaultArchiveMaxAge) || a.MaxBytes != DefaultArchiveMaxBytes {
-		t.Errorf("archive: {} = %+v, want maxAge 7d, maxBytes 1GiB", a)
+	if a := cfg.Journal.Archive; a == nil || a.MaxAge != Duration(DefaultArchiveMaxAge) || a.MaxBytes != DefaultArchiveMaxBytes || a.ReplayRate != DefaultReplayRate {
+		t.Errorf("archive: {} = %+v, want maxAge 7d, maxBytes 1GiB, replayRate 2000", a)
 	}
 	cfg, err = Parse("c.yaml", []byte("journal:\n  archive: {maxAge: 2d, maxBytes: 10MiB}\n"), noEnv)
 	if err != nil {

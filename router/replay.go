@@ -34,7 +34,7 @@ import (
 // deduplicated.
 //
 // Replays never starve live traffic: the events of all the jobs of a
-// process share a token bucket (ReplayRate), are appended in batches of at
+// process share a token bucket (journal.archive.replayRate), are appended in batches of at
 // most replayBatch, and wait while the journal has appends queued behind
 // the rounds it is storing (journal.Busy).
 //
@@ -56,9 +56,6 @@ const (
 
 // Replay limits and pace.
 const (
-	// DefaultReplayRate is how many events per second one process
-	// replays, all jobs together.
-	DefaultReplayRate = 2000
 	// replayBatch bounds the events of one append of a replay, and the
 	// token bucket's burst (at most a tenth of a second's worth).
 	replayBatch = 64
@@ -129,12 +126,15 @@ type replays struct {
 	wg     sync.WaitGroup
 }
 
-func newReplays(r *Router) *replays {
+func newReplays(r *Router, a *config.Archive) *replays {
 	ctx, cancel := context.WithCancel(context.Background())
 	host, _ := os.Hostname()
 	n := r.opts.ReplayRate
+	if n <= 0 && a != nil {
+		n = float64(a.ReplayRate)
+	}
 	if n <= 0 {
-		n = DefaultReplayRate
+		n = config.DefaultReplayRate
 	}
 	return &replays{
 		r:       r,

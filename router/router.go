@@ -38,7 +38,7 @@ type Options struct {
 	// Memory keeps the journal in memory (tests of routing only).
 	Memory bool
 	// ReplayRate is how many events per second replays route again, all
-	// jobs of the process together. Default DefaultReplayRate.
+	// jobs of the process together. Default journal.archive.replayRate.
 	ReplayRate float64
 }
 
@@ -108,7 +108,7 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r.replays = newReplays(r)
+	r.replays = newReplays(r, jc.Archive)
 	r.metrics.journalCounts(r.JournalStats)
 	for _, sp := range plan.Sinks {
 		log := r.log.With("sink", sp.Plugin.Name)

@@ -218,6 +218,10 @@ func logStartup(log *slog.Logger, cfg *config.Config, plan *router.Plan, ingress
 		}
 		log.Info("journal", "dir", dir)
 	}
+	if a := cfg.Journal.Archive; a != nil {
+		log.Info("archive on: accepted events kept for replays", "maxAge", a.MaxAge.String(), "maxBytes", a.MaxBytes.String(),
+			"replayRate", a.ReplayRate)
+	}
 	if ingress == "" {
 		return
 	}
