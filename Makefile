@@ -40,6 +40,7 @@ FUZZ_TARGETS := \
 	./journal:FuzzDecodeEnvelope \
 	./journal:FuzzSplitBatch \
 	./router:FuzzParseTestRequest
+	./router:FuzzParseReplayRequest
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
 

@@ -46,6 +46,15 @@ const (
 	// DefaultDeadLetterMaxBytes bounds the dead-letter store; past it the
 	// oldest entries go first (it never blocks ingest).
 	DefaultDeadLetterMaxBytes = ByteSize(1 << 30)
+	// DefaultArchiveMaxAge is how long the archive keeps an event when
+	// journal.archive is on.
+	DefaultArchiveMaxAge = 7 * 24 * time.Hour
+	// DefaultArchiveMaxBytes bounds the archive; past it the oldest events
+	// go first (it never blocks ingest).
+	DefaultArchiveMaxBytes = ByteSize(1 << 30)
+	// DefaultReplayRate is how many archived events per second replays
+	// route again, per replica.
+	DefaultReplayRate = 2000
 )
 
 // Config is a whole Junction configuration.
@@ -147,12 +156,27 @@ type Journal struct {
 	// DeadLetterMaxBytes bounds the dead-letter store; the oldest entries
 	// go first. Default 1GiB.
 	DeadLetterMaxBytes ByteSize `yaml:"deadLetterMaxBytes"`
+	// Archive keeps every accepted event for replays; nil (absent) is off.
+	Archive *Archive `yaml:"archive"`
 	// Credentials file for an external server (NATS .creds); optional.
 	Credentials string `yaml:"credentials"`
 	// User, Password and Token for an external server; optional.
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
 	Token    string `yaml:"token"`
+}
+
+// Archive configures the archive of accepted events (journal.archive), from
+// which POST /api/v1/replays routes a period again.
+type Archive struct {
+	// MaxAge is how long an event is kept. Default 7d.
+	MaxAge Duration `yaml:"maxAge"`
+	// MaxBytes bounds the archive; the oldest events go first. Default
+	// 1GiB.
+	MaxBytes ByteSize `yaml:"maxBytes"`
+	// ReplayRate is how many archived events per second replays route
+	// again, all replays of a replica together. Default 2000.
+	ReplayRate int `yaml:"replayRate"`
 }
 
 // Route is one routing rule.
@@ -527,6 +551,17 @@ func (c *Config) setDefaults() {
 	if c.Journal.DeadLetterMaxBytes == 0 {
 		c.Journal.DeadLetterMaxBytes = DefaultDeadLetterMaxBytes
 	}
+	if a := c.Journal.Archive; a != nil {
+		if a.MaxAge == 0 {
+			a.MaxAge = Duration(DefaultArchiveMaxAge)
+		}
+		if a.MaxBytes == 0 {
+			a.MaxBytes = DefaultArchiveMaxBytes
+		}
+		if a.ReplayRate == 0 {
+			a.ReplayRate = DefaultReplayRate
+		}
+	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
 	}
@@ -586,6 +621,17 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	}
 	if c.Journal.URL != "" && c.Journal.Fsync == "always" {
 		errs.Addf(at("journal.fsync"), "", "journal.fsync: always applies only to the embedded journal; with journal.url the external server's own sync setting applies (sync_interval in its jetstream block), so remove fsync")
+	}
+	if a := c.Journal.Archive; a != nil {
+		if a.MaxAge < 0 {
+			errs.Addf(at("journal.archive.maxAge"), "", "journal.archive.maxAge: must be positive (such as 7d)")
+		}
+		if a.MaxBytes < 0 {
+			errs.Addf(at("journal.archive.maxBytes"), "", "journal.archive.maxBytes: must be positive (such as 10GiB)")
+		}
+		if a.ReplayRate < 0 {
+			errs.Addf(at("journal.archive.replayRate"), "", "journal.archive.replayRate: must be positive (events per second, such as 2000)")
+		}
 	}
 	if c.HTTP.MaxConnections < 0 {
 		errs.Addf(at("http.maxConnections"), "", "http.maxConnections: must be positive")

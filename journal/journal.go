@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +78,12 @@ type Options struct {
 	// DeadLetterMaxBytes bounds the dead-letter store (oldest entries go
 	// first); 0 is unlimited.
 	DeadLetterMaxBytes int64
+	// Archive keeps every accepted event in the archive (see archive.go)
+	// for ArchiveMaxAge (0: until ArchiveMaxBytes pushes it out), within
+	// ArchiveMaxBytes (oldest first; 0 is unlimited).
+	Archive         bool
+	ArchiveMaxAge   time.Duration
+	ArchiveMaxBytes int64
 	// Memory stores the stream in memory (tests only: nothing survives).
 	Memory bool
 	// Logger receives the journal's log; nil discards it.
@@ -102,6 +109,11 @@ type Journal struct {
 	// gsync.
 	dlStream jetstream.Stream
 	dlSync   *groupSync
+	// arStream is the archive (see archive.go), arSync its gsync; jobs
+	// the bucket of replay jobs.
+	arStream jetstream.Stream
+	arSync   *groupSync
+	jobs     jetstream.KeyValue
 	app      *appender
 	// delayStream holds the entries not due yet; mover is the consumer
 	// that moves them into their lanes when due (see delay.go).
@@ -135,7 +147,8 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	prefix := "junction." + strings.ToLower(o.Stream)
-	j := &Journal{opts: o, log: o.Logger, lanes: lanes{prefix: prefix, delay: "junction-delay." + strings.ToLower(o.Stream)}}
+	j := &Journal{opts: o, log: o.Logger, lanes: lanes{prefix: prefix, delay: "junction-delay." + strings.ToLower(o.Stream),
+		archive: "junction-archive." + strings.ToLower(o.Stream)}}
 	if err := j.connect(ctx); err != nil {
 		j.Close()
 		return nil, err
@@ -152,6 +165,10 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 		return nil, err
 	}
 	if err := j.ensureDelays(ctx); err != nil {
+		j.Close()
+		return nil, err
+	}
+	if err := j.ensureArchive(ctx); err != nil {
 		j.Close()
 		return nil, err
 	}
@@ -420,6 +437,10 @@ type Entry struct {
 	// Delivery.Seq); 0 gives it its message's.
 	Seq uint64
 
+	// archive marks an entry of the archive (see ArchiveEntry): Route
+	// holds the source's name.
+	archive bool
+
 	// park is set on an entry of a failing key parked (see park.go): the
 	// hash of its route and key.
 	park string
@@ -432,8 +453,19 @@ type Entry struct {
 // most Options.WriteTimeout; it fails at once (ErrUnavailable, no write)
 // while the store cannot take writes or the disk is below MinFreeSpace (see
 // Health).
+//
+// Archive entries (see ArchiveEntry) are stored in the archive in the same
+// rounds; an append of archive entries only is not refused because the
+// deliveries stream is full (journal.maxBytes), only for a full disk.
 func (j *Journal) Append(ctx context.Context, entries []Entry) error {
-	return j.append(ctx, entries, false)
+	internal := len(entries) > 0
+	for i := range entries {
+		if !entries[i].archive {
+			internal = false
+			break
+		}
+	}
+	return j.append(ctx, entries, internal)
 }
 
 // append is Append; internal says the entries are stored again (a retry, a
@@ -465,7 +497,15 @@ func (j *Journal) append(ctx context.Context, entries []Entry, internal bool) er
 	if w.err != nil {
 		return w.err
 	}
-	return j.sync()
+	if err := j.sync(); err != nil {
+		return err
+	}
+	if j.arSync != nil && slices.ContainsFunc(entries, func(e Entry) bool { return e.archive }) {
+		if err := j.arSync.Sync(); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	return nil
 }
 
 // writeTimers are the stopped timers of Append's write timeout, reused: a

@@ -84,18 +84,31 @@ func (in *ingester) Ingest(ctx context.Context, events []*event.Event) (err erro
 	return in.route(ctx, events)
 }
 
-// route routes events and journals their deliveries.
+// route routes events and journals their deliveries, and the events in
+// the archive when it is on.
 func (in *ingester) route(ctx context.Context, events []*event.Event) error {
+	return in.routeEvents(ctx, events, nil)
+}
+
+// routeEvents is route; rp is set when the events are replayed (see
+// replay.go): then only rp's routes take them, they are not archived again,
+// and rp counts them.
+func (in *ingester) routeEvents(ctx context.Context, events []*event.Event, rp *replaying) error {
 	r := in.r
 	var entries []journal.Entry
 	unrouted := 0
 	var buf [16]int
+	archive := rp == nil && r.journal.Archiving()
+	accepted := time.Now()
 	for _, e := range events {
 		env := filters.NewEnv(e)
 		matched := false
 		var plain []byte // e encoded, once for the routes that do not transform it
 		for _, i := range in.index.Candidates(env, buf[:0]) {
 			rt := in.routes[i]
+			if rp != nil && !rp.takes(rt.Name) {
+				continue
+			}
 			v := rt.judge(env)
 			if v.filterErr != nil {
 				r.metrics.FilterErrors.WithLabelValues(rt.Name).Inc()
@@ -122,6 +135,9 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 				}
 				data = plain
 			} else {
+				if rp != nil {
+					v.out.SetExtension(ExtReplay, rp.id)
+				}
 				var err error
 				if data, err = journal.EncodeEvent(nil, v.out); err != nil {
 					return fmt.Errorf("encode event %s: %w", e.ID(), err)
@@ -136,6 +152,18 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 		if !matched {
 			unrouted++
 		}
+		if archive {
+			if plain == nil {
+				var err error
+				if plain, err = journal.EncodeEvent(nil, e); err != nil {
+					return fmt.Errorf("encode event %s: %w", e.ID(), err)
+				}
+			}
+			entries = append(entries, journal.ArchiveEntry(in.source, accepted, plain))
+		}
+	}
+	if rp != nil {
+		rp.routed, rp.unrouted = len(events)-unrouted, unrouted
 	}
 	start := time.Now()
 	if err := r.journal.Append(ctx, entries); err != nil {
@@ -149,6 +177,9 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 	}
 	if len(entries) > 0 {
 		r.metrics.AppendDuration.Observe(time.Since(start).Seconds())
+	}
+	if rp != nil {
+		return nil
 	}
 	in.received.Add(float64(len(events)))
 	r.tail.publish(in.source, events)
@@ -270,6 +301,8 @@ const (
 	ExtSink     = "junctionsink"
 	ExtAttempts = "junctionattempts"
 	ExtError    = "junctionerror"
+	// ExtReplay is set on replayed events: the replay's id.
+	ExtReplay = "junctionreplay"
 )
 
 // MaxErrorLen bounds the junctionerror extension.

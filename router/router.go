@@ -37,6 +37,9 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Memory keeps the journal in memory (tests of routing only).
 	Memory bool
+	// ReplayRate is how many events per second replays route again, all
+	// jobs of the process together. Default journal.archive.replayRate.
+	ReplayRate float64
 }
 
 // Router runs one plan.
@@ -55,6 +58,8 @@ type Router struct {
 	ingressLn net.Listener
 	adminLn   net.Listener
 	ready     atomic.Bool
+	// replays runs the replay jobs of this process (see replay.go).
+	replays *replays
 	// tail fans accepted events out to live tails (GET /api/v1/tail).
 	tail tailHub
 	// tracing makes OpenTelemetry spans (see tracing.go).
@@ -105,7 +110,7 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 		return nil, err
 	}
 	jc := cfg.Journal
-	r.journal, err = journal.Open(ctx, journal.Options{
+	r.journal, err = journal.Open(ctx, withArchive(journal.Options{
 		Dir: jc.Dir, URL: jc.URL, Fsync: jc.Fsync, SyncInterval: jc.SyncInterval,
 		Stream: jc.Stream, Replicas: jc.Replicas, MaxBytes: int64(jc.MaxBytes),
 		Credentials: jc.Credentials, User: jc.User, Password: jc.Password, Token: jc.Token,
@@ -113,10 +118,11 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 		MinFreeSpace:        int64(jc.MinFreeSpace),
 		DeadLetterRetention: time.Duration(jc.DeadLetterRetention), DeadLetterMaxBytes: int64(jc.DeadLetterMaxBytes),
 		Memory: o.Memory, Logger: r.log.With("component", "journal"),
-	})
+	}, jc.Archive))
 	if err != nil {
 		return nil, err
 	}
+	r.replays = newReplays(r, jc.Archive)
 	r.metrics.journalCounts(r.JournalStats)
 	for _, sp := range plan.Sinks {
 		log := r.log.With("sink", sp.Plugin.Name)
@@ -359,6 +365,7 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	stopSources()
 	srcWG.Wait()
+	r.replays.stop()
 
 	// 2. Stop fetching; let deliveries in flight finish until the deadline.
 	stopDispatch()
@@ -381,6 +388,7 @@ func (r *Router) Run(ctx context.Context) error {
 }
 
 func (r *Router) closeAll() {
+	r.replays.stop()
 	for _, rt := range r.sinkOrder {
 		if err := rt.sink.Close(); err != nil {
 			rt.log.Warn("close sink", "err", err)

@@ -40,6 +40,7 @@ Commands:
   test [--config FILE] FILE...   run route tests: events in, what each sink gets
   schema                         print the JSON Schema of the config
   healthcheck [--admin URL]      ask a running junction whether it is healthy
+  replay --from T [--to T]       route the archived events of a period again
   version                        print the version and the Go version
   help [COMMAND]                 print the help of a command
 
@@ -73,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return schemaCmd(args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(args[1:], stdout, stderr)
+	case "replay":
+		return replay(args[1:], stdout, stderr)
 	case "version":
 		return versionCmd(args[1:], stdout, stderr)
 	case "--version", "-v":
@@ -224,6 +227,10 @@ func logStartup(log *slog.Logger, cfg *config.Config, plan *router.Plan, ingress
 			dir = abs
 		}
 		log.Info("journal", "dir", dir)
+	}
+	if a := cfg.Journal.Archive; a != nil {
+		log.Info("archive on: accepted events kept for replays", "maxAge", a.MaxAge.String(), "maxBytes", a.MaxBytes.String(),
+			"replayRate", a.ReplayRate)
 	}
 	if ingress == "" {
 		return
