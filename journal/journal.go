@@ -77,6 +77,14 @@ type Options struct {
 	// DeadLetterMaxBytes bounds the dead-letter store (oldest entries go
 	// first); 0 is unlimited.
 	DeadLetterMaxBytes int64
+	// Trace keeps the event log (see trace.go).
+	Trace bool
+	// TraceRetention is how long the event log keeps a record; 0 keeps it
+	// until TraceMaxBytes pushes it out.
+	TraceRetention time.Duration
+	// TraceMaxBytes bounds the event log (oldest records go first); 0 is
+	// unlimited.
+	TraceMaxBytes int64
 	// Memory stores the stream in memory (tests only: nothing survives).
 	Memory bool
 	// Logger receives the journal's log; nil discards it.
@@ -102,7 +110,9 @@ type Journal struct {
 	// gsync.
 	dlStream jetstream.Stream
 	dlSync   *groupSync
-	app      *appender
+	// trace is the event log's writer (see trace.go); nil when it is off.
+	trace *traceLog
+	app   *appender
 	// delayStream holds the entries not due yet; mover is the consumer
 	// that moves them into their lanes when due (see delay.go).
 	delayStream jetstream.Stream
@@ -152,6 +162,10 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 		return nil, err
 	}
 	if err := j.ensureDelays(ctx); err != nil {
+		j.Close()
+		return nil, err
+	}
+	if err := j.ensureTrace(ctx); err != nil {
 		j.Close()
 		return nil, err
 	}
@@ -502,6 +516,9 @@ func (j *Journal) Close() error {
 		marks.close()
 	}
 	j.health.close()
+	if j.trace != nil {
+		j.trace.close()
+	}
 	if j.app != nil {
 		j.app.close()
 	}

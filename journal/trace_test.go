@@ -1,0 +1,127 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func withTrace(o *Options) { o.Trace = true; o.TraceRetention = time.Hour }
+
+// TestTraceByID: the records of an event are found by its id, whatever
+// characters it holds, apart from other events' (and from those of another
+// source with the same id, which the look-up returns too, told apart by
+// source); they survive a restart.
+func TestTraceByID(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir, withTrace)
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	ids := []string{"plain", "a.b *>", "ünï cödé\n", "other"}
+	for i, id := range ids {
+		j.Trace(TraceRecord{Kind: TraceAccepted, ID: id, Source: "/s", At: at, Type: "t", SourceName: "in", Routes: []string{"r"}})
+		j.Trace(TraceRecord{Kind: TraceAttempt, ID: id, Source: "/s", At: at, Route: "r", Sink: "out", Attempt: 1,
+			Outcome: "retried", Status: 500 + i, Error: "HTTP 500", DurationMs: 1.5})
+	}
+	j.Trace(TraceRecord{Kind: TraceAccepted, ID: "plain", Source: "/other", At: at})
+	ctx := context.Background()
+	if err := j.FlushTrace(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check := func(j *Journal) {
+		t.Helper()
+		for i, id := range ids {
+			recs, err := j.TraceOf(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 2
+			if id == "plain" {
+				want = 3
+			}
+			if len(recs) != want {
+				t.Fatalf("%q: %d records, want %d: %+v", id, len(recs), want, recs)
+			}
+			for _, r := range recs {
+				if r.ID != id {
+					t.Errorf("%q: record of %q", id, r.ID)
+				}
+			}
+			if recs[0].Kind != TraceAccepted || recs[1].Kind != TraceAttempt || recs[1].Status != 500+i || !recs[0].At.Equal(at) || recs[1].DurationMs != 1.5 {
+				t.Errorf("%q: records %+v", id, recs)
+			}
+		}
+		recs, err := j.TraceOf(ctx, "unknown")
+		if err != nil || len(recs) != 0 {
+			t.Errorf("unknown id: %v, %v", recs, err)
+		}
+	}
+	check(j)
+	j.Close()
+	j = open(t, dir, withTrace)
+	defer j.Close()
+	check(j)
+}
+
+// TestTraceFullBufferDrops: past the writer's buffer, Trace drops records
+// and counts them, without blocking.
+func TestTraceFullBufferDrops(t *testing.T) {
+	defer func(b, f int, e time.Duration) { traceBuffer, traceFlushAt, traceFlushEvery = b, f, e }(traceBuffer, traceFlushAt, traceFlushEvery)
+	traceBuffer, traceFlushAt, traceFlushEvery = 10, 1000, time.Hour // nothing written on its own
+	j := open(t, "", func(o *Options) { o.Memory = true; withTrace(o) })
+	defer j.Close()
+	for i := range 25 {
+		j.Trace(TraceRecord{Kind: TraceAccepted, ID: fmt.Sprint(i), Source: "/s", At: time.Now()})
+	}
+	if got := j.TraceDropped(); got != 15 {
+		t.Fatalf("dropped %d, want 15", got)
+	}
+	if err := j.FlushTrace(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range map[int]int{0: 1, 9: 1, 10: 0} {
+		recs, err := j.TraceOf(context.Background(), fmt.Sprint(i))
+		if err != nil || len(recs) != want {
+			t.Errorf("id %d: %d records (%v), want %d", i, len(recs), err, want)
+		}
+	}
+}
+
+// TestTraceOff: without Options.Trace there is no event log.
+func TestTraceOff(t *testing.T) {
+	j := open(t, "", func(o *Options) { o.Memory = true })
+	defer j.Close()
+	j.Trace(TraceRecord{Kind: TraceAccepted, ID: "x"})
+	if _, err := j.TraceOf(context.Background(), "x"); !errors.Is(err, ErrTraceOff) {
+		t.Fatalf("err %v, want ErrTraceOff", err)
+	}
+	if j.Tracing() {
+		t.Fatal("Tracing() with the event log off")
+	}
+}
+
+// TestEncodeTraceSplits: a message holds at most traceMaxMessage bytes of
+// records, and at least one.
+func TestEncodeTraceSplits(t *testing.T) {
+	big := make([]byte, traceMaxMessage/3)
+	for i := range big {
+		big[i] = 'x'
+	}
+	recs := make([]TraceRecord, 5)
+	for i := range recs {
+		recs[i] = TraceRecord{Kind: TraceAttempt, ID: "x", Error: string(big)}
+	}
+	total := 0
+	for len(recs) > 0 {
+		data, n := encodeTrace(recs)
+		if n < 1 || (n > 1 && len(data) > traceMaxMessage) {
+			t.Fatalf("message of %d records, %d bytes", n, len(data))
+		}
+		total += n
+		recs = recs[n:]
+	}
+	if total != 5 {
+		t.Fatalf("%d records encoded, want 5", total)
+	}
+}
