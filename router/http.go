@@ -49,6 +49,7 @@ func (r *Router) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /api/v1/deadletters", r.listDeadLetters)
 	mux.HandleFunc("POST /api/v1/deadletters/redrive", r.redriveDeadLetters)
+	mux.HandleFunc("GET /api/v1/events/{id}", r.getEvent)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.Registry, promhttp.HandlerOpts{}))
 	return mux
 }

@@ -80,10 +80,13 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 	var entries []journal.Entry
 	unrouted := 0
 	var buf [16]int
+	var traced []journal.TraceRecord // the event log's records, written once the entries are stored
+	tracing, now := r.journal.Tracing(), time.Now()
 	for _, e := range events {
 		env := filters.NewEnv(e)
 		matched := false
-		var plain []byte // e encoded, once for the routes that do not transform it
+		var names []string // the routes e matched, for the event log
+		var plain []byte   // e encoded, once for the routes that do not transform it
 		for _, i := range in.index.Candidates(env, buf[:0]) {
 			rt := in.routes[i]
 			if rt.Match != nil {
@@ -98,6 +101,9 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 				}
 			}
 			matched = true
+			if tracing {
+				names = append(names, rt.Name)
+			}
 			var pl placing
 			if rt.OrderBy != nil || rt.Delay > 0 || rt.DeliverAt != nil || rt.Priority != nil {
 				var err error
@@ -137,6 +143,7 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 		if !matched {
 			unrouted++
 		}
+		traced = r.acceptedTrace(traced, in.source, e, names, now)
 	}
 	start := time.Now()
 	if err := r.journal.Append(ctx, entries); err != nil {
@@ -151,6 +158,7 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 	if len(entries) > 0 {
 		r.metrics.AppendDuration.Observe(time.Since(start).Seconds())
 	}
+	r.journal.Trace(traced...)
 	in.received.Add(float64(len(events)))
 	if unrouted > 0 {
 		r.metrics.Unrouted.Add(float64(unrouted))
@@ -180,6 +188,7 @@ func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Eve
 		if pol.OnExhausted == config.OnExhaustedDrop {
 			log.Error(what+"failed; event dropped (onExhausted: drop)", "err", cause)
 			r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDropped).Inc()
+			r.traceGiveUp(e, rt.Name, sink, OutcomeDropped, what+cause.Error())
 			continue
 		}
 		dl := deadLetterOf{event: e, route: rt.Name, sink: sink, dlSink: pol.DeadLetter, reason: journal.ReasonTransform,
@@ -192,6 +201,7 @@ func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Eve
 		}
 		log.Warn(what+"failed; dead-lettered", "dead_letter", pol.DeadLetter, "err", cause)
 		r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDeadLettered).Inc()
+		r.traceGiveUp(e, rt.Name, sink, OutcomeDeadLettered, what+cause.Error())
 	}
 	return nil
 }
