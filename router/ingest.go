@@ -85,8 +85,9 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 	for _, e := range events {
 		env := filters.NewEnv(e)
 		matched := false
-		var names []string // the routes e matched, for the event log
-		var plain []byte   // e encoded, once for the routes that do not transform it
+		var plain []byte // e encoded, once for the routes that do not transform it
+		// names are the routes e matched, for the event log.
+		var names []string
 		for _, i := range in.index.Candidates(env, buf[:0]) {
 			rt := in.routes[i]
 			if rt.Match != nil {
