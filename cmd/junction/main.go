@@ -38,6 +38,8 @@ Commands:
   validate [FILE]                check a config without running it
   bench [flags]                  run a built-in load test
   healthcheck [--admin URL]      ask a running junction whether it is healthy
+  events get ID [--source S]     print the trace of an event (accepted, routes, attempts)
+  deadletters list|redrive       list dead letters, or deliver them again
   version                        print the version and the Go version
   help [COMMAND]                 print the help of a command
 
@@ -67,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bench(args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(args[1:], stdout, stderr)
+	case "events":
+		return eventsCmd(args[1:], stdout, stderr)
+	case "deadletters":
+		return deadlettersCmd(args[1:], stdout, stderr)
 	case "version":
 		return versionCmd(args[1:], stdout, stderr)
 	case "--version", "-v":
@@ -91,6 +97,8 @@ func help(args []string, stdout, stderr io.Writer) int {
 	case len(rest) == 0:
 		fmt.Fprint(stdout, usage)
 		return 0
+	case len(rest) == 2 && helps[rest[0]+" "+rest[1]].usage != "": // help events get
+		return run([]string{rest[0], rest[1], "--help"}, stdout, stderr)
 	case len(rest) > 1:
 		return usageError(stderr, "help", fmt.Sprintf("one COMMAND at most, got %q", rest))
 	case rest[0] == "help":
