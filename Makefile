@@ -36,7 +36,9 @@ FUZZ_TARGETS := \
 	./filters:FuzzCompileFilter \
 	./journal:FuzzDecodeEvent \
 	./journal:FuzzDecodeEnvelope \
-	./journal:FuzzSplitBatch
+	./journal:FuzzSplitBatch \
+	./journal:FuzzDecodeTrace \
+	./router:FuzzTrace
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
 

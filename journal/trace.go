@@ -339,6 +339,21 @@ func encodeTrace(recs []TraceRecord) ([]byte, int) {
 	return append(buf, ']'), n
 }
 
+// decodeTrace appends to out the records of event id in the payload of an
+// event-log message (those of other ids share it after a hash collision).
+func decodeTrace(out []TraceRecord, data []byte, id string) ([]TraceRecord, error) {
+	var recs []TraceRecord
+	if err := json.Unmarshal(data, &recs); err != nil {
+		return out, fmt.Errorf("decode event-log message: %w", err)
+	}
+	for _, r := range recs {
+		if r.ID == id {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 func (t *traceLog) close() {
 	close(t.stop)
 	<-t.done
@@ -362,14 +377,9 @@ func (j *Journal) TraceOf(ctx context.Context, id string) ([]TraceRecord, error)
 		if err != nil {
 			return nil, fmt.Errorf("read the trace of %q: %w", id, err)
 		}
-		var recs []TraceRecord
-		if err := json.Unmarshal(m.Data, &recs); err != nil {
-			j.log.Warn("skip unreadable event-log message", "seq", m.Sequence, "err", err)
-		}
-		for _, r := range recs {
-			if r.ID == id {
-				out = append(out, r)
-			}
+		var err2 error
+		if out, err2 = decodeTrace(out, m.Data, id); err2 != nil {
+			j.log.Warn("skip unreadable event-log message", "seq", m.Sequence, "err", err2)
 		}
 		seq = m.Sequence + 1
 	}

@@ -125,3 +125,42 @@ func TestEncodeTraceSplits(t *testing.T) {
 		t.Fatalf("%d records encoded, want 5", total)
 	}
 }
+
+// FuzzDecodeTrace: any payload decodes to records of the id asked for, or
+// an error, never a panic; what encodeTrace writes decodes to itself.
+func FuzzDecodeTrace(f *testing.F) {
+	data, _ := encodeTrace([]TraceRecord{{Kind: TraceAccepted, ID: "a", Source: "/s", Routes: []string{"r"}},
+		{Kind: TraceAttempt, ID: "b", Route: "r", Sink: "s", Attempt: 2, Status: 503, Error: "x", DurationMs: 1.5}})
+	f.Add(data, "a")
+	f.Add([]byte(`[{"kind":"attempt","id":"a","at":"not a time"}]`), "a")
+	f.Add([]byte(`{}`), "")
+	f.Fuzz(func(t *testing.T, data []byte, id string) {
+		recs, err := decodeTrace(nil, data, id)
+		if err != nil && len(recs) > 0 {
+			t.Fatalf("records %v with error %v", recs, err)
+		}
+		for _, r := range recs {
+			if r.ID != id {
+				t.Fatalf("record of %q for %q", r.ID, id)
+			}
+		}
+		if err == nil && len(recs) > 0 {
+			again, err := decodeTrace(nil, mustEncode(t, recs), id)
+			if err != nil || len(again) != len(recs) {
+				t.Fatalf("round trip: %d records, %v; want %d", len(again), err, len(recs))
+			}
+		}
+	})
+}
+
+func mustEncode(t *testing.T, recs []TraceRecord) []byte {
+	var out []byte
+	for len(recs) > 0 {
+		data, n := encodeTrace(recs)
+		if out != nil {
+			t.Skip("more than one message")
+		}
+		out, recs = data, recs[n:]
+	}
+	return out
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/journal"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -217,4 +218,32 @@ func TestEventIDTooLong(t *testing.T) {
 	if code != 400 || doc["error"] == nil {
 		t.Errorf("%d %v, want 400", code, doc)
 	}
+}
+
+// FuzzTrace: records of any content (the event log is shared by replicas
+// of any version) build a trace without a panic, each delivery in a state
+// of the contract.
+func FuzzTrace(f *testing.F) {
+	f.Add("accepted", "r", "s", "delivered", "/a", 1)
+	f.Add("attempt", "", "", "", "", 0)
+	f.Add("redriven", "r", "s", "redriven", "/b", -3)
+	r := &Router{plan: &Plan{Routes: []*Route{{Name: "r", To: []string{"s", "t"}}}}}
+	f.Fuzz(func(t *testing.T, kind, route, sink, outcome, source string, attempt int) {
+		recs := []journal.TraceRecord{
+			{Kind: journal.TraceAccepted, ID: "x", Source: source, Routes: []string{route, "r"}},
+			{Kind: kind, ID: "x", Source: source, Route: route, Sink: sink, Outcome: outcome, Attempt: attempt, At: time.Unix(int64(attempt), 0)},
+			{Kind: kind, ID: "x", Source: "/other", Route: route, Sink: sink, Outcome: outcome},
+		}
+		for _, tr := range r.traces(recs) {
+			for _, rt := range tr.Routes {
+				for _, d := range rt.Deliveries {
+					switch d.State {
+					case StatePending, OutcomeDelivered, OutcomeDeadLettered, OutcomeDropped:
+					default:
+						t.Fatalf("state %q", d.State)
+					}
+				}
+			}
+		}
+	})
 }
