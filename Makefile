@@ -38,6 +38,7 @@ FUZZ_TARGETS := \
 	./journal:FuzzDecodeEnvelope \
 	./journal:FuzzSplitBatch \
 	./journal:FuzzDecodeTrace \
+	./journal:FuzzEncodeTrace \
 	./router:FuzzTrace
 
 .PHONY: help build test unit fuzz lint bench run clean docker services

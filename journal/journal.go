@@ -110,9 +110,7 @@ type Journal struct {
 	// gsync.
 	dlStream jetstream.Stream
 	dlSync   *groupSync
-	// trace is the event log's writer (see trace.go); nil when it is off.
-	trace *traceLog
-	app   *appender
+	app      *appender
 	// delayStream holds the entries not due yet; mover is the consumer
 	// that moves them into their lanes when due (see delay.go).
 	delayStream jetstream.Stream
@@ -124,6 +122,11 @@ type Journal struct {
 	embedded *server.Options
 	// marksState holds the bucket of marks (see marks.go).
 	marksState
+
+	// trace is the event log's writer (see trace.go); nil when it is off.
+	trace *traceLog
+	// dial opens another connection to the journal, with nc's options.
+	dial func(name string) (*nats.Conn, error)
 }
 
 // MaxPayload is the largest entry the embedded server accepts.
@@ -267,6 +270,9 @@ func (j *Journal) connect(ctx context.Context) error {
 		return fmt.Errorf("connect journal %s: %w", o.URL, err)
 	}
 	j.nc = nc
+	j.dial = func(name string) (*nats.Conn, error) {
+		return nats.Connect(url, append(natsOpts[:len(natsOpts):len(natsOpts)], nats.Name(name))...)
+	}
 	if o.URL != "" && !serverAtLeast(nc.ConnectedServerVersion(), 2, 12) {
 		return fmt.Errorf("journal %s: nats-server %s is too old: the journal needs 2.12 or later (message schedules for delayed deliveries, pinned consumers for ordered ones)", o.URL, nc.ConnectedServerVersion())
 	}

@@ -1,17 +1,21 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,10 +35,15 @@ import (
 // acceptance and its first attempts, typically) share a message.
 //
 // The records of an event are found by its id: a message's subject is
-// <traceprefix>.<hash of the id>, so a look-up reads only the messages of
-// that id (JetStream indexes subjects), and each record carries the id and
-// the CloudEvents source, so that a hash collision or several events with
-// one id (from different sources) are told apart.
+// <traceprefix>.<bucket>, the bucket being 16 bits of a hash of the id, so
+// a look-up reads only the messages of one bucket in 65,536 (JetStream
+// indexes subjects). Each record carries the id and the CloudEvents source:
+// the look-up keeps the records of its id, and tells apart several events
+// with one id (from different sources). Buckets rather than a subject per
+// id: JetStream keeps an index entry per subject in memory, which a day of
+// events at thousands per second would make gigabytes; 65,536 subjects are
+// nothing, and a look-up reads 1/65,536th of the log (a day at 1,000
+// events/s: about 1,300 messages).
 
 // Kinds of trace records.
 const (
@@ -79,18 +88,20 @@ var ErrTraceOff = errors.New("the event log is off (journal.trace: false)")
 var (
 	// traceBuffer bounds the records waiting to be written: past it,
 	// records are dropped and counted.
-	traceBuffer = 1 << 16
+	traceBuffer = 1 << 17
 	// traceFlushEvery is how often waiting records are written.
-	traceFlushEvery = 100 * time.Millisecond
+	traceFlushEvery = time.Second
 	// traceFlushAt writes at once when this many records wait.
-	traceFlushAt = 4096
+	traceFlushAt = 1 << 15
 )
 
 const (
 	// traceMaxMessage bounds one message of the event log.
 	traceMaxMessage = 256 << 10
 	// maxTraceMessages bounds the messages one look-up reads.
-	maxTraceMessages = 1000
+	maxTraceMessages = 1 << 20
+	// traceBuckets is how many subjects the event log spreads over.
+	traceBuckets = 1 << 12
 	// memoryTraceBytes bounds the event log in memory (tests).
 	memoryTraceBytes = 32 << 20
 )
@@ -99,15 +110,21 @@ func (j *Journal) traceStreamName() string { return j.opts.Stream + "_TRACE" }
 
 func (j *Journal) tracePrefix() string { return "junction-trace." + strings.ToLower(j.opts.Stream) }
 
-// traceSubject is the subject of the records of the event with id.
-func (j *Journal) traceSubject(id string) string {
+// traceBucket is the bucket of the records of the event with id.
+func traceBucket(id string) uint16 {
 	sum := sha256.Sum256([]byte(id))
-	return j.tracePrefix() + "." + hex.EncodeToString(sum[:12])
+	return (uint16(sum[0])<<8 | uint16(sum[1])) % traceBuckets
+}
+
+// traceSubject is the subject of the records of bucket b.
+func (j *Journal) traceSubject(b uint16) string {
+	return j.tracePrefix() + "." + hex.EncodeToString([]byte{byte(b >> 8), byte(b)})
 }
 
 // traceLog is the event log's writer.
 type traceLog struct {
 	j      *Journal
+	nc     *nats.Conn
 	stream jetstream.Stream
 	// js publishes the records: a JetStream context of its own, so that
 	// its pending publishes never hold up the appender's.
@@ -117,6 +134,8 @@ type traceLog struct {
 	flushMu sync.Mutex
 	mu      sync.Mutex
 	buf     []TraceRecord
+	// spare is the buffer written last, reused (flushMu).
+	spare   []TraceRecord
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -168,24 +187,19 @@ func (j *Journal) ensureTrace(ctx context.Context) error {
 		return fmt.Errorf("create stream %s: %w", cfg.Name, err)
 	}
 	t := &traceLog{j: j, stream: s, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	t.js, err = jetstream.New(j.nc,
-		jetstream.WithPublishAsyncMaxPending(4096),
-		jetstream.WithPublishAsyncTimeout(j.writeTimeout()),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
-			n, _ := strconv.ParseUint(m.Header.Get(headerTraceRecords), 10, 64)
-			t.dropped.Add(n)
-		}),
-	)
-	if err != nil {
+	// A connection of its own: the event log's messages never queue ahead
+	// of the deliveries' appends and acknowledgements on the journal's.
+	if t.nc, err = j.dial("junction-trace"); err != nil {
+		return fmt.Errorf("connect the event log: %w", err)
+	}
+	if t.js, err = jetstream.New(t.nc); err != nil {
+		t.nc.Close()
 		return fmt.Errorf("open jetstream for the event log: %w", err)
 	}
 	j.trace = t
 	go t.run()
 	return nil
 }
-
-// headerTraceRecords counts the records of an event-log message.
-const headerTraceRecords = "Junction-Records"
 
 // Trace adds records to the event log. It never blocks: the records are
 // written asynchronously; when more than the writer's buffer wait, the
@@ -225,19 +239,12 @@ func (j *Journal) TraceDropped() uint64 {
 	return j.trace.dropped.Load()
 }
 
-// FlushTrace writes the records waiting in the buffer and waits for the
-// journal's answers (tests, shutdown).
-func (j *Journal) FlushTrace(ctx context.Context) error {
-	t := j.trace
-	if t == nil {
-		return nil
-	}
-	t.flush()
-	select {
-	case <-t.js.PublishAsyncComplete():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// FlushTrace writes the records waiting in the buffer and returns once the
+// journal has stored them (or refused them: they are then counted as
+// dropped). Tests use it.
+func (j *Journal) FlushTrace() {
+	if j.trace != nil {
+		j.trace.flush()
 	}
 }
 
@@ -251,10 +258,6 @@ func (t *traceLog) run() {
 		select {
 		case <-t.stop:
 			t.flush()
-			select {
-			case <-t.js.PublishAsyncComplete():
-			case <-time.After(t.j.writeTimeout()):
-			}
 			return
 		case <-tick.C:
 		case <-t.wake:
@@ -264,84 +267,197 @@ func (t *traceLog) run() {
 }
 
 // flush publishes the waiting records: one message per event id (more when
-// they exceed traceMaxMessage).
+// they exceed traceMaxMessage). The messages are published without asking
+// for an answer, but for the last one: its answer says that the stream
+// has stored all of them (a stream stores one connection's messages in
+// order), and makes the writer wait for the journal rather than outrun it.
+// When the last one has no answer the records of the flush are counted as
+// dropped (some may have been stored).
 func (t *traceLog) flush() {
 	t.flushMu.Lock()
 	defer t.flushMu.Unlock()
 	t.mu.Lock()
 	recs := t.buf
-	t.buf = nil
+	t.buf = t.spare[:0]
 	t.mu.Unlock()
+	defer func() {
+		clear(recs) // let the strings go
+		t.spare = recs[:0]
+	}()
 	if len(recs) == 0 {
 		return
 	}
-	order := make([]string, 0, len(recs))
-	bySubject := make(map[string][]TraceRecord, len(recs))
-	for _, r := range recs {
-		s := t.j.traceSubject(r.ID)
-		if _, ok := bySubject[s]; !ok {
-			order = append(order, s)
-		}
-		bySubject[s] = append(bySubject[s], r)
+	// Group the records by bucket, keeping their order within each.
+	buckets := make([]uint16, len(recs))
+	for i := range recs {
+		buckets[i] = traceBucket(recs[i].ID)
 	}
-	for _, s := range order {
-		group := bySubject[s]
+	idx := make([]int, len(recs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return buckets[idx[a]] < buckets[idx[b]] })
+	sorted := make([]TraceRecord, len(recs))
+	for i, k := range idx {
+		sorted[i] = recs[k]
+	}
+	var last *nats.Msg
+	for i := 0; i < len(sorted); {
+		b := buckets[idx[i]]
+		end := i + 1
+		for end < len(sorted) && buckets[idx[end]] == b {
+			end++
+		}
+		group := sorted[i:end]
+		i = end
+		subject := t.j.traceSubject(b)
 		for len(group) > 0 {
 			data, n := encodeTrace(group)
 			group = group[n:]
-			m := &nats.Msg{Subject: s, Data: data, Header: nats.Header{}}
-			m.Header.Set(headerTraceRecords, strconv.Itoa(n))
-			if _, err := t.js.PublishMsgAsync(m); err != nil {
-				// The journal does not keep up (or is away): drop this
-				// flush rather than wait on each of its messages.
-				t.dropped.Add(uint64(n + len(group) + t.left(bySubject, order, s)))
-				t.j.log.Debug("event-log records dropped", "err", err)
-				return
+			if last != nil {
+				if err := t.nc.Publish(last.Subject, last.Data); err != nil {
+					t.dropped.Add(uint64(len(recs)))
+					t.j.log.Debug("event-log records dropped", "err", err)
+					return
+				}
 			}
-			t.written.Add(uint64(n))
+			last = &nats.Msg{Subject: subject, Data: data}
 		}
 	}
-}
-
-// left counts the records of the subjects after s in order.
-func (t *traceLog) left(bySubject map[string][]TraceRecord, order []string, s string) int {
-	n, after := 0, false
-	for _, o := range order {
-		if after {
-			n += len(bySubject[o])
-		}
-		after = after || o == s
+	ctx, cancel := context.WithTimeout(context.Background(), t.j.writeTimeout())
+	defer cancel()
+	if _, err := t.js.PublishMsg(ctx, last); err != nil {
+		t.dropped.Add(uint64(len(recs)))
+		t.j.log.Debug("event-log records dropped", "err", err)
+		return
 	}
-	return n
+	t.written.Add(uint64(len(recs)))
 }
 
 // encodeTrace encodes the first records of recs as one message's payload
 // (a JSON array) of at most traceMaxMessage bytes (at least one record),
 // and says how many it took.
 func encodeTrace(recs []TraceRecord) ([]byte, int) {
-	buf := []byte{'['}
+	buf := make([]byte, 1, 256*len(recs))
+	buf[0] = '['
 	n := 0
 	for _, r := range recs {
-		b, err := json.Marshal(r)
-		if err != nil {
-			n++ // cannot happen: the record has only strings, numbers and times
-			continue
-		}
-		if n > 0 && len(buf)+len(b)+2 > traceMaxMessage {
-			break
-		}
-		if len(buf) > 1 {
+		mark := len(buf)
+		if n > 0 {
 			buf = append(buf, ',')
 		}
-		buf = append(buf, b...)
+		buf = r.appendJSON(buf)
+		if n > 0 && len(buf)+1 > traceMaxMessage {
+			buf = buf[:mark]
+			break
+		}
 		n++
 	}
 	return append(buf, ']'), n
 }
 
+// appendJSON appends r as JSON, as json.Marshal would write it (but for
+// HTML escapes): the writer encodes every record, reflection was most of
+// its cost.
+func (r *TraceRecord) appendJSON(b []byte) []byte {
+	b = append(b, `{"kind":`...)
+	b = appendJSONString(b, r.Kind)
+	b = append(b, `,"id":`...)
+	b = appendJSONString(b, r.ID)
+	b = append(b, `,"source":`...)
+	b = appendJSONString(b, r.Source)
+	b = append(b, `,"at":"`...)
+	b = r.At.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	str := func(name, v string) {
+		if v != "" {
+			b = append(b, name...)
+			b = appendJSONString(b, v)
+		}
+	}
+	str(`,"type":`, r.Type)
+	str(`,"sourceName":`, r.SourceName)
+	if len(r.Routes) > 0 {
+		b = append(b, `,"routes":[`...)
+		for i, rt := range r.Routes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, rt)
+		}
+		b = append(b, ']')
+	}
+	str(`,"route":`, r.Route)
+	str(`,"sink":`, r.Sink)
+	if r.Attempt != 0 {
+		b = append(b, `,"attempt":`...)
+		b = strconv.AppendInt(b, int64(r.Attempt), 10)
+	}
+	str(`,"outcome":`, r.Outcome)
+	if r.Status != 0 {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(r.Status), 10)
+	}
+	str(`,"error":`, r.Error)
+	if r.DurationMs != 0 && !math.IsNaN(r.DurationMs) && !math.IsInf(r.DurationMs, 0) {
+		b = append(b, `,"durationMs":`...)
+		b = strconv.AppendFloat(b, r.DurationMs, 'f', -1, 64)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 as U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
 // decodeTrace appends to out the records of event id in the payload of an
-// event-log message (those of other ids share it after a hash collision).
+// event-log message (which holds the records of every event of its bucket
+// written in one flush). A payload without the id as appendJSON writes it
+// is skipped without decoding.
 func decodeTrace(out []TraceRecord, data []byte, id string) ([]TraceRecord, error) {
+	if !bytes.Contains(data, appendJSONString([]byte(`"id":`), id)) {
+		return out, nil
+	}
 	var recs []TraceRecord
 	if err := json.Unmarshal(data, &recs); err != nil {
 		return out, fmt.Errorf("decode event-log message: %w", err)
@@ -357,6 +473,7 @@ func decodeTrace(out []TraceRecord, data []byte, id string) ([]TraceRecord, erro
 func (t *traceLog) close() {
 	close(t.stop)
 	<-t.done
+	t.nc.Close()
 }
 
 // TraceOf returns the records of the events with id, oldest first
@@ -366,22 +483,44 @@ func (j *Journal) TraceOf(ctx context.Context, id string) ([]TraceRecord, error)
 	if j.trace == nil {
 		return nil, ErrTraceOff
 	}
-	subject := j.traceSubject(id)
+	cons, err := j.trace.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     j.traceSubject(traceBucket(id)),
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the trace of %q: %w", id, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		j.trace.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+		cancel()
+	}()
+	pending := min(cons.CachedInfo().NumPending, maxTraceMessages)
 	var out []TraceRecord
-	seq := uint64(1)
-	for range maxTraceMessages {
-		m, err := j.trace.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
+	for read := uint64(0); read < pending; {
+		batch, err := cons.Fetch(int(min(pending-read, 1000)), jetstream.FetchMaxWait(j.writeTimeout()))
 		if err != nil {
 			return nil, fmt.Errorf("read the trace of %q: %w", id, err)
 		}
-		var err2 error
-		if out, err2 = decodeTrace(out, m.Data, id); err2 != nil {
-			j.log.Warn("skip unreadable event-log message", "seq", m.Sequence, "err", err2)
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var derr error
+			if out, derr = decodeTrace(out, m.Data(), id); derr != nil {
+				j.log.Warn("skip unreadable event-log message", "subject", m.Subject(), "err", derr)
+			}
 		}
-		seq = m.Sequence + 1
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, fmt.Errorf("read the trace of %q: %w", id, err)
+		}
+		if n == 0 {
+			break // expired while read
+		}
+		read += uint64(n)
 	}
 	return out, nil
 }
