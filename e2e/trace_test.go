@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -214,5 +216,33 @@ func TestDeadLettersCLI(t *testing.T) {
 	})
 	if code, _, errOut = cli(t, "deadletters", "redrive", admin); code != 2 || !strings.Contains(errOut, "which dead letters?") {
 		t.Errorf("redrive without a selection: exit %d: %s", code, errOut)
+	}
+}
+
+// TestClusterTrace: two replicas on a JetStream cluster; an event accepted
+// by one and delivered by either has its whole trace on the other.
+func TestClusterTrace(t *testing.T) {
+	nodes := startCluster(t)
+	hook := newSink(t, func(call int, _ *event.Event) int {
+		if call == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	cfg := replicaConfig(nodes, fmt.Sprintf("E2E_%d", rand.Int64()), hook.url)
+	a, b := start(t, cfg), start(t, cfg)
+	if code := binaryEvent(t, a.ingest+"/events", "across", "t", `{}`); code != http.StatusAccepted {
+		t.Fatalf("ingest: %d", code)
+	}
+	const want = "delivered: retried/Service Unavailable,delivered"
+	for _, j := range []*junction{b, a} {
+		waitFor(t, 20*time.Second, "the trace on "+j.admin, func() bool {
+			_, doc := getTrace(t, j.admin, "across")
+			return doc.summary() == want && doc.SourceName == "events"
+		})
+	}
+	code, out, errOut := cli(t, "events", "get", "across", "--admin", b.admin)
+	if code != 0 || !strings.Contains(out, "sink hook: delivered") {
+		t.Errorf("events get on the other replica: exit %d: %s%s", code, out, errOut)
 	}
 }
