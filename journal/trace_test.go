@@ -197,3 +197,48 @@ func FuzzEncodeTrace(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkTraceOf measures one look-up in a bucket of the event log that
+// holds `messages` messages (of 4 records each, of other events but for
+// one). With the writer's one flush a second, a bucket gets at most one
+// message a second: 86,400 a day at any rate of 4,096 events/s or more;
+// at 100 events/s about 2,100 a day.
+func BenchmarkTraceOf(b *testing.B) {
+	for _, n := range []int{100, 2000, 20000, 86400} {
+		b.Run(fmt.Sprintf("messages=%d", n), func(b *testing.B) {
+			j := open(b, b.TempDir(), withTrace)
+			defer j.Close()
+			subject := j.traceSubject(traceBucket("target"))
+			rec := func(id string) TraceRecord {
+				return TraceRecord{Kind: TraceAttempt, ID: id, Source: "/bench", At: time.Now(), Route: "orders", Sink: "billing",
+					Attempt: 1, Outcome: "delivered", DurationMs: 1.25}
+			}
+			for i := range n {
+				recs := []TraceRecord{rec(fmt.Sprint("other-", i, "-0")), rec(fmt.Sprint("other-", i, "-1")), rec(fmt.Sprint("other-", i, "-2")), rec(fmt.Sprint("other-", i, "-3"))}
+				if i == n/2 {
+					recs[0] = rec("target")
+				}
+				data, _ := encodeTrace(recs)
+				if err := j.trace.nc.Publish(subject, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			j.trace.nc.Flush()
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+				if info, err := j.trace.stream.Info(context.Background()); err == nil && info.State.Msgs == uint64(n) {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatal("messages not stored within a minute")
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				recs, err := j.TraceOf(context.Background(), "target")
+				if err != nil || len(recs) != 1 {
+					b.Fatalf("%d records, %v", len(recs), err)
+				}
+			}
+		})
+	}
+}
