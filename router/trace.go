@@ -108,12 +108,15 @@ type traceDeliveryJSON struct {
 	Attempts []traceAttemptJSON `json:"attempts"`
 }
 
+// traceAttemptJSON is one attempt of a delivery: Attempt is its number
+// (0 for a give-up without an attempt, or a redrive), Status the sink's
+// status code (null when it gave none), Error "" on success.
 type traceAttemptJSON struct {
 	At         time.Time `json:"at"`
-	Attempt    int       `json:"attempt,omitempty"`
+	Attempt    int       `json:"attempt"`
 	Outcome    string    `json:"outcome"`
-	Status     int       `json:"status,omitempty"`
-	Error      string    `json:"error,omitempty"`
+	Status     *int      `json:"status"`
+	Error      string    `json:"error"`
 	DurationMs float64   `json:"durationMs"`
 }
 
@@ -222,8 +225,11 @@ func (r *Router) trace(recs []journal.TraceRecord) traceJSON {
 		case journal.TraceAttempt, journal.TraceRedriven:
 			addSink(rec.Route, rec.Sink)
 			k := key{rec.Route, rec.Sink}
-			attempts[k] = append(attempts[k], traceAttemptJSON{At: rec.At.UTC(), Attempt: rec.Attempt, Outcome: rec.Outcome,
-				Status: rec.Status, Error: rec.Error, DurationMs: rec.DurationMs})
+			a := traceAttemptJSON{At: rec.At.UTC(), Attempt: rec.Attempt, Outcome: rec.Outcome, Error: rec.Error, DurationMs: rec.DurationMs}
+			if rec.Status != 0 {
+				a.Status = &rec.Status
+			}
+			attempts[k] = append(attempts[k], a)
 		}
 	}
 	t.Unrouted = accepted && len(routes) == 0

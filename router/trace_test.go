@@ -133,6 +133,10 @@ routes:
 	if first["status"] != 503.0 || first["error"] != "HTTP 503 Service Unavailable" || first["attempt"] != 1.0 || first["at"] == nil || first["durationMs"] == nil {
 		t.Errorf("first attempt %v", first)
 	}
+	second := d["attempts"].([]any)[1].(map[string]any)
+	if status, ok := second["status"]; !ok || status != nil || second["error"] != "" || second["attempt"] != 2.0 {
+		t.Errorf("second attempt %v, want status null and error \"\"", second)
+	}
 
 	eventually(t, 10*time.Second, "e2 dead-lettered", func() bool {
 		_, doc = getTrace(t, admin.URL, "e2", "")
