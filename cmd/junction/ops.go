@@ -189,6 +189,9 @@ func eventsGet(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// traceTime is how events get prints times: RFC 3339 in milliseconds.
+const traceTime = "2006-01-02T15:04:05.000Z07:00"
+
 // printTrace writes a trace as a tree, for people.
 func printTrace(w io.Writer, t eventTrace) {
 	fmt.Fprintf(w, "event %s  source %s", t.ID, t.Source)
@@ -197,7 +200,7 @@ func printTrace(w io.Writer, t eventTrace) {
 	}
 	fmt.Fprintln(w)
 	if t.AcceptedAt != nil {
-		fmt.Fprintf(w, "accepted %s by source %s\n", t.AcceptedAt.UTC().Format(time.RFC3339Nano), t.SourceName)
+		fmt.Fprintf(w, "accepted %s by source %s\n", t.AcceptedAt.UTC().Format(traceTime), t.SourceName)
 	}
 	if t.Unrouted {
 		fmt.Fprintln(w, "no route matched (unrouted)")
@@ -208,15 +211,15 @@ func printTrace(w io.Writer, t eventTrace) {
 			fmt.Fprintf(w, "  sink %s: %s\n", d.Sink, d.State)
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			for _, a := range d.Attempts {
-				n, status := "-", ""
+				n, status, took := "-", "", ""
 				if a.Attempt > 0 {
 					n = "#" + strconv.Itoa(a.Attempt)
+					took = strconv.FormatFloat(a.DurationMs, 'f', 1, 64) + "ms"
 				}
 				if a.Status != 0 {
 					status = strconv.Itoa(a.Status)
 				}
-				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\t%s\n", n, a.At.UTC().Format(time.RFC3339Nano), a.Outcome, status,
-					strconv.FormatFloat(a.DurationMs, 'f', 1, 64)+"ms", a.Error)
+				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\t%s\n", n, a.At.UTC().Format(traceTime), a.Outcome, status, took, a.Error)
 			}
 			tw.Flush()
 		}
