@@ -88,11 +88,11 @@ var ErrTraceOff = errors.New("the event log is off (journal.trace: false)")
 var (
 	// traceBuffer bounds the records waiting to be written: past it,
 	// records are dropped and counted.
-	traceBuffer = 1 << 17
+	traceBuffer = 1 << 16
 	// traceFlushEvery is how often waiting records are written.
 	traceFlushEvery = time.Second
 	// traceFlushAt writes at once when this many records wait.
-	traceFlushAt = 1 << 15
+	traceFlushAt = 1 << 14
 )
 
 const (
@@ -281,8 +281,10 @@ func (t *traceLog) flush() {
 	t.buf = t.spare[:0]
 	t.mu.Unlock()
 	defer func() {
-		clear(recs) // let the strings go
-		t.spare = recs[:0]
+		if cap(recs) <= 2*traceFlushAt { // a burst's buffer is not kept
+			clear(recs) // let the strings go
+			t.spare = recs[:0]
+		}
 	}()
 	if len(recs) == 0 {
 		return
