@@ -14,6 +14,7 @@ FUZZ_TARGETS := \
 	./config:FuzzParse \
 	./config:FuzzParseDuration \
 	./config:FuzzParseByteSize \
+	./config:FuzzParseRate \
 	./sources:FuzzValidJSON \
 	./sources:FuzzOneLine \
 	./sources/http:FuzzParseRequest \
@@ -39,7 +40,8 @@ FUZZ_TARGETS := \
 	./journal:FuzzSplitBatch \
 	./journal:FuzzDecodeTrace \
 	./journal:FuzzEncodeTrace \
-	./router:FuzzTrace
+	./router:FuzzTrace \
+	./router:FuzzParseTestRequest
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
 

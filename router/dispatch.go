@@ -28,6 +28,8 @@ type sinkRuntime struct {
 	policies map[string]config.Policy
 	// duration is this sink's series, resolved once.
 	duration prometheus.Observer
+	// guard is the sink's rate limit and circuit breaker (protect.go), or nil.
+	guard *guard
 }
 
 // count adds one delivery outcome for route. The series is made on first
@@ -58,6 +60,9 @@ func (s *sinkRuntime) open(ctx context.Context) error {
 		Concurrency: s.plan.Plugin.Concurrency,
 		AckWait:     ackWait,
 		MaxPending:  s.plan.Plugin.MaxPending,
+	}
+	if s.guard = newGuard(s.plan.Plugin, m, s.log); s.guard != nil {
+		o.Paused = s.guard.paused
 	}
 	for _, rt := range s.r.plan.Routes {
 		if _, ok := rt.Policy[s.name]; !ok {
@@ -107,6 +112,10 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		e.SetExtension(ExtSeq, seqValue(d.OrderSeq))
 	}
 	pol := s.policy(d)
+	done, ok := s.admit(ctx, d) // rate limit, circuit breaker
+	if !ok {
+		return
+	}
 	actx, cancel := sinks.WithAttemptTimeout(ctx, pol.Timeout)
 	start := time.Now()
 	var reply *event.Event
@@ -117,6 +126,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		err = s.sink.Deliver(actx, &e)
 	}
 	cancel()
+	done(ctx, err)
 	took := time.Since(start)
 	s.duration.Observe(took.Seconds())
 	var outcome string // set below; the event log records it

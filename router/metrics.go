@@ -41,6 +41,14 @@ type Metrics struct {
 	// Duplicates counts the events of sources with dedup that were
 	// accepted and not routed again.
 	Duplicates *prometheus.CounterVec
+	// CircuitOpen is 1 while a sink's circuit is open, else 0 (sinks with
+	// a circuitBreaker only); Throttled counts the deliveries that waited
+	// for a sink's rateLimit.
+	CircuitOpen *prometheus.GaugeVec
+	Throttled   *prometheus.CounterVec
+	// HeldBack counts the deliveries handed back to the journal without
+	// an attempt because their sink's circuit was open.
+	HeldBack *prometheus.CounterVec
 }
 
 func newMetrics() *Metrics {
@@ -116,11 +124,24 @@ func newMetrics() *Metrics {
 			Name: "junction_events_duplicate_total",
 			Help: "Events of sources with dedup whose (source, id) was accepted within the window: answered as accepted, not routed again.",
 		}, []string{"source"}),
+		CircuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "junction_sink_circuit_open",
+			Help: "1 while the sink's circuit is open (deliveries wait in the journal, no attempt is made), else 0; sinks with a circuitBreaker only.",
+		}, []string{"sink"}),
+		HeldBack: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_sink_held_back_total",
+			Help: "Deliveries handed back to the journal without an attempt (none counted) because the sink's circuit was open; while it is open the sink's consumer fetches nothing, so this stays near the deliveries fetched when it opened.",
+		}, []string{"sink"}),
+		Throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_sink_throttled_total",
+			Help: "Deliveries that waited for the sink's rateLimit before their attempt.",
+		}, []string{"sink"}),
 	}
 	m.Registry.MustRegister(m.Replies, m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
 		m.Pending, m.Delayed, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected, m.BatchSize, m.Duplicates)
+	m.Registry.MustRegister(m.CircuitOpen, m.Throttled, m.HeldBack)
 	return m
 }
 

@@ -55,6 +55,8 @@ type Router struct {
 	ingressLn net.Listener
 	adminLn   net.Listener
 	ready     atomic.Bool
+	// tail fans accepted events out to live tails (GET /api/v1/tail).
+	tail tailHub
 }
 
 type httpSource struct {

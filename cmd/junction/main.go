@@ -37,6 +37,8 @@ Commands:
   serve [--config FILE]          run the router
   validate [FILE]                check a config without running it
   bench [flags]                  run a built-in load test
+  test [--config FILE] FILE...   run route tests: events in, what each sink gets
+  schema                         print the JSON Schema of the config
   healthcheck [--admin URL]      ask a running junction whether it is healthy
   events get ID [--source S]     print the trace of an event (accepted, routes, attempts)
   deadletters list|redrive       list dead letters, or deliver them again
@@ -67,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
+	case "test":
+		return routeTests(args[1:], stdout, stderr)
+	case "schema":
+		return schemaCmd(args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(args[1:], stdout, stderr)
 	case "events":
