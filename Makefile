@@ -39,6 +39,9 @@ FUZZ_TARGETS := \
 	./journal:FuzzDecodeEvent \
 	./journal:FuzzDecodeEnvelope \
 	./journal:FuzzSplitBatch \
+	./journal:FuzzDecodeTrace \
+	./journal:FuzzEncodeTrace \
+	./router:FuzzTrace \
 	./router:FuzzParseTestRequest
 	./router:FuzzParseReplayRequest
 

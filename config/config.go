@@ -55,6 +55,14 @@ const (
 	// DefaultReplayRate is how many archived events per second replays
 	// route again, per replica.
 	DefaultReplayRate = 2000
+	// DefaultTraceRetention is how long the event log keeps the trace of an
+	// event (GET /api/v1/events/{id}).
+	DefaultTraceRetention = 24 * time.Hour
+	// DefaultTraceMaxBytes bounds the event log; past it the oldest records
+	// go first (it never blocks ingest).
+	DefaultTraceMaxBytes = ByteSize(1 << 30)
+	// MinTraceRetention is the shortest journal.traceRetention.
+	MinTraceRetention = time.Minute
 )
 
 // Config is a whole Junction configuration.
@@ -158,6 +166,16 @@ type Journal struct {
 	DeadLetterMaxBytes ByteSize `yaml:"deadLetterMaxBytes"`
 	// Archive keeps every accepted event for replays; nil (absent) is off.
 	Archive *Archive `yaml:"archive"`
+	// Trace keeps the event log: per accepted event, when and by which
+	// source it was accepted, the routes it matched and every delivery
+	// attempt (GET /api/v1/events/{id}). Default true; false saves its
+	// writes.
+	Trace *bool `yaml:"trace"`
+	// TraceRetention is how long the event log keeps a trace. Default 24h.
+	TraceRetention Duration `yaml:"traceRetention"`
+	// TraceMaxBytes bounds the event log; the oldest records go first.
+	// Default 1GiB.
+	TraceMaxBytes ByteSize `yaml:"traceMaxBytes"`
 	// Credentials file for an external server (NATS .creds); optional.
 	Credentials string `yaml:"credentials"`
 	// User, Password and Token for an external server; optional.
@@ -562,6 +580,16 @@ func (c *Config) setDefaults() {
 			a.ReplayRate = DefaultReplayRate
 		}
 	}
+	if c.Journal.Trace == nil {
+		on := true
+		c.Journal.Trace = &on
+	}
+	if c.Journal.TraceRetention == 0 {
+		c.Journal.TraceRetention = Duration(DefaultTraceRetention)
+	}
+	if c.Journal.TraceMaxBytes == 0 {
+		c.Journal.TraceMaxBytes = DefaultTraceMaxBytes
+	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
 	}
@@ -618,6 +646,9 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 		errs.Addf(at("journal.replicas"), "", "journal.replicas: must be between 1 and 5")
 	} else if c.Journal.Replicas > 1 && c.Journal.URL == "" {
 		errs.Addf(at("journal.replicas"), "", "journal.replicas: %d replicas need an external JetStream cluster (journal.url); the embedded journal keeps one copy", c.Journal.Replicas)
+	}
+	if c.Journal.TraceRetention < Duration(MinTraceRetention) {
+		errs.Addf(at("journal.traceRetention"), "", "journal.traceRetention: must be at least %v, got %v", Duration(MinTraceRetention), c.Journal.TraceRetention)
 	}
 	if c.Journal.URL != "" && c.Journal.Fsync == "always" {
 		errs.Addf(at("journal.fsync"), "", "journal.fsync: always applies only to the embedded journal; with journal.url the external server's own sync setting applies (sync_interval in its jetstream block), so remove fsync")

@@ -327,6 +327,25 @@ func TestAdminExposure(t *testing.T) {
 			t.Errorf("GET %s: %s %s, want %d", path, resp.Status, body, status)
 		}
 	}
+	// The CLI's clients send --token or $JUNCTION_ADMIN_TOKEN.
+	for _, tc := range []struct {
+		args []string
+		env  string
+		code int
+		out  string
+	}{
+		{[]string{"deadletters", "list", "--admin", j.admin}, "", 1, "401 Unauthorized"},
+		{[]string{"deadletters", "list", "--admin", j.admin, "--token", "wrong"}, "", 1, "invalid token"},
+		{[]string{"deadletters", "list", "--admin", j.admin, "--json"}, "JUNCTION_ADMIN_TOKEN=s3cret", 0, "deadLetters"},
+		{[]string{"deadletters", "list", "--admin", j.admin, "--token", "s3cret", "--json"}, "", 0, "deadLetters"},
+	} {
+		cmd := exec.Command(binary, tc.args...)
+		cmd.Env = append(os.Environ(), "JUNCTION_ADMIN_TOKEN="+strings.TrimPrefix(tc.env, "JUNCTION_ADMIN_TOKEN="))
+		out, err := cmd.CombinedOutput()
+		if exitCode(err) != tc.code || !strings.Contains(string(out), tc.out) {
+			t.Errorf("junction %v (%s): exit %d\n%s\nwant exit %d and %q", tc.args, tc.env, exitCode(err), out, tc.code, tc.out)
+		}
+	}
 }
 
 func exitCode(err error) int {

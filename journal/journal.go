@@ -84,6 +84,14 @@ type Options struct {
 	Archive         bool
 	ArchiveMaxAge   time.Duration
 	ArchiveMaxBytes int64
+	// Trace keeps the event log (see trace.go).
+	Trace bool
+	// TraceRetention is how long the event log keeps a record; 0 keeps it
+	// until TraceMaxBytes pushes it out.
+	TraceRetention time.Duration
+	// TraceMaxBytes bounds the event log (oldest records go first); 0 is
+	// unlimited.
+	TraceMaxBytes int64
 	// Memory stores the stream in memory (tests only: nothing survives).
 	Memory bool
 	// Logger receives the journal's log; nil discards it.
@@ -126,6 +134,11 @@ type Journal struct {
 	embedded *server.Options
 	// marksState holds the bucket of marks (see marks.go).
 	marksState
+
+	// trace is the event log's writer (see trace.go); nil when it is off.
+	trace *traceLog
+	// dial opens another connection to the journal, with nc's options.
+	dial func(name string) (*nats.Conn, error)
 }
 
 // MaxPayload is the largest entry the embedded server accepts.
@@ -169,6 +182,10 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 		return nil, err
 	}
 	if err := j.ensureArchive(ctx); err != nil {
+		j.Close()
+		return nil, err
+	}
+	if err := j.ensureTrace(ctx); err != nil {
 		j.Close()
 		return nil, err
 	}
@@ -270,6 +287,9 @@ func (j *Journal) connect(ctx context.Context) error {
 		return fmt.Errorf("connect journal %s: %w", o.URL, err)
 	}
 	j.nc = nc
+	j.dial = func(name string) (*nats.Conn, error) {
+		return nats.Connect(url, append(natsOpts[:len(natsOpts):len(natsOpts)], nats.Name(name))...)
+	}
 	if o.URL != "" && !serverAtLeast(nc.ConnectedServerVersion(), 2, 12) {
 		return fmt.Errorf("journal %s: nats-server %s is too old: the journal needs 2.12 or later (message schedules for delayed deliveries, pinned consumers for ordered ones)", o.URL, nc.ConnectedServerVersion())
 	}
@@ -547,6 +567,9 @@ func (j *Journal) Close() error {
 		marks.close()
 	}
 	j.health.close()
+	if j.trace != nil {
+		j.trace.close()
+	}
 	if j.app != nil {
 		j.app.close()
 	}

@@ -129,11 +129,16 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	cancel()
 	att.end(&e, err)
 	done(ctx, err)
-	s.duration.Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	s.duration.Observe(took.Seconds())
+	var outcome string // set below; the event log records it
+	defer func() { s.traceAttempt(d, &e, start, took, outcome, err) }()
 	if err == nil {
 		if reply != nil && !s.routeReply(att.context(ctx), d, &e, reply, pol) {
+			outcome = OutcomeRetried
 			return // the delivery will be made again
 		}
+		outcome = OutcomeDelivered
 		s.count(d.Route, OutcomeDelivered)
 		s.settled(d, d.Ack())
 		return
@@ -143,6 +148,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	}
 	if ctx.Err() != nil {
 		// Shutting down: the attempt was cut short; try again after restart.
+		outcome = OutcomeRetried
 		s.settled(d, d.Retry(pol.BackoffDelay))
 		return
 	}
@@ -152,6 +158,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		delay := max(pol.Backoff(d.Attempt), after)
 		if pol.Retries(d.Attempt, time.Since(d.Accepted), delay) {
 			log.Debug("delivery failed; will retry", "delay", delay, "err", err)
+			outcome = OutcomeRetried
 			s.count(d.Route, OutcomeRetried)
 			s.settled(d, d.Retry(delay))
 			return
@@ -161,7 +168,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	if permanent {
 		reason = journal.ReasonPermanent
 	}
-	s.giveUp(ctx, d, &e, pol, reason, err.Error(), log)
+	outcome = s.giveUp(ctx, d, &e, pol, reason, err.Error(), log)
 }
 
 // settled logs an answer to the journal that failed (the connection was
@@ -183,14 +190,14 @@ const deadLetterRetry = 10 * time.Second
 // in the journal's dead-letter store and, when the policy names one, sent
 // to the dead-letter sink, and only then acknowledged. When the journal
 // refuses either write the delivery stays pending and comes back: a dead
-// letter is never dropped.
-func (s *sinkRuntime) giveUp(ctx context.Context, d *journal.Delivery, ev *event.Event, pol config.Policy, reason, cause string, log *slog.Logger) {
+// letter is never dropped. It returns the outcome.
+func (s *sinkRuntime) giveUp(ctx context.Context, d *journal.Delivery, ev *event.Event, pol config.Policy, reason, cause string, log *slog.Logger) string {
 	log = log.With("reason", reason, "attempts", d.Attempt)
 	if pol.OnExhausted == config.OnExhaustedDrop {
 		log.Error("delivery failed; event dropped (onExhausted: drop)", "err", cause)
 		s.count(d.Route, OutcomeDropped)
 		s.settled(d, d.Ack())
-		return
+		return OutcomeDropped
 	}
 	dlSink := pol.DeadLetter
 	if d.DeadLetter {
@@ -202,11 +209,12 @@ func (s *sinkRuntime) giveUp(ctx context.Context, d *journal.Delivery, ev *event
 	if err := s.r.deadLetter(ctx, dl); err != nil {
 		log.Error("dead-letter write failed; delivery stays pending", "dead_letter", dlSink, "retry_in", deadLetterRetry, "err", err)
 		s.settled(d, d.Retry(deadLetterRetry))
-		return
+		return OutcomeRetried
 	}
 	log.Warn("delivery failed; dead-lettered", "dead_letter", dlSink, "err", cause)
 	s.count(d.Route, OutcomeDeadLettered)
 	s.settled(d, d.Ack())
+	return OutcomeDeadLettered
 }
 
 // deadLetterOf is one event given up on, for Router.deadLetter.

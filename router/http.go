@@ -52,6 +52,7 @@ func (r *Router) adminHandler() http.Handler {
 	mux.HandleFunc("GET /api/v1/deadletters", r.listDeadLetters)
 	mux.HandleFunc("POST /api/v1/deadletters/redrive", r.redriveDeadLetters)
 	r.replays.routes(mux)
+	mux.HandleFunc("GET /api/v1/events/{id}", r.getEvent)
 	mux.HandleFunc("GET /api/v1/tail", r.serveTail)
 	mux.HandleFunc("POST /api/v1/routes/test", r.testRoutes)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.Registry, promhttp.HandlerOpts{}))

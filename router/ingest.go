@@ -100,10 +100,14 @@ func (in *ingester) routeEvents(ctx context.Context, events []*event.Event, rp *
 	var buf [16]int
 	archive := rp == nil && r.journal.Archiving()
 	accepted := time.Now()
+	var traced []journal.TraceRecord // the event log's records, written once the entries are stored
+	tracing, now := rp == nil && r.journal.Tracing(), accepted
 	for _, e := range events {
 		env := filters.NewEnv(e)
 		matched := false
 		var plain []byte // e encoded, once for the routes that do not transform it
+		// names are the routes e matched, for the event log.
+		var names []string
 		for _, i := range in.index.Candidates(env, buf[:0]) {
 			rt := in.routes[i]
 			if rp != nil && !rp.takes(rt.Name) {
@@ -119,6 +123,9 @@ func (in *ingester) routeEvents(ctx context.Context, events []*event.Event, rp *
 				continue
 			}
 			matched = true
+			if tracing {
+				names = append(names, rt.Name)
+			}
 			if v.failed != nil {
 				if err := in.transformFailed(ctx, rt, e, v.what, v.failed); err != nil {
 					return err
@@ -152,6 +159,9 @@ func (in *ingester) routeEvents(ctx context.Context, events []*event.Event, rp *
 		if !matched {
 			unrouted++
 		}
+		if tracing {
+			traced = r.acceptedTrace(traced, in.source, e, names, now)
+		}
 		if archive {
 			if plain == nil {
 				var err error
@@ -181,6 +191,7 @@ func (in *ingester) routeEvents(ctx context.Context, events []*event.Event, rp *
 	if rp != nil {
 		return nil
 	}
+	r.journal.Trace(traced...)
 	in.received.Add(float64(len(events)))
 	r.tail.publish(in.source, events)
 	if unrouted > 0 {
@@ -266,6 +277,7 @@ func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Eve
 		if pol.OnExhausted == config.OnExhaustedDrop {
 			log.Error(what+"failed; event dropped (onExhausted: drop)", "err", cause)
 			r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDropped).Inc()
+			r.traceGiveUp(e, rt.Name, sink, OutcomeDropped, what+cause.Error())
 			continue
 		}
 		dl := deadLetterOf{event: e, route: rt.Name, sink: sink, dlSink: pol.DeadLetter, reason: journal.ReasonTransform,
@@ -279,6 +291,7 @@ func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Eve
 		}
 		log.Warn(what+"failed; dead-lettered", "dead_letter", pol.DeadLetter, "err", cause)
 		r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDeadLettered).Inc()
+		r.traceGiveUp(e, rt.Name, sink, OutcomeDeadLettered, what+cause.Error())
 	}
 	return nil
 }

@@ -117,6 +117,7 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 		WriteTimeout:        jc.WriteTimeout,
 		MinFreeSpace:        int64(jc.MinFreeSpace),
 		DeadLetterRetention: time.Duration(jc.DeadLetterRetention), DeadLetterMaxBytes: int64(jc.DeadLetterMaxBytes),
+		Trace: jc.Trace == nil || *jc.Trace, TraceRetention: time.Duration(jc.TraceRetention), TraceMaxBytes: int64(jc.TraceMaxBytes),
 		Memory: o.Memory, Logger: r.log.With("component", "journal"),
 	}, jc.Archive))
 	if err != nil {
@@ -124,6 +125,7 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 	}
 	r.replays = newReplays(r, jc.Archive)
 	r.metrics.journalCounts(r.JournalStats)
+	r.metrics.traceCounts(r.journal.TraceDropped)
 	for _, sp := range plan.Sinks {
 		log := r.log.With("sink", sp.Plugin.Name)
 		s, err := sp.Config.Build(ctx, sinks.Deps{Name: sp.Plugin.Name, Logger: log})

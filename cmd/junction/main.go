@@ -41,6 +41,8 @@ Commands:
   schema                         print the JSON Schema of the config
   healthcheck [--admin URL]      ask a running junction whether it is healthy
   replay --from T [--to T]       route the archived events of a period again
+  events get ID [--source S]     print the trace of an event (accepted, routes, attempts)
+  deadletters list|redrive       list dead letters, or deliver them again
   version                        print the version and the Go version
   help [COMMAND]                 print the help of a command
 
@@ -76,6 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return healthcheck(args[1:], stdout, stderr)
 	case "replay":
 		return replay(args[1:], stdout, stderr)
+	case "events":
+		return eventsCmd(args[1:], stdout, stderr)
+	case "deadletters":
+		return deadlettersCmd(args[1:], stdout, stderr)
 	case "version":
 		return versionCmd(args[1:], stdout, stderr)
 	case "--version", "-v":
@@ -100,6 +106,8 @@ func help(args []string, stdout, stderr io.Writer) int {
 	case len(rest) == 0:
 		fmt.Fprint(stdout, usage)
 		return 0
+	case len(rest) == 2 && helps[rest[0]+" "+rest[1]].usage != "": // help events get
+		return run([]string{rest[0], rest[1], "--help"}, stdout, stderr)
 	case len(rest) > 1:
 		return usageError(stderr, "help", fmt.Sprintf("one COMMAND at most, got %q", rest))
 	case rest[0] == "help":
