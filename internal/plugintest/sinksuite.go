@@ -550,3 +550,34 @@ func (s *sinkSuite) reply(t *testing.T) {
 		t.Errorf("Deliver: %v", err)
 	}
 }
+
+// BinaryEvent is the event of a binary-mode message: attrs are its
+// CloudEvents attributes and extensions by name (the transport's prefix,
+// such as "ce-", taken off), contentType its datacontenttype ("" for none)
+// and data its data. Harnesses use it to read what a broker received.
+func BinaryEvent(attrs map[string]string, contentType string, data []byte) (event.Event, error) {
+	m := map[string]any{}
+	for k, v := range attrs {
+		m[strings.ToLower(k)] = v
+	}
+	if contentType != "" {
+		m["datacontenttype"] = contentType
+	}
+	if data != nil {
+		m["data_base64"] = data // encoding/json writes []byte as base64
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return event.Event{}, err
+	}
+	var e event.Event
+	err = json.Unmarshal(b, &e)
+	return e, err
+}
+
+// StructuredEvent is the event of a message in the CloudEvents JSON format.
+func StructuredEvent(body []byte) (event.Event, error) {
+	var e event.Event
+	err := json.Unmarshal(body, &e)
+	return e, err
+}
