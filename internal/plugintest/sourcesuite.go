@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/junctionhq/junction/internal/cehttp"
 	"github.com/junctionhq/junction/sources"
@@ -321,4 +322,30 @@ func Post(t testing.TB, url string, header http.Header, body []byte) error {
 		return errors.New(resp.Status + ": " + string(b))
 	}
 	return nil
+}
+
+// Attributes returns the context attributes and extensions of e by name,
+// as strings in their canonical form, without datacontenttype: what a
+// producer writes as the headers of a binary-mode message (with its
+// transport's prefix, such as "ce-").
+func Attributes(e *event.Event) map[string]string {
+	m := map[string]string{
+		"specversion": e.SpecVersion(),
+		"id":          e.ID(),
+		"source":      e.Source(),
+		"type":        e.Type(),
+	}
+	if v := e.Subject(); v != "" {
+		m["subject"] = v
+	}
+	if v := e.DataSchema(); v != "" {
+		m["dataschema"] = v
+	}
+	if t := e.Time(); !t.IsZero() {
+		m["time"] = t.Format(time.RFC3339Nano)
+	}
+	for k, v := range e.Extensions() {
+		m[k], _ = types.Format(v)
+	}
+	return m
 }
