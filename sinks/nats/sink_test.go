@@ -246,7 +246,7 @@ func TestDeliverTimeout(t *testing.T) {
 	s := build(t, fmt.Sprintf("url: %s\nsubject: '%q'", natstest.URL(), prefix+".x"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
-	time.Sleep(time.Millisecond)
+	<-ctx.Done()
 	err := s.Deliver(ctx, newEvent("t"))
 	if err == nil {
 		t.Fatal("no error")
