@@ -43,32 +43,6 @@ func testEvent(t testing.TB, id string) *event.Event {
 	return &e
 }
 
-func TestDeliverStructured(t *testing.T) {
-	c := broker(t)
-	q := queue(t, c, "structured")
-	s := build(t, q, nil)
-	e := testEvent(t, "evt-1")
-	if err := s.Deliver(deliverCtx(t), e); err != nil {
-		t.Fatalf("Deliver: %v", err)
-	}
-	msgs := receive(t, c, q, 1)
-	if len(msgs) != 1 {
-		t.Fatalf("%d messages, want 1", len(msgs))
-	}
-	if len(msgs[0].MessageAttributes) != 0 {
-		t.Errorf("message attributes %v, want none", msgs[0].MessageAttributes)
-	}
-	got := event.New()
-	if err := json.Unmarshal([]byte(*msgs[0].Body), &got); err != nil {
-		t.Fatalf("body is not a CloudEvent: %v", err)
-	}
-	want, _ := e.MarshalJSON()
-	have, _ := got.MarshalJSON()
-	if string(have) != string(want) {
-		t.Errorf("body\n got %s\nwant %s", have, want)
-	}
-}
-
 func TestDeliverBinary(t *testing.T) {
 	c := broker(t)
 	q := queue(t, c, "binary")

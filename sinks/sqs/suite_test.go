@@ -14,8 +14,9 @@ import (
 	"github.com/junctionhq/junction/internal/sqstest"
 )
 
-// queueReader reads a queue's messages (structured) as events, deleting
-// them and keeping those it took.
+// queueReader reads a queue's messages (structured: the body is the event,
+// there are no message attributes) as events, deleting them and keeping
+// those it took.
 type queueReader struct {
 	c      *sqs.Client
 	q      string
@@ -31,7 +32,7 @@ func (r *queueReader) Receive(t testing.TB) []event.Event {
 	defer r.mu.Unlock()
 	for {
 		out, err := r.c.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(r.q), MaxNumberOfMessages: 10, VisibilityTimeout: 30,
+			QueueUrl: aws.String(r.q), MaxNumberOfMessages: 10, VisibilityTimeout: 30, MessageAttributeNames: []string{"All"},
 		})
 		if err != nil {
 			t.Fatalf("receive: %v", err)
@@ -40,6 +41,9 @@ func (r *queueReader) Receive(t testing.TB) []event.Event {
 			return append([]event.Event(nil), r.events...)
 		}
 		for _, m := range out.Messages {
+			if len(m.MessageAttributes) != 0 {
+				t.Errorf("a structured message has attributes %v, want none", m.MessageAttributes)
+			}
 			e, err := plugintest.StructuredEvent([]byte(aws.ToString(m.Body)))
 			if err != nil {
 				t.Fatalf("message %s: %v", aws.ToString(m.MessageId), err)
