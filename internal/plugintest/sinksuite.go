@@ -462,6 +462,26 @@ func order(got []event.Event, ids []string) []string {
 	return out
 }
 
+// adjacent reports whether the events of got whose id is one of ids come
+// one after the other, nothing between them.
+func adjacent(got []event.Event, ids []string) bool {
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	first, last, n := -1, -1, 0
+	for i, e := range got {
+		if want[e.ID()] {
+			if first < 0 {
+				first = i
+			}
+			last = i
+			n++
+		}
+	}
+	return n == 0 || last-first+1 == n
+}
+
 func (s *sinkSuite) ordered(t *testing.T) {
 	if !s.h.Caps.Ordered {
 		t.Skip("the sink does not promise order")
@@ -508,6 +528,9 @@ func (s *sinkSuite) batch(t *testing.T) {
 	got := s.received(t, tg, ids...)
 	if o := order(got, ids); strings.Join(o, " ") != strings.Join(ids, " ") {
 		t.Errorf("the batch arrived as %v, want %v", o, ids)
+	}
+	if !adjacent(got, ids) {
+		t.Error("the batch did not arrive whole: other events came between its events")
 	}
 	byID := map[string]event.Event{}
 	for _, e := range got {
