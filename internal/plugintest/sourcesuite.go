@@ -52,6 +52,10 @@ type SourceTarget struct {
 	// (counted by Ingester.Rejected) without stopping; it returns an error
 	// as Send does.
 	SendMalformed func(t testing.TB, url string) error
+	// Pending, if set, counts the messages of the upstream that are not
+	// acknowledged yet (waiting or in flight): once the source ingested
+	// everything it must come to 0.
+	Pending func(t testing.TB) int
 }
 
 // SourceHarness is what a source package gives RunSourceSuite.
@@ -200,6 +204,7 @@ func (s *sourceSuite) attributes(t *testing.T) {
 			}
 		})
 	}
+	s.settled(t, tg)
 }
 
 // ackAfterIngest: while Ingest fails, the message is not acknowledged: a
@@ -228,6 +233,7 @@ func (s *sourceSuite) ackAfterIngest(t *testing.T) {
 			t.Fatalf("send: %v", err)
 		}
 		s.ingested(t, rec, e.ID(), 0)
+		s.settled(t, tg)
 		mu.Lock()
 		defer mu.Unlock()
 		if failures != 1 {
@@ -245,6 +251,15 @@ func (s *sourceSuite) ackAfterIngest(t *testing.T) {
 		t.Fatalf("send again: %v", err)
 	}
 	s.ingested(t, rec, e.ID(), 0)
+}
+
+// settled waits until the upstream holds no message that is not
+// acknowledged, when the harness can tell.
+func (s *sourceSuite) settled(t testing.TB, tg SourceTarget) {
+	t.Helper()
+	if tg.Pending != nil {
+		Eventually(t, s.h.Wait, "every message to be acknowledged", func() bool { return tg.Pending(t) == 0 })
+	}
 }
 
 func (s *sourceSuite) stop(t *testing.T) {

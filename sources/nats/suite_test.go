@@ -48,8 +48,9 @@ func TestSuite(t *testing.T) {
 				Type: "nats",
 				New: func(t testing.TB) plugintest.SourceTarget {
 					stream, prefix := natstest.NewStream(t, js)
+					durable := "d_" + natstest.Suffix()
 					return plugintest.SourceTarget{
-						Config: fmt.Sprintf("url: %s\nstream: %s\ndurable: d_%s\nackWait: 2s\n", natstest.URL(), stream, natstest.Suffix()),
+						Config: fmt.Sprintf("url: %s\nstream: %s\ndurable: %s\nackWait: 2s\n", natstest.URL(), stream, durable),
 						Send: func(t testing.TB, _ string, e *event.Event) error {
 							publishEvent(t, js, prefix+".x", format, e)
 							return nil
@@ -57,6 +58,17 @@ func TestSuite(t *testing.T) {
 						SendMalformed: func(t testing.TB, _ string) error {
 							publish(t, js, prefix+".x", `{"specversion":"1.0","id":`, "content-type", event.ApplicationCloudEventsJSON)
 							return nil
+						},
+						Pending: func(t testing.TB) int {
+							c, err := js.Consumer(context.Background(), stream, durable)
+							if err != nil {
+								return -1 // not made yet
+							}
+							info, err := c.Info(context.Background())
+							if err != nil {
+								t.Fatal(err)
+							}
+							return int(info.NumPending) + info.NumAckPending
 						},
 					}
 				},

@@ -21,7 +21,7 @@ func TestSuite(t *testing.T) {
 		New: func(t testing.TB) plugintest.SourceTarget {
 			q := newQueueURL(t, c)
 			return plugintest.SourceTarget{
-				Config: "queueUrl: " + q + "\nendpoint: " + sqsEndpoint() + "\nregion: us-east-1\nwaitTime: 1s\nvisibilityTimeout: 1s\n",
+				Config: "queueUrl: " + q + "\nendpoint: " + sqsEndpoint() + "\nregion: us-east-1\nwaitTime: 1s\nvisibilityTimeout: 30s\n",
 				Send: func(t testing.TB, _ string, e *event.Event) error {
 					n := strings.Replace(awsPut, "C3D13FE58DE4C810", "R"+sqstest.Suffix(), 1)
 					n = strings.Replace(n, "incoming/file+name.json", e.ID(), 1)
@@ -32,6 +32,7 @@ func TestSuite(t *testing.T) {
 					sendBody(t, c, q, `{"hello":"world"}`)
 					return nil
 				},
+				Pending: func(t testing.TB) int { return depth(t, c, q) },
 			}
 		},
 		Caps: plugintest.SourceCaps{Redelivery: true, Generated: true},

@@ -21,7 +21,7 @@ func TestSuite(t *testing.T) {
 		New: func(t testing.TB) plugintest.SourceTarget {
 			q := sqstest.Queue(t, c, "suite", nil)
 			return plugintest.SourceTarget{
-				Config: "queueUrl: " + q + "\nendpoint: " + sqstest.Endpoint() + "\nregion: us-east-1\nwaitTime: 1s\nvisibilityTimeout: 1s\n",
+				Config: "queueUrl: " + q + "\nendpoint: " + sqstest.Endpoint() + "\nregion: us-east-1\nwaitTime: 1s\nvisibilityTimeout: 30s\n",
 				Send: func(t testing.TB, _ string, e *event.Event) error {
 					b, err := json.Marshal(e)
 					if err != nil {
@@ -34,6 +34,7 @@ func TestSuite(t *testing.T) {
 					send(t, c, q, `{"specversion":"1.0","id":"bad-1","type":"t"}`, nil)
 					return nil
 				},
+				Pending: func(t testing.TB) int { return sqstest.Depth(t, c, q) },
 			}
 		},
 		Caps: plugintest.SourceCaps{Redelivery: true},
