@@ -50,6 +50,7 @@ const (
 	FailStall
 )
 
+// String names the failure: retryable, permanent or stall.
 func (f SinkFailure) String() string {
 	return [...]string{"retryable", "permanent", "stall"}[f]
 }
