@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -173,62 +172,6 @@ func TestCreatesMissingFile(t *testing.T) {
 	}
 	if fi.Mode().Perm()&0o600 != 0o600 {
 		t.Errorf("mode %v", fi.Mode())
-	}
-}
-
-func TestConcurrentWritesDoNotInterleave(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "events.jsonl")
-	l := build(t, path)
-	const workers, each = 8, 100
-	payload := strings.Repeat("x", 8<<10) // larger than a pipe's atomic write
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				e := newEvent(t, fmt.Sprintf("%d-%d", w, i))
-				if err := e.SetData("text/plain", payload); err != nil {
-					t.Error(err)
-					return
-				}
-				if err := l.Deliver(context.Background(), e); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	lines := readLines(t, path)
-	if len(lines) != workers*each {
-		t.Fatalf("got %d lines, want %d", len(lines), workers*each)
-	}
-	seen := map[string]bool{}
-	for i, line := range lines {
-		var back event.Event
-		if err := json.Unmarshal([]byte(line), &back); err != nil {
-			t.Fatalf("line %d: %v", i+1, err)
-		}
-		seen[back.ID()] = true
-	}
-	if len(seen) != workers*each {
-		t.Errorf("got %d distinct events, want %d", len(seen), workers*each)
-	}
-}
-
-func TestWriteErrorIsRetryable(t *testing.T) {
-	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("no /dev/full on this system")
-	}
-	l := build(t, "/dev/full")
-	err := l.Deliver(context.Background(), newEvent(t, "e1"))
-	want := "write event e1 to /dev/full: write /dev/full: no space left on device"
-	if err == nil || err.Error() != want {
-		t.Fatalf("got %v, want %q", err, want)
-	}
-	if perm, after := sinks.Classify(err); perm || after != 0 {
-		t.Errorf("Classify: permanent=%v after=%v, want retryable", perm, after)
 	}
 }
 
