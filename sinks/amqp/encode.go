@@ -10,6 +10,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/junctionhq/junction/internal/cejson"
 )
 
 // HeaderPrefix is the prefix of the headers (application properties) that
@@ -28,7 +30,7 @@ func (s *Sink) message(e *event.Event) (amqp.Publishing, error) {
 	}
 	p := amqp.Publishing{DeliveryMode: s.mode, MessageId: e.ID()}
 	if s.structured {
-		b, err := e.MarshalJSON()
+		b, err := cejson.Marshal(e)
 		if err != nil {
 			return p, err
 		}
@@ -41,7 +43,7 @@ func (s *Sink) message(e *event.Event) (amqp.Publishing, error) {
 		return p, err
 	}
 	p.Headers = h
-	p.ContentType = e.DataContentType()
+	p.ContentType = cejson.ContentType(e)
 	p.Body = e.Data()
 	return p, nil
 }
