@@ -58,8 +58,9 @@ func CheckMediaType(ct string) error {
 
 // Check applies the rules of the CloudEvents core specification that
 // e.Validate does not: the datacontenttype is a type/subtype media type,
-// subject and dataschema are not empty when present, and extension names
-// are lower-case letters and digits. Its error is an event.ValidationError
+// subject and dataschema are not empty when present, extension names are
+// lower-case letters and digits and not "data", and strings hold no
+// control characters or noncharacters. Its error is an event.ValidationError
 // naming the attribute.
 func Check(e *event.Event) error {
 	switch c := e.Context.(type) {
@@ -80,9 +81,38 @@ func Check(e *event.Event) error {
 			return event.ValidationError{"datacontenttype": err}
 		}
 	}
-	for name := range extensions(e) {
+	for name, v := range extensions(e) {
 		if !validName(name) {
 			return event.ValidationError{name: errBadName}
+		}
+		if name == "data" {
+			return event.ValidationError{name: errors.New(`CloudEvent attributes MUST NOT have the name "data"`)}
+		}
+		if s, ok := v.(string); ok {
+			if err := checkString(s); err != nil {
+				return event.ValidationError{name: err}
+			}
+		}
+	}
+	for _, a := range [...]struct{ name, v string }{{"id", e.ID()}, {"type", e.Type()}, {"subject", e.Subject()}, {"source", e.Source()}} {
+		if err := checkString(a.v); err != nil {
+			return event.ValidationError{a.name: err}
+		}
+	}
+	return nil
+}
+
+// checkString applies the core type system's String rule: "The following
+// characters are disallowed: the "control characters" in the ranges
+// U+0000-U+001F and U+007F-U+009F ... code points identified as
+// noncharacters by Unicode".
+func checkString(s string) error {
+	for i, r := range s {
+		switch {
+		case r < 0x20, r >= 0x7F && r <= 0x9F:
+			return fmt.Errorf("control character U+%04X at byte %d (disallowed in CloudEvents strings)", r, i)
+		case r >= 0xFDD0 && r <= 0xFDEF, r&0xFFFE == 0xFFFE:
+			return fmt.Errorf("noncharacter U+%04X at byte %d (disallowed in CloudEvents strings)", r, i)
 		}
 	}
 	return nil

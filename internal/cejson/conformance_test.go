@@ -54,6 +54,12 @@ func TestConformanceRead(t *testing.T) {
 			in: `{` + head + `,"dataschema":""}`, err: "dataschema"},
 		{rule: `core dataschema: "If present, MUST be a non-empty URI" (a relative reference)`,
 			in: `{` + head + `,"dataschema":"/schema"}`, err: "dataschema"},
+		{rule: `core String: "The following characters are disallowed: the "control characters" in the ranges U+0000-U+001F and U+007F-U+009F"`,
+			in: `{` + head + `,"subject":"a\nb"}`, err: "control character"},
+		{rule: `core String: control characters (an extension, U+0085)`,
+			in: `{` + head + `,"ext":"a\u0085"}`, err: "control character"},
+		{rule: `core String: "code points identified as noncharacters by Unicode"`,
+			in: `{` + head + `,"ext":"\uFFFE"}`, err: "noncharacter"},
 		{rule: `core Integer: "A whole number in the range -2,147,483,648 to +2,147,483,647 inclusive"`,
 			in: `{` + head + `,"n":1.5}`, err: "not an integer"},
 		{rule: `core Integer (out of range)`,
@@ -190,5 +196,20 @@ func TestContentType(t *testing.T) {
 		if got := ContentType(&e); got != tc.want {
 			t.Errorf("%s: ContentType %q, want %q", tc.rule, got, tc.want)
 		}
+	}
+}
+
+func TestCheckReservedName(t *testing.T) {
+	// core "Naming Conventions": "CloudEvent attributes MUST NOT have the
+	// name data; this name is reserved as it is used in some event
+	// formats" (a binary-mode ce-data header would otherwise become the
+	// JSON format's data member).
+	e := event.New()
+	e.SetID("1")
+	e.SetSource("/s")
+	e.SetType("t")
+	e.SetExtension("data", "x")
+	if err := Check(&e); err == nil || !strings.Contains(err.Error(), `name "data"`) {
+		t.Fatalf("Check: %v, want the reserved name refused", err)
 	}
 }

@@ -49,10 +49,10 @@ func (s *Sink) message(e *event.Event) (amqp.Publishing, error) {
 }
 
 // binaryHeaders maps every attribute but datacontenttype to a
-// cloudEvents:<name> header. Strings, booleans, integers and binary values
-// keep their native AMQP type; URIs are strings; timestamps are RFC 3339
-// strings, since an AMQP 0-9-1 timestamp has only whole seconds (the
-// binding allows the canonical string form).
+// cloudEvents:<name> header. Strings, booleans and binary values keep
+// their native AMQP type and integers are longs (64-bit); URIs are
+// strings; timestamps are RFC 3339 strings, since an AMQP 0-9-1 timestamp
+// has only whole seconds (the binding allows the canonical string form).
 func binaryHeaders(c event.EventContext) (amqp.Table, error) {
 	ext := c.GetExtensions()
 	h := make(amqp.Table, 6+len(ext))
@@ -106,9 +106,19 @@ func binaryHeaders(c event.EventContext) (amqp.Table, error) {
 // headerValue is the AMQP form of an attribute value.
 func headerValue(v any) (any, error) {
 	switch x := v.(type) {
-	case string, bool, int32, []byte:
+	case string, bool, []byte:
 		return x, nil
-	case int, int64, int16, int8:
+	// AMQP binding 3.1.3.2: an Integer is an AMQP long (64-bit), and an
+	// implementation "MUST be strict for outgoing messages".
+	case int32:
+		return int64(x), nil
+	case int:
+		return int64(x), nil
+	case int16:
+		return int64(x), nil
+	case int8:
+		return int64(x), nil
+	case int64:
 		return x, nil
 	case types.Timestamp:
 		return x.UTC().Format(time.RFC3339Nano), nil
