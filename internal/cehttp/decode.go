@@ -253,6 +253,9 @@ func Unquote(v string) (string, error) {
 func pctDecode(s string) (string, error) {
 	i := strings.IndexByte(s, '%')
 	if i < 0 {
+		if !utf8.ValidString(s) {
+			return "", errors.New("not UTF-8")
+		}
 		return s, nil
 	}
 	b := make([]byte, 0, len(s))

@@ -253,7 +253,8 @@ func prepare(raw []byte) (prepared, error) {
 	if hasData && len(dct) > 0 && dct[0] == '"' && string(dataVal) != "null" && bytes.Contains(dct, []byte("json")) {
 		var ct string
 		if json.Unmarshal(dct, &ct) == nil {
-			swap = IsJSON(ct) && !sdkJSON(ct)
+			// Invalid JSON is left to sdk-go, which refuses it.
+			swap = IsJSON(ct) && !sdkJSON(ct) && json.Valid(dataVal)
 		}
 	}
 	if nulls == 0 && !swap {
