@@ -45,6 +45,9 @@ func IsJSON(ct string) bool {
 // type and a subtype, both tokens, then parameters. mime.ParseMediaType
 // alone takes a type without a subtype ("json").
 func CheckMediaType(ct string) error {
+	if isTypeSubtype(strings.TrimSpace(ct)) {
+		return nil // the common case, without parameters: no allocation
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return errors.New("not a media type (RFC 2046)")
@@ -54,6 +57,26 @@ func CheckMediaType(ct string) error {
 		return errors.New("not a media type (RFC 2046): type/subtype expected")
 	}
 	return nil
+}
+
+// isTypeSubtype reports whether s is exactly token "/" token (RFC 2045
+// section 5.1), without parameters.
+func isTypeSubtype(s string) bool {
+	typ, sub, ok := strings.Cut(s, "/")
+	return ok && isToken(typ) && isToken(sub)
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7F || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Check applies the rules of the CloudEvents core specification that
@@ -250,7 +273,9 @@ func prepare(raw []byte) (prepared, error) {
 		return p, event.ValidationError{"data": errors.New("data and data_base64 are mutually exclusive (JSON format 3.1.1)")}
 	}
 	swap := false
-	if hasData && len(dct) > 0 && dct[0] == '"' && string(dataVal) != "null" && bytes.Contains(dct, []byte("json")) {
+	if hasData && len(dct) > 0 && dct[0] == '"' && string(dataVal) != "null" && bytes.Contains(dct, []byte("json")) &&
+		!bytes.EqualFold(dct, []byte(`"application/json"`)) && !bytes.EqualFold(dct, []byte(`"text/json"`)) {
+		// Not the common application/json: see what it is.
 		var ct string
 		if json.Unmarshal(dct, &ct) == nil {
 			// Invalid JSON is left to sdk-go, which refuses it.
