@@ -228,3 +228,40 @@ routes:
 		t.Errorf("binary sink: Content-Type %q for an event without datacontenttype, want application/json", l.ContentType)
 	}
 }
+
+// TestConformanceRawHTTP: binding edge cases sent as raw HTTP to the real
+// binary. HTTP 3.1.3.2: a double-quoted header value "MUST be supported
+// when receiving"; HTTP 3.3.2: "The batch MAY be empty" (202, nothing
+// journaled) and "All batched CloudEvents MUST have the same specversion"
+// (400, nothing journaled).
+func TestConformanceRawHTTP(t *testing.T) {
+	s := newSink(t, nil)
+	j := start(t, hookConfig(s.url, ""))
+	url := j.ingest + "/events"
+
+	code, body := post(t, url, "application/cloudevents-batch+json", nil, `[]`)
+	if code != http.StatusAccepted {
+		t.Errorf("empty batch: %d %q, want 202", code, body)
+	}
+	code, body = post(t, url, "application/cloudevents-batch+json", nil,
+		`[{"specversion":"1.0","id":"m1","source":"/raw","type":"t"},{"specversion":"0.3","id":"m2","source":"/raw","type":"t"}]`)
+	if code != http.StatusBadRequest || strings.Contains(strings.TrimSuffix(body, "\n"), "\n") || !strings.Contains(body, "specversion") {
+		t.Errorf("mixed specversions: %d %q, want 400 with a one-line reason", code, body)
+	}
+	code, body = post(t, url, "text/plain", map[string]string{
+		"ce-specversion": "1.0", "ce-id": "quoted", "ce-source": "/raw", "ce-type": "t",
+		"ce-subject": `"say \"hi\" %E2%9C%93"`,
+	}, "hello")
+	if code != http.StatusAccepted {
+		t.Fatalf("quoted header: %d %q", code, body)
+	}
+	waitCount(t, s, 1, 30*time.Second)
+	got := s.received()
+	if len(got) != 1 || got[0].ID() != "quoted" || got[0].Subject() != `say "hi" ✓` {
+		t.Fatalf("received %v, want only the event quoted with subject say \"hi\" ✓", got)
+	}
+	// Only that event was journaled: received counts the accepted events.
+	if n := j.metric("junction_events_received_total", `source="events"`); n != 1 {
+		t.Errorf("junction_events_received_total %v, want 1", n)
+	}
+}
