@@ -55,7 +55,7 @@ func TestConformance(t *testing.T) {
 				}
 			}},
 		{rule: `HTTP 3.1.3.2: a quoted-string must be whole (RFC 7230 3.2.6)`,
-			header: bin("Ce-Subject", `"open`), status: 400, reason: `invalid attribute "subject"`},
+			header: bin("Ce-Subject", `"open`), status: 400, reason: `invalid attribute "subject" (header ce-subject): invalid quoted-string: no closing quote`},
 		{rule: `HTTP 3.1.3.2: "encoded byte sequences which are invalid in UTF-8 MUST be rejected"`,
 			header: bin("Ce-Subject", `%C0%A0`), status: 400, reason: "not valid UTF-8"},
 		{rule: `core "Naming Conventions": "CloudEvent attributes MUST NOT have the name data"`,

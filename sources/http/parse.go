@@ -340,9 +340,9 @@ func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestE
 		if len(vs) != 1 {
 			return nil, malformed("header %s given %d times", headerName(k), len(vs))
 		}
-		v, ok := headerValue(vs[0])
-		if !ok {
-			return nil, malformed("invalid attribute %s (header %s): not valid UTF-8", quote(strings.ToLower(name)), headerName(k))
+		v, verr := headerValue(vs[0])
+		if verr != nil {
+			return nil, malformed("invalid attribute %s (header %s): %v", quote(strings.ToLower(name)), headerName(k), verr)
 		}
 		var err error
 		switch {
@@ -457,15 +457,18 @@ func headerName(k string) string {
 // 3.1.3.2): a double-quoted string is unescaped first (RFC 7230 3.2.6,
 // "MUST be supported when receiving events"), then the percent-encoding
 // is decoded. A '%' not followed by two hex digits is kept as it is, for
-// senders that do not encode. ok is false when the quoted-string is not
+// senders that do not encode. It fails when the quoted-string is not
 // whole or the result is not valid UTF-8.
-func headerValue(v string) (string, bool) {
+func headerValue(v string) (string, error) {
 	v, err := cehttp.Unquote(v)
 	if err != nil {
-		return "", false
+		return "", err
 	}
 	if strings.IndexByte(v, '%') < 0 {
-		return v, utf8.ValidString(v)
+		if !utf8.ValidString(v) {
+			return "", errNotUTF8
+		}
+		return v, nil
 	}
 	var b strings.Builder
 	b.Grow(len(v))
@@ -479,8 +482,13 @@ func headerValue(v string) (string, bool) {
 		b.WriteByte(c)
 	}
 	s := b.String()
-	return s, utf8.ValidString(s)
+	if !utf8.ValidString(s) {
+		return "", errNotUTF8
+	}
+	return s, nil
 }
+
+var errNotUTF8 = errors.New("not valid UTF-8")
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
