@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"strings"
 
@@ -181,6 +182,20 @@ func Marshal(e *event.Event) ([]byte, error) {
 	out = append(out, `,"data":`...)
 	out = append(out, e.DataEncoded...)
 	return append(out, '}'), nil
+}
+
+// Write writes e to w as Marshal does: with event.WriteJson, without a
+// copy, unless its data is */*+json.
+func Write(e *event.Event, w io.Writer) error {
+	if !plusJSON(e) {
+		return event.WriteJson(e, w)
+	}
+	b, err := Marshal(e)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
 }
 
 // plusJSON reports whether e's data is JSON that sdk-go would write as a

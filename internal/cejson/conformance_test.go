@@ -248,3 +248,25 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestWriteIsMarshal(t *testing.T) {
+	for _, dct := range []string{"application/vnd.api+json", "application/json", "text/plain"} {
+		e := event.New()
+		e.SetID("1")
+		e.SetSource("/s")
+		e.SetType("t")
+		e.SetDataContentType(dct)
+		e.DataEncoded = []byte(`{"a":1}`)
+		var w strings.Builder
+		if err := Write(&e, &w); err != nil {
+			t.Fatal(err)
+		}
+		b, err := Marshal(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.String() != string(b) {
+			t.Errorf("%s: Write %s, Marshal %s", dct, w.String(), b)
+		}
+	}
+}
