@@ -311,10 +311,9 @@ func parseBatch(body []byte) ([]*event.Event, error) {
 	if err := json.Unmarshal(body, &raws); err != nil {
 		return nil, errors.New("batch: the body is not a JSON array of events")
 	}
-	switch {
-	case len(raws) == 0:
-		return nil, errors.New("batch: empty array")
-	case len(raws) > MaxBatchEvents:
+	// JSON format 4.3: an empty batch is "also valid in a request": the
+	// message is acknowledged with nothing to ingest.
+	if len(raws) > MaxBatchEvents {
 		return nil, fmt.Errorf("batch: %d events, more than %d", len(raws), MaxBatchEvents)
 	}
 	events := make([]*event.Event, len(raws))
