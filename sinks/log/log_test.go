@@ -327,3 +327,25 @@ func TestLineMatchesJSONMarshal(t *testing.T) {
 		}
 	}
 }
+
+// TestPlusJSONDataIsAJSONValue: JSON format 3.1.1, "The data value MUST be
+// stored directly as a JSON value, rather than as an encoded JSON document
+// represented as a string", for application/*+json too (sdk-go#1161).
+func TestPlusJSONDataIsAJSONValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	l := build(t, path)
+	e := newEvent(t, "plus")
+	e.SetDataContentType("application/vnd.api+json")
+	e.DataEncoded = []byte(`{"a":[1,2]}`)
+	if err := l.Deliver(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	var m map[string]json.RawMessage
+	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &m) != nil || string(m["data"]) != `{"a":[1,2]}` {
+		t.Fatalf("line %q, want data {\"a\":[1,2]}", lines)
+	}
+}
