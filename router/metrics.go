@@ -41,6 +41,8 @@ type Metrics struct {
 	// Duplicates counts the events of sources with dedup that were
 	// accepted and not routed again.
 	Duplicates *prometheus.CounterVec
+	// Reloads counts config reloads by result: success, failure.
+	Reloads *prometheus.CounterVec
 }
 
 func newMetrics() *Metrics {
@@ -116,7 +118,14 @@ func newMetrics() *Metrics {
 			Name: "junction_events_duplicate_total",
 			Help: "Events of sources with dedup whose (source, id) was accepted within the window: answered as accepted, not routed again.",
 		}, []string{"source"}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_config_reloads_total",
+			Help: "Config reloads (POST /api/v1/reload, SIGHUP, serve --watch) by result: success, failure (the running config was kept).",
+		}, []string{"result"}),
 	}
+	m.Reloads.WithLabelValues("success")
+	m.Reloads.WithLabelValues("failure")
+	m.Registry.MustRegister(m.Reloads)
 	m.Registry.MustRegister(m.Replies, m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
 		m.Pending, m.Delayed, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
