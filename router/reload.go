@@ -23,8 +23,9 @@ var ErrNotRunning = errors.New("junction is not running (starting or shutting do
 // that cannot change while junction runs, or a new sink or source could not
 // be built. The running config keeps running.
 type ReloadError struct {
-	// Lines are the problems, one a line: FILE:LINE:COL: message for the
-	// config's errors, as validate prints them.
+	// Lines are the problems: FILE:LINE:COL: message for the config's
+	// errors, as validate prints them (an expression's error goes on with
+	// its caret snippet after a newline).
 	Lines []string
 }
 
@@ -32,20 +33,23 @@ func (e *ReloadError) Error() string {
 	return "reload failed; the running config is kept: " + strings.Join(e.Lines, "; ")
 }
 
-// reloadError makes err a *ReloadError, one line per line of its text
-// (config.Errors print one problem a line).
+// reloadError makes err a *ReloadError: one entry per problem of
+// config.Errors (each as validate prints it: FILE:LINE:COL: message, with
+// an expression's caret snippet on the lines after), else err's text.
 func reloadError(err error) *ReloadError {
 	var re *ReloadError
 	if errors.As(err, &re) {
 		return re
 	}
-	var lines []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		re = &ReloadError{}
+		for _, e := range errs {
+			re.Lines = append(re.Lines, e.Error())
 		}
+		return re
 	}
-	return &ReloadError{Lines: lines}
+	return &ReloadError{Lines: []string{err.Error()}}
 }
 
 // ReloadResult says what a reload did.
