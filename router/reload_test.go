@@ -46,8 +46,8 @@ type collector struct {
 }
 
 var (
-	collectorsMu sync.Mutex
-	gateCollectors   = map[string]*collector{}
+	collectorsMu   sync.Mutex
+	gateCollectors = map[string]*collector{}
 )
 
 func collectorOf(name string) *collector {
