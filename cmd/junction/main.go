@@ -36,6 +36,8 @@ Usage:
 Commands:
   serve [--config FILE]          run the router
   validate [FILE]                check a config without running it
+  reload [--admin URL]           make a running junction read its config again
+  status [--admin URL]           show a running junction's sources, routes and sinks
   bench [flags]                  run a built-in load test
   healthcheck [--admin URL]      ask a running junction whether it is healthy
   version                        print the version and the Go version
@@ -67,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bench(args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(args[1:], stdout, stderr)
+	case "reload":
+		return reloadCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
 	case "version":
 		return versionCmd(args[1:], stdout, stderr)
 	case "--version", "-v":
@@ -157,6 +163,7 @@ func compileConfig(path string, log *slog.Logger) (*config.Config, *router.Plan,
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve")
 	cfgPath := configFlag(fs, "the config `FILE` (default: ./junction.yaml if present, else the built-in default)")
+	watch := fs.Bool("watch", false, "reload the config each time its file changes (as SIGHUP and POST /api/v1/reload do)")
 	rest, code, ok := parseArgs(fs, args, stdout, stderr)
 	if !ok {
 		return code
@@ -183,7 +190,36 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := router.New(ctx, plan, router.Options{Logger: log, StartupLogger: start})
+	if *watch && cfg.File == "" {
+		return usageError(stderr, "serve", "--watch needs a config file (--config FILE or ./junction.yaml); the built-in default has none")
+	}
+	// SIGHUP, and with --watch a change of the file, reload the config.
+	changed := make(chan string, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				trigger(changed, "SIGHUP")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if *watch {
+		if err := watchConfig(ctx, cfg.File, log, func() { trigger(changed, "--watch") }); err != nil {
+			fmt.Fprintf(stderr, "junction: cannot start: %s\n", oneLine(err.Error()))
+			return 1
+		}
+	}
+	// A reload reads the same file again (or the built-in default).
+	load := func() (*router.Plan, error) {
+		_, p, err := compileConfig(cfg.File, nil)
+		return p, err
+	}
+	r, err := router.New(ctx, plan, router.Options{Logger: log, StartupLogger: start, Load: load, Version: versionString()})
 	if err == nil {
 		err = r.Listen() // closes the router when it fails
 	}
@@ -195,11 +231,33 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logStartup(start, cfg, plan, r.IngressAddr())
+	go reloadOn(ctx, r, log, cfg.File, changed)
 	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped with an error", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// trigger asks reloadOn for a reload; one already asked for covers it.
+func trigger(changed chan string, why string) {
+	select {
+	case changed <- why:
+	default:
+	}
+}
+
+// reloadOn reloads r's config each time changed says why, until ctx ends.
+func reloadOn(ctx context.Context, r *router.Router, log *slog.Logger, file string, changed <-chan string) {
+	for {
+		select {
+		case why := <-changed:
+			log.Info("reloading the config", "trigger", why, "file", file)
+			r.ReloadConfig(ctx) // it logs what it did, or why not
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // logStartup logs the journal and the URL of each source on the HTTP
