@@ -299,7 +299,12 @@ func diff(oldPlan, plan *Plan, old, b *built) ReloadResult {
 	for _, s := range append(append([]*sourceRuntime(nil), old.httpSrcs...), old.runSrcs...) {
 		oldSrcs[s.name] = s
 	}
+	newSrcs := map[string]*sourceRuntime{}
 	for _, s := range append(append([]*sourceRuntime(nil), b.httpSrcs...), b.runSrcs...) {
+		newSrcs[s.name] = s
+	}
+	for _, sp := range plan.Sources {
+		s := newSrcs[sp.Plugin.Name]
 		switch prev, ok := oldSrcs[s.name]; {
 		case !ok:
 			res.Added = append(res.Added, fmt.Sprintf("source %q", s.name))

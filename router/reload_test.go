@@ -22,6 +22,8 @@ import (
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/sinks"
 	_ "github.com/junctionhq/junction/sinks/webhook" // the sink whose URL a reload changes
+	"github.com/junctionhq/junction/sources"
+	_ "github.com/junctionhq/junction/sources/http" // the HTTP sources a reload adds and moves
 )
 
 // gateSink is a sink type for these tests: it counts what it delivers per
@@ -507,5 +509,118 @@ routes:
 	var res ReloadResult
 	if resp.StatusCode != 200 || json.Unmarshal(body, &res) != nil || res.Summary != "1 source, 2 sinks, 2 routes" || res.Unchanged != 5 {
 		t.Errorf("reload: %s %s", resp.Status, body)
+	}
+}
+
+// runningSource is a source type for these tests that counts, per name,
+// how many of its sources run.
+type runningSource struct {
+	Tag string `yaml:"tag"`
+}
+
+type runningSrc struct{ name string }
+
+var (
+	runningMu sync.Mutex
+	running   = map[string]int{}
+)
+
+func runningCount(name string) int {
+	runningMu.Lock()
+	defer runningMu.Unlock()
+	return running[name]
+}
+
+func (*runningSource) Validate() error { return nil }
+func (*runningSource) Build(_ context.Context, deps sources.Deps) (any, error) {
+	return runningSrc{name: deps.Name}, nil
+}
+
+func (s runningSrc) Run(ctx context.Context, _ sources.Ingester) error {
+	runningMu.Lock()
+	running[s.name]++
+	runningMu.Unlock()
+	<-ctx.Done()
+	runningMu.Lock()
+	running[s.name]--
+	runningMu.Unlock()
+	return nil
+}
+
+func init() {
+	sources.Register("test-running", func() sources.Config { return &runningSource{} })
+}
+
+// TestReloadSources: a removed source stops, a new one starts, a changed
+// one is replaced; HTTP sources come and go on the ingress, which opens on
+// the reload that adds the first one.
+func TestReloadSources(t *testing.T) {
+	r := startOpts(t, `
+sources:
+  - {name: rs-keep, type: test-running}
+  - {name: rs-gone, type: test-running}
+sinks: [{name: rs-sink, type: test-gate}]
+routes: [{name: r, to: [rs-sink]}]
+`, Options{})
+	eventually(t, 5*time.Second, "both sources running", func() bool { return runningCount("rs-keep") == 1 && runningCount("rs-gone") == 1 })
+	if r.IngressAddr() != "" {
+		t.Fatalf("ingress listening at %s without an HTTP source", r.IngressAddr())
+	}
+	res := reload(t, r, `
+sources:
+  - {name: rs-keep, type: test-running}
+  - {name: rs-new, type: test-running, tag: x}
+  - {name: rs-http, type: http, path: /in}
+sinks: [{name: rs-sink, type: test-gate}]
+routes: [{name: r, to: [rs-sink]}]
+`)
+	if got := fmt.Sprint(res.Added, res.Removed); got != `[source "rs-new" source "rs-http"] [source "rs-gone"]` {
+		t.Errorf("added, removed = %s", got)
+	}
+	// Reload returns once the removed source has stopped; a new one starts
+	// in its own goroutine.
+	if runningCount("rs-gone") != 0 || runningCount("rs-keep") != 1 {
+		t.Errorf("running: gone %d, keep %d; want 0, 1", runningCount("rs-gone"), runningCount("rs-keep"))
+	}
+	eventually(t, 5*time.Second, "the new source running", func() bool { return runningCount("rs-new") == 1 })
+	post := func(path, id string) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+r.IngressAddr()+path, strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("ce-specversion", "1.0")
+		req.Header.Set("ce-id", id)
+		req.Header.Set("ce-source", "/t")
+		req.Header.Set("ce-type", "t")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("/in", "h1"); code != http.StatusAccepted {
+		t.Fatalf("POST /in after the reload: %d", code)
+	}
+	c := collectorOf("rs-sink")
+	eventually(t, 10*time.Second, "h1 delivered", func() bool { return c.has("h1") })
+
+	// The HTTP source moves; the changed source is replaced.
+	reload(t, r, `
+sources:
+  - {name: rs-keep, type: test-running}
+  - {name: rs-new, type: test-running, tag: y}
+  - {name: rs-http, type: http, path: /moved}
+sinks: [{name: rs-sink, type: test-gate}]
+routes: [{name: r, to: [rs-sink]}]
+`)
+	if code := post("/in", "h2"); code != http.StatusNotFound {
+		t.Errorf("POST /in after the source moved: %d, want 404", code)
+	}
+	if code := post("/moved", "h3"); code != http.StatusAccepted {
+		t.Errorf("POST /moved: %d, want 202", code)
+	}
+	// The old instance stopped before the new one started: never two.
+	eventually(t, 5*time.Second, "the changed source running", func() bool { return runningCount("rs-new") == 1 })
+	if n := runningCount("rs-keep"); n != 1 {
+		t.Errorf("%d instances of the unchanged source run, want 1", n)
 	}
 }
