@@ -44,7 +44,11 @@ func (r *Router) ingester(source string) *ingester {
 	if in, ok := t.ingesters[source]; ok {
 		return in
 	}
-	return r.newIngester(t.plan, source)
+	if in, ok := t.others.Load(source); ok {
+		return in.(*ingester)
+	}
+	in, _ := t.others.LoadOrStore(source, r.newIngester(t.plan, source))
+	return in.(*ingester)
 }
 
 func (r *Router) newIngester(p *Plan, source string) *ingester {

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/sources"
 )
 
 // ErrNotRunning is the error of a reload asked of a router that does not
@@ -142,7 +143,7 @@ func (r *Router) Reload(ctx context.Context, plan *Plan) (res ReloadResult, err 
 		return res, &ReloadError{Lines: lines}
 	}
 	var ln net.Listener
-	if len(plan.Sources) > 0 && r.ingressLn == nil && hasHTTPSource(plan) {
+	if r.ingressLn == nil && hasHTTPSource(plan) {
 		if ln, err = net.Listen("tcp", plan.Config.HTTP.Listen); err != nil {
 			return res, reloadError(fmt.Errorf("http listener: %w", err))
 		}
@@ -172,7 +173,7 @@ func (r *Router) Reload(ctx context.Context, plan *Plan) (res ReloadResult, err 
 // hasHTTPSource reports whether plan has a source served on the ingress.
 func hasHTTPSource(plan *Plan) bool {
 	for _, sp := range plan.Sources {
-		if hc, ok := sp.Config.(interface{ HTTPPath() string }); ok && hc.HTTPPath() != "" {
+		if hc, ok := sp.Config.(sources.HTTPConfig); ok && hc.HTTPPath() != "" {
 			return true
 		}
 	}
@@ -213,6 +214,8 @@ func (r *Router) apply(ctx context.Context, b, old *built, plan *Plan, ln net.Li
 	for _, s := range b.newSrcs {
 		if s.run != nil {
 			r.startSource(s)
+		} else if r.ingressLn != nil {
+			r.opts.StartupLogger.Info("source listening", "source", s.name, "type", s.plan.Plugin.Type, "url", "http://"+r.ingressLn.Addr().String()+s.http.Path())
 		}
 	}
 	r.mu.Unlock()

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -23,6 +24,9 @@ type table struct {
 	// policies holds, per sink, the delivery policy of each route that
 	// sends there.
 	policies map[string]map[string]config.Policy
+	// others holds the ingesters made for other names (Router.Ingester
+	// of a name the plan does not have), made once per table.
+	others sync.Map // string → *ingester
 }
 
 // newTable builds the routing table of plan, whose sinks are rts.
