@@ -14,6 +14,7 @@ FUZZ_TARGETS := \
 	./config:FuzzParse \
 	./config:FuzzParseDuration \
 	./config:FuzzParseByteSize \
+	./config:FuzzParseRate \
 	./sources:FuzzValidJSON \
 	./sources:FuzzOneLine \
 	./sources/http:FuzzParseRequest \
@@ -36,7 +37,8 @@ FUZZ_TARGETS := \
 	./filters:FuzzCompileFilter \
 	./journal:FuzzDecodeEvent \
 	./journal:FuzzDecodeEnvelope \
-	./journal:FuzzSplitBatch
+	./journal:FuzzSplitBatch \
+	./router:FuzzParseTestRequest
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
 

@@ -295,6 +295,9 @@ type sinkCommon struct {
 	MaxHops     int      `yaml:"maxHops"`
 	MaxPending  int      `yaml:"maxPending"`
 	Batch       *Batch   `yaml:"batch"`
+	// RateLimit and CircuitBreaker: see protect.go.
+	RateLimit      yaml.Node       `yaml:"rateLimit"`
+	CircuitBreaker *CircuitBreaker `yaml:"circuitBreaker"`
 }
 
 func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
@@ -323,7 +326,7 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 				nameNode = v
 			case k.Value == "type":
 				typeNode = v
-			case kind == "sink" && (k.Value == "delivery" || k.Value == "concurrency" || k.Value == "maxHops" || k.Value == "maxPending" || k.Value == "batch"):
+			case kind == "sink" && (k.Value == "delivery" || k.Value == "concurrency" || k.Value == "maxHops" || k.Value == "maxPending" || k.Value == "batch" || k.Value == "rateLimit" || k.Value == "circuitBreaker"):
 				common.Content = append(common.Content, k, v)
 			case kind == "source" && k.Value == "dedup":
 				dedupNode = v
@@ -366,6 +369,7 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 					errs.Addf(PosOf(Locate(common, "maxPending")), where, "maxPending: must be at least batch.maxEvents (%d), or no batch fills", p.Batch.MaxEvents)
 				}
 			}
+			p.RateLimit, p.CircuitBreaker = protectionOf(common, c.CircuitBreaker, where, errs)
 		}
 		if dedupNode != nil {
 			p.Dedup = decodeDedup(dedupNode, where, errs)

@@ -2,8 +2,9 @@ package config
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"time"
+
+	"github.com/junctionhq/junction/internal/backoff"
 )
 
 // Backoff policies.
@@ -176,11 +177,9 @@ func (m multiField) Unwrap() []error {
 // Backoff returns the delay before retry number n (1 for the first retry),
 // following the policy, with up to 20% jitter, capped at MaxDelay.
 func (p Policy) Backoff(n int) time.Duration {
-	d := p.delay(n)
 	// Jitter: between 80% and 100% of the delay, so that retries of many
 	// events that failed together spread out.
-	d -= time.Duration(rand.Int64N(int64(d)/5 + 1))
-	return d
+	return backoff.Jitter(p.delay(n))
 }
 
 // delay is Backoff before jitter.
@@ -194,9 +193,7 @@ func (p Policy) delay(n int) time.Duration {
 		d = p.BackoffDelay * time.Duration(n)
 	case BackoffConstant:
 	default:
-		for i := 1; i < n && d < p.MaxDelay; i++ {
-			d *= 2
-		}
+		d = backoff.Exponential(n, p.BackoffDelay, max(p.MaxDelay, p.BackoffDelay))
 	}
 	if d > p.MaxDelay || d <= 0 {
 		d = p.MaxDelay

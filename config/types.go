@@ -244,6 +244,10 @@ type Plugin struct {
 	// Batch, when set, makes the sink send events in batches (see
 	// sinks.Batching); its defaults are set.
 	Batch *Batch
+	// RateLimit and CircuitBreaker protect the sink's destination (see
+	// protect.go); nil when not set.
+	RateLimit      *RateLimit
+	CircuitBreaker *CircuitBreaker
 	// Dedup is the dedup window of a source (see dedup.go); 0 is none.
 	Dedup Duration
 }

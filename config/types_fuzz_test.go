@@ -56,3 +56,26 @@ func FuzzParseByteSize(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRate: any string parses to a rate in (0, MaxRatePerSecond] or
+// fails with a bounded one-line error.
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"200/s", "30/m", "1000/h", "0.5/s", " 1 / s ", "1e9/s", "-1/s", "/s", "1/", "1/d", "NaN/s", "Inf/s", "0x10/s", "1_000/s", "9999999999999999999999999/s", "0.0000000001/h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRate(s)
+		if err != nil {
+			if msg := err.Error(); len(msg) > 400 || strings.ContainsAny(msg, "\r\n") {
+				t.Fatalf("ParseRate(%q): error not one bounded line: %q", s, msg)
+			}
+			return
+		}
+		if !(r > 0 && r <= MaxRatePerSecond) {
+			t.Fatalf("ParseRate(%q) = %v: out of range", s, r)
+		}
+		if b := DefaultBurst(r); b < 1 || b > MaxRateBurst {
+			t.Fatalf("DefaultBurst(%v) = %d", r, b)
+		}
+	})
+}

@@ -3,7 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,4 +120,29 @@ func TestNightlyScheduleExample(t *testing.T) {
 		t.Errorf("console printed %v", line)
 	}
 	plugintest.Eventually(t, 10*time.Second, "the event at the reports webhook", func() bool { return reports.count() == 1 })
+}
+
+// TestQuickstartReceiver runs the quickstart's receiver as the README says
+// and sees the big order arrive there, transformed.
+func TestQuickstartReceiver(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "receiver")
+	if out, err := exec.Command("go", "build", "-o", bin, "../examples/quickstart/receiver").CombinedOutput(); err != nil {
+		t.Fatalf("build the receiver: %v\n%s", err, out)
+	}
+	addr := freePort(t)
+	out := &plugintest.LogBuffer{}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "RECEIVER_LISTEN="+addr)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	plugintest.Eventually(t, 10*time.Second, "the receiver listening", func() bool { return strings.Contains(out.String(), "receiver listening") })
+	j := startFile(t, "../examples/quickstart/junction.yaml", "BILLING_URL=http://"+addr+"/hook")
+	bigOrder(t, j, "order-1")
+	plugintest.Eventually(t, 10*time.Second, "the big order at the receiver", func() bool {
+		s := out.String()
+		return strings.Contains(s, "ce-type: com.example.order.big") && strings.Contains(s, `body: {"id":"o-1","total":250}`)
+	})
 }

@@ -58,8 +58,10 @@ type Delivery struct {
 type outcome struct {
 	set   bool
 	retry bool
-	delay time.Duration
-	drop  string
+	// release: the attempt was not made (Release), it does not count.
+	release bool
+	delay   time.Duration
+	drop    string
 }
 
 // batchMsg is a journal message of several entries: it is acknowledged
@@ -119,9 +121,28 @@ func (d *Delivery) Retry(delay time.Duration) error {
 		d.outcome = outcome{set: true, retry: true, delay: delay}
 		return nil
 	}
+	return d.again(delay, d.Attempt)
+}
+
+// Release hands the entry back, to be handed out again after delay, as an
+// attempt that was not made: its next hand-out has the same Attempt (a
+// sink that takes nothing now, its circuit open or its rate limit
+// reached). It is stored again as Retry does (if that fails, its journal
+// message is handed out again after delay, which counts an attempt).
+func (d *Delivery) Release(delay time.Duration) error {
+	if d.keyed {
+		d.outcome = outcome{set: true, retry: true, delay: delay, release: true}
+		return nil
+	}
+	return d.again(delay, d.Attempt-1)
+}
+
+// again stores the entry again with attempts made, due after delay, and
+// acknowledges its journal message.
+func (d *Delivery) again(delay time.Duration, attempts int) error {
 	e := d.entry
 	e.Sink = d.c.sink
-	e.Attempts = d.Attempt
+	e.Attempts = attempts
 	e.Accepted = d.Accepted
 	e.NotBefore = time.Now().Add(delay)
 	ctx, cancel := context.WithTimeout(context.Background(), d.c.j.writeTimeout())
@@ -170,6 +191,12 @@ type ConsumeOptions struct {
 	// Keyed says that entries for the sink may have keys (the keyed lane
 	// is read also when it holds entries).
 	Keyed bool
+	// Paused, if set, is asked before each fetch of the lanes without
+	// keys: while it returns more than 0 (how long the sink will take
+	// nothing more, its circuit being open) nothing is fetched. The keyed
+	// lane keeps fetching, to stay pinned to this process; its entries
+	// wait in its window.
+	Paused func() time.Duration
 }
 
 // Consumer feeds one sink's entries, from all its lanes, to a handler.
@@ -533,6 +560,11 @@ func (c *Consumer) fetchLane(ctx context.Context, lc jetstream.Consumer, q *read
 				break count
 			}
 		}
+		// Slots come free as deliveries are answered; while the sink takes
+		// nothing, they stay free.
+		if !c.waitUnpaused(ctx) {
+			return
+		}
 		batch, err := lc.Fetch(n, jetstream.FetchMaxWait(FetchWait))
 		got := 0
 		if err == nil {
@@ -555,6 +587,27 @@ func (c *Consumer) fetchLane(ctx context.Context, lc jetstream.Consumer, q *read
 		c.j.log.Warn("journal fetch failed", "sink", c.sink, "consumer", lc.CachedInfo().Name, "err", err, "failures", failures)
 		if !pause(ctx, failures) {
 			return
+		}
+	}
+}
+
+// waitUnpaused waits while the sink takes nothing (ConsumeOptions.Paused);
+// false when ctx ends first.
+func (c *Consumer) waitUnpaused(ctx context.Context) bool {
+	if c.opts.Paused == nil {
+		return true
+	}
+	for {
+		wait := c.opts.Paused()
+		if wait <= 0 {
+			return true
+		}
+		t := time.NewTimer(min(wait, FetchWait))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
 		}
 	}
 }

@@ -158,7 +158,9 @@ func (k *keyedRun) answered(d *Delivery) {
 			if k.closed {
 				return
 			}
-			d.Attempt++
+			if !o.release {
+				d.Attempt++
+			}
 			k.push(d)
 		})
 		k.timers[t] = struct{}{}

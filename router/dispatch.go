@@ -33,6 +33,8 @@ type sinkRuntime struct {
 	lastErr atomic.Pointer[sinkError]
 	// duration is this sink's series, resolved once.
 	duration prometheus.Observer
+	// guard is the sink's rate limit and circuit breaker (protect.go), or nil.
+	guard *guard
 }
 
 // count adds one delivery outcome for route. The series is made on first
@@ -75,8 +77,13 @@ func consumeOptions(plan *Plan, sp SinkPlan) journal.ConsumeOptions {
 }
 
 func (s *sinkRuntime) open(ctx context.Context) error {
-	s.duration = s.r.metrics.Duration.WithLabelValues(s.name)
-	c, err := s.r.journal.Consumer(ctx, s.name, s.opts)
+	m := s.r.metrics
+	s.duration = m.Duration.WithLabelValues(s.name)
+	o := s.opts
+	if s.guard = newGuard(s.plan.Plugin, m, s.log); s.guard != nil {
+		o.Paused = s.guard.paused
+	}
+	c, err := s.r.journal.Consumer(ctx, s.name, o)
 	if err != nil {
 		return err
 	}
@@ -118,6 +125,10 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		e.SetExtension(ExtSeq, seqValue(d.OrderSeq))
 	}
 	pol := s.policy(d)
+	done, ok := s.admit(ctx, d) // rate limit, circuit breaker
+	if !ok {
+		return
+	}
 	actx, cancel := sinks.WithAttemptTimeout(ctx, pol.Timeout)
 	start := time.Now()
 	var reply *event.Event
@@ -128,6 +139,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		err = s.sink.Deliver(actx, &e)
 	}
 	cancel()
+	done(ctx, err)
 	s.duration.Observe(time.Since(start).Seconds())
 	if err == nil {
 		if reply != nil && !s.routeReply(ctx, d, &e, reply, pol) {

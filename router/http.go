@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/junctionhq/junction/console"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -47,6 +49,11 @@ func (r *Router) adminHandler() http.Handler {
 	mux.HandleFunc("POST /api/v1/deadletters/redrive", r.redriveDeadLetters)
 	mux.HandleFunc("GET /api/v1/status", r.getStatus)
 	mux.HandleFunc("POST /api/v1/reload", r.postReload)
+	mux.HandleFunc("GET /api/v1/tail", r.serveTail)
+	mux.HandleFunc("POST /api/v1/routes/test", r.testRoutes)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.Registry, promhttp.HandlerOpts{}))
+	con := console.Handler()
+	mux.Handle("GET /{$}", con)
+	mux.Handle("GET "+console.Prefix, con)
 	return mux
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/internal/text"
 	"github.com/junctionhq/junction/journal"
 	"github.com/junctionhq/junction/sources"
 )
@@ -53,15 +53,23 @@ func (r *Router) ingester(source string) *ingester {
 
 func (r *Router) newIngester(p *Plan, source string) *ingester {
 	in := &ingester{r: r, source: source, received: r.metrics.Received.WithLabelValues(source)}
+	in.routes, in.index = sourceRoutes(p, source)
+	return in
+}
+
+// sourceRoutes returns the routes of plan that take events from source, in
+// config order, and the index that finds those that may match an event:
+// the routing of ingest and of TestEvent.
+func sourceRoutes(plan *Plan, source string) ([]*Route, *filters.Index) {
+	var routes []*Route
 	var matchers []filters.Matcher
-	for _, rt := range p.Routes {
+	for _, rt := range plan.Routes {
 		if rt.Sources == nil || rt.Sources[source] {
-			in.routes = append(in.routes, rt)
+			routes = append(routes, rt)
 			matchers = append(matchers, rt.Match)
 		}
 	}
-	in.index = filters.NewIndex(matchers)
-	return in
+	return routes, filters.NewIndex(matchers)
 }
 
 // Ingester returns the Ingester of the named source, for sources started
@@ -93,30 +101,24 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 		var plain []byte // e encoded, once for the routes that do not transform it
 		for _, i := range in.index.Candidates(env, buf[:0]) {
 			rt := in.routes[i]
-			if rt.Match != nil {
-				ok, err := rt.Match.Match(env)
-				if err != nil {
-					r.metrics.FilterErrors.WithLabelValues(rt.Name).Inc()
-					r.log.Debug("filter failed", "route", rt.Name, "ce_id", e.ID(), "err", err)
-					continue
-				}
-				if !ok {
-					continue
-				}
+			v := rt.judge(env)
+			if v.filterErr != nil {
+				r.metrics.FilterErrors.WithLabelValues(rt.Name).Inc()
+				r.log.Debug("filter failed", "route", rt.Name, "ce_id", e.ID(), "err", v.filterErr)
+				continue
+			}
+			if !v.matched {
+				continue
 			}
 			matched = true
-			var pl placing
-			if rt.OrderBy != nil || rt.Delay > 0 || rt.DeliverAt != nil || rt.Priority != nil {
-				var err error
-				if pl, err = rt.place(env, time.Now()); err != nil {
-					if err := in.transformFailed(ctx, rt, e, "", err); err != nil { // err names the key
-						return err
-					}
-					continue
+			if v.failed != nil {
+				if err := in.transformFailed(ctx, rt, e, v.what, v.failed); err != nil {
+					return err
 				}
+				continue
 			}
 			var data []byte
-			if rt.Transform == nil {
+			if v.out == nil {
 				if plain == nil {
 					var err error
 					if plain, err = journal.EncodeEvent(nil, e); err != nil {
@@ -125,20 +127,14 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 				}
 				data = plain
 			} else {
-				t, err := rt.Transform.Apply(env)
-				if err != nil {
-					if err := in.transformFailed(ctx, rt, e, "transform: ", err); err != nil {
-						return err
-					}
-					continue
-				}
-				if data, err = journal.EncodeEvent(nil, t); err != nil {
+				var err error
+				if data, err = journal.EncodeEvent(nil, v.out); err != nil {
 					return fmt.Errorf("encode event %s: %w", e.ID(), err)
 				}
 			}
 			for _, sink := range rt.To {
 				entries = append(entries, journal.Entry{Sink: sink, Route: rt.Name, Data: data,
-					Key: pl.key, NotBefore: pl.notBefore, Priority: pl.priority})
+					Key: v.pl.key, NotBefore: v.pl.notBefore, Priority: v.pl.priority})
 			}
 		}
 		if !matched {
@@ -159,10 +155,65 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 		r.metrics.AppendDuration.Observe(time.Since(start).Seconds())
 	}
 	in.received.Add(float64(len(events)))
+	r.tail.publish(in.source, events)
 	if unrouted > 0 {
 		r.metrics.Unrouted.Add(float64(unrouted))
 	}
 	return nil
+}
+
+// verdict is what one route makes of one event: the same for ingest and
+// for TestEvent.
+type verdict struct {
+	// matched is true when the route takes the event.
+	matched bool
+	// filterErr is the filter's error at run time: the route does not
+	// take the event.
+	filterErr error
+	// failed is set when the route takes the event but a transform or an
+	// orderBy, deliverAt or priority expression failed (what prefixes the
+	// cause): the event is dead-lettered for the route.
+	failed error
+	what   string
+	// pl places the route's deliveries in the journal.
+	pl placing
+	// out is the event the route's sinks receive when the route
+	// transforms it; nil: the event itself.
+	out *event.Event
+}
+
+// judge runs route rt's filter, delivery semantics (see place) and
+// transform on the event of env.
+func (rt *Route) judge(env *filters.Env) verdict {
+	var v verdict
+	if rt.Match != nil {
+		ok, err := rt.Match.Match(env)
+		if err != nil {
+			v.filterErr = err
+			return v
+		}
+		if !ok {
+			return v
+		}
+	}
+	v.matched = true
+	if rt.OrderBy != nil || rt.Delay > 0 || rt.DeliverAt != nil || rt.Priority != nil {
+		pl, err := rt.place(env, time.Now())
+		if err != nil {
+			v.failed = err // err names the key
+			return v
+		}
+		v.pl = pl
+	}
+	if rt.Transform != nil {
+		t, err := rt.Transform.Apply(env)
+		if err != nil {
+			v.failed, v.what = err, "transform: "
+			return v
+		}
+		v.out = t
+	}
+	return v
 }
 
 // ingestError is a journal error that also matches the sources sentinel of
@@ -246,23 +297,5 @@ func deadLetter(e *event.Event, route, sink string, attempts int, cause string) 
 	return &dl
 }
 
-// oneLine makes s a single line of at most n bytes.
-func oneLine(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
-			return ' '
-		}
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > n {
-		cut := n
-		for cut > 0 && s[cut]&0xc0 == 0x80 {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
+// oneLine makes s a single line of at most n bytes (see text.OneLine).
+func oneLine(s string, n int) string { return text.OneLine(s, n) }

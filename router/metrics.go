@@ -43,6 +43,14 @@ type Metrics struct {
 	Duplicates *prometheus.CounterVec
 	// Reloads counts config reloads by result: success, failure.
 	Reloads *prometheus.CounterVec
+	// CircuitOpen is 1 while a sink's circuit is open, else 0 (sinks with
+	// a circuitBreaker only); Throttled counts the deliveries that waited
+	// for a sink's rateLimit.
+	CircuitOpen *prometheus.GaugeVec
+	Throttled   *prometheus.CounterVec
+	// HeldBack counts the deliveries handed back to the journal without
+	// an attempt because their sink's circuit was open.
+	HeldBack *prometheus.CounterVec
 }
 
 func newMetrics() *Metrics {
@@ -122,6 +130,18 @@ func newMetrics() *Metrics {
 			Name: "junction_config_reloads_total",
 			Help: "Config reloads (POST /api/v1/reload, SIGHUP, serve --watch) by result: success, failure (the running config was kept).",
 		}, []string{"result"}),
+		CircuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "junction_sink_circuit_open",
+			Help: "1 while the sink's circuit is open (deliveries wait in the journal, no attempt is made), else 0; sinks with a circuitBreaker only.",
+		}, []string{"sink"}),
+		HeldBack: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_sink_held_back_total",
+			Help: "Deliveries handed back to the journal without an attempt (none counted) because the sink's circuit was open; while it is open the sink's consumer fetches nothing, so this stays near the deliveries fetched when it opened.",
+		}, []string{"sink"}),
+		Throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_sink_throttled_total",
+			Help: "Deliveries that waited for the sink's rateLimit before their attempt.",
+		}, []string{"sink"}),
 	}
 	m.Reloads.WithLabelValues("success")
 	m.Reloads.WithLabelValues("failure")
@@ -130,6 +150,7 @@ func newMetrics() *Metrics {
 		m.Pending, m.Delayed, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected, m.BatchSize, m.Duplicates)
+	m.Registry.MustRegister(m.CircuitOpen, m.Throttled, m.HeldBack)
 	return m
 }
 

@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/junctionhq/junction/config"
@@ -22,6 +23,10 @@ type Plan struct {
 	// problems that do not stop it from running (validate prints them,
 	// serve logs them).
 	Warnings config.Errors
+
+	// tables caches the routing of each source for TestEvent: source
+	// name → *sourceTable.
+	tables sync.Map
 }
 
 // SourcePlan is one source ready to build.
@@ -197,6 +202,30 @@ func roundDuration(d time.Duration) time.Duration {
 	return d.Round(100 * time.Millisecond)
 }
 
+// expressionHints warns about the route's expressions that compile but are
+// probably not what was meant (see filters.Hints), at their positions.
+func expressionHints(rc *config.Route, warnings *config.Errors) {
+	type keyed struct {
+		key string
+		e   config.Expr
+	}
+	exprs := []keyed{{"filter", rc.Filter}, {"orderBy", rc.OrderBy}, {"deliverAt", rc.DeliverAt}, {"priority", rc.Priority}}
+	if t := rc.Transform; t != nil {
+		for _, a := range t.Attributes {
+			exprs = append(exprs, keyed{"transform.attributes." + a.Name, a.Expr})
+		}
+		exprs = append(exprs, keyed{"transform.data", t.Data})
+	}
+	for _, x := range exprs {
+		if x.e.Null || !x.e.IsSet() {
+			continue
+		}
+		for _, h := range filters.Hints(x.e) {
+			warnings.Warnf(x.e.Pos, rc.Where(), "%s: %s", x.key, h)
+		}
+	}
+}
+
 func compileRoute(rc *config.Route, sinkPolicy map[string]config.Policy, warnings *config.Errors) (*Route, error) {
 	var errs config.Errors
 	r := &Route{Name: rc.Name, Policy: map[string]config.Policy{}}
@@ -233,6 +262,7 @@ func compileRoute(rc *config.Route, sinkPolicy map[string]config.Policy, warning
 		}
 	}
 	r.Delay = time.Duration(rc.Delay)
+	expressionHints(rc, warnings)
 	for _, v := range []struct {
 		key string
 		e   config.Expr

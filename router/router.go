@@ -77,6 +77,8 @@ type Router struct {
 	ingressLn net.Listener
 	adminLn   net.Listener
 	ready     atomic.Bool
+	// tail fans accepted events out to live tails (GET /api/v1/tail).
+	tail tailHub
 }
 
 // sourceRuntime is one built source: an HTTP source served on the ingress

@@ -431,10 +431,10 @@ routes:
 }
 
 func TestOneLine(t *testing.T) {
-	if got := oneLine("a\nb\tc\x00d", 100); got != "a b cd" {
+	if got := oneLine("a\nb\tc\x00d", 100); got != "a b c d" {
 		t.Errorf("oneLine = %q", got)
 	}
-	if got := oneLine(strings.Repeat("é", 10), 5); got != "éé…" {
+	if got := oneLine(strings.Repeat("é", 10), 5); got != "é…" { // at most 5 bytes
 		t.Errorf("oneLine cut = %q", got)
 	}
 }

@@ -20,14 +20,6 @@ func (s *sinkRuntime) failed(err error) {
 	s.lastErr.Store(&sinkError{msg: oneLine(err.Error(), MaxErrorLen), at: time.Now()})
 }
 
-// protection is the state of the sink's protections for the status API:
-// its circuit breaker ("closed", "open" or "half-open") and its rate limit
-// as configured ("200/s"; "" when it has none). Without a circuit breaker
-// the circuit is always closed.
-func (s *sinkRuntime) protection() (circuit string, rateLimit string) {
-	return "closed", ""
-}
-
 // Status is what GET /api/v1/status answers.
 type Status struct {
 	Ready   bool           `json:"ready"`
@@ -102,6 +94,9 @@ func (r *Router) Status(ctx context.Context) Status {
 		}
 		var limit string
 		ss.Circuit, limit = rt.protection()
+		if ss.Circuit == "" {
+			ss.Circuit = "closed" // no circuit breaker: never open
+		}
 		if limit != "" {
 			ss.RateLimit = &limit
 		}

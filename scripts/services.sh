@@ -5,7 +5,9 @@
 #   NATS      nats-server with JetStream on 127.0.0.1:4222
 #   RabbitMQ  rabbitmq-server on 127.0.0.1:5672
 # and installs (without starting) nats-server v2.15.2, MinIO and
-# serverless-offline for the tests that start their own.
+# serverless-offline for the tests that start their own, and chromium with
+# playwright-core for the console's browser test. The two Go builds
+# (nats-server, MinIO) run in the background while the rest installs.
 # Installed tools go to .cache/ (ignored by git). What this script starts is
 # recorded in .cache/pids; `scripts/services.sh stop` stops those only.
 set -euo pipefail
@@ -78,14 +80,16 @@ fi
 # $JUNCTION_NATS_SERVER.
 NATS_SERVER_VERSION=v2.15.2
 nats_version() { "$CACHE/bin/nats-server" --version 2>/dev/null | awk '{print $2}'; }
+NATS_SERVER_JOB=
 if [ -x "$CACHE/bin/nats-server" ] && [ "$(nats_version)" = "$NATS_SERVER_VERSION" ]; then
   log "nats-server $NATS_SERVER_VERSION already installed"
 else
   command -v go >/dev/null || { log "go is missing: needed to install nats-server"; exit 1; }
-  log "installing nats-server@$NATS_SERVER_VERSION (about 20 s)"
+  log "installing nats-server@$NATS_SERVER_VERSION in the background (about 20 s)"
   mkdir -p "$CACHE/bin"
-  GOBIN="$CACHE/bin" go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
-  log "nats-server installed in $CACHE/bin"
+  GOBIN="$CACHE/bin" go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION" \
+    > "$CACHE/logs/nats-server-install.log" 2>&1 &
+  NATS_SERVER_JOB=$!
 fi
 
 # --- RabbitMQ -----------------------------------------------------------------
@@ -107,14 +111,19 @@ fi
 # junction), so nothing long-lived is started here. The binary goes to
 # .cache/bin/minio; tests find it there, or on PATH, or at $JUNCTION_MINIO.
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO_JOB=
 if [ -x "$CACHE/bin/minio" ]; then
   log "minio already installed"
 else
   command -v go >/dev/null || { log "go is missing: needed to install minio"; exit 1; }
-  log "installing minio@$MINIO_VERSION (about 2-3 minutes)"
+  # The longest install (a build from source, 3-6 minutes on 2 cores): it
+  # runs in the background while the rest installs; the script waits for it
+  # at the end.
+  log "installing minio@$MINIO_VERSION in the background (3-6 minutes)"
   mkdir -p "$CACHE/bin"
-  GOBIN="$CACHE/bin" go install "github.com/minio/minio@$MINIO_VERSION"
-  log "minio installed in $CACHE/bin"
+  GOBIN="$CACHE/bin" go install "github.com/minio/minio@$MINIO_VERSION" \
+    > "$CACHE/logs/minio-install.log" 2>&1 &
+  MINIO_JOB=$!
 fi
 
 # --- Lambda: serverless-offline (install only) ----------------------------------
@@ -138,4 +147,34 @@ else
   (cd "$CACHE/sls" && npm install --no-audit --no-fund --silent \
     "serverless@$SLS_VERSION" "serverless-offline@$SLS_OFFLINE_VERSION")
   log "serverless-offline installed in $CACHE/sls"
+fi
+
+# --- Chromium and playwright-core for the console's browser test -------------
+# e2e/console_test.go drives Debian's chromium with playwright-core
+# (e2e/console/package.json, pinned in its package-lock.json); no tool
+# downloads a browser of its own.
+if [ -x /usr/bin/chromium ]; then
+  log "chromium already installed"
+else
+  log "installing chromium (Debian, about 1 minute)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if [ -f e2e/console/node_modules/playwright-core/package.json ] &&
+   [ "$(node -p "require('./e2e/console/node_modules/playwright-core/package.json').version")" = "$(node -p "require('./e2e/console/package.json').dependencies['playwright-core']")" ]; then
+  log "playwright-core already installed"
+else
+  command -v npm >/dev/null || { log "npm is missing: apt-get install -y nodejs npm"; exit 1; }
+  log "installing playwright-core into e2e/console"
+  (cd e2e/console && npm ci --no-audit --no-fund --silent)
+fi
+
+# --- wait for the background installs ---------------------------------------
+if [ -n "$NATS_SERVER_JOB" ]; then
+  wait "$NATS_SERVER_JOB" || { log "nats-server install failed:"; tail -20 "$CACHE/logs/nats-server-install.log"; exit 1; }
+  log "nats-server installed in $CACHE/bin"
+fi
+if [ -n "$MINIO_JOB" ]; then
+  log "waiting for the minio build"
+  wait "$MINIO_JOB" || { log "minio install failed:"; tail -20 "$CACHE/logs/minio-install.log"; exit 1; }
+  log "minio installed in $CACHE/bin"
 fi

@@ -13,11 +13,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/text"
 )
 
 // Reasons passed to Ingester.Rejected; they label
@@ -40,37 +40,14 @@ const (
 // MaxReason bounds a reason sent back to a client, in bytes.
 const MaxReason = 300
 
-// OneLine makes s safe to send back as a reason: one line of at most
-// MaxReason bytes (cut with "..." when longer), where control characters
-// (C0, DEL, C1, U+2028 and U+2029) become spaces and invalid UTF-8 becomes
-// '?'. A short printable ASCII s is returned as it is, without allocating.
+// OneLine makes s safe to send back as a reason: text.OneLine with
+// MaxReason. A short printable ASCII s is returned as it is, without
+// allocating.
 func OneLine(s string) string {
 	if len(s) <= MaxReason && printableASCII(s) {
 		return s
 	}
-	var b strings.Builder
-	b.Grow(min(len(s), MaxReason+utf8.UTFMax))
-	for _, r := range s {
-		if b.Len() > MaxReason {
-			break
-		}
-		switch {
-		case r == utf8.RuneError:
-			r = '?'
-		case r < 0x20, r >= 0x7f && r < 0xa0, r == '\u2028', r == '\u2029':
-			r = ' '
-		}
-		b.WriteRune(r)
-	}
-	out := b.String()
-	if len(out) > MaxReason {
-		cut := MaxReason - len("...")
-		for cut > 0 && !utf8.RuneStart(out[cut]) {
-			cut--
-		}
-		out = out[:cut] + "..."
-	}
-	return out
+	return text.OneLine(s, MaxReason)
 }
 
 func printableASCII(s string) bool {

@@ -93,6 +93,52 @@ junction bench --duration 30s --connections 64 --fsync always
 junction bench --json > result.json
 junction bench --url http://127.0.0.1:8080/events --sink 127.0.0.1:9999`,
 	},
+	"test": {
+		usage: "junction test [--config FILE] FILE...",
+		desc: `Runs route tests: each test sends one CloudEvent through the config's
+routes (filters, transforms, orderBy, delay, priority, dead-lettering of
+failed transforms) exactly as serve would, without starting anything: no
+journal, no sources, no sinks, no network. It checks, per sink, the events
+the sink would receive, in order; a sink the test does not list must
+receive nothing. Each expected event is a subset match: the attributes and
+data fields it names must be equal, others are not compared.
+
+  tests:
+    - name: big orders go to billing
+      event: {specversion: "1.0", id: "1", source: /shop, type: com.example.order.created,
+              datacontenttype: application/json, data: {amount: 150, orderId: o1}}
+      source: events      # optional: the source it arrives on (default: the first)
+      expect:
+        billing:
+          - {type: com.example.order.big, data: {id: o1, total: 150}}
+    - name: small orders match nothing
+      event: {specversion: "1.0", id: "2", source: /shop, type: com.example.order.created,
+              datacontenttype: application/json, data: {amount: 5}}
+      expect: {}          # no sink receives anything
+
+Prints each test's name and ok or FAIL; a failure shows the sink, the path
+of the first difference, what was expected and what the sink got. Exit 0
+when every test passes, else 1 (also for an invalid config or test file,
+with FILE:LINE:COL lines). The config is --config, else ./junction.yaml.`,
+		examples: `junction test -c junction.yaml tests.yaml
+junction test examples/quickstart/tests.yaml --config examples/quickstart/junction.yaml`,
+	},
+	"schema": {
+		usage: "junction schema",
+		desc: `Prints the JSON Schema (draft 2020-12) of the config file: every top-level
+key, every source and sink type with its own keys (chosen by type), routes
+and delivery policies. Unknown keys are refused, as validate refuses them.
+Editors that speak YAML (the YAML language server in VS Code, JetBrains
+IDEs) then complete and check junction.yaml: save the schema and name it on
+the file's first line:
+
+  junction schema > junction.schema.json
+  # yaml-language-server: $schema=./junction.schema.json
+
+The schema checks structure only; validate also checks names, references,
+expressions and values.`,
+		examples: `junction schema > junction.schema.json`,
+	},
 	"healthcheck": {
 		usage: "junction healthcheck [--admin URL] [--ready]",
 		desc: `Asks a running junction's admin API whether it is alive (GET /healthz) or,

@@ -39,6 +39,8 @@ Commands:
   reload [--admin URL]           make a running junction read its config again
   status [--admin URL]           show a running junction's sources, routes and sinks
   bench [flags]                  run a built-in load test
+  test [--config FILE] FILE...   run route tests: events in, what each sink gets
+  schema                         print the JSON Schema of the config
   healthcheck [--admin URL]      ask a running junction whether it is healthy
   version                        print the version and the Go version
   help [COMMAND]                 print the help of a command
@@ -67,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
+	case "test":
+		return routeTests(args[1:], stdout, stderr)
+	case "schema":
+		return schemaCmd(args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(args[1:], stdout, stderr)
 	case "reload":

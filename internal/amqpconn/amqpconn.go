@@ -7,13 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/junctionhq/junction/internal/backoff"
 )
 
 // DialTimeout bounds a dial, the TLS and AMQP handshakes included.
@@ -81,24 +82,5 @@ func Dial(ctx context.Context, rawURL, name string) (*amqp.Connection, error) {
 	})
 }
 
-// Backoff is a capped exponential backoff with jitter: the step starts at
-// Min and doubles up to Max, and each wait is drawn between half and all
-// of the current step. The zero step (after Reset) starts again at Min.
-type Backoff struct {
-	Min, Max time.Duration
-	step     time.Duration
-}
-
-// Next advances the step and returns the wait before the next attempt.
-func (b *Backoff) Next() time.Duration {
-	if b.step == 0 {
-		b.step = b.Min
-	} else {
-		b.step = min(b.step*2, b.Max)
-	}
-	half := b.step / 2
-	return half + rand.N(half+1)
-}
-
-// Reset starts the backoff again at Min, after a success.
-func (b *Backoff) Reset() { b.step = 0 }
+// Backoff is the reconnect loops' backoff (see internal/backoff).
+type Backoff = backoff.Backoff

@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/junctionhq/junction/internal/text"
 	"io"
 	"log/slog"
 	"net"
@@ -26,6 +25,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/text"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -69,6 +69,9 @@ func ParseURL(s string) (*url.URL, error) {
 			err = ue.Err
 		}
 		return nil, fmt.Errorf("invalid URL %q: %v", s, err)
+	}
+	if u.Scheme == "" && !strings.HasPrefix(s, "/") || u.Opaque != "" && u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("%q has no scheme (did you mean %q?)", s, "http://"+s)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("scheme must be http or https, not %q", u.Scheme)

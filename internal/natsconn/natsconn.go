@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"os"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/backoff"
 )
 
 // DefaultURL is the server the nats source and sink connect to when url is not set.
@@ -186,24 +186,11 @@ func (c *Conn) Options(name string, log *slog.Logger) ([]nats.Option, error) {
 }
 
 // reconnectDelay is the wait before reconnect attempt n (counted over the
-// whole server list): 100ms doubling up to 5s, with ±20% jitter.
+// whole server list): 100ms doubling up to 5s, with jitter.
 func reconnectDelay(attempts int) time.Duration {
-	return jitter(backoff(attempts, 100*time.Millisecond, 5*time.Second))
-}
-
-// backoff is base doubled n-1 times, capped at max.
-func backoff(n int, base, max time.Duration) time.Duration {
-	d := base
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
+	return backoff.Delay(attempts, 100*time.Millisecond, 5*time.Second)
 }
 
 // Retry is the jittered exponential delay before retry n (from 1) between
 // base and max, for callers that back off themselves.
-func Retry(n int, base, max time.Duration) time.Duration { return jitter(backoff(n, base, max)) }
-
-func jitter(d time.Duration) time.Duration {
-	return d - d/5 + rand.N(d*2/5+1)
-}
+func Retry(n int, base, max time.Duration) time.Duration { return backoff.Delay(n, base, max) }

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"strconv"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/backoff"
 	"github.com/junctionhq/junction/internal/text"
 	"github.com/junctionhq/junction/sources"
 )
@@ -368,26 +368,8 @@ func Code(code string) string {
 	return code
 }
 
-// Backoff is an exponential backoff with jitter, from Min doubling up to
-// Max. The zero value of its state is reset.
-type Backoff struct {
-	Min, Max time.Duration
-	cur      time.Duration
-}
-
-// Next returns the next delay: between 75% and 100% of the step, so that
-// pollers spread out.
-func (b *Backoff) Next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.Min
-	} else {
-		b.cur = min(b.cur*2, b.Max)
-	}
-	return b.cur - time.Duration(rand.Int64N(int64(b.cur/4)+1))
-}
-
-// Reset starts the backoff again from Min.
-func (b *Backoff) Reset() { b.cur = 0 }
+// Backoff is the pollers' backoff (see internal/backoff).
+type Backoff = backoff.Backoff
 
 // Sleep waits d or until ctx ends; it reports whether d passed.
 func Sleep(ctx context.Context, d time.Duration) bool {

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/backoff"
 	"github.com/junctionhq/junction/internal/text"
 	"log/slog"
 	"sync"
@@ -151,7 +152,7 @@ func New(c *Config, deps sinks.Deps) (*Sink, error) {
 		structured: c.Format == FormatStructured,
 		mandatory:  c.Mandatory,
 		mode:       amqp.Transient,
-		backoff:    amqpconn.Backoff{Min: reconnectMin, Max: reconnectMax},
+		backoff:    backoff.Backoff{Min: reconnectMin, Max: reconnectMax},
 		log:        log,
 	}
 	if c.Persistent {
@@ -188,7 +189,7 @@ type Sink struct {
 	conn     *amqp.Connection
 	free     []*pubChannel
 	closed   bool
-	backoff  amqpconn.Backoff // between failed dials; reset by a success
+	backoff  backoff.Backoff // between failed dials; reset by a success
 	nextDial time.Time
 	dialErr  error
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -48,6 +49,11 @@ var _ sinks.Config = (*Config)(nil)
 func (c *Config) Validate() error {
 	if c.Output == "" {
 		return config.FieldErrorf("output", "must be stdout, stderr or a file path")
+	}
+	if c.Output != OutputStdout && c.Output != OutputStderr && !strings.ContainsAny(c.Output, `/\.`) {
+		if s := config.Suggest(c.Output, []string{OutputStdout, OutputStderr}); s != "" {
+			return config.FieldErrorf("output", "%q: did you mean %s? (a file in the working directory is written ./%s)", c.Output, s, c.Output)
+		}
 	}
 	return nil
 }

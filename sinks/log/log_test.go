@@ -300,6 +300,10 @@ func TestConfigValidate(t *testing.T) {
 		{"output: [a]", `config:1:9: sink "dead": output: expected a string, got a list`, ""},
 		{"outptu: x", `config:1:1: sink "dead": unknown key "outptu" (did you mean "output"?)`, ""},
 		{"path: x", `config:1:1: sink "dead": unknown key "path" (known keys: output)`, ""},
+		{"output: stdot", `config:1:9: sink "dead": output: "stdot": did you mean stdout? (a file in the working directory is written ./stdot)`, ""},
+		{"output: sterr", `config:1:9: sink "dead": output: "sterr": did you mean stderr? (a file in the working directory is written ./sterr)`, ""},
+		{"output: ./stdot", "", "./stdot"},
+		{"output: events", "", "events"},
 	}
 	for _, tc := range cases {
 		c, got := check(t, tc.yaml)

@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/backoff"
 	"github.com/junctionhq/junction/internal/text"
 	"log/slog"
 	"net/url"
@@ -264,7 +265,7 @@ var _ sources.Source = (*Source)(nil)
 // Run consumes the queue until ctx ends, reconnecting with backoff when the
 // connection is lost or cannot be made. It returns nil when ctx ended.
 func (s *Source) Run(ctx context.Context, in sources.Ingester) error {
-	bo := amqpconn.Backoff{Min: reconnectMin, Max: reconnectMax}
+	bo := backoff.Backoff{Min: reconnectMin, Max: reconnectMax}
 	for {
 		err := s.session(ctx, in, &bo)
 		if ctx.Err() != nil {
@@ -284,7 +285,7 @@ func (s *Source) Run(ctx context.Context, in sources.Ingester) error {
 
 // session connects, consumes and handles deliveries until the connection
 // or the consumer ends (the error says why) or ctx ends.
-func (s *Source) session(ctx context.Context, in sources.Ingester, bo *amqpconn.Backoff) error {
+func (s *Source) session(ctx context.Context, in sources.Ingester, bo *backoff.Backoff) error {
 	conn, err := amqpconn.Dial(ctx, s.url, "junction source "+s.name)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", s.host, err)
@@ -311,7 +312,7 @@ func (s *Source) session(ctx context.Context, in sources.Ingester, bo *amqpconn.
 	bo.Reset()
 	s.log.Info("amqp source consuming", "host", s.host, "queue", s.queue, "prefetch", s.prefetch)
 
-	h := handler{s: s, ch: ch, in: in, bo: amqpconn.Backoff{Min: ingestMin, Max: ingestMax}}
+	h := handler{s: s, ch: ch, in: in, bo: backoff.Backoff{Min: ingestMin, Max: ingestMax}}
 	batch := make([]amqp.Delivery, 0, min(s.prefetch, maxBatch))
 	for {
 		select {
@@ -364,7 +365,7 @@ type handler struct {
 	s  *Source
 	ch *amqp.Channel
 	in sources.Ingester
-	bo amqpconn.Backoff // after failed Ingest calls
+	bo backoff.Backoff // after failed Ingest calls
 }
 
 // item is one delivery and the events made from it (none for an

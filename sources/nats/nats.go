@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/backoff"
 	"github.com/junctionhq/junction/internal/text"
 	"log/slog"
 	"strconv"
@@ -384,7 +385,7 @@ func (s *Source) runJetStream(ctx context.Context, nc *nats.Conn, in sources.Ing
 	}
 	batch := min(max(2*s.workers, 64), s.maxAck)
 	for attempt := 1; ; attempt++ {
-		if attempt > 1 && !sleep(ctx, natsconn.Retry(attempt-1, 500*time.Millisecond, 30*time.Second)) {
+		if attempt > 1 && !sleep(ctx, backoff.Delay(attempt-1, 500*time.Millisecond, 30*time.Second)) {
 			return nil
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -478,7 +479,7 @@ func (s *Source) handleJS(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	case ctx.Err() != nil:
 		_ = m.Nak()
 	default:
-		delay := natsconn.Retry(int(meta.NumDelivered), nakBase, nakMax)
+		delay := backoff.Delay(int(meta.NumDelivered), nakBase, nakMax)
 		_ = m.NakWithDelay(delay)
 		s.warnIngest(log, err, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source(), "events", len(events),
 			"stream_seq", meta.Sequence.Stream, "deliveries", meta.NumDelivered, "redeliver_in", delay.Round(time.Millisecond))
@@ -524,7 +525,7 @@ func (s *Source) reject(ctx context.Context, nc *nats.Conn, js jetstream.JetStre
 		_, err := js.PublishMsg(pctx, dm, jetstream.WithMsgID("junction-dlq-"+meta.Stream+"-"+strconv.FormatUint(meta.Sequence.Stream, 10)))
 		cancel()
 		if err != nil {
-			delay := natsconn.Retry(int(meta.NumDelivered), nakBase, nakMax)
+			delay := backoff.Delay(int(meta.NumDelivered), nakBase, nakMax)
 			_ = m.NakWithDelay(delay)
 			log.Error("dead-letter publish failed; the message stays pending", "error", err, "dead_letter_subject", s.dlq, "cause", reason, "redeliver_in", delay.Round(time.Millisecond))
 			return

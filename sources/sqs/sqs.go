@@ -25,6 +25,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/backoff"
 	"github.com/junctionhq/junction/internal/sqspoll"
 	"github.com/junctionhq/junction/internal/text"
 	"github.com/junctionhq/junction/sources"
@@ -68,7 +69,7 @@ func (s *Source) Run(ctx context.Context, in sources.Ingester) error {
 // URL is the source. It returns false when ctx ended first.
 func (s *Source) resolveSource(ctx context.Context) bool {
 	p := s.poller
-	bo := sqspoll.Backoff{Min: p.RetryMin, Max: p.RetryMax}
+	bo := backoff.Backoff{Min: p.RetryMin, Max: p.RetryMax}
 	for {
 		out, err := p.Client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 			QueueUrl:       aws.String(p.QueueURL),
