@@ -427,7 +427,7 @@ func TestStatusAndReloadAPI(t *testing.T) {
 	cfg := `
 sources: [{name: src, type: test-idle}]
 sinks:
-  - {name: st-ok, type: test-gate}
+  - {name: st-ok, type: test-gate, rateLimit: 200/s}
   - {name: st-bad, type: test-recorder, fail: permanent}
 routes:
   - {name: all, to: [st-ok]}
@@ -493,10 +493,10 @@ routes:
 		t.Errorf("routes %+v", st.Routes)
 	}
 	ok, bad := st.Sinks[0], st.Sinks[1]
-	if ok.Name != "st-ok" || ok.Type != "test-gate" || ok.Circuit != "closed" || ok.RateLimit != nil || ok.LastError != nil || ok.LastErrorAt != nil || ok.Pending == nil {
+	if ok.Name != "st-ok" || ok.Type != "test-gate" || ok.Circuit != "closed" || ok.RateLimit == nil || *ok.RateLimit != "200/s" || ok.LastError != nil || ok.LastErrorAt != nil || ok.Pending == nil {
 		t.Errorf("st-ok %+v", ok)
 	}
-	if *bad.LastError != "never" || bad.LastErrorAt == nil || bad.LastErrorAt.IsZero() {
+	if *bad.LastError != "never" || bad.LastErrorAt == nil || bad.LastErrorAt.IsZero() || bad.RateLimit != nil || bad.Circuit != "closed" {
 		t.Errorf("st-bad last error %q at %v", *bad.LastError, bad.LastErrorAt)
 	}
 
