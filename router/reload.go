@@ -90,7 +90,7 @@ func (r *Router) loadPlan() (*Plan, error) {
 	r.mu.Lock()
 	file := r.plan.Config.File
 	r.mu.Unlock()
-	if file == "" {
+	if file == "" || file == config.DefaultName {
 		return nil, errors.New("the running config was not read from a file (the built-in default): nothing to reload")
 	}
 	cfg, err := config.Load(file)

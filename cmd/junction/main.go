@@ -196,7 +196,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *watch && cfg.File == "" {
+	file := cfg.File // "" for the built-in default
+	if file == config.DefaultName {
+		file = ""
+	}
+	if *watch && file == "" {
 		return usageError(stderr, "serve", "--watch needs a config file (--config FILE or ./junction.yaml); the built-in default has none")
 	}
 	// SIGHUP, and with --watch a change of the file, reload the config.
@@ -215,14 +219,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	if *watch {
-		if err := watchConfig(ctx, cfg.File, log, func() { trigger(changed, "--watch") }); err != nil {
+		if err := watchConfig(ctx, file, log, func() { trigger(changed, "--watch") }); err != nil {
 			fmt.Fprintf(stderr, "junction: cannot start: %s\n", oneLine(err.Error()))
 			return 1
 		}
 	}
 	// A reload reads the same file again (or the built-in default).
 	load := func() (*router.Plan, error) {
-		_, p, err := compileConfig(cfg.File, nil)
+		_, p, err := compileConfig(file, nil)
 		return p, err
 	}
 	r, err := router.New(ctx, plan, router.Options{Logger: log, StartupLogger: start, Load: load, Version: versionString()})
