@@ -267,11 +267,11 @@ func (r *Router) apply(ctx context.Context, b, old *built, plan *Plan, ln net.Li
 	pending, err := r.journal.Pending(qctx)
 	for _, name := range removed {
 		r.metrics.Pending.DeleteLabelValues(name)
-		n := "an unknown number of"
+		n := "an unknown number"
 		if err == nil {
 			n = fmt.Sprint(pending[name])
 		}
-		res.Warnings = append(res.Warnings, fmt.Sprintf("sink %q removed: %s pending deliveries stay in the journal until a config names it again", name, n))
+		res.Warnings = append(res.Warnings, fmt.Sprintf("sink %q removed: %s pending deliveries stay in the journal until a config names it again (those waiting for a retry or a delay are not counted)", name, n))
 	}
 }
 

@@ -285,7 +285,7 @@ routes:
 	}
 }
 
-var pendingWarning = regexp.MustCompile(`^sink "rp-gateSinkRT" removed: (\d+) pending deliveries stay in the journal until a config names it again$`)
+var pendingWarning = regexp.MustCompile(`^sink "rp-gateSinkRT" removed: (\d+) pending deliveries stay in the journal until a config names it again \(those waiting for a retry or a delay are not counted\)$`)
 
 func TestReloadRemovedSinkPendingStays(t *testing.T) {
 	const blocked = `
