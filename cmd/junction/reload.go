@@ -181,7 +181,7 @@ func printStatus(w io.Writer, st router.Status, now time.Time) {
 			limit = *s.RateLimit
 		}
 		if s.LastError != nil {
-			lastErr = shorten(*s.LastError, 80)
+			lastErr = shorten(*s.LastError, 100)
 			if s.LastErrorAt != nil {
 				lastErr += " (" + ago(now.Sub(*s.LastErrorAt)) + ")"
 			}
