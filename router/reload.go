@@ -137,7 +137,7 @@ func (r *Router) Reload(ctx context.Context, plan *Plan) (res ReloadResult, err 
 		return res, ErrNotRunning
 	}
 	old := &built{sinks: r.sinkOrder, httpSrcs: r.httpSrcs, runSrcs: r.runSrcs, table: r.table.Load()}
-	oldPlan := r.plan
+	oldPlan, running := r.plan, r.running
 	r.mu.Unlock()
 	if lines := fixedChanges(oldPlan.Config, plan.Config); len(lines) > 0 {
 		return res, &ReloadError{Lines: lines}
@@ -162,7 +162,7 @@ func (r *Router) Reload(ctx context.Context, plan *Plan) (res ReloadResult, err 
 	if oldPlan.Config.Log != plan.Config.Log {
 		res.Warnings = append(res.Warnings, "log: changes to log.level and log.format apply at the next start")
 	}
-	r.apply(ctx, b, old, plan, ln, &res)
+	r.apply(ctx, running, b, old, plan, ln, &res)
 	r.log.Info("config reloaded", "summary", res.Summary, "added", res.Added, "changed", res.Changed, "removed", res.Removed)
 	for _, w := range res.Warnings {
 		r.log.Warn(w)
@@ -181,10 +181,13 @@ func hasHTTPSource(plan *Plan) bool {
 }
 
 // apply makes b, built for plan, the running parts: see Reload for the
-// order. ln, when set, is a new ingress listener to serve.
-func (r *Router) apply(ctx context.Context, b, old *built, plan *Plan, ln net.Listener, res *ReloadResult) {
+// order. ln, when set, is a new ingress listener to serve. What stops has
+// DrainTimeout to finish its work, cut short when running ends (Run shuts
+// down and waits for the reload).
+func (r *Router) apply(ctx, running context.Context, b, old *built, plan *Plan, ln net.Listener, res *ReloadResult) {
 	deadline, cancel := context.WithTimeout(context.Background(), r.opts.DrainTimeout)
 	defer cancel()
+	defer context.AfterFunc(running, cancel)()
 	keep := func(c *component, kept bool) *component {
 		if kept {
 			return nil

@@ -63,6 +63,16 @@ func collectorOf(name string) *collector {
 	return c
 }
 
+// resetCollectors empties the collectors of names, so that a test run
+// again (-count) starts from nothing.
+func resetCollectors(names ...string) {
+	collectorsMu.Lock()
+	defer collectorsMu.Unlock()
+	for _, n := range names {
+		delete(gateCollectors, n)
+	}
+}
+
 // counts returns how many distinct events were delivered and how many
 // deliveries were of an event delivered before.
 func (c *collector) counts() (distinct, dupes int) {
@@ -130,6 +140,7 @@ func startOpts(t *testing.T, yml string, o Options) *Router {
 }
 
 func TestReloadAddsAndRemovesRoutes(t *testing.T) {
+	resetCollectors("rr-one", "rr-two")
 	r := startOpts(t, `
 sources: [{name: src, type: test-idle}]
 sinks:
@@ -218,6 +229,7 @@ routes:
 }
 
 func TestReloadInvalidKeepsRunning(t *testing.T) {
+	resetCollectors("ri-sink")
 	good := `
 sources: [{name: src, type: test-idle}]
 sinks:
@@ -285,15 +297,16 @@ routes:
 	}
 }
 
-var pendingWarning = regexp.MustCompile(`^sink "rp-gateSinkRT" removed: (\d+) pending deliveries stay in the journal until a config names it again \(those waiting for a retry or a delay are not counted\)$`)
+var pendingWarning = regexp.MustCompile(`^sink "rp-gate" removed: (\d+) pending deliveries stay in the journal until a config names it again \(those waiting for a retry or a delay are not counted\)$`)
 
 func TestReloadRemovedSinkPendingStays(t *testing.T) {
+	resetCollectors("rp-gate", "other")
 	const blocked = `
 sources: [{name: src, type: test-idle}]
 sinks:
-  - {name: rp-gateSinkRT, type: test-gate, block: true, concurrency: 1}
+  - {name: rp-gate, type: test-gate, block: true, concurrency: 1}
 routes:
-  - {name: r, to: [rp-gateSinkRT], delivery: {backoffDelay: 100ms}}
+  - {name: r, to: [rp-gate], delivery: {backoffDelay: 100ms}}
 `
 	r := startOpts(t, blocked, Options{DrainTimeout: 200 * time.Millisecond})
 	in := r.Ingester("src")
@@ -315,9 +328,9 @@ routes:
 		}
 	}
 	if pending < 1 {
-		t.Fatalf("warnings %q: want one saying how many deliveries of rp-gateSinkRT stay", res.Warnings)
+		t.Fatalf("warnings %q: want one saying how many deliveries of rp-gate stay", res.Warnings)
 	}
-	c := collectorOf("rp-gateSinkRT")
+	c := collectorOf("rp-gate")
 	if d, _ := c.counts(); d != 0 {
 		t.Fatalf("the blocked sink delivered %d events", d)
 	}
@@ -326,9 +339,9 @@ routes:
 	reload(t, r, `
 sources: [{name: src, type: test-idle}]
 sinks:
-  - {name: rp-gateSinkRT, type: test-gate}
+  - {name: rp-gate, type: test-gate}
 routes:
-  - {name: r, to: [rp-gateSinkRT]}
+  - {name: r, to: [rp-gate]}
 `)
 	eventually(t, 30*time.Second, "the pending deliveries", func() bool { d, _ := c.counts(); return d == n })
 	if _, dupes := c.counts(); dupes != 0 {
@@ -340,6 +353,7 @@ routes:
 // and removing a route, while events are ingested: every accepted event is
 // delivered exactly once.
 func TestReloadUnderLoad(t *testing.T) {
+	resetCollectors("ul-main", "ul-side")
 	cfgA := `
 sources: [{name: src, type: test-idle}]
 sinks:
@@ -424,6 +438,7 @@ routes:
 }
 
 func TestStatusAndReloadAPI(t *testing.T) {
+	resetCollectors("st-ok")
 	cfg := `
 sources: [{name: src, type: test-idle}]
 sinks:
@@ -555,6 +570,7 @@ func init() {
 // one is replaced; HTTP sources come and go on the ingress, which opens on
 // the reload that adds the first one.
 func TestReloadSources(t *testing.T) {
+	resetCollectors("rs-sink")
 	r := startOpts(t, `
 sources:
   - {name: rs-keep, type: test-running}

@@ -64,8 +64,10 @@ type Router struct {
 	sinkOrder []*sinkRuntime
 	httpSrcs  []*sourceRuntime
 	runSrcs   []*sourceRuntime
-	// sup runs the components once Run started; nil before.
-	sup *supervisor
+	// sup runs the components once Run started; nil before. running ends
+	// when Run begins to shut down (a reload's drain is cut short then).
+	sup     *supervisor
+	running context.Context
 	// ingressComp serves the ingress listener, adminComp the admin one.
 	ingressComp, adminComp *component
 
@@ -392,7 +394,7 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 
 	r.mu.Lock()
-	r.sup = sup
+	r.sup, r.running = sup, fail
 	// Dispatch.
 	for _, rt := range r.sinkOrder {
 		rt.start(sup)
