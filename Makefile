@@ -38,7 +38,11 @@ FUZZ_TARGETS := \
 	./journal:FuzzDecodeEvent \
 	./journal:FuzzDecodeEnvelope \
 	./journal:FuzzSplitBatch \
+	./journal:FuzzDecodeTrace \
+	./journal:FuzzEncodeTrace \
+	./router:FuzzTrace \
 	./router:FuzzParseTestRequest
+	./router:FuzzParseReplayRequest
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
 

@@ -45,6 +45,23 @@ const (
 	// DefaultDeadLetterMaxBytes bounds the dead-letter store; past it the
 	// oldest entries go first (it never blocks ingest).
 	DefaultDeadLetterMaxBytes = ByteSize(1 << 30)
+	// DefaultArchiveMaxAge is how long the archive keeps an event when
+	// journal.archive is on.
+	DefaultArchiveMaxAge = 7 * 24 * time.Hour
+	// DefaultArchiveMaxBytes bounds the archive; past it the oldest events
+	// go first (it never blocks ingest).
+	DefaultArchiveMaxBytes = ByteSize(1 << 30)
+	// DefaultReplayRate is how many archived events per second replays
+	// route again, per replica.
+	DefaultReplayRate = 2000
+	// DefaultTraceRetention is how long the event log keeps the trace of an
+	// event (GET /api/v1/events/{id}).
+	DefaultTraceRetention = 24 * time.Hour
+	// DefaultTraceMaxBytes bounds the event log; past it the oldest records
+	// go first (it never blocks ingest).
+	DefaultTraceMaxBytes = ByteSize(1 << 30)
+	// MinTraceRetention is the shortest journal.traceRetention.
+	MinTraceRetention = time.Minute
 )
 
 // Config is a whole Junction configuration.
@@ -55,13 +72,15 @@ type Config struct {
 	// (Error.Warning is set on each).
 	Warnings Errors `yaml:"-"`
 
-	HTTP    HTTP     `yaml:"http"`
-	Admin   Admin    `yaml:"admin"`
-	Journal Journal  `yaml:"journal"`
-	Log     Log      `yaml:"log"`
-	Sources []Plugin `yaml:"-"`
-	Sinks   []Plugin `yaml:"-"`
-	Routes  []Route  `yaml:"-"`
+	HTTP    HTTP    `yaml:"http"`
+	Admin   Admin   `yaml:"admin"`
+	Journal Journal `yaml:"journal"`
+	Log     Log     `yaml:"log"`
+	// Telemetry configures trace export (OpenTelemetry); off when absent.
+	Telemetry Telemetry `yaml:"telemetry"`
+	Sources   []Plugin  `yaml:"-"`
+	Sinks     []Plugin  `yaml:"-"`
+	Routes    []Route   `yaml:"-"`
 }
 
 // HTTP configures the shared ingress listener of the http and webhook sources.
@@ -123,12 +142,37 @@ type Journal struct {
 	// DeadLetterMaxBytes bounds the dead-letter store; the oldest entries
 	// go first. Default 1GiB.
 	DeadLetterMaxBytes ByteSize `yaml:"deadLetterMaxBytes"`
+	// Archive keeps every accepted event for replays; nil (absent) is off.
+	Archive *Archive `yaml:"archive"`
+	// Trace keeps the event log: per accepted event, when and by which
+	// source it was accepted, the routes it matched and every delivery
+	// attempt (GET /api/v1/events/{id}). Default true; false saves its
+	// writes.
+	Trace *bool `yaml:"trace"`
+	// TraceRetention is how long the event log keeps a trace. Default 24h.
+	TraceRetention Duration `yaml:"traceRetention"`
+	// TraceMaxBytes bounds the event log; the oldest records go first.
+	// Default 1GiB.
+	TraceMaxBytes ByteSize `yaml:"traceMaxBytes"`
 	// Credentials file for an external server (NATS .creds); optional.
 	Credentials string `yaml:"credentials"`
 	// User, Password and Token for an external server; optional.
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
 	Token    string `yaml:"token"`
+}
+
+// Archive configures the archive of accepted events (journal.archive), from
+// which POST /api/v1/replays routes a period again.
+type Archive struct {
+	// MaxAge is how long an event is kept. Default 7d.
+	MaxAge Duration `yaml:"maxAge"`
+	// MaxBytes bounds the archive; the oldest events go first. Default
+	// 1GiB.
+	MaxBytes ByteSize `yaml:"maxBytes"`
+	// ReplayRate is how many archived events per second replays route
+	// again, all replays of a replica together. Default 2000.
+	ReplayRate int `yaml:"replayRate"`
 }
 
 // Route is one routing rule.
@@ -204,7 +248,7 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Config, error) {
 	return cfg, nil
 }
 
-var topKeys = []string{"http", "admin", "journal", "log", "sources", "sinks", "routes"}
+var topKeys = []string{"http", "admin", "journal", "log", "telemetry", "sources", "sinks", "routes"}
 
 func parse(data []byte, lookup LookupEnv) (*Config, Errors) {
 	var errs Errors
@@ -476,6 +520,27 @@ func (c *Config) setDefaults() {
 	if c.Journal.DeadLetterMaxBytes == 0 {
 		c.Journal.DeadLetterMaxBytes = DefaultDeadLetterMaxBytes
 	}
+	if a := c.Journal.Archive; a != nil {
+		if a.MaxAge == 0 {
+			a.MaxAge = Duration(DefaultArchiveMaxAge)
+		}
+		if a.MaxBytes == 0 {
+			a.MaxBytes = DefaultArchiveMaxBytes
+		}
+		if a.ReplayRate == 0 {
+			a.ReplayRate = DefaultReplayRate
+		}
+	}
+	if c.Journal.Trace == nil {
+		on := true
+		c.Journal.Trace = &on
+	}
+	if c.Journal.TraceRetention == 0 {
+		c.Journal.TraceRetention = Duration(DefaultTraceRetention)
+	}
+	if c.Journal.TraceMaxBytes == 0 {
+		c.Journal.TraceMaxBytes = DefaultTraceMaxBytes
+	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
 	}
@@ -533,8 +598,22 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	} else if c.Journal.Replicas > 1 && c.Journal.URL == "" {
 		errs.Addf(at("journal.replicas"), "", "journal.replicas: %d replicas need an external JetStream cluster (journal.url); the embedded journal keeps one copy", c.Journal.Replicas)
 	}
+	if c.Journal.TraceRetention < Duration(MinTraceRetention) {
+		errs.Addf(at("journal.traceRetention"), "", "journal.traceRetention: must be at least %v, got %v", Duration(MinTraceRetention), c.Journal.TraceRetention)
+	}
 	if c.Journal.URL != "" && c.Journal.Fsync == "always" {
 		errs.Addf(at("journal.fsync"), "", "journal.fsync: always applies only to the embedded journal; with journal.url the external server's own sync setting applies (sync_interval in its jetstream block), so remove fsync")
+	}
+	if a := c.Journal.Archive; a != nil {
+		if a.MaxAge < 0 {
+			errs.Addf(at("journal.archive.maxAge"), "", "journal.archive.maxAge: must be positive (such as 7d)")
+		}
+		if a.MaxBytes < 0 {
+			errs.Addf(at("journal.archive.maxBytes"), "", "journal.archive.maxBytes: must be positive (such as 10GiB)")
+		}
+		if a.ReplayRate < 0 {
+			errs.Addf(at("journal.archive.replayRate"), "", "journal.archive.replayRate: must be positive (events per second, such as 2000)")
+		}
 	}
 	if c.HTTP.MaxConnections < 0 {
 		errs.Addf(at("http.maxConnections"), "", "http.maxConnections: must be positive")
@@ -587,6 +666,7 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	default:
 		errs.Addf(at("log.format"), "", "log.format: must be text or json, not %q", c.Log.Format)
 	}
+	c.Telemetry.validate(errs, at)
 
 	sources := map[string]bool{}
 	for _, s := range c.Sources {

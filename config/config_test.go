@@ -436,3 +436,29 @@ routes:
 		}
 	}
 }
+
+// TestArchiveDefaults: journal.archive is off when absent; on, its limits
+// default to 7d and 1GiB.
+func TestArchiveDefaults(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte(""), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Journal.Archive != nil {
+		t.Errorf("archive without journal.archive: %+v, want off", cfg.Journal.Archive)
+	}
+	cfg, err = Parse("c.yaml", []byte("journal:\n  archive: {}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Journal.Archive; a == nil || a.MaxAge != Duration(DefaultArchiveMaxAge) || a.MaxBytes != DefaultArchiveMaxBytes || a.ReplayRate != DefaultReplayRate {
+		t.Errorf("archive: {} = %+v, want maxAge 7d, maxBytes 1GiB, replayRate 2000", a)
+	}
+	cfg, err = Parse("c.yaml", []byte("journal:\n  archive: {maxAge: 2d, maxBytes: 10MiB}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Journal.Archive; a == nil || a.MaxAge != Duration(48*time.Hour) || a.MaxBytes != 10<<20 {
+		t.Errorf("archive = %+v, want maxAge 2d, maxBytes 10MiB", a)
+	}
+}

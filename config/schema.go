@@ -91,9 +91,12 @@ var keyDocs = map[string]map[string]string{
 	},
 	"Admin": {"listen": "address of the admin API, host:port (default 127.0.0.1:9090), or off"},
 	"Journal": {
-		"dir":   "directory of the embedded journal (default ./data)",
-		"url":   "an external NATS JetStream server or cluster, comma-separated URLs",
-		"fsync": "always: fsync before every acknowledgement; interval: every syncInterval (default)",
+		"dir":            "directory of the embedded journal (default ./data)",
+		"url":            "an external NATS JetStream server or cluster, comma-separated URLs",
+		"fsync":          "always: fsync before every acknowledgement; interval: every syncInterval (default)",
+		"trace":          "keep the event log, the trace of each accepted event (GET /api/v1/events/{id}); default true",
+		"traceRetention": "how long the event log keeps a trace (default 24h, at least 1m)",
+		"traceMaxBytes":  "size of the event log; past it the oldest records go first (default 1GiB)",
 	},
 	"Route": {
 		"name":      "the route's name, unique",

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/otlptest"
 	"github.com/junctionhq/junction/internal/plugintest"
 )
 
@@ -145,4 +146,73 @@ func TestQuickstartReceiver(t *testing.T) {
 		s := out.String()
 		return strings.Contains(s, "ce-type: com.example.order.big") && strings.Contains(s, `body: {"id":"o-1","total":250}`)
 	})
+}
+
+// TestTracingExample runs examples/tracing with a collector started here:
+// a request with a traceparent goes to the partner sink signed, is verified
+// by the signed source and reaches the receiver (whose first attempt
+// fails), all in the caller's trace; a request to /hooks/signed with a
+// wrong signature is refused.
+func TestTracingExample(t *testing.T) {
+	rec := otlptest.Start(t)
+	receiver := newHeaderSink(t)
+	receiver.failing.Store(true)
+	j := startFile(t, "../examples/tracing/junction.yaml", "OTLP_ENDPOINT="+rec.URL(), "RECEIVER_URL="+receiver.url, fastSpans)
+	const caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	trace := traceOf(caller)
+	code, body := post(t, j.ingest+"/events", "application/json", map[string]string{
+		"ce-specversion": "1.0", "ce-id": "order-1", "ce-source": "/shop", "ce-type": "com.example.order.created",
+		"traceparent": caller,
+	}, `{"orderId":"o-1","amount":250}`)
+	if code != 202 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	plugintest.Eventually(t, 10*time.Second, "a failed attempt at the receiver", func() bool { return len(receiver.requests()) >= 1 })
+	receiver.failing.Store(false)
+	plugintest.Eventually(t, 10*time.Second, "the event at the receiver", func() bool { return receiver.delivered() == 1 })
+	want := []string{"ingest events", "route orders", "deliver partner", "ingest signed", "route verified", "deliver receiver"}
+	plugintest.Eventually(t, 10*time.Second, "every span in the caller's trace", func() bool {
+		names := map[string]bool{}
+		for _, s := range rec.Spans() {
+			if s.TraceID == trace {
+				names[s.Name] = true
+			}
+		}
+		for _, n := range want {
+			if !names[n] {
+				return false
+			}
+		}
+		return len(rec.Named("deliver receiver", trace)) >= 2
+	})
+	// The chain: each hop a child of the one before.
+	byName := map[string]otlptest.Span{}
+	for _, s := range rec.Named("", trace) {
+		byName[s.Name] = s
+	}
+	for i := 1; i < len(want); i++ {
+		if want[i] == "deliver receiver" {
+			continue // two attempts; checked below
+		}
+		if got, parent := byName[want[i]], byName[want[i-1]]; got.Parent != parent.SpanID {
+			t.Errorf("span %q: parent %s, want %q (%s)", want[i], got.Parent, want[i-1], parent.SpanID)
+		}
+	}
+	for _, s := range rec.Named("deliver receiver", trace) {
+		if s.Parent != byName["route verified"].SpanID {
+			t.Errorf("deliver receiver span %v: not a child of route verified", s)
+		}
+	}
+	for i, h := range receiver.requests() {
+		if traceOf(h.Get("traceparent")) != trace || traceOf(h.Get("ce-traceparent")) != trace {
+			t.Errorf("request %d: traceparent %q, ce-traceparent %q: want trace %s", i, h.Get("traceparent"), h.Get("ce-traceparent"), trace)
+		}
+	}
+	code, _ = post(t, j.ingest+"/hooks/signed", "application/json", map[string]string{
+		"webhook-id": "msg_x", "webhook-timestamp": strconv.FormatInt(time.Now().Unix(), 10), "webhook-signature": "v1,AAAA",
+		"ce-id": "forged", "ce-source": "/x", "ce-type": "t",
+	}, `{}`)
+	if code != 401 {
+		t.Errorf("a wrong signature at /hooks/signed: %d, want 401", code)
+	}
 }

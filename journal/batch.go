@@ -431,3 +431,13 @@ func (a *appender) close() {
 func (j *Journal) Stats() (messages, entries uint64) {
 	return j.app.messages.Load(), j.app.stored.Load()
 }
+
+// Busy says whether appends are waiting for the rounds being stored: the
+// journal takes writes as fast as it can, and work that can wait (a
+// replay) should.
+func (j *Journal) Busy() bool {
+	a := j.app
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rounds >= maxRounds && len(a.queue) > 0
+}

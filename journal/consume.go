@@ -30,12 +30,14 @@ type Delivery struct {
 	// parkSeq is the stream sequence of a parked entry read back (see
 	// park.go), 0 otherwise.
 	parkSeq uint64
-	// Route, DeadLetter, Key, Priority and Data are the entry's fields.
-	Route      string
-	DeadLetter bool
-	Key        string
-	Priority   int
-	Data       []byte
+	// Route, DeadLetter, Key, Priority, Data, TraceParent and TraceState
+	// are the entry's fields.
+	Route                   string
+	DeadLetter              bool
+	Key                     string
+	Priority                int
+	Data                    []byte
+	TraceParent, TraceState string
 	// Attempt is the attempt number, 1 for the first delivery.
 	Attempt int
 	// Accepted is when the entry was first stored: when its event was
@@ -758,6 +760,7 @@ func (c *Consumer) decode(msg jetstream.Msg, h *held) ([]*Delivery, time.Duratio
 		d := &Delivery{
 			held: h, batch: b, c: c, entry: e, keyed: ln.kind == laneKeyed,
 			Route: e.Route, DeadLetter: e.DeadLetter, Key: e.Key, Priority: e.Priority, Data: e.Data,
+			TraceParent: e.TraceParent, TraceState: e.TraceState,
 			Attempt:  e.Attempts + attempt,
 			Accepted: e.Accepted,
 			Index:    i,

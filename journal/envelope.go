@@ -21,8 +21,11 @@ import (
 // Messages written by earlier versions are read too (see decodeLegacy):
 // those are on subjects <prefix>.<sink>.<n>, n the count of entries.
 const (
-	envelopeMagic   = 'J'
+	envelopeMagic = 'J'
+	// envelopeVersion is the version of envelopes without a trace context.
 	envelopeVersion = 1
+	// envelopeVersionTrace is the version of envelopes with one.
+	envelopeVersionTrace = 2
 )
 
 // Entry flags.
@@ -34,7 +37,10 @@ const (
 	flagAttempts
 	flagAccepted
 	flagSeq
+	flagTrace
 	flagsKnown = 1<<iota - 1
+	// flagsV1 are the flags of version 1.
+	flagsV1 = flagsKnown &^ flagTrace
 )
 
 // Limits of a decoded entry.
@@ -43,18 +49,31 @@ const (
 	MaxPriority = 9
 	// MaxKeyLen bounds an ordering key.
 	MaxKeyLen = 1024
+	// MaxTraceParentLen bounds a stored traceparent (55 bytes in version
+	// 00 of W3C Trace Context; later versions may append fields).
+	MaxTraceParentLen = 256
+	// MaxTraceStateLen bounds a stored tracestate (W3C Trace Context allows
+	// 32 members; 512 bytes is what propagators must keep at least).
+	MaxTraceStateLen = 1024
 )
 
 var errBadEnvelope = errors.New("malformed journal envelope")
 
 // envelopeSize is an upper bound of e's size in an envelope.
 func envelopeSize(e *Entry) int {
-	return 6*binary.MaxVarintLen64 + 2 + len(e.Route) + len(e.Key) + len(e.Data)
+	return 8*binary.MaxVarintLen64 + 2 + len(e.Route) + len(e.Key) + len(e.TraceParent) + len(e.TraceState) + len(e.Data)
 }
 
 // appendEnvelope appends the envelope of entries to dst.
 func appendEnvelope(dst []byte, entries []*Entry) []byte {
-	dst = append(dst, envelopeMagic, envelopeVersion)
+	version := byte(envelopeVersion)
+	for _, e := range entries {
+		if e.TraceParent != "" {
+			version = envelopeVersionTrace
+			break
+		}
+	}
+	dst = append(dst, envelopeMagic, version)
 	dst = binary.AppendUvarint(dst, uint64(len(entries)))
 	for _, e := range entries {
 		dst = appendEntry(dst, e)
@@ -85,6 +104,9 @@ func appendEntry(dst []byte, e *Entry) []byte {
 	if e.Seq != 0 {
 		flags |= flagSeq
 	}
+	if e.TraceParent != "" {
+		flags |= flagTrace
+	}
 	dst = binary.AppendUvarint(dst, flags)
 	dst = appendString(dst, e.Route)
 	if flags&flagKey != 0 {
@@ -105,6 +127,10 @@ func appendEntry(dst []byte, e *Entry) []byte {
 	if flags&flagSeq != 0 {
 		dst = binary.AppendUvarint(dst, e.Seq)
 	}
+	if flags&flagTrace != 0 {
+		dst = appendString(dst, e.TraceParent)
+		dst = appendString(dst, e.TraceState)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Data)))
 	return append(dst, e.Data...)
 }
@@ -112,14 +138,25 @@ func appendEntry(dst []byte, e *Entry) []byte {
 // isEnvelope says whether a message's payload is an envelope.
 func isEnvelope(p []byte) bool { return len(p) >= 2 && p[0] == envelopeMagic }
 
+// isKnownEnvelope says whether p is an envelope of a version this one
+// writes (a legacy batch frame may start with the magic byte too).
+func isKnownEnvelope(p []byte) bool {
+	return isEnvelope(p) && (p[1] == envelopeVersion || p[1] == envelopeVersionTrace)
+}
+
 // decodeEnvelope reads the entries of an envelope. Their Data, Route and
 // Key share p, which must not change afterwards.
 func decodeEnvelope(p []byte) ([]Entry, error) {
 	if !isEnvelope(p) {
 		return nil, errBadEnvelope
 	}
-	if p[1] != envelopeVersion {
-		return nil, fmt.Errorf("%w: version %d (this version of Junction reads version %d: was the journal written by a newer one?)", errBadEnvelope, p[1], envelopeVersion)
+	known := uint64(flagsKnown)
+	switch p[1] {
+	case envelopeVersion:
+		known = flagsV1
+	case envelopeVersionTrace:
+	default:
+		return nil, fmt.Errorf("%w: version %d (this version of Junction reads versions %d and %d: was the journal written by a newer one?)", errBadEnvelope, p[1], envelopeVersion, envelopeVersionTrace)
 	}
 	r := reader{b: p[2:]}
 	n := r.uvarint()
@@ -131,7 +168,7 @@ func decodeEnvelope(p []byte) ([]Entry, error) {
 	for i := range out {
 		e := &out[i]
 		flags := r.uvarint()
-		if flags&^flagsKnown != 0 {
+		if flags&^known != 0 {
 			return nil, fmt.Errorf("%w: unknown flags %#x", errBadEnvelope, flags)
 		}
 		e.Route = r.string()
@@ -161,6 +198,12 @@ func decodeEnvelope(p []byte) ([]Entry, error) {
 		}
 		if flags&flagSeq != 0 {
 			e.Seq = r.uvarint()
+		}
+		if flags&flagTrace != 0 {
+			e.TraceParent, e.TraceState = r.string(), r.string()
+			if e.TraceParent == "" || len(e.TraceParent) > MaxTraceParentLen || len(e.TraceState) > MaxTraceStateLen {
+				return nil, fmt.Errorf("%w: bad trace context", errBadEnvelope)
+			}
 		}
 		n := r.uvarint()
 		if r.err != nil || n > uint64(len(r.b)) {

@@ -35,16 +35,68 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 			t.Errorf("entry %d:\n got %+v\nwant %+v", i, g, w)
 		}
 	}
-	for _, bad := range [][]byte{nil, {'J'}, {'J', 2, 1, 0, 0, 0}, {'J', 1, 0}, {'J', 1, 1, 0x80, 0, 0}, {'J', 1, 1, 0, 1, 'r'}, {'J', 1, 1, 0, 0, 0, 'x'}, {'J', 1, 200, 0, 0, 0}} {
+	for _, bad := range [][]byte{nil, {'J'}, {'J', 3, 1, 0, 0, 0}, {'J', 1, 0}, {'J', 1, 1, 0x80, 0, 0}, {'J', 1, 1, 0, 1, 'r'}, {'J', 1, 1, 0, 0, 0, 'x'}, {'J', 1, 200, 0, 0, 0}} {
 		if _, err := decodeEnvelope(bad); err == nil {
 			t.Errorf("decodeEnvelope(%v) accepted a malformed envelope", bad)
 		}
 	}
 }
 
+const testTraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+// TestEnvelopeTraceVersions: an envelope with a trace context is version 2
+// and reads back with it; one without stays version 1, byte for byte what
+// the versions before trace contexts wrote (so they can read it); a
+// version 1 envelope that claims a trace context is refused.
+func TestEnvelopeTraceVersions(t *testing.T) {
+	plain := []*Entry{{Route: "r", Key: "k", Attempts: 2, Data: []byte("ev")}}
+	p1 := appendEnvelope(nil, plain)
+	// Version 1 as written before: magic, version, count, flags (key and
+	// attempts), route, key, attempts, data.
+	want := []byte{'J', 1, 1, flagKey | flagAttempts, 1, 'r', 1, 'k', 2, 2, 'e', 'v'}
+	if !bytes.Equal(p1, want) {
+		t.Fatalf("envelope without a trace context:\n got %v\nwant %v", p1, want)
+	}
+	traced := []*Entry{{Route: "r", Data: []byte("a")}, {Route: "s", TraceParent: testTraceParent, TraceState: "vendor=x", Attempts: 1, Data: []byte("b")}}
+	p2 := appendEnvelope(nil, traced)
+	if p2[1] != 2 {
+		t.Fatalf("envelope with a trace context has version %d, want 2", p2[1])
+	}
+	if isLegacy(nil, p2) {
+		t.Fatal("a version 2 envelope is taken for a legacy message")
+	}
+	out, err := decodeEnvelope(p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].TraceParent != "" || out[1].TraceParent != testTraceParent || out[1].TraceState != "vendor=x" || string(out[1].Data) != "b" {
+		t.Fatalf("read back %+v", out)
+	}
+	// The trace flag in a version 1 envelope is not version 1.
+	bad := bytes.Clone(p2)
+	bad[1] = 1
+	if _, err := decodeEnvelope(bad); err == nil || !strings.Contains(err.Error(), "unknown flags") {
+		t.Fatalf("version 1 with a trace context: %v", err)
+	}
+	for _, tc := range []struct{ tp, ts string }{{"", "x"}, {strings.Repeat("a", MaxTraceParentLen+1), ""}, {testTraceParent, strings.Repeat("a", MaxTraceStateLen+1)}} {
+		b := []byte{'J', 2, 1}
+		b = binary.AppendUvarint(b, flagTrace)
+		b = appendString(b, "r")
+		b = appendString(appendString(b, tc.tp), tc.ts)
+		b = append(b, 0)
+		if _, err := decodeEnvelope(b); err == nil {
+			t.Errorf("trace context %.20q / %.20q accepted", tc.tp, tc.ts)
+		}
+	}
+	if _, err := decodeEnvelope([]byte{'J', 3, 1, 0, 0, 0}); err == nil || !strings.Contains(err.Error(), "version 3") {
+		t.Fatalf("version 3: %v", err)
+	}
+}
+
 func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add(appendEnvelope(nil, []*Entry{{Route: "r", Data: []byte("x")}, {Route: "q", DeadLetter: true, Key: "k", Priority: 3}}))
 	f.Add(appendEnvelope(nil, []*Entry{{Route: "r", NotBefore: time.Unix(5, 0), Attempts: 2, Accepted: time.Unix(1, 0), Seq: 9}}))
+	f.Add(appendEnvelope(nil, []*Entry{{Route: "r", TraceParent: testTraceParent, TraceState: "k=v", Data: []byte("x")}, {Route: "q"}}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		es, err := decodeEnvelope(p)
@@ -64,7 +116,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			a, b := es[i], again[i]
 			if a.Route != b.Route || a.Key != b.Key || a.Priority != b.Priority || a.DeadLetter != b.DeadLetter ||
 				a.Attempts != b.Attempts || a.Seq != b.Seq || !a.NotBefore.Equal(b.NotBefore) || !a.Accepted.Equal(b.Accepted) ||
-				!bytes.Equal(a.Data, b.Data) {
+				a.TraceParent != b.TraceParent || a.TraceState != b.TraceState || !bytes.Equal(a.Data, b.Data) {
 				t.Fatalf("entry %d changed on a round trip: %+v, then %+v", i, a, b)
 			}
 		}

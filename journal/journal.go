@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +78,20 @@ type Options struct {
 	// DeadLetterMaxBytes bounds the dead-letter store (oldest entries go
 	// first); 0 is unlimited.
 	DeadLetterMaxBytes int64
+	// Archive keeps every accepted event in the archive (see archive.go)
+	// for ArchiveMaxAge (0: until ArchiveMaxBytes pushes it out), within
+	// ArchiveMaxBytes (oldest first; 0 is unlimited).
+	Archive         bool
+	ArchiveMaxAge   time.Duration
+	ArchiveMaxBytes int64
+	// Trace keeps the event log (see trace.go).
+	Trace bool
+	// TraceRetention is how long the event log keeps a record; 0 keeps it
+	// until TraceMaxBytes pushes it out.
+	TraceRetention time.Duration
+	// TraceMaxBytes bounds the event log (oldest records go first); 0 is
+	// unlimited.
+	TraceMaxBytes int64
 	// Memory stores the stream in memory (tests only: nothing survives).
 	Memory bool
 	// Logger receives the journal's log; nil discards it.
@@ -102,6 +117,11 @@ type Journal struct {
 	// gsync.
 	dlStream jetstream.Stream
 	dlSync   *groupSync
+	// arStream is the archive (see archive.go), arSync its gsync; jobs
+	// the bucket of replay jobs.
+	arStream jetstream.Stream
+	arSync   *groupSync
+	jobs     jetstream.KeyValue
 	app      *appender
 	// delayStream holds the entries not due yet; mover is the consumer
 	// that moves them into their lanes when due (see delay.go).
@@ -114,6 +134,11 @@ type Journal struct {
 	embedded *server.Options
 	// marksState holds the bucket of marks (see marks.go).
 	marksState
+
+	// trace is the event log's writer (see trace.go); nil when it is off.
+	trace *traceLog
+	// dial opens another connection to the journal, with nc's options.
+	dial func(name string) (*nats.Conn, error)
 }
 
 // MaxPayload is the largest entry the embedded server accepts.
@@ -135,7 +160,8 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	prefix := "junction." + strings.ToLower(o.Stream)
-	j := &Journal{opts: o, log: o.Logger, lanes: lanes{prefix: prefix, delay: "junction-delay." + strings.ToLower(o.Stream)}}
+	j := &Journal{opts: o, log: o.Logger, lanes: lanes{prefix: prefix, delay: "junction-delay." + strings.ToLower(o.Stream),
+		archive: "junction-archive." + strings.ToLower(o.Stream)}}
 	if err := j.connect(ctx); err != nil {
 		j.Close()
 		return nil, err
@@ -152,6 +178,14 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 		return nil, err
 	}
 	if err := j.ensureDelays(ctx); err != nil {
+		j.Close()
+		return nil, err
+	}
+	if err := j.ensureArchive(ctx); err != nil {
+		j.Close()
+		return nil, err
+	}
+	if err := j.ensureTrace(ctx); err != nil {
 		j.Close()
 		return nil, err
 	}
@@ -253,6 +287,9 @@ func (j *Journal) connect(ctx context.Context) error {
 		return fmt.Errorf("connect journal %s: %w", o.URL, err)
 	}
 	j.nc = nc
+	j.dial = func(name string) (*nats.Conn, error) {
+		return nats.Connect(url, append(natsOpts[:len(natsOpts):len(natsOpts)], nats.Name(name))...)
+	}
 	if o.URL != "" && !serverAtLeast(nc.ConnectedServerVersion(), 2, 12) {
 		return fmt.Errorf("journal %s: nats-server %s is too old: the journal needs 2.12 or later (message schedules for delayed deliveries, pinned consumers for ordered ones)", o.URL, nc.ConnectedServerVersion())
 	}
@@ -403,6 +440,11 @@ type Entry struct {
 	Priority int
 	// Data is the encoded event.
 	Data []byte
+	// TraceParent and TraceState are the W3C trace context of the span
+	// that stored the entry (its route match), so that every attempt,
+	// across retries and restarts, belongs to the same trace. "" without
+	// one.
+	TraceParent, TraceState string
 
 	// Set on an entry stored again (a retry, a due entry moved into its
 	// lane), zero on a new one:
@@ -414,6 +456,10 @@ type Entry struct {
 	// Seq is the entry's sequence number once given (see
 	// Delivery.Seq); 0 gives it its message's.
 	Seq uint64
+
+	// archive marks an entry of the archive (see ArchiveEntry): Route
+	// holds the source's name.
+	archive bool
 
 	// park is set on an entry of a failing key parked (see park.go): the
 	// hash of its route and key.
@@ -427,8 +473,19 @@ type Entry struct {
 // most Options.WriteTimeout; it fails at once (ErrUnavailable, no write)
 // while the store cannot take writes or the disk is below MinFreeSpace (see
 // Health).
+//
+// Archive entries (see ArchiveEntry) are stored in the archive in the same
+// rounds; an append of archive entries only is not refused because the
+// deliveries stream is full (journal.maxBytes), only for a full disk.
 func (j *Journal) Append(ctx context.Context, entries []Entry) error {
-	return j.append(ctx, entries, false)
+	internal := len(entries) > 0
+	for i := range entries {
+		if !entries[i].archive {
+			internal = false
+			break
+		}
+	}
+	return j.append(ctx, entries, internal)
 }
 
 // append is Append; internal says the entries are stored again (a retry, a
@@ -460,7 +517,15 @@ func (j *Journal) append(ctx context.Context, entries []Entry, internal bool) er
 	if w.err != nil {
 		return w.err
 	}
-	return j.sync()
+	if err := j.sync(); err != nil {
+		return err
+	}
+	if j.arSync != nil && slices.ContainsFunc(entries, func(e Entry) bool { return e.archive }) {
+		if err := j.arSync.Sync(); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	return nil
 }
 
 // writeTimers are the stopped timers of Append's write timeout, reused: a
@@ -502,6 +567,9 @@ func (j *Journal) Close() error {
 		marks.close()
 	}
 	j.health.close()
+	if j.trace != nil {
+		j.trace.close()
+	}
 	if j.app != nil {
 		j.app.close()
 	}

@@ -25,8 +25,9 @@ import (
 // <delayPrefix>.s.<id>, until JetStream's scheduler moves them to
 // <delayPrefix>.due.<sink> and the journal from there into their lane.
 type lanes struct {
-	prefix string // of the deliveries stream
-	delay  string // of the delay stream
+	prefix  string // of the deliveries stream
+	delay   string // of the delay stream
+	archive string // of the archive (see archive.go)
 }
 
 // Lane kinds.
@@ -37,6 +38,9 @@ const (
 	// laneParked is where the entries of one failing key wait (see
 	// park.go): no consumer reads it.
 	laneParked
+	// laneArchive carries archive entries to the archive stream:
+	// <archivePrefix>.<n>.
+	laneArchive
 )
 
 // lane is one lane of one sink.
@@ -50,6 +54,8 @@ type lane struct {
 // of returns the lane of an entry.
 func (l lanes) of(e *Entry) lane {
 	switch {
+	case e.archive:
+		return lane{kind: laneArchive}
 	case e.park != "":
 		return lane{sink: e.Sink, kind: laneParked, park: e.park}
 	case e.Key != "":
@@ -74,6 +80,9 @@ func (ln lane) token() string {
 }
 
 func (l lanes) base(ln lane) string {
+	if ln.kind == laneArchive {
+		return l.archive
+	}
 	if t := ln.token(); t != "" {
 		return l.prefix + "." + ln.sink + "." + t
 	}

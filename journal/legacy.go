@@ -35,12 +35,12 @@ var errBadBatch = errors.New("malformed batch")
 // isLegacy says whether a journal message was written by an earlier
 // version: a single entry has the route header; a batch frame starts with
 // the length of its first route, then the route's first letter, where an
-// envelope has its magic byte and version 1.
+// envelope has its magic byte and version 1 or 2.
 func isLegacy(hdr nats.Header, data []byte) bool {
 	if _, ok := hdr[HeaderRoute]; ok {
 		return true
 	}
-	return !(isEnvelope(data) && data[1] == envelopeVersion)
+	return !isKnownEnvelope(data)
 }
 
 // decodeLegacy reads the entries of a message of an earlier version, of n

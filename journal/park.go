@@ -218,6 +218,7 @@ func (k *keyedRun) loadParked(h string, ps *parkState) {
 		e.Sink = k.c.sink
 		d := &Delivery{c: k.c, entry: e, keyed: true, parkSeq: m.Sequence,
 			Route: e.Route, DeadLetter: e.DeadLetter, Key: e.Key, Priority: e.Priority, Data: e.Data,
+			TraceParent: e.TraceParent, TraceState: e.TraceState,
 			Attempt: e.Attempts + 1, Accepted: e.Accepted, Seq: m.Sequence, OrderSeq: e.Seq}
 		k.mu.Lock()
 		defer k.mu.Unlock()

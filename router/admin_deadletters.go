@@ -148,6 +148,7 @@ func (r *Router) redriveDeadLetters(w http.ResponseWriter, req *http.Request) {
 	}
 	n := 0
 	for _, dl := range dls {
+		at := time.Now() // before the new delivery's first attempt
 		// Journal first, then remove: a crash in between delivers twice,
 		// never loses.
 		if err := r.journal.Append(ctx, []journal.Entry{{Sink: dl.Sink, Route: dl.Route, Data: dl.Data}}); err != nil {
@@ -158,6 +159,7 @@ func (r *Router) redriveDeadLetters(w http.ResponseWriter, req *http.Request) {
 		if err := r.journal.DeleteDeadLetter(ctx, dl.ID); err != nil {
 			r.log.Warn("remove redriven dead letter", "id", dl.ID, "err", err)
 		}
+		r.traceRedriven(dl, at)
 		n++
 	}
 	r.log.Info("dead letters redriven", "count", n)

@@ -130,6 +130,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		return
 	}
 	actx, cancel := sinks.WithAttemptTimeout(ctx, pol.Timeout)
+	actx, att := s.r.tracing.startAttempt(actx, s.name, d, &e)
 	start := time.Now()
 	var reply *event.Event
 	var err error
@@ -139,12 +140,18 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		err = s.sink.Deliver(actx, &e)
 	}
 	cancel()
+	att.end(&e, err)
 	done(ctx, err)
-	s.duration.Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	s.duration.Observe(took.Seconds())
+	var outcome string // set below; the event log records it
+	defer func() { s.traceAttempt(d, &e, start, took, outcome, err) }()
 	if err == nil {
-		if reply != nil && !s.routeReply(ctx, d, &e, reply, pol) {
+		if reply != nil && !s.routeReply(att.context(ctx), d, &e, reply, pol) {
+			outcome = OutcomeRetried
 			return // the delivery will be made again
 		}
+		outcome = OutcomeDelivered
 		s.count(d.Route, OutcomeDelivered)
 		s.settled(d, d.Ack())
 		return
@@ -154,6 +161,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	}
 	if ctx.Err() != nil {
 		// Shutting down: the attempt was cut short; try again after restart.
+		outcome = OutcomeRetried
 		s.settled(d, d.Retry(pol.BackoffDelay))
 		return
 	}
@@ -164,6 +172,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		delay := max(pol.Backoff(d.Attempt), after)
 		if pol.Retries(d.Attempt, time.Since(d.Accepted), delay) {
 			log.Debug("delivery failed; will retry", "delay", delay, "err", err)
+			outcome = OutcomeRetried
 			s.count(d.Route, OutcomeRetried)
 			s.settled(d, d.Retry(delay))
 			return
@@ -173,7 +182,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 	if permanent {
 		reason = journal.ReasonPermanent
 	}
-	s.giveUp(ctx, d, &e, pol, reason, err.Error(), log)
+	outcome = s.giveUp(ctx, d, &e, pol, reason, err.Error(), log)
 }
 
 // settled logs an answer to the journal that failed (the connection was
@@ -195,29 +204,31 @@ const deadLetterRetry = 10 * time.Second
 // in the journal's dead-letter store and, when the policy names one, sent
 // to the dead-letter sink, and only then acknowledged. When the journal
 // refuses either write the delivery stays pending and comes back: a dead
-// letter is never dropped.
-func (s *sinkRuntime) giveUp(ctx context.Context, d *journal.Delivery, ev *event.Event, pol config.Policy, reason, cause string, log *slog.Logger) {
+// letter is never dropped. It returns the outcome.
+func (s *sinkRuntime) giveUp(ctx context.Context, d *journal.Delivery, ev *event.Event, pol config.Policy, reason, cause string, log *slog.Logger) string {
 	log = log.With("reason", reason, "attempts", d.Attempt)
 	if pol.OnExhausted == config.OnExhaustedDrop {
 		log.Error("delivery failed; event dropped (onExhausted: drop)", "err", cause)
 		s.count(d.Route, OutcomeDropped)
 		s.settled(d, d.Ack())
-		return
+		return OutcomeDropped
 	}
 	dlSink := pol.DeadLetter
 	if d.DeadLetter {
 		dlSink = "" // a dead letter's own delivery failed: the store keeps it
 	}
 	dl := deadLetterOf{event: ev, route: d.Route, sink: s.name, dlSink: dlSink, attempts: d.Attempt,
-		reason: reason, cause: cause, accepted: d.Accepted, id: fmt.Sprintf("d.%s.%d.%d", s.name, d.Seq, d.Index)}
+		reason: reason, cause: cause, accepted: d.Accepted, id: fmt.Sprintf("d.%s.%d.%d", s.name, d.Seq, d.Index),
+		traceParent: d.TraceParent, traceState: d.TraceState}
 	if err := s.r.deadLetter(ctx, dl); err != nil {
 		log.Error("dead-letter write failed; delivery stays pending", "dead_letter", dlSink, "retry_in", deadLetterRetry, "err", err)
 		s.settled(d, d.Retry(deadLetterRetry))
-		return
+		return OutcomeRetried
 	}
 	log.Warn("delivery failed; dead-lettered", "dead_letter", dlSink, "err", cause)
 	s.count(d.Route, OutcomeDeadLettered)
 	s.settled(d, d.Ack())
+	return OutcomeDeadLettered
 }
 
 // deadLetterOf is one event given up on, for Router.deadLetter.
@@ -232,6 +243,8 @@ type deadLetterOf struct {
 	accepted time.Time
 	// id names the dead-lettering, so that doing it twice stores one entry.
 	id string
+	// traceParent and traceState go with the entry for the dead-letter sink.
+	traceParent, traceState string
 }
 
 // deadLetter keeps dl's event in the journal's dead-letter store and, when
@@ -254,6 +267,7 @@ func (r *Router) deadLetter(ctx context.Context, dl deadLetterOf) error {
 	if err != nil {
 		return err
 	}
+	ent.TraceParent, ent.TraceState = dl.traceParent, dl.traceState
 	return r.journal.Append(ctx, []journal.Entry{ent})
 }
 

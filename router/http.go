@@ -18,7 +18,7 @@ func (r *Router) ingressHandler() http.Handler {
 			http.Error(w, "unknown path "+oneLine(req.URL.Path, 200), http.StatusNotFound)
 			return
 		}
-		h.ServeHTTP(w, req)
+		h.ServeHTTP(w, traceHeaders(req))
 	})
 }
 
@@ -49,6 +49,8 @@ func (r *Router) adminHandler() http.Handler {
 	mux.HandleFunc("POST /api/v1/deadletters/redrive", r.redriveDeadLetters)
 	mux.HandleFunc("GET /api/v1/status", r.getStatus)
 	mux.HandleFunc("POST /api/v1/reload", r.postReload)
+	r.replays.routes(mux)
+	mux.HandleFunc("GET /api/v1/events/{id}", r.getEvent)
 	mux.HandleFunc("GET /api/v1/tail", r.serveTail)
 	mux.HandleFunc("POST /api/v1/routes/test", r.testRoutes)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.Registry, promhttp.HandlerOpts{}))

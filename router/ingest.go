@@ -82,25 +82,44 @@ func (in *ingester) Rejected(reason string) {
 }
 
 // Ingest routes events and journals their deliveries; see sources.Ingester.
-func (in *ingester) Ingest(ctx context.Context, events []*event.Event) error {
+func (in *ingester) Ingest(ctx context.Context, events []*event.Event) (err error) {
+	ctx, span := in.r.tracing.startIngest(ctx, in.source, events)
+	defer func() { endSpan(span, err) }()
 	if in.dedup != nil {
 		return in.dedup.ingest(ctx, events, in.route)
 	}
 	return in.route(ctx, events)
 }
 
-// route routes events and journals their deliveries.
+// route routes events and journals their deliveries, and the events in
+// the archive when it is on.
 func (in *ingester) route(ctx context.Context, events []*event.Event) error {
+	return in.routeEvents(ctx, events, nil)
+}
+
+// routeEvents is route; rp is set when the events are replayed (see
+// replay.go): then only rp's routes take them, they are not archived again,
+// and rp counts them.
+func (in *ingester) routeEvents(ctx context.Context, events []*event.Event, rp *replaying) error {
 	r := in.r
 	var entries []journal.Entry
 	unrouted := 0
 	var buf [16]int
+	archive := rp == nil && r.journal.Archiving()
+	accepted := time.Now()
+	var traced []journal.TraceRecord // the event log's records, written once the entries are stored
+	tracing, now := rp == nil && r.journal.Tracing(), accepted
 	for _, e := range events {
 		env := filters.NewEnv(e)
 		matched := false
 		var plain []byte // e encoded, once for the routes that do not transform it
+		// names are the routes e matched, for the event log.
+		var names []string
 		for _, i := range in.index.Candidates(env, buf[:0]) {
 			rt := in.routes[i]
+			if rp != nil && !rp.takes(rt.Name) {
+				continue
+			}
 			v := rt.judge(env)
 			if v.filterErr != nil {
 				r.metrics.FilterErrors.WithLabelValues(rt.Name).Inc()
@@ -111,6 +130,9 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 				continue
 			}
 			matched = true
+			if tracing {
+				names = append(names, rt.Name)
+			}
 			if v.failed != nil {
 				if err := in.transformFailed(ctx, rt, e, v.what, v.failed); err != nil {
 					return err
@@ -127,19 +149,38 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 				}
 				data = plain
 			} else {
+				if rp != nil {
+					v.out.SetExtension(ExtReplay, rp.id)
+				}
 				var err error
 				if data, err = journal.EncodeEvent(nil, v.out); err != nil {
 					return fmt.Errorf("encode event %s: %w", e.ID(), err)
 				}
 			}
+			tp, ts := r.tracing.routed(ctx, rt.Name, e)
 			for _, sink := range rt.To {
 				entries = append(entries, journal.Entry{Sink: sink, Route: rt.Name, Data: data,
-					Key: v.pl.key, NotBefore: v.pl.notBefore, Priority: v.pl.priority})
+					Key: v.pl.key, NotBefore: v.pl.notBefore, Priority: v.pl.priority, TraceParent: tp, TraceState: ts})
 			}
 		}
 		if !matched {
 			unrouted++
 		}
+		if tracing {
+			traced = r.acceptedTrace(traced, in.source, e, names, now)
+		}
+		if archive {
+			if plain == nil {
+				var err error
+				if plain, err = journal.EncodeEvent(nil, e); err != nil {
+					return fmt.Errorf("encode event %s: %w", e.ID(), err)
+				}
+			}
+			entries = append(entries, journal.ArchiveEntry(in.source, accepted, plain))
+		}
+	}
+	if rp != nil {
+		rp.routed, rp.unrouted = len(events)-unrouted, unrouted
 	}
 	start := time.Now()
 	if err := r.journal.Append(ctx, entries); err != nil {
@@ -154,6 +195,10 @@ func (in *ingester) route(ctx context.Context, events []*event.Event) error {
 	if len(entries) > 0 {
 		r.metrics.AppendDuration.Observe(time.Since(start).Seconds())
 	}
+	if rp != nil {
+		return nil
+	}
+	r.journal.Trace(traced...)
 	in.received.Add(float64(len(events)))
 	r.tail.publish(in.source, events)
 	if unrouted > 0 {
@@ -232,16 +277,19 @@ func (e *ingestError) Unwrap() []error { return []error{e.kind, e.err} }
 func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Event, what string, cause error) error {
 	r := in.r
 	r.metrics.TransformErrs.WithLabelValues(rt.Name).Inc()
+	tp, ts := r.tracing.routed(ctx, rt.Name, e)
 	for _, sink := range rt.To {
 		pol := rt.Policy[sink]
 		log := r.log.With("route", rt.Name, "sink", sink, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source())
 		if pol.OnExhausted == config.OnExhaustedDrop {
 			log.Error(what+"failed; event dropped (onExhausted: drop)", "err", cause)
 			r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDropped).Inc()
+			r.traceGiveUp(e, rt.Name, sink, OutcomeDropped, what+cause.Error())
 			continue
 		}
 		dl := deadLetterOf{event: e, route: rt.Name, sink: sink, dlSink: pol.DeadLetter, reason: journal.ReasonTransform,
-			cause: what + cause.Error(), accepted: time.Now(), id: transformDeadLetterID(e, rt.Name, sink)}
+			cause: what + cause.Error(), accepted: time.Now(), id: transformDeadLetterID(e, rt.Name, sink),
+			traceParent: tp, traceState: ts}
 		if err := r.deadLetter(ctx, dl); err != nil {
 			if errors.Is(err, journal.ErrTooLarge) {
 				return &ingestError{kind: sources.ErrTooLarge, err: err}
@@ -250,6 +298,7 @@ func (in *ingester) transformFailed(ctx context.Context, rt *Route, e *event.Eve
 		}
 		log.Warn(what+"failed; dead-lettered", "dead_letter", pol.DeadLetter, "err", cause)
 		r.metrics.Deliveries.WithLabelValues(rt.Name, sink, OutcomeDeadLettered).Inc()
+		r.traceGiveUp(e, rt.Name, sink, OutcomeDeadLettered, what+cause.Error())
 	}
 	return nil
 }
@@ -272,6 +321,8 @@ const (
 	ExtSink     = "junctionsink"
 	ExtAttempts = "junctionattempts"
 	ExtError    = "junctionerror"
+	// ExtReplay is set on replayed events: the replay's id.
+	ExtReplay = "junctionreplay"
 )
 
 // MaxErrorLen bounds the junctionerror extension.

@@ -181,8 +181,8 @@ routes:
 	}
 }
 
-// hookServer records the ids of the events posted to it.
-func hookServer(t *testing.T) (*httptest.Server, func() []string) {
+// idServer records the ids of the events posted to it.
+func idServer(t *testing.T) (*httptest.Server, func() []string) {
 	var mu sync.Mutex
 	var ids []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -200,8 +200,8 @@ func hookServer(t *testing.T) (*httptest.Server, func() []string) {
 }
 
 func TestReloadChangesSinkURL(t *testing.T) {
-	a, gotA := hookServer(t)
-	b, gotB := hookServer(t)
+	a, gotA := idServer(t)
+	b, gotB := idServer(t)
 	cfg := `
 sources: [{name: src, type: test-idle}]
 sinks:

@@ -44,6 +44,9 @@ type Options struct {
 	Load func() (*Plan, error)
 	// Version is the version GET /api/v1/status shows.
 	Version string
+	// ReplayRate is how many events per second replays route again, all
+	// jobs of the process together. Default journal.archive.replayRate.
+	ReplayRate float64
 }
 
 // Router runs one plan, and the next one on a reload (see reload.go).
@@ -79,8 +82,12 @@ type Router struct {
 	ingressLn net.Listener
 	adminLn   net.Listener
 	ready     atomic.Bool
+	// replays runs the replay jobs of this process (see replay.go).
+	replays *replays
 	// tail fans accepted events out to live tails (GET /api/v1/tail).
 	tail tailHub
+	// tracing makes OpenTelemetry spans (see tracing.go).
+	tracing *tracing
 }
 
 // sourceRuntime is one built source: an HTTP source served on the ingress
@@ -117,20 +124,26 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 			r.closeAll()
 		}
 	}()
+	if r.tracing, err = newTracing(ctx, cfg.Telemetry, r.log.With("component", "telemetry")); err != nil {
+		return nil, err
+	}
 	jc := cfg.Journal
-	r.journal, err = journal.Open(ctx, journal.Options{
+	r.journal, err = journal.Open(ctx, withArchive(journal.Options{
 		Dir: jc.Dir, URL: jc.URL, Fsync: jc.Fsync, SyncInterval: jc.SyncInterval,
 		Stream: jc.Stream, Replicas: jc.Replicas, MaxBytes: int64(jc.MaxBytes),
 		Credentials: jc.Credentials, User: jc.User, Password: jc.Password, Token: jc.Token,
 		WriteTimeout:        jc.WriteTimeout,
 		MinFreeSpace:        int64(jc.MinFreeSpace),
 		DeadLetterRetention: time.Duration(jc.DeadLetterRetention), DeadLetterMaxBytes: int64(jc.DeadLetterMaxBytes),
+		Trace: jc.Trace == nil || *jc.Trace, TraceRetention: time.Duration(jc.TraceRetention), TraceMaxBytes: int64(jc.TraceMaxBytes),
 		Memory: o.Memory, Logger: r.log.With("component", "journal"),
-	})
+	}, jc.Archive))
 	if err != nil {
 		return nil, err
 	}
+	r.replays = newReplays(r, jc.Archive)
 	r.metrics.journalCounts(r.JournalStats)
+	r.metrics.traceCounts(r.journal.TraceDropped)
 	b, err := r.build(ctx, plan, nil)
 	if err != nil {
 		return nil, err
@@ -430,6 +443,7 @@ func (r *Router) Run(ctx context.Context) error {
 	defer cancel()
 	ingress.stop(shutCtx)
 	stopAll(shutCtx, srcs)
+	r.replays.stop()
 
 	// 2. Stop fetching; let deliveries in flight finish until the deadline.
 	if cut := stopAll(shutCtx, sinkCs); len(cut) > 0 {
@@ -501,6 +515,7 @@ func sinkComps(rts []*sinkRuntime) []*component {
 }
 
 func (r *Router) closeAll() {
+	r.replays.stop()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, rt := range r.sinkOrder {
@@ -518,6 +533,9 @@ func (r *Router) closeAll() {
 	}
 	if r.adminLn != nil {
 		r.adminLn.Close()
+	}
+	if err := r.tracing.shutdown(); err != nil {
+		r.log.Warn("sending the last spans failed", "err", err)
 	}
 }
 

@@ -179,7 +179,7 @@ const maxTestBody = 64 << 10
 // structured JSON, or {"event": EVENT, "source": NAME}. Answers
 // {"routes": [RouteResult...]}; nothing is journaled or delivered.
 func (r *Router) testRoutes(w http.ResponseWriter, req *http.Request) {
-	plan := r.table.Load().plan // the plan running: reload swaps it
+	plan := r.runningPlan()
 	limit := int64(plan.Config.HTTP.MaxBodySize) + maxTestBody
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, limit))
 	if err != nil {

@@ -96,3 +96,12 @@ func (d door) State(ctx context.Context, key string) ([]byte, error) {
 func (d door) SetState(ctx context.Context, key string, value []byte) error {
 	return d.r.ingester(d.source).SetState(ctx, key, value)
 }
+
+// runningPlan is the plan of the routing table running (reload swaps it);
+// before New made the table, the plan given to New.
+func (r *Router) runningPlan() *Plan {
+	if t := r.table.Load(); t != nil {
+		return t.plan
+	}
+	return r.plan
+}

@@ -79,13 +79,31 @@ func HTTPStatusError(status int, header http.Header, now time.Time) error {
 	if status >= 200 && status < 300 {
 		return nil
 	}
-	err := fmt.Errorf("HTTP %d %s", status, http.StatusText(status))
+	var err error = &StatusError{Status: status}
 	switch {
 	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500 && status < 600:
 		return Retryable(err, RetryAfter(header.Get("Retry-After"), now))
 	default:
 		return Permanent(err)
 	}
+}
+
+// StatusError is a destination's answer that is not a success, by its
+// status code (HTTP, or a broker's code); its text is "HTTP 503 Service
+// Unavailable".
+type StatusError struct{ Status int }
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
+}
+
+// StatusOf returns the status code of the StatusError in err's chain, or 0.
+func StatusOf(err error) int {
+	var s *StatusError
+	if errors.As(err, &s) {
+		return s.Status
+	}
+	return 0
 }
 
 // RetryAfter parses a Retry-After header value (delay in seconds or an HTTP

@@ -41,6 +41,8 @@ type benchOpts struct {
 	keys        int
 	delayed     int
 	dedup       time.Duration
+	// noTrace turns the event log off (journal.trace: false).
+	noTrace bool
 }
 
 type benchResult struct {
@@ -91,6 +93,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.keys, "keys", 0, "order the events by a key among `N` keys (orderBy; 0: unordered)")
 	fs.IntVar(&o.delayed, "delayed", 0, "first store `N` deliveries delayed by an hour, waiting in the journal during the run")
 	fs.DurationVar(&o.dedup, "dedup", 0, "give the bench source a dedup window of `DURATION` (e.g. 10m; 0: none)")
+	fs.BoolVar(&o.noTrace, "no-trace", false, "run without the event log (journal.trace: false), to see what it costs")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the run to `FILE`")
 	rest, code, ok := parseArgs(fs, args, stdout, stderr)
@@ -226,6 +229,9 @@ func (s *benchSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func benchConfig(o benchOpts, sinkURL, dir string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "http:\n  listen: 127.0.0.1:0\nadmin:\n  listen: \"off\"\nlog:\n  level: warn\njournal:\n  dir: %q\n  fsync: %s\n", dir, o.fsync)
+	if o.noTrace {
+		b.WriteString("  trace: false\n")
+	}
 	fmt.Fprintf(&b, "sources:\n  - name: bench\n    type: http\n    path: /events\n")
 	if o.dedup > 0 {
 		fmt.Fprintf(&b, "    dedup: %s\n", o.dedup)

@@ -151,6 +151,23 @@ default's (http://127.0.0.1:9090, or JUNCTION_ADMIN_LISTEN).`,
 junction healthcheck --ready --admin http://10.0.0.5:9090
 junction healthcheck -c /etc/junction/junction.yaml`,
 	},
+	"replay": {
+		usage: "junction replay --from T [--to T] [--route R]... [--filter EXPR] [--wait] | replay list | replay get ID",
+		desc: `Routes the events a running junction accepted in a period again, from its
+archive (journal.archive in the config must be on): each event accepted from
+--from (included) to --to (excluded) that passes --filter goes again through
+the current routes, or only the --route ones, and their sinks receive it
+with the extension junctionreplay set to the replay's id. Replayed events
+are not deduplicated and not archived again. Prints the replay's id; with
+--wait, a line per change of its progress until it ends (exit 1 if it
+failed). Times are RFC 3339, now, or -DURATION before now.
+
+replay list prints every replay, newest first; replay get ID one replay.`,
+		examples: `junction replay --from 2026-01-02T10:00:00Z --to 2026-01-02T11:00:00Z
+junction replay --from -1h --route billing --filter 'type == "order.created"' --wait
+junction replay list
+junction replay get rp-4f3kq7pj2mxa6z5b --json`,
+	},
 	"version": {
 		usage:    "junction version",
 		desc:     `Prints the version and the Go version junction was built with.`,

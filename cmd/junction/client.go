@@ -147,6 +147,7 @@ func clientError(stderr io.Writer, cmd string, err error) int {
 
 // printJSON writes raw as one indented JSON document and a newline.
 func printJSON(w io.Writer, raw json.RawMessage) {
+	raw = bytes.TrimSpace(raw)
 	var buf bytes.Buffer
 	if json.Indent(&buf, raw, "", "  ") != nil {
 		w.Write(raw)

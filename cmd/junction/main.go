@@ -36,12 +36,15 @@ Usage:
 Commands:
   serve [--config FILE]          run the router
   validate [FILE]                check a config without running it
-  reload [--admin URL]           make a running junction read its config again
-  status [--admin URL]           show a running junction's sources, routes and sinks
   bench [flags]                  run a built-in load test
   test [--config FILE] FILE...   run route tests: events in, what each sink gets
   schema                         print the JSON Schema of the config
   healthcheck [--admin URL]      ask a running junction whether it is healthy
+  replay --from T [--to T]       route the archived events of a period again
+  events get ID [--source S]     print the trace of an event (accepted, routes, attempts)
+  deadletters list|redrive       list dead letters, or deliver them again
+  reload [--admin URL]           make a running junction read its config again
+  status [--admin URL]           show a running junction's sources, routes and sinks
   version                        print the version and the Go version
   help [COMMAND]                 print the help of a command
 
@@ -79,6 +82,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return reloadCmd(args[1:], stdout, stderr)
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
+	case "replay":
+		return replay(args[1:], stdout, stderr)
+	case "events":
+		return eventsCmd(args[1:], stdout, stderr)
+	case "deadletters":
+		return deadlettersCmd(args[1:], stdout, stderr)
 	case "version":
 		return versionCmd(args[1:], stdout, stderr)
 	case "--version", "-v":
@@ -103,6 +112,8 @@ func help(args []string, stdout, stderr io.Writer) int {
 	case len(rest) == 0:
 		fmt.Fprint(stdout, usage)
 		return 0
+	case len(rest) == 2 && helps[rest[0]+" "+rest[1]].usage != "": // help events get
+		return run([]string{rest[0], rest[1], "--help"}, stdout, stderr)
 	case len(rest) > 1:
 		return usageError(stderr, "help", fmt.Sprintf("one COMMAND at most, got %q", rest))
 	case rest[0] == "help":
@@ -282,6 +293,10 @@ func logStartup(log *slog.Logger, cfg *config.Config, plan *router.Plan, ingress
 			dir = abs
 		}
 		log.Info("journal", "dir", dir)
+	}
+	if a := cfg.Journal.Archive; a != nil {
+		log.Info("archive on: accepted events kept for replays", "maxAge", a.MaxAge.String(), "maxBytes", a.MaxBytes.String(),
+			"replayRate", a.ReplayRate)
 	}
 	if ingress == "" {
 		return

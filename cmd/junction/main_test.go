@@ -121,6 +121,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"bench", "--connections", "0"}, 2, "--connections must be between 1 and 4096"},
 		{[]string{"bench", "--fsync", "never"}, 2, "--fsync must be interval or always"},
+		{[]string{"replay", "--admin", "127.0.0.1:1"}, 2, "junction replay: --from is required"},
+		{[]string{"replay", "--admin", "127.0.0.1:1", "--from", "yesterday"}, 2, `--from: "yesterday" is not an RFC 3339 time`},
+		{[]string{"replay", "--admin", "127.0.0.1:1", "--from", "-1h", "--to", "-x"}, 2, `--to: "-x" is not -DURATION`},
+		{[]string{"replay", "--admin", "127.0.0.1:1", "frobnicate"}, 2, `unexpected arguments ["frobnicate"]`},
 	}
 	for _, tt := range tests {
 		code, _, stderr := runCLI(tt.args...)
@@ -153,9 +157,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"help", "help"}, []string{"Usage: junction help [COMMAND]", "-h, --help", "Examples:\n  junction help\n"}},
 		{[]string{"help", "--help"}, []string{"Usage: junction help [COMMAND]"}},
 	}
-	for _, cmd := range []string{"serve", "validate", "bench", "healthcheck", "version"} {
+	for _, cmd := range []string{"serve", "validate", "bench", "healthcheck", "version", "replay"} {
 		want := []string{"Usage: junction " + cmd, "\nFlags:\n", "  -h, --help", "\nExamples:\n  junction " + cmd}
-		if cmd == "serve" || cmd == "validate" || cmd == "healthcheck" {
+		if cmd == "serve" || cmd == "validate" || cmd == "healthcheck" || cmd == "replay" {
 			want = append(want, "  -c, --config FILE  ")
 		}
 		if cmd == "bench" {

@@ -8,8 +8,10 @@ package cehttp
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -207,6 +209,11 @@ type Options struct {
 	Kind string
 	// Logger receives a warning when certificates are not verified.
 	Logger *slog.Logger
+	// Name is the sink's name, for the delivery id of a signature when a
+	// request is made outside the router.
+	Name string
+	// Sign adds Standard Webhooks signatures; nil for none.
+	Sign *Sign
 }
 
 // Sender sends events to one HTTP destination over keep-alive connections.
@@ -219,6 +226,8 @@ type Sender struct {
 	headers    http.Header
 	transport  *http.Transport
 	client     *http.Client
+	name       string
+	signer     *Signer
 }
 
 // NewSender reads the TLS files and makes a Sender with its own transport.
@@ -266,7 +275,15 @@ func NewSender(o Options) (*Sender, error) {
 	if method == "" {
 		method = http.MethodPost
 	}
+	var signer *Signer
+	if o.Sign != nil {
+		if signer, err = NewSigner(o.Sign); err != nil {
+			return nil, err
+		}
+	}
 	return &Sender{
+		name:       o.Name,
+		signer:     signer,
 		url:        u,
 		display:    DisplayURL(u),
 		method:     method,
@@ -322,6 +339,10 @@ func (s *Sender) request(ctx context.Context, e *event.Event) (*http.Request, er
 			return nil, err
 		}
 		body = e.Data()
+	}
+	setTrace(ctx, h)
+	if s.signer != nil {
+		s.signer.SetHeaders(h, sinks.DeliveryID(ctx, s.name, e), time.Now(), body)
 	}
 	// The URL was parsed once; each request gets its own copy.
 	req, err := http.NewRequestWithContext(ctx, s.method, "", bytes.NewReader(body))
@@ -380,7 +401,7 @@ func (s *Sender) DeliverBatch(ctx context.Context, events []*event.Event) []erro
 	if n == 0 {
 		return errs
 	}
-	err := s.sendBatch(ctx, start, body.Bytes())
+	err := s.sendBatch(ctx, start, sent(events, errs), body.Bytes())
 	for i := range errs {
 		if errs[i] == nil {
 			errs[i] = err
@@ -389,7 +410,7 @@ func (s *Sender) DeliverBatch(ctx context.Context, events []*event.Event) []erro
 	return errs
 }
 
-func (s *Sender) sendBatch(ctx context.Context, start time.Time, body []byte) error {
+func (s *Sender) sendBatch(ctx context.Context, start time.Time, events []*event.Event, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, s.method, "", bytes.NewReader(body))
 	if err != nil {
 		return s.Fail(sinks.Permanent(err))
@@ -399,6 +420,11 @@ func (s *Sender) sendBatch(ctx context.Context, start time.Time, body []byte) er
 		h[k] = v
 	}
 	h[HeaderContentType] = []string{BatchContentType}
+	// No traceparent header: the request carries the attempts of several
+	// deliveries; each event has its traceparent extension.
+	if s.signer != nil {
+		s.signer.SetHeaders(h, s.batchID(events), time.Now(), body)
+	}
 	u := *s.url
 	req.URL, req.Header = &u, h
 	resp, err := s.client.Do(req)
@@ -469,4 +495,40 @@ func (s *Sender) Close() {
 func DrainClose(body io.ReadCloser) {
 	_, _ = io.CopyN(io.Discard, body, maxDrain)
 	_ = body.Close()
+}
+
+// sent are the events of a batch that went into its request (those
+// without an encoding error).
+func sent(events []*event.Event, errs []error) []*event.Event {
+	out := make([]*event.Event, 0, len(events))
+	for i, e := range events {
+		if errs[i] == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// setTrace writes the W3C trace context of the delivery attempt of ctx, if
+// any, as the traceparent and tracestate headers.
+func setTrace(ctx context.Context, h http.Header) {
+	tp, ts := sinks.TraceOf(ctx)
+	if tp == "" {
+		return
+	}
+	h["Traceparent"] = []string{tp}
+	if ts != "" {
+		h["Tracestate"] = []string{ts}
+	}
+}
+
+// batchID is the webhook-id of a batch request: the delivery ids of its
+// events hashed together, so that a batch sent again as it was keeps its id.
+func (s *Sender) batchID(events []*event.Event) string {
+	h := sha256.New()
+	for _, e := range events {
+		h.Write([]byte(sinks.DeliveryID(context.Background(), s.name, e)))
+	}
+	var sum [sha256.Size]byte
+	return "batch_" + base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:16])
 }

@@ -214,6 +214,7 @@ func (s *Sink) Deliver(ctx context.Context, e *event.Event) error {
 	if err != nil {
 		return err
 	}
+	setTrace(ctx, &msg)
 	pc, err := s.acquire(ctx)
 	if err != nil {
 		return err
@@ -556,4 +557,22 @@ func (s *Sink) fail(err error) error { return s.failf(err, "%v", err) }
 func (s *Sink) failf(err error, format string, args ...any) error {
 	msg := s.where + ": " + fmt.Sprintf(format, args...)
 	return &sinks.Failure{Msg: text.OneLine(msg, maxErrLen), Err: err}
+}
+
+// setTrace writes the trace context of the delivery attempt of ctx, if
+// any, as the traceparent and tracestate headers (W3C Trace Context, as
+// OpenTelemetry's AMQP instrumentations read them), besides the event's
+// own cloudEvents:traceparent.
+func setTrace(ctx context.Context, p *amqp.Publishing) {
+	tp, ts := sinks.TraceOf(ctx)
+	if tp == "" {
+		return
+	}
+	if p.Headers == nil {
+		p.Headers = amqp.Table{}
+	}
+	p.Headers["traceparent"] = tp
+	if ts != "" {
+		p.Headers["tracestate"] = ts
+	}
 }

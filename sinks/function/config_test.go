@@ -60,7 +60,7 @@ headers:
 		{"maxReplySize zero", "url: http://h/\nmaxReplySize: 0", `config:2:15: sink "fn": maxReplySize: must be between 1B and 64MiB`},
 		{"maxReplySize too big", "url: http://h/\nmaxReplySize: 1GiB", `config:2:15: sink "fn": maxReplySize: must be between 1B and 64MiB`},
 		{"maxReplySize unit", "url: http://h/\nmaxReplySize: lots", `config:2:15: sink "fn": maxReplySize: invalid size "lots" (use bytes or a unit: 512KiB, 1MiB, 10MB)`},
-		{"no method key", "url: http://h/\nmethod: PUT", `config:2:1: sink "fn": unknown key "method" (known keys: format, headers, maxReplySize, tls, url)`},
+		{"no method key", "url: http://h/\nmethod: PUT", `config:2:1: sink "fn": unknown key "method" (known keys: format, headers, maxReplySize, sign, tls, url)`},
 		{"every problem at once", "format: xml\nmaxReplySize: 0", strings.Join([]string{
 			`config:1:1: sink "fn": url: required`,
 			`config:1:9: sink "fn": format: must be binary or structured, not "xml"`,

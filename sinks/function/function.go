@@ -67,7 +67,13 @@ type Config struct {
 	TLS *TLS `yaml:"tls"`
 	// MaxReplySize bounds the body of a reply event. Default 1MiB.
 	MaxReplySize config.ByteSize `yaml:"maxReplySize"`
+	// Sign adds Standard Webhooks headers (webhook-id, webhook-timestamp,
+	// webhook-signature) to every request; nil for none.
+	Sign *Sign `yaml:"sign"`
 }
+
+// Sign is the key sign: secrets, each "whsec_<base64>" or raw.
+type Sign = cehttp.Sign
 
 // TLS configures the client side of https connections (keys caFile,
 // certFile, keyFile, insecureSkipVerify, serverName), as for the webhook
@@ -96,6 +102,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, cehttp.ValidateHeaders(c.Headers)...)
 	errs = append(errs, cehttp.ValidateTLS(c.TLS, u)...)
+	errs = append(errs, cehttp.ValidateSign(c.Sign)...)
 	if c.MaxReplySize < 1 || c.MaxReplySize > maxReplyLimit {
 		errs = append(errs, config.FieldErrorf("maxReplySize", "must be between 1B and %s", maxReplyLimit))
 	}
@@ -117,6 +124,8 @@ func New(c *Config, deps sinks.Deps) (*Function, error) {
 		MaxIdleConns: maxIdleConns,
 		Kind:         "function sink",
 		Logger:       deps.Logger,
+		Name:         deps.Name,
+		Sign:         c.Sign,
 	})
 	if err != nil {
 		return nil, err

@@ -229,6 +229,7 @@ func (s *Sink) Deliver(ctx context.Context, e *event.Event) error {
 	if err != nil {
 		return err
 	}
+	setTrace(ctx, m)
 	subject := m.Subject
 	if s.js != nil {
 		_, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(s.msgID(subject, e)))
@@ -381,4 +382,22 @@ func (s *Sink) Close() error {
 // quote quotes s for an error message, bounded.
 func quote(s string) string {
 	return fmt.Sprintf("%q", text.OneLine(s, 64))
+}
+
+// setTrace writes the trace context of the delivery attempt of ctx, if
+// any, as the traceparent and tracestate headers (W3C Trace Context, as
+// OpenTelemetry's NATS instrumentations read them), besides the event's
+// own ce-traceparent.
+func setTrace(ctx context.Context, m *nats.Msg) {
+	tp, ts := sinks.TraceOf(ctx)
+	if tp == "" {
+		return
+	}
+	if m.Header == nil {
+		m.Header = nats.Header{}
+	}
+	m.Header["traceparent"] = []string{tp}
+	if ts != "" {
+		m.Header["tracestate"] = []string{ts}
+	}
 }

@@ -66,7 +66,13 @@ headers:
 		{"tls unknown key", "url: https://h/\ntls:\n  caFil: /ca.pem", `config:3:3: sink "hook": tls: unknown key "caFil" (did you mean "caFile"?)`},
 		{"maxIdleConns", "url: http://h/\nmaxIdleConns: 0", `config:2:15: sink "hook": maxIdleConns: must be at least 1`},
 		{"maxIdleConns type", "url: http://h/\nmaxIdleConns: many", `config:2:15: sink "hook": maxIdleConns: invalid integer "many"`},
-		{"no timeout key", "url: http://h/\ntimeout: 5s", `config:2:1: sink "hook": unknown key "timeout" (known keys: format, headers, maxIdleConns, method, tls, url)`},
+		{"no timeout key", "url: http://h/\ntimeout: 5s", `config:2:1: sink "hook": unknown key "timeout" (known keys: format, headers, maxIdleConns, method, sign, tls, url)`},
+		{"sign", "url: http://h/\nsign:\n  secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, raw-secret]", ""},
+		{"sign without secrets", "url: http://h/\nsign: {}", `config:2:7: sink "hook": sign.secrets: at least one secret is required`},
+		{"sign bad secrets", "url: http://h/\nsign:\n  secrets: ['whsec_not*base64', '']", strings.Join([]string{
+			`config:3:13: sink "hook": sign.secrets[0]: a secret starting with whsec_ must continue in base64`,
+			`config:3:33: sink "hook": sign.secrets[1]: empty secret (is its environment variable set?)`,
+		}, "\n")},
 		{"every problem at once", "format: xml\nmethod: DELETE\nmaxIdleConns: -1", strings.Join([]string{
 			`config:1:1: sink "hook": url: required`,
 			`config:1:9: sink "hook": format: must be binary or structured, not "xml"`,

@@ -57,7 +57,13 @@ type Config struct {
 	// MaxIdleConns bounds the keep-alive connections kept open to the
 	// destination. Default 64.
 	MaxIdleConns int `yaml:"maxIdleConns"`
+	// Sign adds Standard Webhooks headers (webhook-id, webhook-timestamp,
+	// webhook-signature) to every request; nil for none.
+	Sign *Sign `yaml:"sign"`
 }
+
+// Sign is the key sign: secrets, each "whsec_<base64>" or raw.
+type Sign = cehttp.Sign
 
 // TLS configures the client side of https connections (keys caFile,
 // certFile, keyFile, insecureSkipVerify, serverName).
@@ -98,6 +104,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, cehttp.ValidateHeaders(c.Headers)...)
 	errs = append(errs, cehttp.ValidateTLS(c.TLS, u)...)
+	errs = append(errs, cehttp.ValidateSign(c.Sign)...)
 	if c.MaxIdleConns < 1 {
 		errs = append(errs, config.FieldErrorf("maxIdleConns", "must be at least 1"))
 	}
@@ -120,6 +127,8 @@ func New(c *Config, deps sinks.Deps) (*Webhook, error) {
 		MaxIdleConns: c.MaxIdleConns,
 		Kind:         "webhook sink",
 		Logger:       deps.Logger,
+		Name:         deps.Name,
+		Sign:         c.Sign,
 	})
 	if err != nil {
 		return nil, err
