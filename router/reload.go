@@ -162,6 +162,9 @@ func (r *Router) Reload(ctx context.Context, plan *Plan) (res ReloadResult, err 
 	if oldPlan.Config.Log != plan.Config.Log {
 		res.Warnings = append(res.Warnings, "log: changes to log.level and log.format apply at the next start")
 	}
+	if !reflect.DeepEqual(oldPlan.Config.Telemetry, plan.Config.Telemetry) {
+		res.Warnings = append(res.Warnings, "telemetry: changes apply at the next start")
+	}
 	r.apply(ctx, running, b, old, plan, ln, &res)
 	r.log.Info("config reloaded", "summary", res.Summary, "added", res.Added, "changed", res.Changed, "removed", res.Removed)
 	for _, w := range res.Warnings {
@@ -395,7 +398,7 @@ func fixedChanges(running, next *config.Config) []string {
 		}
 		change := ""
 		if show {
-			change = fmt.Sprintf(" (%v, now %v)", was, now)
+			change = fmt.Sprintf(" (%s, now %s)", shown(was), shown(now))
 		}
 		lines = append(lines, fmt.Sprintf("%s: %s: cannot change while junction runs%s; restart junction to apply it", file, key, change))
 	}
@@ -414,4 +417,16 @@ func fixedChanges(running, next *config.Config) []string {
 		add("journal."+key, was.Field(i).Interface(), now.Field(i).Interface(), !secret)
 	}
 	return lines
+}
+
+// shown is v for a message: a pointer's value, "none" for nil.
+func shown(v any) string {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return "none"
+		}
+		return fmt.Sprintf("%+v", rv.Elem().Interface())
+	}
+	return fmt.Sprint(v)
 }

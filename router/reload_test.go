@@ -285,12 +285,18 @@ routes:
 		t.Errorf("reload changing journal.dir: %v", err)
 	}
 
+	next.Store(good + "journal: {archive: {maxAge: 7d}}\n")
+	_, err = r.ReloadConfig(context.Background())
+	if !errors.As(err, &re) || len(re.Lines) != 1 || !strings.HasPrefix(re.Lines[0], "test.yaml: journal.archive: cannot change while junction runs (none, now {MaxAge:") {
+		t.Errorf("reload adding journal.archive: %v", err)
+	}
+
 	// The old config still runs.
 	ingestOK(t, r.Ingester("src"), newEvent("still", "t", nil))
 	c := collectorOf("ri-sink")
 	eventually(t, 10*time.Second, "delivery by the running config", func() bool { return c.has("still") })
-	if n := value(r.metrics.Reloads.WithLabelValues("failure")); n != 3 {
-		t.Errorf("junction_config_reloads_total{result=failure} = %v, want 3", n)
+	if n := value(r.metrics.Reloads.WithLabelValues("failure")); n != 4 {
+		t.Errorf("junction_config_reloads_total{result=failure} = %v, want 4", n)
 	}
 	if n := value(r.metrics.Reloads.WithLabelValues("success")); n != 0 {
 		t.Errorf("junction_config_reloads_total{result=success} = %v, want 0", n)
