@@ -56,7 +56,8 @@ Prints the new summary and what changed, exit 0. When the config has
 errors, prints them as FILE:LINE:COL: message (as validate does) and exits
 1: the running config is kept. journal.*, http.listen, http.readTimeout,
 http.maxConnections and admin.listen cannot change while junction runs; a
-reload that changes them fails the same way. The same as SIGHUP, and as
+reload that changes them fails the same way (log.* and telemetry changes
+apply at the next start, with a warning). The same as SIGHUP, and as
 serve --watch on every change of the file.`,
 		examples: `junction reload
 junction reload -c /etc/junction/junction.yaml
