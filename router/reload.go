@@ -273,6 +273,7 @@ func (r *Router) apply(ctx, running context.Context, b, old *built, plan *Plan, 
 	pending, err := r.journal.Pending(qctx)
 	for _, name := range removed {
 		r.metrics.Pending.DeleteLabelValues(name)
+		r.metrics.CircuitOpen.DeleteLabelValues(name)
 		n := "an unknown number"
 		if err == nil {
 			n = fmt.Sprint(pending[name])
