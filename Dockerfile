@@ -1,6 +1,10 @@
 # syntax=docker/dockerfile:1
 # Build: make docker (passes VERSION), or docker build --build-arg VERSION=v1.2.3 -t junction .
-# Run:   docker run --stop-timeout 30 -p 8080:8080 -p 9090:9090 -v junction-data:/data junction
+# Run:   docker run --stop-timeout 30 -p 8080:8080 -v junction-data:/data junction
+# With the admin API (health, metrics, /api) published, behind a token:
+#        docker run --stop-timeout 30 -p 8080:8080 -p 9090:9090 \
+#          -e JUNCTION_ADMIN_LISTEN=0.0.0.0:9090 -e JUNCTION_ADMIN_TOKEN=$(openssl rand -hex 32) \
+#          -v junction-data:/data junction
 #
 # Stopping: on SIGTERM junction stops taking events and drains deliveries in
 # flight for up to 15 s before it closes the journal. Docker kills it after
@@ -22,10 +26,15 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/junction /usr/local/bin/junction
 COPY --from=build --chown=65532:65532 /out/data /data
 WORKDIR /data
-# The built-in default listens on loopback; in a container listen on all
-# interfaces (or mount a config at /etc/junction/junction.yaml and pass --config).
+# The built-in default listens on loopback; in a container the ingress
+# listens on all interfaces (or mount a config at /etc/junction/junction.yaml
+# and pass --config). The admin API stays on the container's loopback (the
+# HEALTHCHECK below reaches it there): junction refuses to serve it beyond
+# loopback without a token. To publish it, set JUNCTION_ADMIN_LISTEN=0.0.0.0:9090
+# and JUNCTION_ADMIN_TOKEN (from a secret): /api/*, the console and /metrics
+# then need "Authorization: Bearer TOKEN"; /healthz and /readyz stay open.
 ENV JUNCTION_HTTP_LISTEN=0.0.0.0:8080 \
-    JUNCTION_ADMIN_LISTEN=0.0.0.0:9090 \
+    JUNCTION_ADMIN_LISTEN=127.0.0.1:9090 \
     JUNCTION_JOURNAL_DIR=/data
 USER 65532:65532
 EXPOSE 8080 9090

@@ -15,6 +15,7 @@ FUZZ_TARGETS := \
 	./config:FuzzParseDuration \
 	./config:FuzzParseByteSize \
 	./config:FuzzParseRate \
+	./router:FuzzParseAuthorization \
 	./sources:FuzzValidJSON \
 	./sources:FuzzOneLine \
 	./sources/http:FuzzParseRequest \
@@ -30,8 +31,10 @@ FUZZ_TARGETS := \
 	./sources/s3:FuzzTrustAWSURL \
 	./internal/s3event:FuzzConvert \
 	./internal/cejson:FuzzInteger \
+	./internal/cejson:FuzzRoundTrip \
 	./internal/cehttp:FuzzParseEvent \
 	./internal/cehttp:FuzzBinaryRoundTrip \
+	./internal/cehttp:FuzzHeaderValue \
 	./sinks:FuzzRetryAfter \
 	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter \

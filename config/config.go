@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -81,6 +82,12 @@ type Config struct {
 	Sources   []Plugin  `yaml:"-"`
 	Sinks     []Plugin  `yaml:"-"`
 	Routes    []Route   `yaml:"-"`
+
+	// adminListenPos is where admin.listen is, for CheckExposure.
+	adminListenPos Pos
+	// dir is the directory of the config file: relative paths of the
+	// files it names (tls) are from there.
+	dir string
 }
 
 // HTTP configures the shared ingress listener of the http and webhook sources.
@@ -93,11 +100,26 @@ type HTTP struct {
 	// MaxConnections caps concurrent ingress connections; one over the cap
 	// is closed at once. Default 10,000.
 	MaxConnections int `yaml:"maxConnections"`
+	// MaxConnectionsPerClient caps the connections of one client IP
+	// address, so that one client cannot take every slot; one over the cap
+	// is closed at once. Default 0: no cap (clients behind one NAT share
+	// an address).
+	MaxConnectionsPerClient int `yaml:"maxConnectionsPerClient"`
+	// MaxHeaderBytes bounds a request's header (431 beyond). Default 64KiB.
+	MaxHeaderBytes ByteSize `yaml:"maxHeaderBytes"`
+	// TLS, when set, makes the ingress HTTPS (see security.go).
+	TLS *TLS `yaml:"tls"`
 }
 
 // Admin configures the admin listener (health, readiness, metrics).
 type Admin struct {
 	Listen string `yaml:"listen"`
+	// TLS, when set, makes the admin API HTTPS.
+	TLS *TLS `yaml:"tls"`
+	// Auth, when set, asks for a bearer token on /api/*, / and /metrics.
+	Auth *AdminAuth `yaml:"auth"`
+	// Insecure lets the admin API listen beyond loopback without Auth.
+	Insecure bool `yaml:"insecure"`
 }
 
 // Log configures Junction's own log.
@@ -232,14 +254,26 @@ func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 // 127.0.0.1:8080/events, admin on 127.0.0.1:9090, the embedded journal in
 // ./data, and one route that prints every event on standard output.
 // JUNCTION_HTTP_LISTEN, JUNCTION_ADMIN_LISTEN and JUNCTION_JOURNAL_DIR
-// override its addresses and directory.
+// override its addresses and directory; JUNCTION_ADMIN_TOKEN, when set,
+// is the bearer token of admin.auth (so that the admin API may listen
+// beyond loopback, as in a container).
 func Default(lookup LookupEnv) (*Config, error) {
-	return Parse(DefaultName, defaultYAML, lookup)
+	cfg, err := Parse(DefaultName, defaultYAML, lookup)
+	if err != nil {
+		return nil, err
+	}
+	if tok, ok := lookup("JUNCTION_ADMIN_TOKEN"); ok && tok != "" {
+		if msg := badToken(tok); msg != "" {
+			return nil, Errors{{File: DefaultName, Msg: "JUNCTION_ADMIN_TOKEN: " + msg}}
+		}
+		cfg.Admin.Auth = &AdminAuth{Bearer: []string{tok}}
+	}
+	return cfg, nil
 }
 
 // Parse reads a config from YAML bytes; file names it in errors.
 func Parse(file string, data []byte, lookup LookupEnv) (*Config, error) {
-	cfg, errs := parse(data, lookup)
+	cfg, errs := parse(data, lookup, filepath.Dir(file))
 	if len(errs) > 0 {
 		errs.SetFile(file)
 		return nil, errs.Err()
@@ -250,7 +284,9 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Config, error) {
 
 var topKeys = []string{"http", "admin", "journal", "log", "telemetry", "sources", "sinks", "routes"}
 
-func parse(data []byte, lookup LookupEnv) (*Config, Errors) {
+// parse reads a config from YAML bytes; relative paths of files the config
+// names (certificates) are from dir, the config file's directory.
+func parse(data []byte, lookup LookupEnv, dir string) (*Config, Errors) {
 	var errs Errors
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -266,7 +302,7 @@ func parse(data []byte, lookup LookupEnv) (*Config, Errors) {
 	if err := dec.Decode(&extra); err == nil {
 		errs.Addf(PosOf(&extra), "", "more than one YAML document; put everything in one")
 	}
-	cfg := &Config{}
+	cfg := &Config{dir: dir}
 	var root *yaml.Node
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		root = doc.Content[0]
@@ -362,7 +398,7 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 		p := Plugin{Pos: PosOf(item), Node: item}
 		own := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column}
 		common := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column}
-		var nameNode, typeNode, dedupNode *yaml.Node
+		var nameNode, typeNode, dedupNode, authNode, rateNode *yaml.Node
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]
 			switch {
@@ -374,6 +410,10 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 				common.Content = append(common.Content, k, v)
 			case kind == "source" && k.Value == "dedup":
 				dedupNode = v
+			case kind == "source" && k.Value == "auth":
+				authNode = v
+			case kind == "source" && k.Value == "rateLimit":
+				rateNode = v
 			default:
 				own.Content = append(own.Content, k, v)
 			}
@@ -417,6 +457,12 @@ func plugins(n *yaml.Node, kind string, errs *Errors) []Plugin {
 		}
 		if dedupNode != nil {
 			p.Dedup = decodeDedup(dedupNode, where, errs)
+		}
+		if authNode != nil {
+			p.Auth = decodeAuth(authNode, where, errs)
+		}
+		if rateNode != nil {
+			p.RateLimit = rateLimitOf(rateNode, where, errs)
 		}
 		p.Own = own
 		out = append(out, p)
@@ -504,6 +550,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HTTP.MaxConnections == 0 {
 		c.HTTP.MaxConnections = DefaultMaxConnections
+	}
+	if c.HTTP.MaxHeaderBytes == 0 {
+		c.HTTP.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if c.Journal.WriteTimeout == 0 {
 		c.Journal.WriteTimeout = DefaultWriteTimeout
@@ -618,6 +667,16 @@ func (c *Config) validate(errs *Errors, root *yaml.Node) {
 	if c.HTTP.MaxConnections < 0 {
 		errs.Addf(at("http.maxConnections"), "", "http.maxConnections: must be positive")
 	}
+	if c.HTTP.MaxConnectionsPerClient < 0 {
+		errs.Addf(at("http.maxConnectionsPerClient"), "", "http.maxConnectionsPerClient: must be positive (or 0: no cap)")
+	}
+	if c.HTTP.MaxHeaderBytes < 1024 || c.HTTP.MaxHeaderBytes > MaxMaxHeaderBytes {
+		errs.Addf(at("http.maxHeaderBytes"), "", "http.maxHeaderBytes: must be between 1KiB and %v", MaxMaxHeaderBytes)
+	}
+	checkTLS(c.HTTP.TLS, "http.tls", c.dir, at, errs)
+	checkTLS(c.Admin.TLS, "admin.tls", c.dir, at, errs)
+	checkAdminAuth(c.Admin.Auth, at, errs)
+	c.adminListenPos = at("admin.listen")
 	if c.HTTP.MaxBodySize < 0 {
 		errs.Addf(at("http.maxBodySize"), "", "http.maxBodySize: must be positive")
 	} else if err := CheckMaxBodySize(c.HTTP.MaxBodySize); err != nil {

@@ -28,7 +28,8 @@ type PluginConfigs struct {
 // Schema returns the JSON Schema (draft 2020-12) of a config file, made by
 // reflection over the types Parse decodes, so that it cannot drift from
 // them: the top-level keys, routes, and per source and sink type its own
-// keys with the loader's common ones (name, type; dedup on sources;
+// keys with the loader's common ones (name, type; dedup, auth and
+// rateLimit on sources;
 // delivery, concurrency, batch ... on sinks). Unknown keys are refused
 // (additionalProperties: false), as Decode refuses them. A scalar the
 // loader reads from a string ("10s", "1MiB", "yes") may be one, and any
@@ -37,8 +38,14 @@ func Schema(plugins PluginConfigs) (map[string]any, error) {
 	var r reflector
 	top := r.object(reflect.TypeOf(Config{}))
 	props := top["properties"].(map[string]any)
-	props["sources"] = r.plugins("source", plugins.Sources, map[string]any{"dedup": r.of(reflect.TypeOf(Duration(0)))})
 	sinkCommon := r.object(reflect.TypeOf(sinkCommon{}))["properties"].(map[string]any)
+	props["sources"] = r.plugins("source", plugins.Sources, map[string]any{
+		"dedup": r.of(reflect.TypeOf(Duration(0))),
+		// auth and rateLimit: on sources served on the HTTP ingress (see
+		// security.go); rateLimit is written as a sink's.
+		"auth":      r.of(reflect.TypeOf(Auth{})),
+		"rateLimit": sinkCommon["rateLimit"],
+	})
 	props["sinks"] = r.plugins("sink", plugins.Sinks, sinkCommon)
 	route := r.object(reflect.TypeOf(Route{}))
 	route["required"] = []string{"name", "to"}
@@ -86,10 +93,32 @@ var keyDocs = map[string]map[string]string{
 		"routes":  "which events go to which sinks, transformed how, with which delivery policy",
 	},
 	"HTTP": {
-		"listen":      "address of the ingress, host:port (default 127.0.0.1:8080)",
-		"maxBodySize": "largest request body accepted, 413 beyond (default 1MiB)",
+		"listen":                  "address of the ingress, host:port (default 127.0.0.1:8080)",
+		"maxBodySize":             "largest request body accepted, 413 beyond (default 1MiB)",
+		"maxHeaderBytes":          "largest request header accepted, 431 beyond (default 64KiB)",
+		"maxConnectionsPerClient": "connections one client address may hold open; one over is closed at once (default 0: no cap)",
+		"tls":                     "serve HTTPS with these certificate files (re-read when they change)",
 	},
-	"Admin": {"listen": "address of the admin API, host:port (default 127.0.0.1:9090), or off"},
+	"Admin": {
+		"listen":   "address of the admin API, host:port (default 127.0.0.1:9090), or off",
+		"tls":      "serve HTTPS with these certificate files (re-read when they change)",
+		"auth":     "bearer tokens for /api/*, the console's data and /metrics; /healthz and /readyz stay open",
+		"insecure": "true: let the admin API listen beyond loopback without auth",
+	},
+	"TLS": {
+		"certFile":     "the certificate (PEM, with its chain), relative to the config file",
+		"keyFile":      "its private key (PEM)",
+		"clientCAFile": "CAs of client certificates: with it, clients must present one (mutual TLS)",
+		"clientAuth":   "require (default with clientCAFile) or verifyIfGiven",
+	},
+	"AdminAuth": {
+		"bearer":      "tokens, each from the environment (- ${JUNCTION_ADMIN_TOKEN})",
+		"openMetrics": "true: /metrics needs no token",
+	},
+	"Auth": {
+		"bearer": "tokens a request may carry (Authorization: Bearer TOKEN), each from the environment",
+		"basic":  "users and their passwords (HTTP basic authentication)",
+	},
 	"Journal": {
 		"dir":            "directory of the embedded journal (default ./data)",
 		"url":            "an external NATS JetStream server or cluster, comma-separated URLs",
@@ -134,6 +163,7 @@ var keyDocs = map[string]map[string]string{
 // keyEnums are the values a string key takes, per struct as in keyDocs.
 var keyEnums = map[string]map[string][]string{
 	"Journal":  {"fsync": {"always", "interval"}},
+	"TLS":      {"clientAuth": {ClientAuthRequire, ClientAuthVerifyIfGiven}},
 	"Log":      {"level": {"debug", "info", "warn", "error"}, "format": {"text", "json"}},
 	"Delivery": {"backoffPolicy": {BackoffExponential, BackoffLinear, BackoffConstant}, "onExhausted": {OnExhaustedKeep, OnExhaustedDrop}},
 }

@@ -245,11 +245,14 @@ type Plugin struct {
 	// sinks.Batching); its defaults are set.
 	Batch *Batch
 	// RateLimit and CircuitBreaker protect the sink's destination (see
-	// protect.go); nil when not set.
+	// protect.go); nil when not set. On a source served on the HTTP
+	// ingress, RateLimit bounds its requests (see security.go).
 	RateLimit      *RateLimit
 	CircuitBreaker *CircuitBreaker
 	// Dedup is the dedup window of a source (see dedup.go); 0 is none.
 	Dedup Duration
+	// Auth is a source's auth key (see security.go); nil is none.
+	Auth *Auth
 }
 
 // Batch is a sink's `batch` key: a batch is sent once it has MaxEvents

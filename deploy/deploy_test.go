@@ -98,6 +98,10 @@ func compile(t *testing.T, name string, text string, env map[string]bool) {
 	if _, err := router.Compile(cfg); err != nil {
 		t.Fatalf("router.Compile: %v", err)
 	}
+	// serve refuses an admin API beyond loopback without admin.auth.
+	if err := cfg.CheckExposure(); err != nil {
+		t.Errorf("serve would refuse it: %v", err)
+	}
 	if cfg.Journal.URL == "" || cfg.Journal.Replicas != 3 {
 		t.Errorf("%s: journal url %q replicas %d, want a cluster with 3 replicas", name, cfg.Journal.URL, cfg.Journal.Replicas)
 	}

@@ -41,7 +41,22 @@ func codecEvents() []*event.Event {
 	old.SetSource("/s")
 	old.SetType("t")
 	old.SetData("text/plain", "hello")
-	return []*event.Event{&full, &bin, &bare, &old}
+	// JSON data of a media type sdk-go does not take for JSON (*/*+json,
+	// sdk-go#1161) is stored byte for byte, in both forms.
+	plus := event.New()
+	plus.SetID("plus")
+	plus.SetSource("/s")
+	plus.SetType("t")
+	plus.SetDataContentType("application/vnd.api+json")
+	plus.DataEncoded = []byte(`{"a":[1,"x"]}`)
+
+	oldPlus := event.New(event.CloudEventsVersionV03)
+	oldPlus.SetID("v03plus")
+	oldPlus.SetSource("/s")
+	oldPlus.SetType("t")
+	oldPlus.SetDataContentType("application/geo+json")
+	oldPlus.DataEncoded = []byte(`"a string"`)
+	return []*event.Event{&full, &bin, &bare, &old, &plus, &oldPlus}
 }
 
 // TestCodecRoundTrip checks that every event comes back equal, attribute by

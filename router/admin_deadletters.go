@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/journal"
 )
 
@@ -67,7 +68,7 @@ func (r *Router) listDeadLetters(w http.ResponseWriter, req *http.Request) {
 		}
 		var e event.Event
 		if err := journal.DecodeEvent(dl.Data, &e); err == nil {
-			j.Event, err = json.Marshal(e)
+			j.Event, err = cejson.Marshal(&e)
 			if err != nil {
 				j.Event = nil
 			}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -22,6 +23,13 @@ type limitListener struct {
 	open     atomic.Int64
 	gauge    prometheus.Gauge   // connections open; may be nil
 	rejected prometheus.Counter // connections closed over the cap; may be nil
+
+	// perClient caps the connections of one client IP address (<= 0: no
+	// cap), so that one client cannot take every slot; byClient counts
+	// them.
+	perClient int64
+	mu        sync.Mutex
+	byClient  map[netip.Addr]int64
 }
 
 // newLimitListener wraps ln so that at most max connections are open at
@@ -31,10 +39,13 @@ func newLimitListener(ln net.Listener, max int, open prometheus.Gauge, rejected 
 	return &limitListener{Listener: ln, max: int64(max), gauge: open, rejected: rejected}
 }
 
-// limitedListener is newLimitListener with the ingress's series of m, for
-// the ingress server to serve on.
-func limitedListener(ln net.Listener, max int, m *Metrics) net.Listener {
-	return newLimitListener(ln, max, m.Connections, m.ConnectionsRejected)
+// limitedListener is newLimitListener with the ingress's series of m and
+// a cap of perClient connections per client address (0: none), for the
+// ingress server to serve on.
+func limitedListener(ln net.Listener, max, perClient int, m *Metrics) net.Listener {
+	l := newLimitListener(ln, max, m.Connections, m.ConnectionsRejected)
+	l.perClient = int64(perClient)
+	return l
 }
 
 // Accept returns the next connection under the cap, closing those over it.
@@ -46,42 +57,85 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		if n := l.open.Add(1); l.max > 0 && n > l.max {
 			l.open.Add(-1)
-			if tc, ok := c.(*net.TCPConn); ok {
-				// A reset, not a FIN: no TIME_WAIT kept for a refusal.
-				_ = tc.SetLinger(0)
-			}
-			_ = c.Close()
-			if l.rejected != nil {
-				l.rejected.Inc()
-			}
+			l.refuse(c)
+			continue
+		}
+		client, ok := l.admitClient(c)
+		if !ok {
+			l.open.Add(-1)
+			l.refuse(c)
 			continue
 		}
 		if l.gauge != nil {
 			l.gauge.Inc()
 		}
-		return &limitConn{Conn: c, l: l}, nil
+		return &limitConn{Conn: c, l: l, client: client}, nil
 	}
+}
+
+// refuse closes c at once and counts it.
+func (l *limitListener) refuse(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		// A reset, not a FIN: no TIME_WAIT kept for a refusal.
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+	if l.rejected != nil {
+		l.rejected.Inc()
+	}
+}
+
+// admitClient counts c against its client's cap; ok is false when the
+// client has perClient connections open already. client is the address
+// counted (invalid when there is no per-client cap).
+func (l *limitListener) admitClient(c net.Conn) (client netip.Addr, ok bool) {
+	if l.perClient <= 0 {
+		return netip.Addr{}, true
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}, true
+	}
+	client = ap.Addr().Unmap()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byClient[client] >= l.perClient {
+		return netip.Addr{}, false
+	}
+	if l.byClient == nil {
+		l.byClient = map[netip.Addr]int64{}
+	}
+	l.byClient[client]++
+	return client, true
 }
 
 // Open is the number of connections open.
 func (l *limitListener) Open() int { return int(l.open.Load()) }
 
-func (l *limitListener) release() {
+func (l *limitListener) release(client netip.Addr) {
 	l.open.Add(-1)
 	if l.gauge != nil {
 		l.gauge.Dec()
+	}
+	if client.IsValid() {
+		l.mu.Lock()
+		if l.byClient[client]--; l.byClient[client] <= 0 {
+			delete(l.byClient, client)
+		}
+		l.mu.Unlock()
 	}
 }
 
 // limitConn gives its slot back on its first Close.
 type limitConn struct {
 	net.Conn
-	l    *limitListener
-	once sync.Once
+	l      *limitListener
+	client netip.Addr // counted against its cap; invalid when none
+	once   sync.Once
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.l.release)
+	c.once.Do(func() { c.l.release(c.client) })
 	return err
 }

@@ -51,6 +51,10 @@ type Metrics struct {
 	// HeldBack counts the deliveries handed back to the journal without
 	// an attempt because their sink's circuit was open.
 	HeldBack *prometheus.CounterVec
+	// TLSReloads, TLSExpiry and AdminUnauthorized: see securityMetrics.
+	TLSReloads        *prometheus.CounterVec
+	TLSExpiry         *prometheus.GaugeVec
+	AdminUnauthorized prometheus.Counter
 }
 
 func newMetrics() *Metrics {
@@ -151,6 +155,7 @@ func newMetrics() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.Connections, m.ConnectionsRejected, m.BatchSize, m.Duplicates)
 	m.Registry.MustRegister(m.CircuitOpen, m.Throttled, m.HeldBack)
+	m.securityMetrics()
 	return m
 }
 

@@ -23,6 +23,7 @@ func checkSources(p *Plan, errs *config.Errors) {
 				}
 			}
 		}
+		checkIngressKeys(sp, errs)
 		// maxBodySize is the key of every source type that has a body
 		// limit; its value was decoded (and found valid) already.
 		if n := config.Locate(pl.Own, "maxBodySize"); n != pl.Own {
@@ -31,6 +32,20 @@ func checkSources(p *Plan, errs *config.Errors) {
 					errs.Addf(config.PosOf(n), where, "maxBodySize: %v", err)
 				}
 			}
+		}
+	}
+}
+
+// checkIngressKeys refuses auth and rateLimit on a source that is not
+// served on the HTTP ingress: the router applies them there (see guard).
+func checkIngressKeys(sp SourcePlan, errs *config.Errors) {
+	if hc, ok := sp.Config.(sources.HTTPConfig); ok && hc.HTTPPath() != "" {
+		return
+	}
+	for _, key := range []string{"auth", "rateLimit"} {
+		if n := config.Locate(sp.Plugin.Node, key); n != sp.Plugin.Node {
+			errs.Addf(config.PosOf(n), sp.Plugin.Where("source"),
+				"%s: applies to sources served on the HTTP ingress (with a path), and this %s source has none", key, sp.Plugin.Type)
 		}
 	}
 }

@@ -71,6 +71,16 @@ sources:
   - {name: b, type: test-path, path: /events, queue: true}
   - {name: c, type: test-idle}
 `},
+		{name: "auth and rateLimit on the ingress", yaml: `
+sources:
+  - {name: a, type: test-path, path: /a, auth: {bearer: [t0ken]}, rateLimit: 10/s}
+`},
+		{name: "auth and rateLimit off the ingress", yaml: `
+sources:
+  - {name: b, type: test-path, path: /b, queue: true, auth: {bearer: [t0ken]}}
+  - {name: c, type: test-idle, rateLimit: 10/s}
+`, err: `test.yaml:3:61: source "b": auth: applies to sources served on the HTTP ingress (with a path), and this test-path source has none
+test.yaml:4:43: source "c": rateLimit: applies to sources served on the HTTP ingress (with a path), and this test-idle source has none`},
 		{name: "body limit at the limit", yaml: `
 sources:
   - {name: a, type: test-path, path: /a, maxBodySize: 4MiB}

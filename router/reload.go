@@ -114,8 +114,8 @@ func (r *Router) loadPlan() (*Plan, error) {
 // removed sink's pending deliveries stay in the journal until a config
 // names it again.
 //
-// Keys that cannot change while junction runs (journal.*, http.listen,
-// http.readTimeout, http.maxConnections, admin.listen) fail the reload.
+// Keys that cannot change while junction runs (journal.*, admin.*, and
+// http.* but http.maxBodySize) fail the reload.
 func (r *Router) Reload(ctx context.Context, plan *Plan) (res ReloadResult, err error) {
 	defer func() {
 		if err != nil {
@@ -403,20 +403,25 @@ func fixedChanges(running, next *config.Config) []string {
 		}
 		lines = append(lines, fmt.Sprintf("%s: %s: cannot change while junction runs%s; restart junction to apply it", file, key, change))
 	}
-	add("http.listen", running.HTTP.Listen, next.HTTP.Listen, true)
-	add("http.readTimeout", running.HTTP.ReadTimeout, next.HTTP.ReadTimeout, true)
-	add("http.maxConnections", running.HTTP.MaxConnections, next.HTTP.MaxConnections, true)
-	add("admin.listen", running.Admin.Listen, next.Admin.Listen, true)
-	was, now := reflect.ValueOf(running.Journal), reflect.ValueOf(next.Journal)
-	for i := range was.NumField() {
-		f := was.Type().Field(i)
-		key := strings.Split(f.Tag.Get("yaml"), ",")[0]
-		if key == "" || key == "-" {
-			key = f.Name
+	fields := func(prefix string, was, now any, skip ...string) {
+		wv, nv := reflect.ValueOf(was), reflect.ValueOf(now)
+		for i := range wv.NumField() {
+			f := wv.Type().Field(i)
+			if slices.Contains(skip, f.Name) {
+				continue
+			}
+			key := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if key == "" || key == "-" {
+				key = f.Name
+			}
+			secret := slices.Contains([]string{"Password", "Token", "User", "Credentials", "URL", "Auth"}, f.Name)
+			add(prefix+key, wv.Field(i).Interface(), nv.Field(i).Interface(), !secret)
 		}
-		secret := slices.Contains([]string{"Password", "Token", "User", "Credentials", "URL"}, f.Name)
-		add("journal."+key, was.Field(i).Interface(), now.Field(i).Interface(), !secret)
 	}
+	// http.maxBodySize can change: the sources are rebuilt with it.
+	fields("http.", running.HTTP, next.HTTP, "MaxBodySize")
+	fields("admin.", running.Admin, next.Admin)
+	fields("journal.", running.Journal, next.Journal)
 	return lines
 }
 

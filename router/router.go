@@ -88,6 +88,9 @@ type Router struct {
 	tail tailHub
 	// tracing makes OpenTelemetry spans (see tracing.go).
 	tracing *tracing
+
+	// ingressTLS and adminTLS serve the listeners' TLS; nil without.
+	ingressTLS, adminTLS *tlsFiles
 }
 
 // sourceRuntime is one built source: an HTTP source served on the ingress
@@ -124,6 +127,12 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 			r.closeAll()
 		}
 	}()
+	if r.ingressTLS, err = newTLSFiles("http", cfg.HTTP.TLS, r.log, r.metrics); err != nil {
+		return nil, err
+	}
+	if r.adminTLS, err = newTLSFiles("admin", cfg.Admin.TLS, r.log, r.metrics); err != nil {
+		return nil, err
+	}
 	if r.tracing, err = newTracing(ctx, cfg.Telemetry, r.log.With("component", "telemetry")); err != nil {
 		return nil, err
 	}
@@ -277,7 +286,8 @@ func (r *Router) buildSource(ctx context.Context, plan *Plan, sp SourcePlan) (*s
 	switch src := built.(type) {
 	case sources.HTTPSource:
 		s.http = src
-		s.handler = src.Handler(r.Ingester(name))
+		// The source's auth, rate limit and header bound (auth.go).
+		s.handler = r.guard(&sp, src.Handler(r.Ingester(name)))
 	case sources.Source:
 		s.run = src
 	default:
@@ -402,8 +412,9 @@ func (r *Router) Run(ctx context.Context) error {
 
 	// Admin first, so that health answers during start-up.
 	if r.adminLn != nil {
-		r.adminComp = sup.start("admin server", serveHTTP(&http.Server{Handler: r.adminHandler(), ReadHeaderTimeout: 10 * time.Second}, r.adminLn, r.log))
-		r.opts.StartupLogger.Info("admin listening", "url", "http://"+r.AdminAddr())
+		srv := &http.Server{Handler: r.adminGuard(r.adminHandler()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: r.httpErrorLog()}
+		r.adminComp = sup.start("admin server", serveHTTP(srv, r.adminTLS.listen(r.adminLn), r.log))
+		r.opts.StartupLogger.Info("admin listening", "url", r.adminTLS.scheme()+"://"+r.AdminAddr())
 	}
 
 	r.mu.Lock()
@@ -457,13 +468,18 @@ func (r *Router) Run(ctx context.Context) error {
 
 // startIngress serves the ingress listener (r.mu held).
 func (r *Router) startIngress() {
+	hc := r.plan.Config.HTTP
 	srv := &http.Server{
 		Handler:           r.ingressHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       r.plan.Config.HTTP.ReadTimeout,
+		ReadTimeout:       hc.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,
+		// The guard of each source answers 431 over maxHeaderBytes
+		// (counted); net/http answers 431 itself from twice that.
+		MaxHeaderBytes: 2 * int(hc.MaxHeaderBytes),
+		ErrorLog:       r.httpErrorLog(),
 	}
-	ln := limitedListener(r.ingressLn, r.plan.Config.HTTP.MaxConnections, r.metrics)
+	ln := r.ingressTLS.listen(limitedListener(r.ingressLn, hc.MaxConnections, hc.MaxConnectionsPerClient, r.metrics))
 	r.ingressComp = r.sup.start("http ingress", serveHTTP(srv, ln, r.log))
 	r.opts.StartupLogger.Info("http ingress listening", "addr", r.ingressLn.Addr().String())
 }

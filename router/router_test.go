@@ -125,7 +125,7 @@ func value(c prometheus.Collector) float64 {
 	return m.Gauge.GetValue()
 }
 
-func compile(t *testing.T, yml string) *Plan {
+func compile(t testing.TB, yml string) *Plan {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(yml), os.LookupEnv)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/cejson"
 )
 
 // tailHub fans accepted events out to the live tails (GET /api/v1/tail).
@@ -33,6 +35,19 @@ const maxTails = 32
 type tailFrame struct {
 	Source string       `json:"source"`
 	Event  *event.Event `json:"event"`
+}
+
+// MarshalJSON writes the event with cejson.Marshal (*/*+json data as a
+// JSON value, as the JSON format asks).
+func (f tailFrame) MarshalJSON() ([]byte, error) {
+	ej, err := cejson.Marshal(f.Event)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(struct {
+		Source string          `json:"source"`
+		Event  json.RawMessage `json:"event"`
+	}{f.Source, ej})
 }
 
 func (h *tailHub) subscribe(source string) *tailSub {

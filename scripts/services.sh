@@ -168,6 +168,16 @@ else
   (cd e2e/console && npm ci --no-audit --no-fund --silent)
 fi
 
+# --- The CloudEvents JavaScript SDK for e2e/cejs_test.go ----------------------
+# Pinned by e2e/cejs/package-lock.json (cloudevents 10.0.0).
+if [ -f e2e/cejs/node_modules/cloudevents/package.json ]; then
+  log "the CloudEvents JavaScript SDK already installed"
+else
+  command -v npm >/dev/null || { log "npm is missing: apt-get install -y nodejs npm"; exit 1; }
+  log "installing the CloudEvents JavaScript SDK (e2e/cejs)"
+  (cd e2e/cejs && npm ci --no-audit --no-fund --silent)
+fi
+
 # --- wait for the background installs ---------------------------------------
 if [ -n "$NATS_SERVER_JOB" ]; then
   wait "$NATS_SERVER_JOB" || { log "nats-server install failed:"; tail -20 "$CACHE/logs/nats-server-install.log"; exit 1; }

@@ -43,6 +43,9 @@ type benchOpts struct {
 	dedup       time.Duration
 	// noTrace turns the event log off (journal.trace: false).
 	noTrace bool
+	// tls serves the ingress over HTTPS with tlsPair (made by runBench).
+	tls     bool
+	tlsPair *benchCert
 }
 
 type benchResult struct {
@@ -70,6 +73,8 @@ type benchResult struct {
 	Delayed int `json:"delayed,omitempty"`
 	// Dedup is the bench source's dedup window in seconds (0: none).
 	Dedup float64 `json:"dedup_s,omitempty"`
+	// TLS: the ingress served HTTPS.
+	TLS bool `json:"tls,omitempty"`
 	// JournalEntries and JournalMessages: concurrent appends share journal
 	// messages (Junction target only).
 	JournalEntries  uint64 `json:"journal_entries,omitempty"`
@@ -94,6 +99,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.delayed, "delayed", 0, "first store `N` deliveries delayed by an hour, waiting in the journal during the run")
 	fs.DurationVar(&o.dedup, "dedup", 0, "give the bench source a dedup window of `DURATION` (e.g. 10m; 0: none)")
 	fs.BoolVar(&o.noTrace, "no-trace", false, "run without the event log (journal.trace: false), to see what it costs")
+	fs.BoolVar(&o.tls, "tls", false, "serve the ingress over HTTPS (a certificate made for the run), to measure what TLS costs")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the run to `FILE`")
 	rest, code, ok := parseArgs(fs, args, stdout, stderr)
@@ -128,8 +134,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	case o.dedup < 0 || o.dedup > 7*24*time.Hour:
 		fmt.Fprintln(stderr, "junction bench: --dedup must be between 0 and 7d")
 		return 2
-	case (o.keys > 0 || o.delayed > 0 || o.dedup > 0) && (o.baseline || o.url != ""):
-		fmt.Fprintln(stderr, "junction bench: --keys, --delayed and --dedup drive Junction itself, not --baseline or --url")
+	case (o.keys > 0 || o.delayed > 0 || o.dedup > 0 || o.tls) && (o.baseline || o.url != ""):
+		fmt.Fprintln(stderr, "junction bench: --keys, --delayed, --dedup and --tls drive Junction itself, not --baseline or --url")
 		return 2
 	case o.baseline && o.url != "":
 		fmt.Fprintln(stderr, "junction bench: --baseline and --url exclude each other")
@@ -228,7 +234,7 @@ func (s *benchSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func benchConfig(o benchOpts, sinkURL, dir string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "http:\n  listen: 127.0.0.1:0\nadmin:\n  listen: \"off\"\nlog:\n  level: warn\njournal:\n  dir: %q\n  fsync: %s\n", dir, o.fsync)
+	fmt.Fprintf(&b, "http:\n  listen: 127.0.0.1:0\n%sadmin:\n  listen: \"off\"\nlog:\n  level: warn\njournal:\n  dir: %q\n  fsync: %s\n", benchTLSConfig(o, dir), dir, o.fsync)
 	if o.noTrace {
 		b.WriteString("  trace: false\n")
 	}
@@ -236,6 +242,7 @@ func benchConfig(o benchOpts, sinkURL, dir string) string {
 	if o.dedup > 0 {
 		fmt.Fprintf(&b, "    dedup: %s\n", o.dedup)
 	}
+
 	fmt.Fprintf(&b, "sinks:\n  - name: sink\n    type: webhook\n    url: %s\n    concurrency: %d\n    delivery:\n      backoffDelay: 50ms\n      maxDelay: 1s\n", sinkURL, max(16, o.connections))
 	b.WriteString("routes:\n")
 	for i := 1; i < o.routes; i++ {
@@ -263,6 +270,10 @@ func startRouter(o benchOpts, sinkURL string) (string, func(), func() (uint64, u
 		}
 		dir, cleanup = d, func() { os.RemoveAll(d) }
 	}
+	if err := o.tlsPair.write(dir); err != nil {
+		cleanup()
+		return "", nil, nil, err
+	}
 	cfg, err := config.Parse("(bench)", []byte(benchConfig(o, sinkURL, dir)), os.LookupEnv)
 	if err != nil {
 		cleanup()
@@ -286,7 +297,11 @@ func startRouter(o benchOpts, sinkURL string) (string, func(), func() (uint64, u
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	return "http://" + r.IngressAddr() + "/events", func() { cancel(); <-done; cleanup() }, r.JournalStats, nil
+	scheme := "http"
+	if o.tls {
+		scheme = "https"
+	}
+	return scheme + "://" + r.IngressAddr() + "/events", func() { cancel(); <-done; cleanup() }, r.JournalStats, nil
 }
 
 // startForwarder runs the baseline: a trivial non-durable forwarder that
@@ -340,6 +355,11 @@ func runBench(o benchOpts, progress io.Writer) (*benchResult, error) {
 		target = "baseline"
 		url, stop, err = startForwarder(o, sinkURL)
 	default:
+		if o.tls {
+			if o.tlsPair, err = newBenchCert(); err != nil {
+				return nil, err
+			}
+		}
 		url, stop, journalStats, err = startRouter(o, sinkURL)
 	}
 	if err != nil {
@@ -356,6 +376,9 @@ func runBench(o benchOpts, progress io.Writer) (*benchResult, error) {
 	case "junction":
 		fmt.Fprintf(progress, "junction bench: %d connections, %d routes (1 matching), %d-byte events, fsync %s, for %v on %d cores\n",
 			o.connections, o.routes, o.size, o.fsync, o.duration, runtime.NumCPU())
+		if o.tls {
+			fmt.Fprintln(progress, "junction bench: the ingress serves HTTPS (TLS, a certificate made for this run)")
+		}
 		if o.keys > 0 {
 			fmt.Fprintf(progress, "junction bench: events ordered by a key among %d (orderBy)\n", o.keys)
 		}
@@ -373,7 +396,8 @@ func runBench(o benchOpts, progress io.Writer) (*benchResult, error) {
 	if o.size >= 2 {
 		payload[0], payload[len(payload)-1] = '"', '"'
 	}
-	transport := &http.Transport{MaxIdleConns: o.connections, MaxIdleConnsPerHost: o.connections, MaxConnsPerHost: o.connections}
+	transport := &http.Transport{MaxIdleConns: o.connections, MaxIdleConnsPerHost: o.connections, MaxConnsPerHost: o.connections,
+		TLSClientConfig: o.tlsPair.clientConfig()}
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	var sent, accepted, refused, errs atomic.Int64
 	var nextID atomic.Int64
@@ -467,7 +491,7 @@ sending:
 		Connections:  o.connections, Routes: o.routes, Size: o.size, Fsync: o.fsync, Target: target,
 		DurationS: math.Round(sendTime.Seconds()*100) / 100, Cores: runtime.NumCPU(),
 		JournalEntries: jEntries, JournalMessages: jMsgs,
-		Keys: o.keys, Delayed: o.delayed, Dedup: o.dedup.Seconds(),
+		Keys: o.keys, Delayed: o.delayed, Dedup: o.dedup.Seconds(), TLS: o.tls,
 	}
 	if lost := res.Accepted - res.Delivered; lost > 0 {
 		res.Lost = lost

@@ -54,10 +54,10 @@ says how many). Sinks and sources whose config did not change keep running.
 
 Prints the new summary and what changed, exit 0. When the config has
 errors, prints them as FILE:LINE:COL: message (as validate does) and exits
-1: the running config is kept. journal.*, http.listen, http.readTimeout,
-http.maxConnections and admin.listen cannot change while junction runs; a
-reload that changes them fails the same way (log.* and telemetry changes
-apply at the next start, with a warning). The same as SIGHUP, and as
+1: the running config is kept. journal.*, admin.* and http.* (but
+http.maxBodySize) cannot change while junction runs; a reload that changes
+them fails the same way (log.* and telemetry changes apply at the next
+start, with a warning; TLS certificate files are re-read on their own). The same as SIGHUP, and as
 serve --watch on every change of the file.`,
 		examples: `junction reload
 junction reload -c /etc/junction/junction.yaml
@@ -92,6 +92,7 @@ and duplicates. Exit 1 when an accepted event was lost.`,
 		examples: `junction bench
 junction bench --duration 30s --connections 64 --fsync always
 junction bench --json > result.json
+junction bench --tls --duration 30s
 junction bench --url http://127.0.0.1:8080/events --sink 127.0.0.1:9999`,
 	},
 	"test": {

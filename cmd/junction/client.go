@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -64,7 +65,7 @@ func (f *clientFlags) client() (*adminClient, error) {
 		base:  strings.TrimRight(base, "/"),
 		token: token,
 		// Straight to the admin API, never through an HTTP_PROXY.
-		http: &http.Client{Transport: &http.Transport{Proxy: nil}},
+		http: &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: adminRoots(*f.config)}}},
 	}, nil
 }
 

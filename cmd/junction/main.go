@@ -194,6 +194,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if err := cfg.CheckExposure(); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	// The start-up lines (version, journal, every URL, ready) show at any
 	// log.level: they are how a user finds the ports. They are INFO records
@@ -301,9 +305,13 @@ func logStartup(log *slog.Logger, cfg *config.Config, plan *router.Plan, ingress
 	if ingress == "" {
 		return
 	}
+	scheme := "http"
+	if cfg.HTTP.TLS != nil {
+		scheme = "https"
+	}
 	for _, sp := range plan.Sources {
 		if hc, ok := sp.Config.(sources.HTTPConfig); ok && hc.HTTPPath() != "" {
-			log.Info("source listening", "source", sp.Plugin.Name, "type", sp.Plugin.Type, "url", "http://"+ingress+hc.HTTPPath())
+			log.Info("source listening", "source", sp.Plugin.Name, "type", sp.Plugin.Type, "url", scheme+"://"+ingress+hc.HTTPPath())
 		}
 	}
 }
@@ -345,7 +353,10 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		}
 		path = "junction.yaml"
 	}
-	_, plan, err := compileConfig(path, nil)
+	cfg, plan, err := compileConfig(path, nil)
+	if err == nil {
+		err = cfg.CheckExposure() // serve would refuse it
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -14,6 +14,7 @@ import (
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/internal/cehttp"
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/router"
 )
 
@@ -310,7 +311,7 @@ func events(n int) string {
 
 // eventJSON is e in the CloudEvents JSON format, keys sorted.
 func eventJSON(e *event.Event) string {
-	b, err := json.Marshal(e)
+	b, err := cejson.Marshal(e)
 	if err != nil {
 		return fmt.Sprintf("(cannot encode: %v)", err)
 	}

@@ -108,7 +108,7 @@ func parseBinary(h http.Header, specversion string, body []byte) (*event.Event, 
 		if name == "specversion" || len(h[k]) == 0 {
 			continue
 		}
-		v, err := pctDecode(h[k][0])
+		v, err := HeaderValue(h[k][0])
 		if err != nil {
 			return nil, fmt.Errorf("header %s: %w", k, err)
 		}
@@ -138,12 +138,18 @@ func setAttribute(e *event.Event, name, v string) error {
 	case "type":
 		e.SetType(v)
 	case "subject":
+		// sdk-go takes "" for unset.
+		if strings.TrimSpace(v) == "" {
+			return errors.New("subject: if present, MUST be a non-empty string")
+		}
 		e.SetSubject(v)
 	case "dataschema", "schemaurl":
+		if strings.TrimSpace(v) == "" {
+			return fmt.Errorf("%s: if present, MUST be a non-empty URI", name)
+		}
 		e.SetDataSchema(v)
 	case "datacontenttype":
-		// Binary mode carries it as Content-Type, which wins.
-		e.SetDataContentType(v)
+		return errors.New("in binary mode datacontenttype is the Content-Type header; a ce-datacontenttype header MUST NOT be present")
 	case "time":
 		t, err := types.ParseTime(v)
 		if err != nil {
@@ -179,6 +185,9 @@ func validate(e *event.Event) error {
 	}
 	err := e.Validate()
 	if err == nil {
+		err = cejson.Check(e)
+	}
+	if err == nil {
 		return nil
 	}
 	var ve event.ValidationError
@@ -197,11 +206,56 @@ func validate(e *event.Event) error {
 	return errors.New(text.OneLine(err.Error(), 200))
 }
 
+// HeaderValue decodes a binary-mode header value as the HTTP binding
+// (3.1.3.2) asks: "any HTTP header value MUST first be unescaped with
+// respect to double-quoted strings, as described in RFC7230, section
+// 3.2.6. A single round of percent-decoding MUST then be performed". A
+// value that starts with '"' must be one whole quoted-string.
+func HeaderValue(v string) (string, error) {
+	u, err := Unquote(v)
+	if err != nil {
+		return "", err
+	}
+	return pctDecode(u)
+}
+
+// Unquote undoes the quoted-string of RFC 7230 section 3.2.6 when v is one
+// (a '"', then characters or backslash escapes, then '"'); any other v is
+// returned as it is. A value that starts with '"' but is not a whole
+// quoted-string is an error.
+func Unquote(v string) (string, error) {
+	if len(v) == 0 || v[0] != '"' {
+		return v, nil
+	}
+	b := make([]byte, 0, len(v))
+	for i := 1; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			if i+1 >= len(v) {
+				return "", errors.New("invalid quoted-string: ends in a backslash")
+			}
+			i++
+			b = append(b, v[i])
+		case '"':
+			if i != len(v)-1 {
+				return "", errors.New("invalid quoted-string: text after the closing quote")
+			}
+			return string(b), nil
+		default:
+			b = append(b, c)
+		}
+	}
+	return "", errors.New("invalid quoted-string: no closing quote")
+}
+
 // pctDecode undoes PctEncode: %XY becomes the byte 0xXY; the result must be
 // UTF-8.
 func pctDecode(s string) (string, error) {
 	i := strings.IndexByte(s, '%')
 	if i < 0 {
+		if !utf8.ValidString(s) {
+			return "", errors.New("not UTF-8")
+		}
 		return s, nil
 	}
 	b := make([]byte, 0, len(s))

@@ -99,6 +99,11 @@ func FuzzParseEvent(f *testing.F) {
 	f.Add("1.0", "a%20b", "application/cloudevents+json", []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t"}`))
 	f.Add("", "", "application/cloudevents+json", []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"AA=="}`))
 	f.Add("0.3", "%", "text/plain", []byte("x"))
+	f.Add("1.0", `"a \"b\" %25"`, "application/vnd.api+json", []byte(`{"a":1}`))
+	f.Add("1.0", `"unterminated`, "json", []byte(`{}`))
+	f.Add("", "", "application/cloudevents+json", []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":null,"data":{"a":1}}`))
+	f.Add("", "", "application/cloudevents+json", []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/geo+json","data":[1]}`))
+	f.Add("", "", "application/cloudevents+json", []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","data":1,"data_base64":"AA=="}`))
 	f.Fuzz(func(t *testing.T, sv, subject, ct string, body []byte) {
 		h := http.Header{}
 		if sv != "" {

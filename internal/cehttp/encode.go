@@ -8,6 +8,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/junctionhq/junction/internal/cejson"
 )
 
 // StructuredContentType is the media type of a structured-mode request (the
@@ -32,19 +34,29 @@ const (
 // SetBinaryHeaders writes the context attributes and extensions of e into h
 // as the CloudEvents HTTP binding's binary content mode asks: one ce-<name>
 // header per attribute, percent-encoded, and datacontenttype as
-// Content-Type. sdk-go's binding writes the values without the percent
+// Content-Type, or application/json when e has JSON data and no
+// datacontenttype (the JSON format's implied type, 3.1.2: it "SHOULD be
+// set explicitly" when re-serialized). sdk-go's binding writes the values without the percent
 // encoding that the spec requires (a space or a non-ASCII character in a
 // subject would arrive mangled or be refused by net/http), hence this
 // writer.
 func SetBinaryHeaders(h http.Header, e *event.Event) error {
 	if c, ok := e.Context.(*event.EventContextV1); ok {
-		return setV1Headers(h, c)
+		return setV1Headers(h, c, e)
 	}
-	return setGenericHeaders(h, e.Context)
+	if err := setGenericHeaders(h, e.Context); err != nil {
+		return err
+	}
+	if _, ok := h[HeaderContentType]; !ok {
+		if ct := cejson.ContentType(e); ct != "" {
+			h[HeaderContentType] = []string{ct}
+		}
+	}
+	return nil
 }
 
 // setV1Headers is the allocation-lean path for CloudEvents 1.0 contexts.
-func setV1Headers(h http.Header, c *event.EventContextV1) error {
+func setV1Headers(h http.Header, c *event.EventContextV1, e *event.Event) error {
 	// One backing array for the single-value slices of the fixed attributes.
 	vals := make([]string, 0, 7)
 	put := func(k, v string) {
@@ -66,6 +78,8 @@ func setV1Headers(h http.Header, c *event.EventContextV1) error {
 	}
 	if c.DataContentType != nil && *c.DataContentType != "" {
 		h[HeaderContentType] = []string{*c.DataContentType}
+	} else if ct := cejson.ContentType(e); ct != "" {
+		h[HeaderContentType] = []string{ct}
 	}
 	return setExtensionHeaders(h, c.Extensions)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/internal/text"
 	"github.com/junctionhq/junction/sinks"
 )
@@ -328,7 +329,7 @@ func (s *Sender) request(ctx context.Context, e *event.Event) (*http.Request, er
 		h[k] = v
 	}
 	if s.structured {
-		b, err := e.MarshalJSON()
+		b, err := cejson.Marshal(e)
 		if err != nil {
 			return nil, err
 		}
@@ -386,7 +387,7 @@ func (s *Sender) DeliverBatch(ctx context.Context, events []*event.Event) []erro
 	body.WriteByte('[')
 	n := 0
 	for i, e := range events {
-		b, err := e.MarshalJSON()
+		b, err := cejson.Marshal(e)
 		if err != nil {
 			errs[i] = s.Fail(sinks.Permanent(fmt.Errorf("encode event %s: %w", e.ID(), err)))
 			continue

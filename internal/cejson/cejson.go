@@ -40,13 +40,21 @@ var errCannotRead = errors.New("cannot read the event")
 // (a number that is not a whole number from MinInteger to MaxInteger, an
 // object or an array). Strings, booleans and null (the attribute unset)
 // are taken as the SDK takes them, and a whole number such as 7, 1e3
-// (1000) or 1.0 becomes exactly that int32. It does not call e.Validate.
+// (1000) or 1.0 becomes exactly that int32. A member that is null is
+// unset, whatever attribute it is; data of a */*+json datacontenttype is
+// the JSON value as it is; data and data_base64 together are refused (see
+// prepare). It does not call e.Validate nor Check.
 func Unmarshal(e *event.Event, raw []byte) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = errCannotRead
 		}
 	}()
+	p, err := prepare(raw)
+	if err != nil {
+		return err
+	}
+	raw = p.raw
 	if err := e.UnmarshalJSON(raw); err != nil {
 		// Say which attribute is at fault when the SDK refused a value
 		// (out of range, an object) that the rules below name better.
@@ -62,6 +70,9 @@ func Unmarshal(e *event.Event, raw []byte) (err error) {
 		if !validName(name) {
 			return event.ValidationError{name: errBadName}
 		}
+	}
+	if p.hasData {
+		e.DataEncoded = p.data
 	}
 	// Only a JSON number becomes an int32 extension: when there is none,
 	// there is nothing to check (the usual case, at no cost).

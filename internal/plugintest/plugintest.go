@@ -3,6 +3,19 @@
 // entries decode and validate as the loader does them, config snippets are
 // checked into FILE:LINE:COL errors, and conditions are polled instead of
 // slept on. Only tests import it.
+//
+// It also holds the conformance suites that every plugin runs against its
+// real server (watermill's pubsub test suite is the model): RunSinkSuite and
+// RunSourceSuite. A plugin's TestSuite gives only a harness: how to make a
+// fresh destination or upstream and the plugin's config for it (its own
+// keys, decoded through the registered factory as the loader does), how to
+// read what arrived or to produce, how to make the destination fail, and
+// capability flags (batching, replies, order, redelivery) that switch the
+// checks on. The suites check what every plugin promises: attributes,
+// extensions and data of every kind intact, failures classified, contexts
+// honoured, Close idempotent, concurrent use safe (run them with -race),
+// acknowledgement only after Ingest returned nil, Run stopping with its
+// context and malformed input rejected and counted.
 package plugintest
 
 import (

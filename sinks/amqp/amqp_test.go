@@ -92,12 +92,17 @@ func TestDeliverBinary(t *testing.T) {
 		"cloudEvents:time":        "2024-03-01T12:00:00.123456789Z",
 		"cloudEvents:dataschema":  "https://example.com/order.json",
 		"cloudEvents:tenant":      "acme",
-		"cloudEvents:priority":    int32(7),
+		"cloudEvents:priority":    int64(7),
 		"cloudEvents:urgent":      true,
 		"cloudEvents:blob":        []byte{0, 1},
 	}
 	if fmt.Sprint(d.Headers) != fmt.Sprint(want) {
 		t.Errorf("headers:\n got %v\nwant %v", d.Headers, want)
+	}
+	// AMQP binding 3.1.3.2: "Integer | long", and an implementation "MUST
+	// be strict for outgoing messages".
+	if _, ok := d.Headers["cloudEvents:priority"].(int64); !ok {
+		t.Errorf("cloudEvents:priority is a %T, want an AMQP long (int64)", d.Headers["cloudEvents:priority"])
 	}
 	if d.ContentType != "application/json" || string(d.Body) != `{"amount":120,"orderId":"o-1"}` || d.MessageId != "bin-1" || d.DeliveryMode != amqp.Persistent {
 		t.Errorf("message: content-type %q body %s message-id %q mode %d", d.ContentType, d.Body, d.MessageId, d.DeliveryMode)

@@ -10,6 +10,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/junctionhq/junction/internal/cejson"
 )
 
 // HeaderPrefix is the prefix of the headers (application properties) that
@@ -28,7 +30,7 @@ func (s *Sink) message(e *event.Event) (amqp.Publishing, error) {
 	}
 	p := amqp.Publishing{DeliveryMode: s.mode, MessageId: e.ID()}
 	if s.structured {
-		b, err := e.MarshalJSON()
+		b, err := cejson.Marshal(e)
 		if err != nil {
 			return p, err
 		}
@@ -41,16 +43,16 @@ func (s *Sink) message(e *event.Event) (amqp.Publishing, error) {
 		return p, err
 	}
 	p.Headers = h
-	p.ContentType = e.DataContentType()
+	p.ContentType = cejson.ContentType(e)
 	p.Body = e.Data()
 	return p, nil
 }
 
 // binaryHeaders maps every attribute but datacontenttype to a
-// cloudEvents:<name> header. Strings, booleans, integers and binary values
-// keep their native AMQP type; URIs are strings; timestamps are RFC 3339
-// strings, since an AMQP 0-9-1 timestamp has only whole seconds (the
-// binding allows the canonical string form).
+// cloudEvents:<name> header. Strings, booleans and binary values keep
+// their native AMQP type and integers are longs (64-bit); URIs are
+// strings; timestamps are RFC 3339 strings, since an AMQP 0-9-1 timestamp
+// has only whole seconds (the binding allows the canonical string form).
 func binaryHeaders(c event.EventContext) (amqp.Table, error) {
 	ext := c.GetExtensions()
 	h := make(amqp.Table, 6+len(ext))
@@ -104,9 +106,19 @@ func binaryHeaders(c event.EventContext) (amqp.Table, error) {
 // headerValue is the AMQP form of an attribute value.
 func headerValue(v any) (any, error) {
 	switch x := v.(type) {
-	case string, bool, int32, []byte:
+	case string, bool, []byte:
 		return x, nil
-	case int, int64, int16, int8:
+	// AMQP binding 3.1.3.2: an Integer is an AMQP long (64-bit), and an
+	// implementation "MUST be strict for outgoing messages".
+	case int32:
+		return int64(x), nil
+	case int:
+		return int64(x), nil
+	case int16:
+		return int64(x), nil
+	case int8:
+		return int64(x), nil
+	case int64:
 		return x, nil
 	case types.Timestamp:
 		return x.UTC().Format(time.RFC3339Nano), nil

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/internal/text"
 	"log/slog"
 	"mime"
@@ -266,7 +267,7 @@ func (s *Sink) invoke(ctx context.Context, e *event.Event, wantReply bool) (*eve
 // JSON.
 func (s *Sink) payload(e *event.Event) ([]byte, error) {
 	if !s.data {
-		b, err := e.MarshalJSON()
+		b, err := cejson.Marshal(e)
 		if err != nil {
 			return nil, fmt.Errorf("encode event: %w", err)
 		}

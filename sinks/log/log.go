@@ -16,6 +16,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/junctionhq/junction/config"
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/sinks"
 )
 
@@ -109,7 +110,7 @@ func (l *Log) Deliver(ctx context.Context, e *event.Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.buf.Reset()
-	if err := event.WriteJson(e, &l.buf); err != nil {
+	if err := cejson.Write(e, &l.buf); err != nil {
 		return sinks.Permanent(fmt.Errorf("encode event %s: %w", e.ID(), err))
 	}
 	l.buf.WriteByte('\n')

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -176,62 +175,6 @@ func TestCreatesMissingFile(t *testing.T) {
 	}
 }
 
-func TestConcurrentWritesDoNotInterleave(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "events.jsonl")
-	l := build(t, path)
-	const workers, each = 8, 100
-	payload := strings.Repeat("x", 8<<10) // larger than a pipe's atomic write
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				e := newEvent(t, fmt.Sprintf("%d-%d", w, i))
-				if err := e.SetData("text/plain", payload); err != nil {
-					t.Error(err)
-					return
-				}
-				if err := l.Deliver(context.Background(), e); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	lines := readLines(t, path)
-	if len(lines) != workers*each {
-		t.Fatalf("got %d lines, want %d", len(lines), workers*each)
-	}
-	seen := map[string]bool{}
-	for i, line := range lines {
-		var back event.Event
-		if err := json.Unmarshal([]byte(line), &back); err != nil {
-			t.Fatalf("line %d: %v", i+1, err)
-		}
-		seen[back.ID()] = true
-	}
-	if len(seen) != workers*each {
-		t.Errorf("got %d distinct events, want %d", len(seen), workers*each)
-	}
-}
-
-func TestWriteErrorIsRetryable(t *testing.T) {
-	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("no /dev/full on this system")
-	}
-	l := build(t, "/dev/full")
-	err := l.Deliver(context.Background(), newEvent(t, "e1"))
-	want := "write event e1 to /dev/full: write /dev/full: no space left on device"
-	if err == nil || err.Error() != want {
-		t.Fatalf("got %v, want %q", err, want)
-	}
-	if perm, after := sinks.Classify(err); perm || after != 0 {
-		t.Errorf("Classify: permanent=%v after=%v, want retryable", perm, after)
-	}
-}
-
 func TestDeliverAfterClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.jsonl")
 	l := build(t, path)
@@ -382,5 +325,27 @@ func TestLineMatchesJSONMarshal(t *testing.T) {
 		if sc := bufio.NewScanner(&buf); !sc.Scan() || sc.Scan() {
 			t.Errorf("not exactly one line")
 		}
+	}
+}
+
+// TestPlusJSONDataIsAJSONValue: JSON format 3.1.1, "The data value MUST be
+// stored directly as a JSON value, rather than as an encoded JSON document
+// represented as a string", for application/*+json too (sdk-go#1161).
+func TestPlusJSONDataIsAJSONValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	l := build(t, path)
+	e := newEvent(t, "plus")
+	e.SetDataContentType("application/vnd.api+json")
+	e.DataEncoded = []byte(`{"a":[1,2]}`)
+	if err := l.Deliver(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	var m map[string]json.RawMessage
+	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &m) != nil || string(m["data"]) != `{"a":[1,2]}` {
+		t.Fatalf("line %q, want data {\"a\":[1,2]}", lines)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/junctionhq/junction/internal/cehttp"
+	"github.com/junctionhq/junction/internal/cejson"
 )
 
 // Header names of the CloudEvents NATS binding.
@@ -21,7 +22,9 @@ const ContentTypeStructured = "application/cloudevents+json"
 
 // encodeBinary makes a binary-mode message: every context attribute and
 // extension as a ce-<name> header (lower case, the value as is),
-// datacontenttype as content-type, and the data as the payload.
+// datacontenttype as content-type (application/json when it is unset and
+// the data is JSON, the type the JSON format implies; see
+// cejson.ContentType), and the data as the payload.
 func encodeBinary(subject string, e *event.Event) (*nats.Msg, error) {
 	m := &nats.Msg{Subject: subject, Header: make(nats.Header, 8), Data: e.Data()}
 	if c, ok := e.Context.(*event.EventContextV1); ok {
@@ -62,10 +65,20 @@ func encodeBinary(subject string, e *event.Event) (*nats.Msg, error) {
 				return nil, err
 			}
 			m.Header[hdrContentType] = []string{*c.DataContentType}
+		} else if ct := cejson.ContentType(e); ct != "" {
+			m.Header[hdrContentType] = []string{ct}
 		}
 		return m, putExtensions(m.Header, c.Extensions)
 	}
-	return m, putGeneric(m.Header, e.Context)
+	if err := putGeneric(m.Header, e.Context); err != nil {
+		return m, err
+	}
+	if _, ok := m.Header[hdrContentType]; !ok {
+		if ct := cejson.ContentType(e); ct != "" {
+			m.Header[hdrContentType] = []string{ct}
+		}
+	}
+	return m, nil
 }
 
 // putGeneric writes the attributes of any spec version sdk-go knows (0.3).
@@ -108,7 +121,7 @@ func checkValue(name, v string) error {
 // encodeStructured makes a structured-mode message: the event in the JSON
 // format with content-type application/cloudevents+json.
 func encodeStructured(subject string, e *event.Event) (*nats.Msg, error) {
-	b, err := e.MarshalJSON()
+	b, err := cejson.Marshal(e)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/internal/text"
 )
 
@@ -50,7 +51,7 @@ func (s *Sink) encode(e *event.Event) (types.SendMessageBatchRequestEntry, int, 
 		entry.MessageAttributes = attrs
 		size += n
 	} else {
-		b, err := e.MarshalJSON()
+		b, err := cejson.Marshal(e)
 		if err != nil {
 			return entry, 0, fmt.Errorf("encode event: %w", err)
 		}
@@ -152,7 +153,7 @@ func binaryAttributes(e *event.Event) (map[string]types.MessageAttributeValue, i
 	if err := add(attrPrefix+"type", "String", e.Type()); err != nil {
 		return nil, 0, err
 	}
-	if err := add(attrContentType, "String", e.DataContentType()); err != nil {
+	if err := add(attrContentType, "String", cejson.ContentType(e)); err != nil {
 		return nil, 0, err
 	}
 	if err := add(attrPrefix+"subject", "String", e.Subject()); err != nil {

@@ -222,8 +222,10 @@ func TestReconnect(t *testing.T) {
 		case 100:
 			p.Cut() // the broker closes the connection
 		case 200:
-			p.Stop() // the broker is gone for a while
-			time.Sleep(300 * time.Millisecond)
+			p.Stop() // the broker is gone until the source has seen it
+			plugintest.Eventually(t, 10*time.Second, "the source to see the broker go", func() bool {
+				return strings.Count(logs.String(), "amqp source disconnected; reconnecting") >= 2
+			})
 			p.Start()
 		}
 	}

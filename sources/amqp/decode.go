@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"mime"
 	"sort"
 	"strings"
 	"time"
@@ -153,14 +152,14 @@ func parseBinary(h amqp.Table, ct string, body []byte) (*event.Event, error) {
 		}
 	}
 	if ct != "" {
-		if _, _, err := mime.ParseMediaType(ct); err != nil {
+		if err := cejson.CheckMediaType(ct); err != nil {
 			return nil, errors.New(`invalid attribute "datacontenttype" (content-type property): not a media type (RFC 2046)`)
 		}
 		_ = ec.SetDataContentType(ct)
 	}
 	e := &event.Event{Context: ec}
 	setData(e, ct, body)
-	if err := e.Validate(); err != nil {
+	if err := validate(e); err != nil {
 		return nil, errors.New(sdkReason(err))
 	}
 	return e, nil
@@ -194,6 +193,11 @@ func setAttr(ec event.EventContext, sv, name string, v any) error {
 		if err != nil {
 			return err
 		}
+		// sdk-go takes "" for unset; the core spec: "MUST be a non-empty
+		// string".
+		if strings.TrimSpace(s) == "" {
+			return errors.New("must be a non-empty string")
+		}
 		return ec.SetSubject(s)
 	case name == "time":
 		switch t := v.(type) {
@@ -215,6 +219,9 @@ func setAttr(ec event.EventContext, sv, name string, v any) error {
 		s, err := str()
 		if err != nil {
 			return err
+		}
+		if strings.TrimSpace(s) == "" {
+			return errors.New("must be a non-empty URI")
 		}
 		if err := ec.SetDataSchema(s); err != nil {
 			return errors.New("not a URI")
@@ -304,10 +311,9 @@ func parseBatch(body []byte) ([]*event.Event, error) {
 	if err := json.Unmarshal(body, &raws); err != nil {
 		return nil, errors.New("batch: the body is not a JSON array of events")
 	}
-	switch {
-	case len(raws) == 0:
-		return nil, errors.New("batch: empty array")
-	case len(raws) > MaxBatchEvents:
+	// JSON format 4.3: an empty batch is "also valid in a request": the
+	// message is acknowledged with nothing to ingest.
+	if len(raws) > MaxBatchEvents {
 		return nil, fmt.Errorf("batch: %d events, more than %d", len(raws), MaxBatchEvents)
 	}
 	events := make([]*event.Event, len(raws))
@@ -337,10 +343,18 @@ func unmarshalEvent(raw []byte) (e *event.Event, err error) {
 	if err := cejson.Unmarshal(e, raw); err != nil {
 		return nil, errors.New(sdkReason(err))
 	}
-	if err := e.Validate(); err != nil {
+	if err := validate(e); err != nil {
 		return nil, errors.New(sdkReason(err))
 	}
 	return e, nil
+}
+
+// validate is e.Validate and the core rules it misses (cejson.Check).
+func validate(e *event.Event) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	return cejson.Check(e)
 }
 
 // sdkReason turns an error of the SDK into a bounded reason.
@@ -370,7 +384,7 @@ func (s *Source) wrap(d *amqp.Delivery) *event.Event {
 	}
 	ct := d.ContentType
 	if ct != "" {
-		if _, _, err := mime.ParseMediaType(ct); err != nil {
+		if err := cejson.CheckMediaType(ct); err != nil {
 			ct = ""
 		} else {
 			e.SetDataContentType(ct)

@@ -184,7 +184,6 @@ func TestDecodeMalformed(t *testing.T) {
 		{"structured missing id", amqp.Delivery{ContentType: "application/cloudevents+json", Body: []byte(`{"specversion":"1.0","source":"/s","type":"t"}`)}, `invalid attribute "id": `},
 		{"structured bad data_base64", amqp.Delivery{ContentType: "application/cloudevents+json", Body: []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":5}`)}, `invalid event`},
 		{"avro", amqp.Delivery{ContentType: "application/cloudevents+avro", Body: []byte("x")}, `unsupported event format "application/cloudevents+avro": only application/cloudevents+json and application/cloudevents-batch+json are read`},
-		{"batch empty", amqp.Delivery{ContentType: "application/cloudevents-batch+json", Body: []byte(`[]`)}, `batch: empty array`},
 		{"batch object", amqp.Delivery{ContentType: "application/cloudevents-batch+json", Body: []byte(`{}`)}, `batch: the body is not a JSON array of events`},
 		{"batch item", amqp.Delivery{ContentType: "application/cloudevents-batch+json", Body: []byte(`[{"specversion":"1.0","id":"1","source":"/s","type":"t"}, 3]`)}, `event[1]: not a JSON object`},
 	}
@@ -198,6 +197,15 @@ func TestDecodeMalformed(t *testing.T) {
 				t.Errorf("error:\n got %s\nwant %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDecodeEmptyBatch: JSON format 4.3, "An example of an empty batch of
+// CloudEvents (typically used in a response, but also valid in a request)".
+func TestDecodeEmptyBatch(t *testing.T) {
+	evs, err := testSource().decode(&amqp.Delivery{ContentType: "application/cloudevents-batch+json", Body: []byte(` [ ] `)})
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("decode of []: %d events, %v; want none and no error", len(evs), err)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/cejson"
 )
 
 // FuzzParseRequest feeds arbitrary content types, ce- headers and bodies to
@@ -31,6 +33,15 @@ func FuzzParseRequest(f *testing.F) {
 		f.Add(ContentTypeBatch, "", "", "", "", "", "", []byte(`[{"specversion":"1.0","id":"1","source":"/s","type":"t","myext":`+v+`}]`))
 	}
 	f.Add(ContentTypeStructured, "", "", "", "", "", "", []byte(`{"specversion":"0.3","id":"1","source":"/s","type":"t","dataschema":12.0,"b":-0}`))
+	// Conformance seeds: quoted header values, an empty subject, a
+	// type-less media type, null attributes, data with data_base64, an
+	// empty batch and a batch of mixed specversions.
+	f.Add("text/plain", "1.0", "1", "/s", "t", "Subject", `"a \"b\" %20"`, []byte("x"))
+	f.Add("json", "1.0", "1", "/s", "t", "Subject", "", []byte("{}"))
+	f.Add(ContentTypeStructured, "", "", "", "", "", "", []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":null,"subject":null,"data":1}`))
+	f.Add(ContentTypeStructured, "", "", "", "", "", "", []byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","data":1,"data_base64":"AA=="}`))
+	f.Add(ContentTypeBatch, "", "", "", "", "", "", []byte(`[]`))
+	f.Add(ContentTypeBatch, "", "", "", "", "", "", []byte(`[{"specversion":"1.0","id":"1","source":"/s","type":"t"},{"specversion":"0.3","id":"1","source":"/s","type":"t"}]`))
 	f.Fuzz(func(t *testing.T, contentType, specversion, id, source, typ, ext, extValue string, body []byte) {
 		h := http.Header{}
 		if contentType != "" {
@@ -57,7 +68,8 @@ func FuzzParseRequest(f *testing.F) {
 			checkReason(t, err.Reason)
 			return
 		}
-		if len(events) == 0 || len(events) > MaxBatchEvents {
+		empty := len(events) == 0 && strings.EqualFold(mediaType(contentType), ContentTypeBatch)
+		if (len(events) == 0 && !empty) || len(events) > MaxBatchEvents {
 			t.Fatalf("%d events without an error", len(events))
 		}
 		for i, e := range events {
@@ -66,6 +78,12 @@ func FuzzParseRequest(f *testing.F) {
 			}
 			if verr := e.Validate(); verr != nil {
 				t.Fatalf("event %d does not validate: %v", i, verr)
+			}
+			if verr := cejson.Check(e); verr != nil {
+				t.Fatalf("event %d breaks a core rule: %v", i, verr)
+			}
+			if e.SpecVersion() != events[0].SpecVersion() {
+				t.Fatalf("event %d: specversion %s in a batch of %s", i, e.SpecVersion(), events[0].SpecVersion())
 			}
 		}
 		checkIntegers(t, mediaType(contentType), body, events)

@@ -136,6 +136,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, rerr.Status, rerr.Label, rerr.Reason)
 		return
 	}
+	if len(events) == 0 {
+		// An empty batch (HTTP binding 3.3.2: "The batch MAY be empty"):
+		// nothing to journal.
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
 	err = h.in.Ingest(r.Context(), events)
 	sources.AnswerIngest(w, r, h.in, events, err, h.s.log)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/junctionhq/junction/internal/cehttp"
 	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/sources"
 )
@@ -129,8 +129,9 @@ func parseBatch(body []byte) ([]*event.Event, *RequestError) {
 			i = skipWS(b, i+1)
 		}
 	}
+	// HTTP binding 3.3.2: "The batch MAY be empty."
 	if len(items) == 0 {
-		return nil, malformed("batch: empty array; send at least one event")
+		return []*event.Event{}, nil
 	}
 	events := make([]*event.Event, len(items))
 	for n, raw := range items {
@@ -140,6 +141,11 @@ func parseBatch(body []byte) ([]*event.Event, *RequestError) {
 		e, err := parseStructured(raw, fmt.Sprintf("event[%d]: ", n))
 		if err != nil {
 			return nil, err
+		}
+		// HTTP binding 3.3.2: "All batched CloudEvents MUST have the same
+		// specversion attribute."
+		if n > 0 && e.SpecVersion() != events[0].SpecVersion() {
+			return nil, malformed("event[%d]: specversion %s differs from event[0]'s %s: all events of a batch must have the same specversion", n, quote(e.SpecVersion()), quote(events[0].SpecVersion()))
 		}
 		events[n] = e
 	}
@@ -155,9 +161,9 @@ func parseStructured(raw []byte, where string) (*event.Event, *RequestError) {
 		err = e.Validate()
 	}
 	if err == nil {
-		return e, nil
+		err = cejson.Check(e)
 	}
-	if e, ok := unmarshalPlusJSON(raw); ok {
+	if err == nil {
 		return e, nil
 	}
 	return nil, malformed("%s%s", where, describe(raw, err))
@@ -167,39 +173,6 @@ func parseStructured(raw []byte, where string) (*event.Event, *RequestError) {
 // SDK panic) and strict: an extension value that is not a CloudEvents value
 // (1.5, 1e400, an object) is an error, not truncated. See cejson.Unmarshal.
 func unmarshal(e *event.Event, raw []byte) error { return cejson.Unmarshal(e, raw) }
-
-// unmarshalPlusJSON reads an event whose datacontenttype has a +json suffix
-// and whose data is a JSON value other than a string: the JSON format allows
-// it but the SDK only takes JSON data for a few media types. It is tried only
-// after the SDK refused raw.
-func unmarshalPlusJSON(raw []byte) (*event.Event, bool) {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return nil, false
-	}
-	data, ok := m["data"]
-	if !ok || len(data) == 0 || data[0] == '"' || string(data) == "null" {
-		return nil, false
-	}
-	dct, ok := jsonString(m["datacontenttype"])
-	if !ok || !hasSuffixFold(mediaType(dct), "+json") {
-		return nil, false
-	}
-	delete(m, "data")
-	rest, err := json.Marshal(m)
-	if err != nil {
-		return nil, false
-	}
-	e := new(event.Event)
-	if unmarshal(e, rest) != nil {
-		return nil, false
-	}
-	e.DataEncoded = data
-	if e.Validate() != nil {
-		return nil, false
-	}
-	return e, true
-}
 
 // v1Attrs and v03Attrs are the context attributes of each specversion
 // (besides data and data_base64).
@@ -312,11 +285,14 @@ func checkAttr(name, s string) string {
 		if strings.TrimSpace(s) == "" {
 			return "must be a non-empty media type"
 		}
-		if _, _, err := mime.ParseMediaType(s); err != nil {
-			return "not a media type (RFC 2046)"
+		if err := cejson.CheckMediaType(s); err != nil {
+			return err.Error()
 		}
 	case "dataschema":
-		if u, err := url.Parse(s); err != nil || (s != "" && !u.IsAbs()) {
+		if strings.TrimSpace(s) == "" {
+			return "must be a non-empty URI"
+		}
+		if u, err := url.Parse(s); err != nil || !u.IsAbs() {
 			return "not an absolute URI"
 		}
 	case "schemaurl":
@@ -364,9 +340,9 @@ func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestE
 		if len(vs) != 1 {
 			return nil, malformed("header %s given %d times", headerName(k), len(vs))
 		}
-		v, ok := headerValue(vs[0])
-		if !ok {
-			return nil, malformed("invalid attribute %s (header %s): not valid UTF-8", quote(strings.ToLower(name)), headerName(k))
+		v, verr := headerValue(vs[0])
+		if verr != nil {
+			return nil, malformed("invalid attribute %s (header %s): %v", quote(strings.ToLower(name)), headerName(k), verr)
 		}
 		var err error
 		switch {
@@ -391,6 +367,10 @@ func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestE
 			seen |= seenType
 			err = ec.SetType(v)
 		case strings.EqualFold(name, "subject"):
+			// sdk-go takes "" for unset.
+			if strings.TrimSpace(v) == "" {
+				return nil, malformed(`invalid attribute "subject" (header ce-subject): must be a non-empty string`)
+			}
 			err = ec.SetSubject(v)
 		case strings.EqualFold(name, "time"):
 			t, perr := types.ParseTime(strings.TrimSpace(v))
@@ -403,6 +383,9 @@ func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestE
 			return nil, malformed("header %s: in binary mode datacontenttype is the Content-Type header", headerName(k))
 		case sv == event.CloudEventsVersionV1 && strings.EqualFold(name, "dataschema"),
 			sv == event.CloudEventsVersionV03 && strings.EqualFold(name, "schemaurl"):
+			if strings.TrimSpace(v) == "" {
+				return nil, malformed("invalid attribute %s (header %s): must be a non-empty URI", quote(strings.ToLower(name)), headerName(k))
+			}
 			if err = ec.SetDataSchema(v); err != nil {
 				err = errors.New("not a URI")
 			}
@@ -448,7 +431,11 @@ func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestE
 			e.DataBase64 = !utf8.Valid(body)
 		}
 	}
-	if err := e.Validate(); err != nil {
+	err := e.Validate()
+	if err == nil {
+		err = cejson.Check(e)
+	}
+	if err != nil {
 		var ve event.ValidationError
 		if errors.As(err, &ve) && ve["datacontenttype"] != nil {
 			return nil, malformed(`invalid attribute "datacontenttype" (header content-type): not a media type (RFC 2046)`)
@@ -466,13 +453,22 @@ func headerName(k string) string {
 	return strings.ToLower(k)
 }
 
-// headerValue decodes the percent-encoding of a binary-mode header value
-// (HTTP protocol binding 3.1.3.2). A '%' not followed by two hex digits is
-// kept as it is, for senders that do not encode. ok is false when the
-// result is not valid UTF-8.
-func headerValue(v string) (string, bool) {
+// headerValue decodes a binary-mode header value (HTTP protocol binding
+// 3.1.3.2): a double-quoted string is unescaped first (RFC 7230 3.2.6,
+// "MUST be supported when receiving events"), then the percent-encoding
+// is decoded. A '%' not followed by two hex digits is kept as it is, for
+// senders that do not encode. It fails when the quoted-string is not
+// whole or the result is not valid UTF-8.
+func headerValue(v string) (string, error) {
+	v, err := cehttp.Unquote(v)
+	if err != nil {
+		return "", err
+	}
 	if strings.IndexByte(v, '%') < 0 {
-		return v, utf8.ValidString(v)
+		if !utf8.ValidString(v) {
+			return "", errNotUTF8
+		}
+		return v, nil
 	}
 	var b strings.Builder
 	b.Grow(len(v))
@@ -486,8 +482,13 @@ func headerValue(v string) (string, bool) {
 		b.WriteByte(c)
 	}
 	s := b.String()
-	return s, utf8.ValidString(s)
+	if !utf8.ValidString(s) {
+		return "", errNotUTF8
+	}
+	return s, nil
 }
+
+var errNotUTF8 = errors.New("not valid UTF-8")
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
@@ -643,16 +644,10 @@ func mediaType(ct string) string {
 
 // isJSONType reports whether data of media type mt is a JSON value in the
 // JSON event format (no media type means JSON).
-func isJSONType(mt string) bool {
-	return mt == "" || strings.EqualFold(mt, "application/json") || strings.EqualFold(mt, "text/json") || hasSuffixFold(mt, "+json")
-}
+func isJSONType(mt string) bool { return cejson.IsJSON(mt) }
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-func hasSuffixFold(s, suffix string) bool {
-	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
 }
 
 // quote quotes an untrusted value for a reason, bounded.

@@ -124,7 +124,7 @@ func decodeStructured(data []byte) (*event.Event, error) {
 	if err := unmarshal(e, b); err != nil {
 		return nil, malformed("structured mode: %v", err)
 	}
-	if err := e.Validate(); err != nil {
+	if err := validate(e); err != nil {
 		return nil, malformed("structured mode: %v", err)
 	}
 	return e, nil
@@ -165,6 +165,14 @@ func decodeBinary(h nats.Header, ct string, data []byte) (*event.Event, error) {
 		if !utf8.ValidString(v[0]) {
 			return nil, malformed("binary mode: header %s is not valid UTF-8", quote(name))
 		}
+		switch name {
+		case "ce-subject", "ce-dataschema", "ce-schemaurl":
+			// sdk-go takes "" for unset; the core spec: "MUST be a
+			// non-empty" string or URI.
+			if strings.TrimSpace(v[0]) == "" {
+				return nil, malformed("binary mode: header %s: if present, MUST not be empty", quote(name))
+			}
+		}
 		if err := version.SetAttribute(ctx, name, v[0]); err != nil {
 			return nil, malformed("binary mode: header %s: %v", quote(name), err)
 		}
@@ -183,10 +191,18 @@ func decodeBinary(h nats.Header, ct string, data []byte) (*event.Event, error) {
 	if len(data) > 0 {
 		e.DataEncoded = data
 	}
-	if err := e.Validate(); err != nil {
+	if err := validate(e); err != nil {
 		return nil, malformed("binary mode: %v", err)
 	}
 	return e, nil
+}
+
+// validate is e.Validate and the core rules it misses (cejson.Check).
+func validate(e *event.Event) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	return cejson.Check(e)
 }
 
 func wrapMessage(ct string, data []byte, w wrap) (*event.Event, error) {

@@ -91,7 +91,6 @@ func TestCoreFormatS3(t *testing.T) {
 	plugintest.Eventually(t, 10*time.Second, "the subscription", func() bool {
 		nc.Publish(subject+".probe", []byte("probe"))
 		nc.Flush()
-		time.Sleep(20 * time.Millisecond)
 		_, _, rejected := rec.Snapshot()
 		return rejected["malformed"] > 0
 	})

@@ -98,26 +98,6 @@ func TestQueue(t *testing.T) {
 	}
 }
 
-// TestQueueIngestFails: a message whose ingest failed is not deleted; it
-// comes back and is ingested once the journal takes it.
-func TestQueueIngestFails(t *testing.T) {
-	c := broker(t)
-	q := newQueueURL(t, c)
-	sendBody(t, c, q, awsPut)
-	rec := &sourcetest.Recorder{Fail: func(call int, _ []*event.Event) error {
-		if call <= 2 {
-			return sources.ErrUnavailable
-		}
-		return nil
-	}}
-	runQueue(t, q, rec, &plugintest.LogBuffer{}, "visibilityTimeout: 30s\npollers: 1")
-	plugintest.Eventually(t, 15*time.Second, "the event after two failures", func() bool { return rec.Count() == 1 })
-	plugintest.Eventually(t, 10*time.Second, "the message deleted", func() bool { return depth(t, c, q) == 0 })
-	if calls := rec.Calls(); calls != 3 {
-		t.Errorf("%d ingest calls, want 3", calls)
-	}
-}
-
 // TestQueueTooLarge: messages ingested together are retried one by one
 // when the journal refuses the batch's size; the one still too large is
 // rejected and stays on the queue.

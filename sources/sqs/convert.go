@@ -102,10 +102,18 @@ func structuredEvent(body string) (e *event.Event, bad *malformed) {
 	if err := cejson.Unmarshal(e, raw); err != nil {
 		return nil, malformedf(id, "%s", sdkReason(err))
 	}
-	if err := e.Validate(); err != nil {
+	if err := validate(e); err != nil {
 		return nil, malformedf(id, "%s", sdkReason(err))
 	}
 	return e, nil
+}
+
+// validate is e.Validate and the core rules it misses (cejson.Check).
+func validate(e *event.Event) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	return cejson.Check(e)
 }
 
 // binaryEvent reads a binary-mode CloudEvent: attributes from ce-* message
@@ -150,6 +158,11 @@ func binaryEvent(m *types.Message, body string) (*event.Event, *malformed) {
 		case "type":
 			err = ec.SetType(str)
 		case "subject":
+			// sdk-go takes "" for unset.
+			if strings.TrimSpace(str) == "" {
+				err = errors.New("subject must be a non-empty string")
+				break
+			}
 			err = ec.SetSubject(str)
 		case "time":
 			t, perr := cetypes.ParseTime(strings.TrimSpace(str))
@@ -159,6 +172,10 @@ func binaryEvent(m *types.Message, body string) (*event.Event, *malformed) {
 				err = ec.SetTime(t)
 			}
 		case "dataschema":
+			if strings.TrimSpace(str) == "" {
+				err = errors.New("dataschema must be a non-empty URI")
+				break
+			}
 			err = ec.SetDataSchema(str)
 		case "datacontenttype":
 			return nil, malformedf(id, "message attribute %s: in binary mode datacontenttype is the %s attribute", bounded(name), attrContentType)
@@ -176,7 +193,7 @@ func binaryEvent(m *types.Message, body string) (*event.Event, *malformed) {
 	if body != "" {
 		e.DataEncoded = []byte(body)
 	}
-	if err := e.Validate(); err != nil {
+	if err := validate(e); err != nil {
 		return nil, malformedf(id, "%s", sdkReason(err))
 	}
 	return e, nil
