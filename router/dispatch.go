@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -24,8 +25,12 @@ type sinkRuntime struct {
 	plan     SinkPlan
 	log      *slog.Logger
 	consumer *journal.Consumer
-	// policies holds the delivery policy of each route that sends here.
-	policies map[string]config.Policy
+	// opts are the consumer's options (see consumeOptions).
+	opts journal.ConsumeOptions
+	// comp runs the consumer once started (see start).
+	comp *component
+	// lastErr is the last failed attempt, for the status API.
+	lastErr atomic.Pointer[sinkError]
 	// duration is this sink's series, resolved once.
 	duration prometheus.Observer
 	// guard is the sink's rate limit and circuit breaker (protect.go), or nil.
@@ -39,33 +44,24 @@ func (s *sinkRuntime) count(route, outcome string) {
 	s.r.metrics.Deliveries.WithLabelValues(route, s.name, outcome).Inc()
 }
 
-func (s *sinkRuntime) open(ctx context.Context) error {
-	m := s.r.metrics
-	s.policies = map[string]config.Policy{}
-	s.duration = m.Duration.WithLabelValues(s.name)
-	for _, rt := range s.r.plan.Routes {
-		if p, ok := rt.Policy[s.name]; ok {
-			s.policies[rt.Name] = p
-		}
-	}
+// consumeOptions are the journal consumer's options of sink sp in plan:
+// the sink's, and the lanes that plan's routes to it need.
+func consumeOptions(plan *Plan, sp SinkPlan) journal.ConsumeOptions {
 	// The consumer reports progress on every message it holds (buffered
 	// or being attempted) every third of the ack wait, so the ack wait
 	// bounds only how long a dead replica's deliveries wait for another
 	// one, not how long an attempt may take.
-	ackWait := s.r.plan.Config.Journal.AckWait
+	ackWait := plan.Config.Journal.AckWait
 	if ackWait <= 0 {
 		ackWait = config.DefaultAckWait
 	}
 	o := journal.ConsumeOptions{
-		Concurrency: s.plan.Plugin.Concurrency,
+		Concurrency: sp.Plugin.EffectiveConcurrency(),
 		AckWait:     ackWait,
-		MaxPending:  s.plan.Plugin.MaxPending,
+		MaxPending:  sp.Plugin.MaxPending,
 	}
-	if s.guard = newGuard(s.plan.Plugin, m, s.log); s.guard != nil {
-		o.Paused = s.guard.paused
-	}
-	for _, rt := range s.r.plan.Routes {
-		if _, ok := rt.Policy[s.name]; !ok {
+	for _, rt := range plan.Routes {
+		if _, ok := rt.Policy[sp.Plugin.Name]; !ok {
 			continue
 		}
 		if rt.OrderBy != nil {
@@ -77,6 +73,16 @@ func (s *sinkRuntime) open(ctx context.Context) error {
 			}
 		}
 	}
+	return o
+}
+
+func (s *sinkRuntime) open(ctx context.Context) error {
+	m := s.r.metrics
+	s.duration = m.Duration.WithLabelValues(s.name)
+	o := s.opts
+	if s.guard = newGuard(s.plan.Plugin, m, s.log); s.guard != nil {
+		o.Paused = s.guard.paused
+	}
 	c, err := s.r.journal.Consumer(ctx, s.name, o)
 	if err != nil {
 		return err
@@ -85,12 +91,19 @@ func (s *sinkRuntime) open(ctx context.Context) error {
 	return nil
 }
 
+// start runs the sink's dispatch under sup.
+func (s *sinkRuntime) start(sup *supervisor) {
+	s.comp = sup.start(fmt.Sprintf("sink %q", s.name), func(ctx, drain context.Context) error {
+		return s.consumer.Run(ctx, drain, s.handle)
+	})
+}
+
 // policy returns the delivery policy of an entry.
 func (s *sinkRuntime) policy(d *journal.Delivery) config.Policy {
 	if d.DeadLetter {
 		return s.plan.Policy
 	}
-	if p, ok := s.policies[d.Route]; ok {
+	if p, ok := s.r.table.Load().policies[s.name][d.Route]; ok {
 		return p
 	}
 	// The route is gone from the config: deliver with the sink's policy.
@@ -152,6 +165,7 @@ func (s *sinkRuntime) handle(ctx context.Context, d *journal.Delivery) {
 		s.settled(d, d.Retry(pol.BackoffDelay))
 		return
 	}
+	s.failed(err)
 	log := s.log.With("route", d.Route, "ce_id", e.ID(), "ce_type", e.Type(), "attempt", d.Attempt)
 	permanent, after := sinks.Classify(err)
 	if !permanent {

@@ -10,14 +10,10 @@ import (
 )
 
 // ingressHandler serves every HTTP source on its path; any other path is 404.
+// The sources are those of the plan running (r.ingress, which reload swaps).
 func (r *Router) ingressHandler() http.Handler {
-	mux := http.NewServeMux()
-	for _, s := range r.httpSrcs {
-		h := r.guard(r.sourcePlan(s.name), s.src.Handler(r.ingester(s.name)))
-		mux.Handle(s.src.Path(), h)
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		h, pattern := mux.Handler(req)
+		h, pattern := r.ingress.Load().Handler(req)
 		if pattern == "" || pattern != req.URL.Path {
 			http.Error(w, "unknown path "+oneLine(req.URL.Path, 200), http.StatusNotFound)
 			return
@@ -51,6 +47,8 @@ func (r *Router) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /api/v1/deadletters", r.listDeadLetters)
 	mux.HandleFunc("POST /api/v1/deadletters/redrive", r.redriveDeadLetters)
+	mux.HandleFunc("GET /api/v1/status", r.getStatus)
+	mux.HandleFunc("POST /api/v1/reload", r.postReload)
 	r.replays.routes(mux)
 	mux.HandleFunc("GET /api/v1/events/{id}", r.getEvent)
 	mux.HandleFunc("GET /api/v1/tail", r.serveTail)

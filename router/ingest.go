@@ -36,18 +36,24 @@ type ingester struct {
 
 var _ sources.Ingester = (*ingester)(nil)
 
-// ingester returns the Ingester of a source: built in New for the sources
-// of the plan, made on the spot for any other name.
+// ingester returns the ingester of a source in the routing table running:
+// built with the table for the sources of the plan (and the reply sinks),
+// made on the spot for any other name.
 func (r *Router) ingester(source string) *ingester {
-	if in, ok := r.ingesters[source]; ok {
+	t := r.table.Load()
+	if in, ok := t.ingesters[source]; ok {
 		return in
 	}
-	return r.newIngester(source)
+	if in, ok := t.others.Load(source); ok {
+		return in.(*ingester)
+	}
+	in, _ := t.others.LoadOrStore(source, r.newIngester(t.plan, source))
+	return in.(*ingester)
 }
 
-func (r *Router) newIngester(source string) *ingester {
+func (r *Router) newIngester(p *Plan, source string) *ingester {
 	in := &ingester{r: r, source: source, received: r.metrics.Received.WithLabelValues(source)}
-	in.routes, in.index = sourceRoutes(r.plan, source)
+	in.routes, in.index = sourceRoutes(p, source)
 	return in
 }
 
@@ -67,8 +73,9 @@ func sourceRoutes(plan *Plan, source string) ([]*Route, *filters.Index) {
 }
 
 // Ingester returns the Ingester of the named source, for sources started
-// outside Run and for tests.
-func (r *Router) Ingester(source string) sources.Ingester { return r.ingester(source) }
+// outside Run and for tests. It follows reloads: each call routes with the
+// routing table of the moment (see door).
+func (r *Router) Ingester(source string) sources.Ingester { return door{r: r, source: source} }
 
 func (in *ingester) Rejected(reason string) {
 	in.r.metrics.Rejected.WithLabelValues(in.source, reason).Inc()

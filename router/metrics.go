@@ -41,6 +41,8 @@ type Metrics struct {
 	// Duplicates counts the events of sources with dedup that were
 	// accepted and not routed again.
 	Duplicates *prometheus.CounterVec
+	// Reloads counts config reloads by result: success, failure.
+	Reloads *prometheus.CounterVec
 	// CircuitOpen is 1 while a sink's circuit is open, else 0 (sinks with
 	// a circuitBreaker only); Throttled counts the deliveries that waited
 	// for a sink's rateLimit.
@@ -128,6 +130,10 @@ func newMetrics() *Metrics {
 			Name: "junction_events_duplicate_total",
 			Help: "Events of sources with dedup whose (source, id) was accepted within the window: answered as accepted, not routed again.",
 		}, []string{"source"}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_config_reloads_total",
+			Help: "Config reloads (POST /api/v1/reload, SIGHUP, serve --watch) by result: success, failure (the running config was kept).",
+		}, []string{"result"}),
 		CircuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "junction_sink_circuit_open",
 			Help: "1 while the sink's circuit is open (deliveries wait in the journal, no attempt is made), else 0; sinks with a circuitBreaker only.",
@@ -141,6 +147,9 @@ func newMetrics() *Metrics {
 			Help: "Deliveries that waited for the sink's rateLimit before their attempt.",
 		}, []string{"sink"}),
 	}
+	m.Reloads.WithLabelValues("success")
+	m.Reloads.WithLabelValues("failure")
+	m.Registry.MustRegister(m.Reloads)
 	m.Registry.MustRegister(m.Replies, m.Received, m.Rejected, m.Unrouted, m.Deliveries, m.Duration,
 		m.Pending, m.Delayed, m.DeadLetters, m.FilterErrors, m.TransformErrs, m.AppendDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -257,7 +257,7 @@ func (p *replays) create(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	rq, err := parseReplayRequest(body, func(name string) bool {
-		return slices.ContainsFunc(r.plan.Routes, func(rt *Route) bool { return rt.Name == name })
+		return slices.ContainsFunc(r.runningPlan().Routes, func(rt *Route) bool { return rt.Name == name })
 	})
 	if err != nil {
 		apiError(w, http.StatusBadRequest, err.Error())

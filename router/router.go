@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/journal"
 	"github.com/junctionhq/junction/sinks"
 	"github.com/junctionhq/junction/sources"
@@ -37,23 +38,46 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Memory keeps the journal in memory (tests of routing only).
 	Memory bool
+	// Load reads and compiles the config again for a reload (POST
+	// /api/v1/reload, SIGHUP, serve --watch). nil: the file the plan was
+	// read from (Plan.Config.File), with the process's environment.
+	Load func() (*Plan, error)
+	// Version is the version GET /api/v1/status shows.
+	Version string
 	// ReplayRate is how many events per second replays route again, all
 	// jobs of the process together. Default journal.archive.replayRate.
 	ReplayRate float64
 }
 
-// Router runs one plan.
+// Router runs one plan, and the next one on a reload (see reload.go).
 type Router struct {
-	plan    *Plan
 	opts    Options
 	log     *slog.Logger
 	metrics *Metrics
 	journal *journal.Journal
 
+	// table is the routing table of the plan running: reload swaps it.
+	table atomic.Pointer[table]
+	// ingress serves the HTTP sources of the plan running: reload swaps it.
+	ingress atomic.Pointer[http.ServeMux]
+
+	// mu guards the plan running and its parts, which reload changes.
+	mu        sync.Mutex
+	plan      *Plan
 	sinkOrder []*sinkRuntime
-	httpSrcs  []httpSource
-	runSrcs   []runSource
-	ingesters map[string]*ingester
+	httpSrcs  []*sourceRuntime
+	runSrcs   []*sourceRuntime
+	// sup runs the components once Run started; nil before. running ends
+	// when Run begins to shut down (a reload's drain is cut short then).
+	sup     *supervisor
+	running context.Context
+	// ingressComp serves the ingress listener, adminComp the admin one.
+	ingressComp, adminComp *component
+
+	// reloadMu makes reloads one at a time; stopping, under it, is set once
+	// Run shuts down, after which reloads are refused.
+	reloadMu sync.Mutex
+	stopping bool
 
 	ingressLn net.Listener
 	adminLn   net.Listener
@@ -69,14 +93,17 @@ type Router struct {
 	ingressTLS, adminTLS *tlsFiles
 }
 
-type httpSource struct {
+// sourceRuntime is one built source: an HTTP source served on the ingress
+// at its path, or a source that runs (comp, once started).
+type sourceRuntime struct {
 	name string
-	src  sources.HTTPSource
-}
-
-type runSource struct {
-	name string
-	src  sources.Source
+	plan SourcePlan
+	// maxBody is http.maxBodySize when the source was built.
+	maxBody config.ByteSize
+	http    sources.HTTPSource
+	handler http.Handler
+	run     sources.Source
+	comp    *component
 }
 
 // New opens the journal and builds every sink and source of plan. It starts
@@ -94,7 +121,7 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 	cfg := plan.Config
 	// r is a local, not the result: a failed New returns nil, and the
 	// cleanup below still needs what was built.
-	r := &Router{plan: plan, opts: o, log: o.Logger, metrics: newMetrics(), ingesters: map[string]*ingester{}}
+	r := &Router{plan: plan, opts: o, log: o.Logger, metrics: newMetrics()}
 	defer func() {
 		if err != nil {
 			r.closeAll()
@@ -126,64 +153,147 @@ func New(ctx context.Context, plan *Plan, o Options) (_ *Router, err error) {
 	r.replays = newReplays(r, jc.Archive)
 	r.metrics.journalCounts(r.JournalStats)
 	r.metrics.traceCounts(r.journal.TraceDropped)
-	for _, sp := range plan.Sinks {
-		log := r.log.With("sink", sp.Plugin.Name)
-		s, err := sp.Config.Build(ctx, sinks.Deps{Name: sp.Plugin.Name, Logger: log})
-		if err != nil {
-			return nil, fmt.Errorf("build sink %q: %w", sp.Plugin.Name, err)
+	b, err := r.build(ctx, plan, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.sinkOrder, r.httpSrcs, r.runSrcs = b.sinks, b.httpSrcs, b.runSrcs
+	r.table.Store(b.table)
+	r.ingress.Store(b.mux)
+	return r, nil
+}
+
+// built is what build made of a plan: every sink and source, kept from the
+// plan running or new, the routing table and the ingress's handler.
+type built struct {
+	sinks             []*sinkRuntime
+	httpSrcs, runSrcs []*sourceRuntime
+	table             *table
+	mux               *http.ServeMux
+	// newSinks and newSrcs are those this build made: closed when a later
+	// step fails, started when the plan is applied.
+	newSinks []*sinkRuntime
+	newSrcs  []*sourceRuntime
+}
+
+// close closes the sinks this build made (a later step failed).
+func (b *built) close() {
+	for _, rt := range b.newSinks {
+		if err := rt.sink.Close(); err != nil {
+			rt.log.Warn("close sink", "err", err)
 		}
-		if s, err = r.batching(sp, s); err != nil {
+	}
+}
+
+// build makes the parts of plan, keeping from old (the plan running, nil in
+// New) every sink and source whose config did not change. On error, what it
+// made is closed.
+func (r *Router) build(ctx context.Context, plan *Plan, old *built) (_ *built, err error) {
+	b := &built{}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	keptSinks, keptSrcs := map[string]*sinkRuntime{}, map[string]*sourceRuntime{}
+	if old != nil {
+		for _, rt := range old.sinks {
+			keptSinks[rt.name] = rt
+		}
+		for _, s := range append(append([]*sourceRuntime(nil), old.httpSrcs...), old.runSrcs...) {
+			keptSrcs[s.name] = s
+		}
+	}
+	for _, sp := range plan.Sinks {
+		opts := consumeOptions(plan, sp)
+		if rt := keptSinks[sp.Plugin.Name]; rt != nil && sameSink(rt, sp, opts) {
+			b.sinks = append(b.sinks, rt)
+			continue
+		}
+		rt, err := r.buildSink(ctx, sp, opts)
+		if err != nil {
 			return nil, err
 		}
-		rt := &sinkRuntime{r: r, name: sp.Plugin.Name, sink: s, plan: sp, log: log}
-		// A delivery to a batching sink waits for its batch: hand out
-		// enough at once to fill one.
-		rt.plan.Plugin.Concurrency = sp.Plugin.EffectiveConcurrency()
-		if _, ok := s.(sinks.ReplySink); ok {
-			// Replies enter routing as events from a source of the sink's name.
-			r.ingesters[rt.name] = r.newIngester(rt.name)
+		if prev := keptSinks[sp.Plugin.Name]; prev != nil {
+			rt.lastErr.Store(prev.lastErr.Load())
 		}
-		r.sinkOrder = append(r.sinkOrder, rt)
+		b.sinks = append(b.sinks, rt)
+		b.newSinks = append(b.newSinks, rt)
 	}
 	paths := map[string]string{}
 	for _, sp := range plan.Sources {
 		name := sp.Plugin.Name
-		in := r.newIngester(name)
-		r.ingesters[name] = in
-		if err := r.setupMarks(ctx, in, sp); err != nil {
-			return nil, err
-		}
-		if len(in.routes) > 0 {
-			exact, prefix, always := in.index.Stats()
-			r.log.Info("route index", "source", name, "routes", len(in.routes), "by_equality", exact, "by_prefix", prefix, "always_evaluated", always)
-		}
-		built, err := sp.Config.Build(ctx, sources.Deps{
-			Name:        name,
-			Logger:      r.log.With("source", name),
-			MaxBodySize: int64(cfg.HTTP.MaxBodySize),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("build source %q: %w", name, err)
-		}
-		switch s := built.(type) {
-		case sources.HTTPSource:
-			if other, dup := paths[s.Path()]; dup {
-				return nil, fmt.Errorf("sources %q and %q both use path %s", other, name, s.Path())
+		s := keptSrcs[name]
+		if s == nil || !sameSource(s, sp, plan.Config.HTTP.MaxBodySize) {
+			if s, err = r.buildSource(ctx, plan, sp); err != nil {
+				return nil, err
 			}
-			paths[s.Path()] = name
-			r.httpSrcs = append(r.httpSrcs, httpSource{name: name, src: s})
-		case sources.Source:
-			r.runSrcs = append(r.runSrcs, runSource{name: name, src: s})
-		default:
-			return nil, fmt.Errorf("build source %q: type %q built %T, neither a Source nor an HTTPSource", name, sp.Plugin.Type, built)
+			b.newSrcs = append(b.newSrcs, s)
+		}
+		if s.http != nil {
+			if other, dup := paths[s.http.Path()]; dup {
+				return nil, fmt.Errorf("sources %q and %q both use path %s", other, name, s.http.Path())
+			}
+			paths[s.http.Path()] = name
+			b.httpSrcs = append(b.httpSrcs, s)
+		} else {
+			b.runSrcs = append(b.runSrcs, s)
 		}
 	}
-	for _, rt := range r.sinkOrder {
-		if err := rt.open(ctx); err != nil {
-			return nil, err
-		}
+	if b.table, err = r.newTable(ctx, plan, b.sinks); err != nil {
+		return nil, err
 	}
-	return r, nil
+	b.mux = http.NewServeMux()
+	for _, s := range b.httpSrcs {
+		b.mux.Handle(s.http.Path(), s.handler)
+	}
+	return b, nil
+}
+
+// buildSink builds a sink and opens its journal consumer.
+func (r *Router) buildSink(ctx context.Context, sp SinkPlan, opts journal.ConsumeOptions) (*sinkRuntime, error) {
+	log := r.log.With("sink", sp.Plugin.Name)
+	s, err := sp.Config.Build(ctx, sinks.Deps{Name: sp.Plugin.Name, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("build sink %q: %w", sp.Plugin.Name, err)
+	}
+	if s, err = r.batching(sp, s); err != nil {
+		return nil, err
+	}
+	rt := &sinkRuntime{r: r, name: sp.Plugin.Name, sink: s, plan: sp, log: log, opts: opts}
+	// A delivery to a batching sink waits for its batch: hand out
+	// enough at once to fill one.
+	rt.plan.Plugin.Concurrency = sp.Plugin.EffectiveConcurrency()
+	if err := rt.open(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return rt, nil
+}
+
+// buildSource builds a source of plan.
+func (r *Router) buildSource(ctx context.Context, plan *Plan, sp SourcePlan) (*sourceRuntime, error) {
+	name := sp.Plugin.Name
+	built, err := sp.Config.Build(ctx, sources.Deps{
+		Name:        name,
+		Logger:      r.log.With("source", name),
+		MaxBodySize: int64(plan.Config.HTTP.MaxBodySize),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build source %q: %w", name, err)
+	}
+	s := &sourceRuntime{name: name, plan: sp, maxBody: plan.Config.HTTP.MaxBodySize}
+	switch src := built.(type) {
+	case sources.HTTPSource:
+		s.http = src
+		// The source's auth, rate limit and header bound (auth.go).
+		s.handler = r.guard(&sp, src.Handler(r.Ingester(name)))
+	case sources.Source:
+		s.run = src
+	default:
+		return nil, fmt.Errorf("build source %q: type %q built %T, neither a Source nor an HTTPSource", name, sp.Plugin.Type, built)
+	}
+	return s, nil
 }
 
 // batching wraps s with sinks.Batching when the sink has a batch key.
@@ -215,12 +325,20 @@ func (r *Router) Ready() bool {
 	if !r.ready.Load() || r.journalHealth() != nil {
 		return false
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, s := range r.runSrcs {
-		if rd, ok := s.src.(sources.Readier); ok && !rd.Ready() {
+		if !sourceReady(s) {
 			return false
 		}
 	}
 	return true
+}
+
+// sourceReady reports whether s is ready (see sources.Readier).
+func sourceReady(s *sourceRuntime) bool {
+	rd, ok := s.run.(sources.Readier)
+	return !ok || rd.Ready()
 }
 
 // journalHealth is nil when the journal can take writes, else why not.
@@ -233,6 +351,8 @@ func (r *Router) journalHealth() error {
 
 // IngressAddr is the address the HTTP ingress listens on, once Run started it.
 func (r *Router) IngressAddr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.ingressLn == nil {
 		return ""
 	}
@@ -288,109 +408,132 @@ func (r *Router) Run(ctx context.Context) error {
 		errOnce.Do(func() { runErr = err })
 		cancelFail()
 	}
+	sup := &supervisor{fail: setErr}
 
 	// Admin first, so that health answers during start-up.
-	var adminSrv *http.Server
 	if r.adminLn != nil {
-		adminSrv = &http.Server{Handler: r.adminGuard(r.adminHandler()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: r.httpErrorLog()}
-		go func() {
-			if err := adminSrv.Serve(r.adminTLS.listen(r.adminLn)); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				setErr(fmt.Errorf("admin server: %w", err))
-			}
-		}()
+		srv := &http.Server{Handler: r.adminGuard(r.adminHandler()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: r.httpErrorLog()}
+		r.adminComp = sup.start("admin server", serveHTTP(srv, r.adminTLS.listen(r.adminLn), r.log))
 		r.opts.StartupLogger.Info("admin listening", "url", r.adminTLS.scheme()+"://"+r.AdminAddr())
 	}
 
+	r.mu.Lock()
+	r.sup, r.running = sup, fail
 	// Dispatch.
-	drainCtx, stopDrain := context.WithCancel(context.Background())
-	defer stopDrain()
-	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
-	var dispatchWG sync.WaitGroup
 	for _, rt := range r.sinkOrder {
-		dispatchWG.Add(1)
-		go func() {
-			defer dispatchWG.Done()
-			if err := rt.consumer.Run(dispatchCtx, drainCtx, rt.handle); err != nil {
-				setErr(err)
-			}
-		}()
+		rt.start(sup)
 	}
-	pendingCtx, stopPending := context.WithCancel(context.Background())
-	pendingDone := make(chan struct{})
-	go func() { defer close(pendingDone); r.trackPending(pendingCtx) }()
+	pending := sup.start("pending tracker", func(ctx, _ context.Context) error { r.trackPending(ctx); return nil })
 
 	// Sources.
-	var ingressSrv *http.Server
 	if r.ingressLn != nil {
-		ingressSrv = &http.Server{
-			Handler:           r.ingressHandler(),
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       r.plan.Config.HTTP.ReadTimeout,
-			IdleTimeout:       2 * time.Minute,
-			// The guard of each source answers 431 over maxHeaderBytes
-			// (counted); net/http answers 431 itself from twice that.
-			MaxHeaderBytes: 2 * int(r.plan.Config.HTTP.MaxHeaderBytes),
-			ErrorLog:       r.httpErrorLog(),
-		}
-		go func() {
-			if err := ingressSrv.Serve(r.ingressTLS.listen(limitedListener(r.ingressLn, r.plan.Config.HTTP.MaxConnections, r.plan.Config.HTTP.MaxConnectionsPerClient, r.metrics))); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				setErr(fmt.Errorf("http ingress: %w", err))
-			}
-		}()
-		r.opts.StartupLogger.Info("http ingress listening", "addr", r.IngressAddr())
+		r.startIngress()
 	}
-	srcCtx, stopSources := context.WithCancel(context.Background())
-	var srcWG sync.WaitGroup
 	for _, s := range r.runSrcs {
-		srcWG.Add(1)
-		go func() {
-			defer srcWG.Done()
-			if err := s.src.Run(srcCtx, r.ingester(s.name)); err != nil && srcCtx.Err() == nil {
-				setErr(fmt.Errorf("source %q: %w", s.name, err))
-			}
-		}()
+		r.startSource(s)
 	}
+	summary := r.plan.Summary()
+	r.mu.Unlock()
 	r.ready.Store(true)
-	r.opts.StartupLogger.Info("junction ready", "summary", r.plan.Summary())
+	r.opts.StartupLogger.Info("junction ready", "summary", summary)
 
 	<-fail.Done()
 	r.ready.Store(false)
 	r.log.Info("shutting down")
+	// No reload from here on; one in progress ends first.
+	r.reloadMu.Lock()
+	r.stopping = true
+	r.reloadMu.Unlock()
 
+	// The parts no longer change: reloads are over.
+	r.mu.Lock()
+	ingress, srcs, sinkCs := r.ingressComp, sourceComps(r.runSrcs), sinkComps(r.sinkOrder)
+	r.mu.Unlock()
 	// 1. Stop taking events: in-flight requests finish.
 	shutCtx, cancel := context.WithTimeout(context.Background(), r.opts.DrainTimeout)
 	defer cancel()
-	if ingressSrv != nil {
-		if err := ingressSrv.Shutdown(shutCtx); err != nil {
-			r.log.Warn("http ingress shutdown", "err", err)
-		}
-	}
-	stopSources()
-	srcWG.Wait()
+	ingress.stop(shutCtx)
+	stopAll(shutCtx, srcs)
 	r.replays.stop()
 
 	// 2. Stop fetching; let deliveries in flight finish until the deadline.
-	stopDispatch()
-	done := make(chan struct{})
-	go func() { dispatchWG.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-shutCtx.Done():
-		r.log.Warn("drain deadline reached; deliveries in flight will be retried after restart")
-		stopDrain()
-		<-done
+	if cut := stopAll(shutCtx, sinkCs); len(cut) > 0 {
+		r.log.Warn("drain deadline reached; deliveries in flight will be retried after restart", "cut_short", cut)
 	}
-	stopPending()
-	<-pendingDone // it reads the journal, which closeAll closes
-	if adminSrv != nil {
-		adminSrv.Shutdown(shutCtx)
-	}
+	pending.stop(shutCtx) // it reads the journal, which closeAll closes
+	r.adminComp.stop(shutCtx)
 	r.log.Info("stopped")
 	return runErr
 }
 
+// startIngress serves the ingress listener (r.mu held).
+func (r *Router) startIngress() {
+	hc := r.plan.Config.HTTP
+	srv := &http.Server{
+		Handler:           r.ingressHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       hc.ReadTimeout,
+		IdleTimeout:       2 * time.Minute,
+		// The guard of each source answers 431 over maxHeaderBytes
+		// (counted); net/http answers 431 itself from twice that.
+		MaxHeaderBytes: 2 * int(hc.MaxHeaderBytes),
+		ErrorLog:       r.httpErrorLog(),
+	}
+	ln := r.ingressTLS.listen(limitedListener(r.ingressLn, hc.MaxConnections, hc.MaxConnectionsPerClient, r.metrics))
+	r.ingressComp = r.sup.start("http ingress", serveHTTP(srv, ln, r.log))
+	r.opts.StartupLogger.Info("http ingress listening", "addr", r.ingressLn.Addr().String())
+}
+
+// startSource runs a source that runs (r.mu held).
+func (r *Router) startSource(s *sourceRuntime) {
+	s.comp = r.sup.start(fmt.Sprintf("source %q", s.name), func(ctx, _ context.Context) error {
+		return s.run.Run(ctx, r.Ingester(s.name))
+	})
+}
+
+// serveHTTP is a component that serves ln with srv; stopped, it lets the
+// requests in flight finish until the stop's deadline.
+func serveHTTP(srv *http.Server, ln net.Listener, log *slog.Logger) func(ctx, drain context.Context) error {
+	return func(ctx, drain context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(ln) }()
+		select {
+		case err := <-errc:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		case <-ctx.Done():
+		}
+		if err := srv.Shutdown(drain); err != nil {
+			log.Warn("http server shutdown", "addr", ln.Addr().String(), "err", err)
+			srv.Close()
+		}
+		<-errc
+		return nil
+	}
+}
+
+func sourceComps(ss []*sourceRuntime) []*component {
+	cs := make([]*component, 0, len(ss))
+	for _, s := range ss {
+		cs = append(cs, s.comp)
+	}
+	return cs
+}
+
+func sinkComps(rts []*sinkRuntime) []*component {
+	cs := make([]*component, 0, len(rts))
+	for _, rt := range rts {
+		cs = append(cs, rt.comp)
+	}
+	return cs
+}
+
 func (r *Router) closeAll() {
 	r.replays.stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, rt := range r.sinkOrder {
 		if err := rt.sink.Close(); err != nil {
 			rt.log.Warn("close sink", "err", err)
@@ -427,9 +570,11 @@ func (r *Router) trackPending(ctx context.Context) {
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if pending, err := r.journal.Pending(qctx); err == nil {
+			r.mu.Lock()
 			for _, rt := range r.sinkOrder {
 				r.metrics.Pending.WithLabelValues(rt.name).Set(float64(pending[rt.name]))
 			}
+			r.mu.Unlock()
 		}
 		if n, err := r.journal.DeadLetterCount(qctx); err == nil {
 			r.metrics.DeadLetters.Set(float64(n))

@@ -179,7 +179,8 @@ const maxTestBody = 64 << 10
 // structured JSON, or {"event": EVENT, "source": NAME}. Answers
 // {"routes": [RouteResult...]}; nothing is journaled or delivered.
 func (r *Router) testRoutes(w http.ResponseWriter, req *http.Request) {
-	limit := int64(r.plan.Config.HTTP.MaxBodySize) + maxTestBody
+	plan := r.runningPlan()
+	limit := int64(plan.Config.HTTP.MaxBodySize) + maxTestBody
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -195,7 +196,7 @@ func (r *Router) testRoutes(w http.ResponseWriter, req *http.Request) {
 		apiError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	results, err := TestEvent(r.plan, source, e)
+	results, err := TestEvent(plan, source, e)
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "source: "+oneLine(err.Error(), 300))
 		return

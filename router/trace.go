@@ -216,7 +216,7 @@ func (r *Router) trace(recs []journal.TraceRecord) traceJSON {
 			}
 			for _, route := range rec.Routes {
 				addRoute(route)
-				if rt := r.plan.route(route); rt != nil {
+				if rt := r.runningPlan().route(route); rt != nil {
 					for _, sink := range rt.To {
 						addSink(route, sink)
 					}

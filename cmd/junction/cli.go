@@ -19,7 +19,7 @@ type cmdHelp struct {
 
 var helps = map[string]cmdHelp{
 	"serve": {
-		usage: "junction serve [--config FILE]",
+		usage: "junction serve [--config FILE] [--watch]",
 		desc: `Runs the router: the HTTP ingress, the sources, the journal, deliveries to
 the sinks, and the admin API (/healthz, /readyz, /metrics). Without --config
 it reads junction.yaml in the working directory if there is one, else runs a
@@ -32,10 +32,46 @@ At start it prints the URL of each HTTP source, the journal and the admin
 URL, then "junction ready", whatever log.level says. An invalid config never
 starts: serve exits 1 with the same FILE:LINE:COL lines as validate.
 SIGINT or SIGTERM stops it gracefully: sources stop, deliveries in flight
-drain for up to 15 s, then it exits 0.`,
+drain for up to 15 s, then it exits 0.
+
+SIGHUP reloads the config file, as 'junction reload' does; with --watch,
+every change of the file does too (its directory is watched, so an editor
+or a ConfigMap that replaces the file is followed). A config with errors is
+logged and not applied: the running one keeps running.`,
 		examples: `junction serve
-junction serve -c junction.yaml
-JUNCTION_HTTP_LISTEN=0.0.0.0:8080 junction serve`,
+junction serve -c junction.yaml --watch
+JUNCTION_HTTP_LISTEN=0.0.0.0:8080 junction serve
+kill -HUP $(pidof junction)     # reload the config`,
+	},
+	"reload": {
+		usage: "junction reload [--admin URL] [-c FILE] [--json]",
+		desc: `Makes a running junction read its config file again (POST /api/v1/reload)
+and apply it without a restart: new routes apply to events accepted from
+then on, deliveries already in the journal keep going, new sinks and
+sources start, removed sources stop, and a removed sink's pending
+deliveries stay in the journal until a config names it again (a warning
+says how many). Sinks and sources whose config did not change keep running.
+
+Prints the new summary and what changed, exit 0. When the config has
+errors, prints them as FILE:LINE:COL: message (as validate does) and exits
+1: the running config is kept. journal.*, admin.* and http.* (but
+http.maxBodySize) cannot change while junction runs; a reload that changes
+them fails the same way (log.* and telemetry changes apply at the next
+start, with a warning; TLS certificate files are re-read on their own). The same as SIGHUP, and as
+serve --watch on every change of the file.`,
+		examples: `junction reload
+junction reload -c /etc/junction/junction.yaml
+junction reload --admin http://10.0.0.5:9090 --json`,
+	},
+	"status": {
+		usage: "junction status [--admin URL] [-c FILE] [--json]",
+		desc: `Shows what a running junction runs (GET /api/v1/status): its sources and
+whether each is ready, its routes (sources and sinks), and its sinks with
+their pending deliveries, circuit state (closed, open, half-open), rate
+limit and last error.`,
+		examples: `junction status
+junction status --json
+junction status --admin http://10.0.0.5:9090 --token "$TOKEN"`,
 	},
 	"validate": {
 		usage: "junction validate [FILE] [--config FILE]",

@@ -43,6 +43,8 @@ Commands:
   replay --from T [--to T]       route the archived events of a period again
   events get ID [--source S]     print the trace of an event (accepted, routes, attempts)
   deadletters list|redrive       list dead letters, or deliver them again
+  reload [--admin URL]           make a running junction read its config again
+  status [--admin URL]           show a running junction's sources, routes and sinks
   version                        print the version and the Go version
   help [COMMAND]                 print the help of a command
 
@@ -76,6 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return schemaCmd(args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(args[1:], stdout, stderr)
+	case "reload":
+		return reloadCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
 	case "replay":
 		return replay(args[1:], stdout, stderr)
 	case "events":
@@ -174,6 +180,7 @@ func compileConfig(path string, log *slog.Logger) (*config.Config, *router.Plan,
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve")
 	cfgPath := configFlag(fs, "the config `FILE` (default: ./junction.yaml if present, else the built-in default)")
+	watch := fs.Bool("watch", false, "reload the config each time its file changes (as SIGHUP and POST /api/v1/reload do)")
 	rest, code, ok := parseArgs(fs, args, stdout, stderr)
 	if !ok {
 		return code
@@ -204,7 +211,40 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := router.New(ctx, plan, router.Options{Logger: log, StartupLogger: start})
+	file := cfg.File // "" for the built-in default
+	if file == config.DefaultName {
+		file = ""
+	}
+	if *watch && file == "" {
+		return usageError(stderr, "serve", "--watch needs a config file (--config FILE or ./junction.yaml); the built-in default has none")
+	}
+	// SIGHUP, and with --watch a change of the file, reload the config.
+	changed := make(chan string, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				trigger(changed, "SIGHUP")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if *watch {
+		if err := watchConfig(ctx, file, log, func() { trigger(changed, "--watch") }); err != nil {
+			fmt.Fprintf(stderr, "junction: cannot start: %s\n", oneLine(err.Error()))
+			return 1
+		}
+	}
+	// A reload reads the same file again (or the built-in default).
+	load := func() (*router.Plan, error) {
+		_, p, err := compileConfig(file, nil)
+		return p, err
+	}
+	r, err := router.New(ctx, plan, router.Options{Logger: log, StartupLogger: start, Load: load, Version: versionString()})
 	if err == nil {
 		err = r.Listen() // closes the router when it fails
 	}
@@ -216,11 +256,33 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logStartup(start, cfg, plan, r.IngressAddr())
+	go reloadOn(ctx, r, log, cfg.File, changed)
 	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped with an error", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// trigger asks reloadOn for a reload; one already asked for covers it.
+func trigger(changed chan string, why string) {
+	select {
+	case changed <- why:
+	default:
+	}
+}
+
+// reloadOn reloads r's config each time changed says why, until ctx ends.
+func reloadOn(ctx context.Context, r *router.Router, log *slog.Logger, file string, changed <-chan string) {
+	for {
+		select {
+		case why := <-changed:
+			log.Info("reloading the config", "trigger", why, "file", file)
+			r.ReloadConfig(ctx) // it logs what it did, or why not
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // logStartup logs the journal and the URL of each source on the HTTP
