@@ -36,7 +36,8 @@ FUZZ_TARGETS := \
 	./filters:FuzzCompileFilter \
 	./journal:FuzzDecodeEvent \
 	./journal:FuzzDecodeEnvelope \
-	./journal:FuzzSplitBatch
+	./journal:FuzzSplitBatch \
+	./journal:FuzzDecodeClaims
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
 

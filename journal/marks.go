@@ -75,6 +75,11 @@ type Mark struct {
 	Since time.Time
 	rev   uint64
 	ttl   time.Duration
+	// Of a ClaimLog: the claim's place in its message, the holder it
+	// made (local mode), and its record until stored (see Settle).
+	idx    uint32
+	id     uint64
+	stored *claimWait
 }
 
 // Values of marks.
@@ -444,4 +449,5 @@ func wrongSequence(err error) bool {
 type marksState struct {
 	marksMu sync.Mutex
 	marks   *Marks
+	claims  *ClaimLog
 }

@@ -91,7 +91,7 @@ func TestDedupTakeover(t *testing.T) {
 	rec := recorderNamed("dd3")
 	in := r.Ingester("src")
 	e := newEvent("crash", "t", nil)
-	m, err := r.journal.Marks(context.Background())
+	m, err := r.journal.ClaimLog(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
