@@ -90,9 +90,8 @@ type ClaimLog struct {
 
 	qmu      sync.Mutex
 	queue    []*claimReq
-	inFlight int
+	inFlight int // messages being stored (at most maxRounds)
 	closed   bool
-	pending  sync.WaitGroup
 }
 
 // holder is the claim that holds a key.
@@ -120,10 +119,11 @@ type taken struct {
 }
 
 // claimReq is a record waiting to be published; done (when not nil)
-// receives where it was stored.
+// receives where it was stored, and so does w (a claim in local mode).
 type claimReq struct {
 	rec  claimRecord
 	done chan claimAck
+	w    *claimWait
 }
 
 type claimAck struct {
@@ -131,18 +131,36 @@ type claimAck struct {
 	err error
 }
 
-// claimWait is the answer to a claim record published in local mode.
+// claimWait is the answer to a claim record published in local mode,
+// and the keys whose confirmation waits for it.
 type claimWait struct {
-	done chan claimAck
-	once sync.Once
+	done chan struct{} // closed with the answer
 	ack  claimAck
+
+	mu      sync.Mutex
+	answer  bool
+	confirm []string
+	ttl     time.Duration
 }
 
 // get waits for the answer (the publisher gives one within the write
 // timeout, or when the journal closes).
 func (w *claimWait) get() claimAck {
-	w.once.Do(func() { w.ack = <-w.done })
+	<-w.done
 	return w.ack
+}
+
+// answered records the answer and returns the confirmation that waited
+// for it, if any.
+func (w *claimWait) answered(a claimAck) *claimReq {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ack, w.answer = a, true
+	close(w.done)
+	if len(w.confirm) == 0 || a.err != nil {
+		return nil
+	}
+	return &claimReq{rec: claimRecord{op: opConfirm, ref: a.ref, ttl: w.ttl, keys: w.confirm}}
 }
 
 // maxClaimMsg bounds a message of the log (payload bytes).
@@ -215,11 +233,15 @@ func (c *ClaimLog) TakeoverAfter() time.Duration { return 2 * c.j.writeTimeout()
 // Claim claims each key for ttl (see ClaimLog): the result has one Mark per
 // key, in order. Keys must be distinct and valid (ValidKey). On error no key
 // is held by the caller. The caller appends the work of the claimed keys,
-// then calls Settle, then ConfirmLater (or Release when something failed).
+// then calls ConfirmLater (or Release when the append failed).
 //
-// In local mode the index decides at once and the claim record is stored
-// while the caller appends: one round trip to the journal for both. Else
-// the claim record is stored and read back first.
+// In local mode the index in memory decides at once, and the claim record
+// is stored while the caller appends: no round trip of its own. Its
+// confirmation is published once both are stored. A crash before the
+// claim record is stored forgets the claim: a copy of its event sent after
+// the restart is routed again (as a copy sent after the takeover time is,
+// when a crash loses a confirmation), never lost. Else (shared mode) the
+// claim record is stored and read back before Claim returns.
 func (c *ClaimLog) Claim(ctx context.Context, keys []string, ttl time.Duration) ([]Mark, error) {
 	ttl = min(max(ttl, time.Second), MaxMarkTTL)
 	for _, k := range keys {
@@ -295,7 +317,7 @@ func (c *ClaimLog) claimLocal(keys []string, ttl time.Duration) []Mark {
 	c.ids++
 	id := c.ids
 	rec := claimRecord{op: opClaim, ttl: ttl, takeover: c.TakeoverAfter()}
-	w := &claimWait{done: make(chan claimAck, 1)}
+	w := &claimWait{done: make(chan struct{}), ttl: ttl}
 	for i, k := range keys {
 		marks[i] = Mark{Key: k, ttl: ttl}
 		h, ok := c.holders[k]
@@ -312,15 +334,14 @@ func (c *ClaimLog) claimLocal(keys []string, ttl time.Duration) []Mark {
 	}
 	if len(rec.keys) > 0 {
 		c.fifo = append(c.fifo, taken{id: id, end: now + int64(ttl), keys: rec.keys})
-		c.enqueue(&claimReq{rec: rec, done: w.done})
+		c.enqueue(&claimReq{rec: rec, w: w})
 	}
 	return marks
 }
 
-// Settle waits until the claim records of marks are stored (in local mode
-// they are stored while the caller appends): the caller may then confirm
-// them. On error the caller releases them.
-func (c *ClaimLog) Settle(ctx context.Context, marks []Mark) error {
+// stored waits until the claim records of marks are stored (in local
+// mode), and sets their place in the log.
+func (c *ClaimLog) stored(marks []Mark) error {
 	for i := range marks {
 		mk := &marks[i]
 		if mk.State != MarkClaimed || mk.stored == nil {
@@ -348,19 +369,63 @@ func (h holder) free(now int64) bool {
 // leaves its claim pending, to be taken over: a copy sent after that is
 // routed again.
 func (c *ClaimLog) ConfirmLater(marks []Mark) {
+	if !c.local {
+		c.finish(marks, opConfirm, false)
+		return
+	}
+	c.mu.Lock()
 	c.settleLocal(marks, opConfirm)
-	c.finish(marks, opConfirm, false)
+	c.mu.Unlock()
+	// The record names the claim's place in the log: once it is known.
+	for i := 0; i < len(marks); {
+		w := marks[i].stored
+		n := i + 1
+		for n < len(marks) && marks[n].stored == w {
+			n++
+		}
+		if w != nil && marks[i].State == MarkClaimed {
+			w.mu.Lock()
+			answer, ack := w.answer, w.ack
+			if !answer {
+				for _, mk := range marks[i:n] {
+					if mk.State == MarkClaimed {
+						w.confirm = append(w.confirm, mk.Key)
+					}
+				}
+			}
+			w.mu.Unlock()
+			if answer && ack.err == nil {
+				keys := make([]string, 0, n-i)
+				for _, mk := range marks[i:n] {
+					if mk.State == MarkClaimed {
+						keys = append(keys, mk.Key)
+					}
+				}
+				c.enqueue(&claimReq{rec: claimRecord{op: opConfirm, ref: ack.ref, ttl: marks[i].ttl, keys: keys}})
+			}
+		}
+		i = n
+	}
 }
 
 // Release releases the marks that the caller claimed: the next Claim of
 // their keys takes them. It waits for the journal's answer.
 func (c *ClaimLog) Release(ctx context.Context, marks []Mark) error {
-	c.settleLocal(marks, opRelease)
 	// Its record names the claim's: wait until that is stored.
-	if err := c.Settle(ctx, marks); err != nil {
-		return nil // not stored: nothing to release in the log
+	stored := c.stored(marks)
+	var done []chan claimAck
+	if c.local {
+		// Taken back and recorded at once (under mu), so that the log
+		// has the release before any claim that takes a key again.
+		c.mu.Lock()
+		c.settleLocal(marks, opRelease)
+		if stored == nil {
+			done = c.finish(marks, opRelease, true)
+		}
+		c.mu.Unlock()
+	} else if stored == nil {
+		done = c.finish(marks, opRelease, true)
 	}
-	done := c.finish(marks, opRelease, true)
 	for _, ch := range done {
 		select {
 		case a := <-ch:
@@ -375,13 +440,8 @@ func (c *ClaimLog) Release(ctx context.Context, marks []Mark) error {
 }
 
 // settleLocal confirms or releases (op) in local mode the keys that marks
-// hold in the index.
+// hold in the index. c.mu is held.
 func (c *ClaimLog) settleLocal(marks []Mark, op byte) {
-	if !c.local {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	for _, mk := range marks {
 		if mk.State != MarkClaimed || mk.id == 0 {
 			continue
@@ -446,9 +506,7 @@ func (c *ClaimLog) enqueue(req *claimReq) {
 	c.qmu.Lock()
 	if c.closed {
 		c.qmu.Unlock()
-		if req.done != nil {
-			req.done <- claimAck{err: fmt.Errorf("%w: journal closed", ErrUnavailable)}
-		}
+		c.refuse(req)
 		return
 	}
 	c.queue = append(c.queue, req)
@@ -498,7 +556,6 @@ func (c *ClaimLog) send(batch []*claimReq) {
 			batch = c.answered(batch, 0, classify(err))
 			continue
 		}
-		c.pending.Add(1)
 		go c.await(fut, batch)
 		return
 	}
@@ -506,7 +563,6 @@ func (c *ClaimLog) send(batch []*claimReq) {
 
 // await waits for the answer to the message of batch.
 func (c *ClaimLog) await(fut jetstream.PubAckFuture, batch []*claimReq) {
-	defer c.pending.Done()
 	timeout := time.NewTimer(c.j.writeTimeout() + time.Second)
 	defer timeout.Stop()
 	var seq uint64
@@ -533,11 +589,24 @@ func (c *ClaimLog) await(fut jetstream.PubAckFuture, batch []*claimReq) {
 // answered tells the requests of batch where it was stored (or err), and
 // returns the next batch to send, if records wait.
 func (c *ClaimLog) answered(batch []*claimReq, seq uint64, err error) []*claimReq {
+	var confirms []*claimReq
 	for i, req := range batch {
+		a := claimAck{ref: claimRef{seq, uint32(i)}, err: err}
 		if req.done != nil {
-			req.done <- claimAck{ref: claimRef{seq, uint32(i)}, err: err}
+			req.done <- a
+		}
+		if req.w != nil {
+			if conf := req.w.answered(a); conf != nil {
+				confirms = append(confirms, conf)
+			}
 		}
 	}
+	if err != nil && len(batch) > 0 && batch[0].w != nil {
+		c.j.log.Warn("dedup: storing claims failed; this process still holds them, but after a restart copies of their events are routed again", "err", err)
+	}
+	c.qmu.Lock()
+	c.queue = append(c.queue, confirms...)
+	c.qmu.Unlock()
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if len(c.queue) > 0 {
@@ -763,25 +832,40 @@ func parseTTL(s string) (time.Duration, bool) {
 	return 0, false
 }
 
-// close stops the tail and waits for the answers to the records in flight.
+// close stops the tail and waits for the records queued and in flight
+// (up to the write timeout); later ones are refused.
 func (c *ClaimLog) close() {
-	done := make(chan struct{})
-	go func() { c.pending.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(c.j.writeTimeout()):
-	}
 	c.qmu.Lock()
 	c.closed = true
+	c.qmu.Unlock()
+	for deadline := time.Now().Add(c.j.writeTimeout()); time.Now().Before(deadline); {
+		c.qmu.Lock()
+		busy := c.inFlight
+		c.qmu.Unlock()
+		if busy == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.qmu.Lock()
 	queue := c.queue
 	c.queue = nil
 	c.qmu.Unlock()
 	for _, req := range queue {
-		if req.done != nil {
-			req.done <- claimAck{err: fmt.Errorf("%w: journal closed", ErrUnavailable)}
-		}
+		c.refuse(req)
 	}
 	if c.cc != nil {
 		c.cc.Stop()
+	}
+}
+
+// refuse answers req: the journal is closed.
+func (c *ClaimLog) refuse(req *claimReq) {
+	a := claimAck{err: fmt.Errorf("%w: journal closed", ErrUnavailable)}
+	if req.done != nil {
+		req.done <- a
+	}
+	if req.w != nil {
+		req.w.answered(a)
 	}
 }

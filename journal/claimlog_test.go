@@ -47,12 +47,9 @@ func claimOK(t testing.TB, c *ClaimLog, keys ...string) []Mark {
 	return got
 }
 
-// confirmOK settles and confirms marks, as the router does after an append.
+// confirmOK confirms marks, as the router does after an append.
 func confirmOK(t testing.TB, c *ClaimLog, marks []Mark) {
 	t.Helper()
-	if err := c.Settle(context.Background(), marks); err != nil {
-		t.Fatal(err)
-	}
 	c.ConfirmLater(marks)
 }
 
@@ -127,9 +124,6 @@ func TestClaimLogReplicasRace(t *testing.T) {
 							mu.Lock()
 							winners[k]++
 							mu.Unlock()
-							if err := c.Settle(context.Background(), got); err != nil {
-								t.Error(err)
-							}
 							c.ConfirmLater(got)
 						}
 						break
@@ -266,7 +260,7 @@ func TestClaimLogCoalesces(t *testing.T) {
 	wg.Wait()
 	// Records go in order: once the last is stored, all are.
 	confirmOK(t, c, claimOK(t, c, "last"))
-	if err := c.Settle(context.Background(), claimOK(t, c, "after")); err != nil {
+	if err := c.stored(claimOK(t, c, "after")); err != nil {
 		t.Fatal(err)
 	}
 	info, err := c.stream.Info(context.Background())

@@ -76,7 +76,7 @@ type Mark struct {
 	rev   uint64
 	ttl   time.Duration
 	// Of a ClaimLog: the claim's place in its message, the holder it
-	// made (local mode), and its record until stored (see Settle).
+	// made (local mode), and the answer to its record (local mode).
 	idx    uint32
 	id     uint64
 	stored *claimWait

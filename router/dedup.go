@@ -160,12 +160,6 @@ func (d *deduper) ingest(ctx context.Context, events []*event.Event, route func(
 			d.release(ctx, held)
 			return err
 		}
-		if err := d.marks.Settle(ctx, held); err != nil {
-			// The deliveries are in: they go, and so does a copy sent
-			// again after this refusal (an event routed twice).
-			d.release(ctx, held)
-			return unavailable(fmt.Errorf("dedup: %w", err))
-		}
 		// The events are accepted: the confirmations are not waited for.
 		// One that is lost only costs a second routing of its event if the
 		// producer sends it again after the takeover time; a copy sent
