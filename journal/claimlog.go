@@ -26,6 +26,8 @@ import (
 //     deliveries of these keys' events.
 //   - confirm (keys, claim): the deliveries of that claim are in the journal.
 //   - release (keys, claim): they are not (the append failed).
+//   - accepted (keys, window): claim and confirm at once, written after
+//     the append in local mode (see below).
 //
 // Records are coalesced: the records of the Ingest calls made while a
 // message of the log is being stored wait, and the next message carries
@@ -55,13 +57,36 @@ import (
 // routed. What a crash at the wrong moment costs is a second routing, never
 // a lost event.
 //
+// With the embedded journal (local mode) this process is the log's only
+// writer (the server opens no port and its directory is locked), so the
+// index in memory decides alone, at once, and holds pending claims in
+// memory only: a request that dies with the process was never answered
+// 202, and a copy of its event after the restart is routed. Once the
+// deliveries are appended, one record "accepted (keys, window)" is
+// published and not waited for (coalesced as the others are). A crash
+// before it is stored forgets those keys: a copy of the event sent after
+// the restart is routed again, as it is when a crash loses a confirmation
+// in shared mode. Local mode costs no round trip to the journal and one
+// record per round of ingests. With an external server (shared mode,
+// which replicas may share) the claim is stored and read back before the
+// append, and confirmed after it.
+//
+// Not chosen: appending the deliveries at the same time as the claim in
+// shared mode too, each delivery naming its claim, and having dispatch drop
+// those whose claim lost. Dispatch would have to wait for the fate of
+// claims that may never be stored (a claimant that died), and keep it for
+// as long as deliveries wait in the journal, beyond the window.
+//
 // Marks written by earlier versions in the bucket <Stream>_DEDUP (keys
 // d.<source>.<hash>) are read once when the log opens and seed the index,
 // so that a window kept before an upgrade still holds. Every replica must
 // run a version with the log: a replica of an earlier version claims in the
 // bucket, which this one does not read again.
 //
-// The index costs about 150 bytes of memory per key held in a window.
+// The index costs about 260 bytes of memory per key in a window (measured
+// with 200,000 keys), about what the server spent on a key of the bucket
+// (its index of subjects), which the embedded journal keeps in this process
+// too.
 
 // ClaimLog is the journal's log of dedup claims; see Journal.ClaimLog.
 type ClaimLog struct {
@@ -119,48 +144,15 @@ type taken struct {
 }
 
 // claimReq is a record waiting to be published; done (when not nil)
-// receives where it was stored, and so does w (a claim in local mode).
+// receives where it was stored.
 type claimReq struct {
 	rec  claimRecord
 	done chan claimAck
-	w    *claimWait
 }
 
 type claimAck struct {
 	ref claimRef
 	err error
-}
-
-// claimWait is the answer to a claim record published in local mode,
-// and the keys whose confirmation waits for it.
-type claimWait struct {
-	done chan struct{} // closed with the answer
-	ack  claimAck
-
-	mu      sync.Mutex
-	answer  bool
-	confirm []string
-	ttl     time.Duration
-}
-
-// get waits for the answer (the publisher gives one within the write
-// timeout, or when the journal closes).
-func (w *claimWait) get() claimAck {
-	<-w.done
-	return w.ack
-}
-
-// answered records the answer and returns the confirmation that waited
-// for it, if any.
-func (w *claimWait) answered(a claimAck) *claimReq {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.ack, w.answer = a, true
-	close(w.done)
-	if len(w.confirm) == 0 || a.err != nil {
-		return nil
-	}
-	return &claimReq{rec: claimRecord{op: opConfirm, ref: a.ref, ttl: w.ttl, keys: w.confirm}}
 }
 
 // maxClaimMsg bounds a message of the log (payload bytes).
@@ -235,13 +227,9 @@ func (c *ClaimLog) TakeoverAfter() time.Duration { return 2 * c.j.writeTimeout()
 // is held by the caller. The caller appends the work of the claimed keys,
 // then calls ConfirmLater (or Release when the append failed).
 //
-// In local mode the index in memory decides at once, and the claim record
-// is stored while the caller appends: no round trip of its own. Its
-// confirmation is published once both are stored. A crash before the
-// claim record is stored forgets the claim: a copy of its event sent after
-// the restart is routed again (as a copy sent after the takeover time is,
-// when a crash loses a confirmation), never lost. Else (shared mode) the
-// claim record is stored and read back before Claim returns.
+// In local mode the index in memory decides at once, without a write.
+// Else (shared mode) the claim record is stored and read back before Claim
+// returns.
 func (c *ClaimLog) Claim(ctx context.Context, keys []string, ttl time.Duration) ([]Mark, error) {
 	ttl = min(max(ttl, time.Second), MaxMarkTTL)
 	for _, k := range keys {
@@ -305,55 +293,36 @@ func (c *ClaimLog) Claim(ctx context.Context, keys []string, ttl time.Duration) 
 	return marks, nil
 }
 
-// claimLocal is Claim in local mode: the index decides, and the claim
-// record of the keys taken is queued in the order of the decisions (under
-// c.mu), so that reading the log again decides alike.
+// claimLocal is Claim in local mode: the index decides, and holds the
+// keys taken, pending, in memory.
 func (c *ClaimLog) claimLocal(keys []string, ttl time.Duration) []Mark {
 	marks := make([]Mark, len(keys))
 	now := c.now().UnixNano()
+	takeover := int64(c.TakeoverAfter())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.forgetLocked(now)
 	c.ids++
 	id := c.ids
-	rec := claimRecord{op: opClaim, ttl: ttl, takeover: c.TakeoverAfter()}
-	w := &claimWait{done: make(chan struct{}), ttl: ttl}
+	var took []string
 	for i, k := range keys {
 		marks[i] = Mark{Key: k, ttl: ttl}
 		h, ok := c.holders[k]
 		switch {
 		case !ok || h.free(now):
-			c.holders[k] = holder{id: id, at: now, ttl: int64(ttl), takeover: int64(rec.takeover)}
-			rec.keys = append(rec.keys, k)
-			marks[i].State, marks[i].Since, marks[i].id, marks[i].stored = MarkClaimed, time.Unix(0, now), id, w
+			c.holders[k] = holder{id: id, at: now, ttl: int64(ttl), takeover: takeover}
+			took = append(took, k)
+			marks[i].State, marks[i].Since, marks[i].id = MarkClaimed, time.Unix(0, now), id
 		case h.confirmed:
 			marks[i].State = MarkDone
 		default:
 			marks[i].State, marks[i].Since = MarkBusy, time.Unix(0, h.at)
 		}
 	}
-	if len(rec.keys) > 0 {
-		c.fifo = append(c.fifo, taken{id: id, end: now + int64(ttl), keys: rec.keys})
-		c.enqueue(&claimReq{rec: rec, w: w})
+	if len(took) > 0 {
+		c.fifo = append(c.fifo, taken{id: id, end: now + int64(ttl), keys: took})
 	}
 	return marks
-}
-
-// stored waits until the claim records of marks are stored (in local
-// mode), and sets their place in the log.
-func (c *ClaimLog) stored(marks []Mark) error {
-	for i := range marks {
-		mk := &marks[i]
-		if mk.State != MarkClaimed || mk.stored == nil {
-			continue
-		}
-		a := mk.stored.get()
-		if a.err != nil {
-			return a.err
-		}
-		mk.rev, mk.idx = a.ref.seq, a.ref.idx
-	}
-	return nil
 }
 
 // free reports whether a claim made at now (Unix nanoseconds) takes the
@@ -366,67 +335,36 @@ func (h holder) free(now int64) bool {
 // ConfirmLater confirms the marks that the caller claimed (the others are
 // skipped) without waiting: the record is published when it returns, and
 // Journal.Close waits for it (up to the write timeout). One that is lost
-// leaves its claim pending, to be taken over: a copy sent after that is
-// routed again.
+// leaves its claim pending (shared mode; taken over after the takeover
+// time) or forgets it (local mode, after a restart): a copy sent after
+// that is routed again.
 func (c *ClaimLog) ConfirmLater(marks []Mark) {
 	if !c.local {
 		c.finish(marks, opConfirm, false)
 		return
 	}
 	c.mu.Lock()
-	c.settleLocal(marks, opConfirm)
+	keys := c.settleLocal(marks, opConfirm)
 	c.mu.Unlock()
-	// The record names the claim's place in the log: once it is known.
-	for i := 0; i < len(marks); {
-		w := marks[i].stored
-		n := i + 1
-		for n < len(marks) && marks[n].stored == w {
-			n++
+	if len(keys) > 0 {
+		ttl := time.Duration(0)
+		for _, mk := range marks {
+			ttl = max(ttl, mk.ttl)
 		}
-		if w != nil && marks[i].State == MarkClaimed {
-			w.mu.Lock()
-			answer, ack := w.answer, w.ack
-			if !answer {
-				for _, mk := range marks[i:n] {
-					if mk.State == MarkClaimed {
-						w.confirm = append(w.confirm, mk.Key)
-					}
-				}
-			}
-			w.mu.Unlock()
-			if answer && ack.err == nil {
-				keys := make([]string, 0, n-i)
-				for _, mk := range marks[i:n] {
-					if mk.State == MarkClaimed {
-						keys = append(keys, mk.Key)
-					}
-				}
-				c.enqueue(&claimReq{rec: claimRecord{op: opConfirm, ref: ack.ref, ttl: marks[i].ttl, keys: keys}})
-			}
-		}
-		i = n
+		c.enqueue(&claimReq{rec: claimRecord{op: opAccepted, ttl: ttl, takeover: c.TakeoverAfter(), keys: keys}})
 	}
 }
 
 // Release releases the marks that the caller claimed: the next Claim of
-// their keys takes them. It waits for the journal's answer.
+// their keys takes them. It waits for the journal's answer (shared mode).
 func (c *ClaimLog) Release(ctx context.Context, marks []Mark) error {
-	// Its record names the claim's: wait until that is stored.
-	stored := c.stored(marks)
-	var done []chan claimAck
 	if c.local {
-		// Taken back and recorded at once (under mu), so that the log
-		// has the release before any claim that takes a key again.
 		c.mu.Lock()
 		c.settleLocal(marks, opRelease)
-		if stored == nil {
-			done = c.finish(marks, opRelease, true)
-		}
 		c.mu.Unlock()
-	} else if stored == nil {
-		done = c.finish(marks, opRelease, true)
+		return nil
 	}
-	for _, ch := range done {
+	for _, ch := range c.finish(marks, opRelease, true) {
 		select {
 		case a := <-ch:
 			if a.err != nil {
@@ -440,8 +378,9 @@ func (c *ClaimLog) Release(ctx context.Context, marks []Mark) error {
 }
 
 // settleLocal confirms or releases (op) in local mode the keys that marks
-// hold in the index. c.mu is held.
-func (c *ClaimLog) settleLocal(marks []Mark, op byte) {
+// hold in the index, and returns them. c.mu is held.
+func (c *ClaimLog) settleLocal(marks []Mark, op byte) []string {
+	var keys []string
 	for _, mk := range marks {
 		if mk.State != MarkClaimed || mk.id == 0 {
 			continue
@@ -450,6 +389,7 @@ func (c *ClaimLog) settleLocal(marks []Mark, op byte) {
 		if !ok || h.id != mk.id {
 			continue
 		}
+		keys = append(keys, mk.Key)
 		if op == opRelease {
 			delete(c.holders, mk.Key)
 		} else {
@@ -457,6 +397,7 @@ func (c *ClaimLog) settleLocal(marks []Mark, op byte) {
 			c.holders[mk.Key] = h
 		}
 	}
+	return keys
 }
 
 // finish publishes one record of op per claim among marks.
@@ -577,8 +518,8 @@ func (c *ClaimLog) await(fut jetstream.PubAckFuture, batch []*claimReq) {
 	}
 	if err != nil {
 		c.j.health.poke()
-		if op := batch[0].rec.op; op == opConfirm {
-			c.j.log.Warn("dedup: confirm claims failed; a copy sent after the takeover time will be routed again", "err", err)
+		if op := batch[0].rec.op; op == opConfirm || op == opAccepted {
+			c.j.log.Warn("dedup: confirming claims failed; a copy of their events sent after the takeover time (or a restart) will be routed again", "err", err)
 		}
 	}
 	if next := c.answered(batch, seq, err); next != nil {
@@ -589,24 +530,11 @@ func (c *ClaimLog) await(fut jetstream.PubAckFuture, batch []*claimReq) {
 // answered tells the requests of batch where it was stored (or err), and
 // returns the next batch to send, if records wait.
 func (c *ClaimLog) answered(batch []*claimReq, seq uint64, err error) []*claimReq {
-	var confirms []*claimReq
 	for i, req := range batch {
-		a := claimAck{ref: claimRef{seq, uint32(i)}, err: err}
 		if req.done != nil {
-			req.done <- a
-		}
-		if req.w != nil {
-			if conf := req.w.answered(a); conf != nil {
-				confirms = append(confirms, conf)
-			}
+			req.done <- claimAck{ref: claimRef{seq, uint32(i)}, err: err}
 		}
 	}
-	if err != nil && len(batch) > 0 && batch[0].w != nil {
-		c.j.log.Warn("dedup: storing claims failed; this process still holds them, but after a restart copies of their events are routed again", "err", err)
-	}
-	c.qmu.Lock()
-	c.queue = append(c.queue, confirms...)
-	c.qmu.Unlock()
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if len(c.queue) > 0 {
@@ -697,7 +625,7 @@ func (c *ClaimLog) apply(seq uint64, stamp time.Time, recs []claimRecord) {
 	defer c.mu.Unlock()
 	for i, rec := range recs {
 		switch rec.op {
-		case opClaim:
+		case opClaim, opAccepted:
 			ref := claimRef{seq, uint32(i)}
 			c.ids++
 			var took []string
@@ -705,7 +633,7 @@ func (c *ClaimLog) apply(seq uint64, stamp time.Time, recs []claimRecord) {
 				if h, ok := c.holders[k]; ok && !h.free(at) {
 					continue
 				}
-				c.holders[k] = holder{id: c.ids, ref: ref, at: at, ttl: int64(rec.ttl), takeover: int64(rec.takeover)}
+				c.holders[k] = holder{id: c.ids, ref: ref, at: at, ttl: int64(rec.ttl), takeover: int64(rec.takeover), confirmed: rec.op == opAccepted}
 				took = append(took, k)
 			}
 			if len(took) > 0 {
@@ -864,8 +792,5 @@ func (c *ClaimLog) refuse(req *claimReq) {
 	a := claimAck{err: fmt.Errorf("%w: journal closed", ErrUnavailable)}
 	if req.done != nil {
 		req.done <- a
-	}
-	if req.w != nil {
-		req.w.answered(a)
 	}
 }

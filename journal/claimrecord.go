@@ -12,16 +12,17 @@ import (
 //	version   byte (1)
 //	count     uvarint
 //	count x record:
-//	  op      byte: 'c' claim, 'f' confirm, 'r' release
-//	  claim:  ttl ms uvarint, takeover ms uvarint
+//	  op      byte: 'c' claim, 'f' confirm, 'r' release, 'a' accepted
+//	  claim, accepted: ttl ms uvarint, takeover ms uvarint
 //	  others: the claim's message sequence uvarint, its place uvarint
 //	  keys    uvarint, then each: length uvarint, bytes
 
 // Record operations.
 const (
-	opClaim   = 'c'
-	opConfirm = 'f'
-	opRelease = 'r'
+	opClaim    = 'c'
+	opConfirm  = 'f'
+	opRelease  = 'r'
+	opAccepted = 'a'
 )
 
 const claimsVersion = 1
@@ -32,10 +33,11 @@ const maxClaimKey = 1024
 // claimRecord is one record of the claim log.
 type claimRecord struct {
 	op byte
-	// ttl is the claim's window (opClaim); for the others, how long
-	// their message is kept.
+	// ttl is the claim's window (opClaim, opAccepted); for the others,
+	// how long their message is kept.
 	ttl time.Duration
-	// takeover is how long the claim may stay pending (opClaim).
+	// takeover is how long the claim may stay pending (opClaim,
+	// opAccepted).
 	takeover time.Duration
 	// ref is the claim confirmed or released (opConfirm, opRelease).
 	ref  claimRef
@@ -62,7 +64,7 @@ func encodeClaims(recs []*claimRecord) []byte {
 	b = binary.AppendUvarint(b, uint64(len(recs)))
 	for _, r := range recs {
 		b = append(b, r.op)
-		if r.op == opClaim {
+		if r.op == opClaim || r.op == opAccepted {
 			b = binary.AppendUvarint(b, uint64(r.ttl/time.Millisecond))
 			b = binary.AppendUvarint(b, uint64(r.takeover/time.Millisecond))
 		} else {
@@ -112,7 +114,7 @@ func decodeClaims(b []byte) ([]claimRecord, error) {
 		r := claimRecord{op: b[0]}
 		b = b[1:]
 		switch r.op {
-		case opClaim:
+		case opClaim, opAccepted:
 			ttl, err := uv("ttl", maxMs)
 			if err != nil {
 				return nil, err

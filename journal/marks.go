@@ -75,11 +75,10 @@ type Mark struct {
 	Since time.Time
 	rev   uint64
 	ttl   time.Duration
-	// Of a ClaimLog: the claim's place in its message, the holder it
-	// made (local mode), and the answer to its record (local mode).
-	idx    uint32
-	id     uint64
-	stored *claimWait
+	// Of a ClaimLog: the claim's place in its message, and the holder
+	// it made (local mode).
+	idx uint32
+	id  uint64
 }
 
 // Values of marks.
