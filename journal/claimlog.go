@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"sync"
 	"time"
@@ -104,8 +105,11 @@ type ClaimLog struct {
 
 	mu      sync.Mutex
 	ids     uint64 // holders made
-	holders map[string]holder
-	// fifo lists the claims taken, oldest first, so that the index
+	// holders, by a 128-bit hash of the key: without pointers, the
+	// index costs the garbage collector nothing to scan.
+	holders map[ikey]holder
+	seeds   [2]maphash.Seed
+	// fifo lists the keys taken, oldest first, so that the index
 	// forgets a key once its window ended.
 	fifo    []taken
 	applied uint64    // stream sequence of the last message applied
@@ -115,7 +119,7 @@ type ClaimLog struct {
 
 	qmu      sync.Mutex
 	queue    []*claimReq
-	inFlight int // messages being stored (at most maxRounds)
+	inFlight int // messages being stored (at most c.rounds())
 	closed   bool
 }
 
@@ -136,11 +140,19 @@ type claimRef struct {
 	idx uint32
 }
 
-// taken is a claim that took keys, until at + ttl.
+// ikey is the index's key of a key.
+type ikey [2]uint64
+
+// key returns the index's key of k.
+func (c *ClaimLog) key(k string) ikey {
+	return ikey{maphash.String(c.seeds[0], k), maphash.String(c.seeds[1], k)}
+}
+
+// taken is a key taken by a holder, until end.
 type taken struct {
-	id   uint64
-	end  int64
-	keys []string
+	key ikey
+	id  uint64
+	end int64
 }
 
 // claimReq is a record waiting to be published; done (when not nil)
@@ -202,7 +214,7 @@ func (j *Journal) ClaimLog(ctx context.Context) (*ClaimLog, error) {
 			name, j.nc.ConnectedServerVersion())
 	}
 	c := &ClaimLog{j: j, js: js, stream: s, subject: subject, now: time.Now, local: j.srv != nil,
-		holders: map[string]holder{}, advanced: make(chan struct{})}
+		holders: map[ikey]holder{}, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, advanced: make(chan struct{})}
 	if err := c.seed(ctx); err != nil {
 		return nil, err
 	}
@@ -246,7 +258,7 @@ func (c *ClaimLog) Claim(ctx context.Context, keys []string, ttl time.Duration) 
 	c.mu.Lock()
 	for i, k := range keys {
 		marks[i] = Mark{Key: k, ttl: ttl}
-		h, ok := c.holders[k]
+		h, ok := c.holders[c.key(k)]
 		switch {
 		case !ok || h.free(now):
 			todo = append(todo, i)
@@ -277,7 +289,7 @@ func (c *ClaimLog) Claim(ctx context.Context, keys []string, ttl time.Duration) 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, i := range todo {
-		h, ok := c.holders[keys[i]]
+		h, ok := c.holders[c.key(keys[i])]
 		switch {
 		case ok && h.ref == ref:
 			marks[i].State, marks[i].Since, marks[i].rev, marks[i].idx = MarkClaimed, time.Unix(0, h.at), ref.seq, ref.idx
@@ -304,23 +316,20 @@ func (c *ClaimLog) claimLocal(keys []string, ttl time.Duration) []Mark {
 	c.forgetLocked(now)
 	c.ids++
 	id := c.ids
-	var took []string
 	for i, k := range keys {
 		marks[i] = Mark{Key: k, ttl: ttl}
-		h, ok := c.holders[k]
+		ik := c.key(k)
+		h, ok := c.holders[ik]
 		switch {
 		case !ok || h.free(now):
-			c.holders[k] = holder{id: id, at: now, ttl: int64(ttl), takeover: takeover}
-			took = append(took, k)
+			c.holders[ik] = holder{id: id, at: now, ttl: int64(ttl), takeover: takeover}
+			c.fifo = append(c.fifo, taken{key: ik, id: id, end: now + int64(ttl)})
 			marks[i].State, marks[i].Since, marks[i].id = MarkClaimed, time.Unix(0, now), id
 		case h.confirmed:
 			marks[i].State = MarkDone
 		default:
 			marks[i].State, marks[i].Since = MarkBusy, time.Unix(0, h.at)
 		}
-	}
-	if len(took) > 0 {
-		c.fifo = append(c.fifo, taken{id: id, end: now + int64(ttl), keys: took})
 	}
 	return marks
 }
@@ -385,16 +394,17 @@ func (c *ClaimLog) settleLocal(marks []Mark, op byte) []string {
 		if mk.State != MarkClaimed || mk.id == 0 {
 			continue
 		}
-		h, ok := c.holders[mk.Key]
+		ik := c.key(mk.Key)
+		h, ok := c.holders[ik]
 		if !ok || h.id != mk.id {
 			continue
 		}
 		keys = append(keys, mk.Key)
 		if op == opRelease {
-			delete(c.holders, mk.Key)
+			delete(c.holders, ik)
 		} else {
 			h.confirmed = true
-			c.holders[mk.Key] = h
+			c.holders[ik] = h
 		}
 	}
 	return keys
@@ -451,7 +461,7 @@ func (c *ClaimLog) enqueue(req *claimReq) {
 		return
 	}
 	c.queue = append(c.queue, req)
-	if c.inFlight >= maxRounds {
+	if c.inFlight >= c.rounds() {
 		c.qmu.Unlock()
 		return
 	}
@@ -459,6 +469,16 @@ func (c *ClaimLog) enqueue(req *claimReq) {
 	batch := c.takeLocked()
 	c.qmu.Unlock()
 	c.send(batch)
+}
+
+// rounds is how many messages of the log may be stored at once: in local
+// mode, where nobody waits for them, one (the records that arrive
+// meanwhile make the next); else maxRounds, as the appender.
+func (c *ClaimLog) rounds() int {
+	if c.local {
+		return 1
+	}
+	return maxRounds
 }
 
 // takeLocked takes from the queue the records of one message.
@@ -628,28 +648,26 @@ func (c *ClaimLog) apply(seq uint64, stamp time.Time, recs []claimRecord) {
 		case opClaim, opAccepted:
 			ref := claimRef{seq, uint32(i)}
 			c.ids++
-			var took []string
 			for _, k := range rec.keys {
-				if h, ok := c.holders[k]; ok && !h.free(at) {
+				ik := c.key(k)
+				if h, ok := c.holders[ik]; ok && !h.free(at) {
 					continue
 				}
-				c.holders[k] = holder{id: c.ids, ref: ref, at: at, ttl: int64(rec.ttl), takeover: int64(rec.takeover), confirmed: rec.op == opAccepted}
-				took = append(took, k)
-			}
-			if len(took) > 0 {
-				c.fifo = append(c.fifo, taken{id: c.ids, end: at + int64(rec.ttl), keys: took})
+				c.holders[ik] = holder{id: c.ids, ref: ref, at: at, ttl: int64(rec.ttl), takeover: int64(rec.takeover), confirmed: rec.op == opAccepted}
+				c.fifo = append(c.fifo, taken{key: ik, id: c.ids, end: at + int64(rec.ttl)})
 			}
 		case opConfirm, opRelease:
 			for _, k := range rec.keys {
-				h, ok := c.holders[k]
+				ik := c.key(k)
+				h, ok := c.holders[ik]
 				if !ok || h.ref != rec.ref {
 					continue
 				}
 				if rec.op == opRelease {
-					delete(c.holders, k)
+					delete(c.holders, ik)
 				} else {
 					h.confirmed = true
-					c.holders[k] = h
+					c.holders[ik] = h
 				}
 			}
 		}
@@ -665,13 +683,9 @@ func (c *ClaimLog) apply(seq uint64, stamp time.Time, recs []claimRecord) {
 func (c *ClaimLog) forgetLocked(now int64) {
 	n := 0
 	for n < len(c.fifo) && c.fifo[n].end <= now {
-		t := c.fifo[n]
-		for _, k := range t.keys {
-			if h, ok := c.holders[k]; ok && h.id == t.id {
-				delete(c.holders, k)
-			}
+		if h, ok := c.holders[c.fifo[n].key]; ok && h.id == c.fifo[n].id {
+			delete(c.holders, c.fifo[n].key)
 		}
-		c.fifo[n] = taken{}
 		n++
 	}
 	if n > 0 {
@@ -734,8 +748,9 @@ func (c *ClaimLog) seed(ctx context.Context) error {
 			default:
 				continue
 			}
-			c.holders[key] = h
-			c.fifo = append(c.fifo, taken{id: h.id, end: at + h.ttl, keys: []string{key}})
+			ik := c.key(key)
+			c.holders[ik] = h
+			c.fifo = append(c.fifo, taken{key: ik, id: h.id, end: at + h.ttl})
 		}
 		if err := batch.Error(); err != nil {
 			return fmt.Errorf("read stream %s: %w", name, classify(err))
