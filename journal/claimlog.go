@@ -103,8 +103,8 @@ type ClaimLog struct {
 	// now is time.Now (tests move it).
 	now func() time.Time
 
-	mu      sync.Mutex
-	ids     uint64 // holders made
+	mu  sync.Mutex
+	ids uint64 // holders made
 	// holders, by a 128-bit hash of the key: without pointers, the
 	// index costs the garbage collector nothing to scan.
 	holders map[ikey]holder

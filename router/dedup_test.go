@@ -302,7 +302,10 @@ func TestDedupAcrossRestartInProcess(t *testing.T) {
 	dir := t.TempDir()
 	yml := fmt.Sprintf("journal: {dir: %q, writeTimeout: 1s}\n", dir) + strings.SplitN(fmt.Sprintf(dedupConfig, "dd6"), "\n", 3)[2]
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := New(ctx, compile(t, yml), Options{})
+	defer cancel()
+	p := compile(t, yml)
+	p.Config.HTTP.Listen, p.Config.Admin.Listen = "127.0.0.1:0", "off"
+	r, err := New(ctx, p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
