@@ -66,11 +66,14 @@ func (r *Router) setupMarks(ctx context.Context, in *ingester, sp SourcePlan) er
 // dedupKey is the mark of an event of source: its CloudEvents source and id,
 // hashed to fit a key.
 func dedupKey(source string, e *event.Event) string {
-	h := sha256.New()
-	h.Write([]byte(e.Source()))
-	h.Write([]byte{0})
-	h.Write([]byte(e.ID()))
-	return "d." + source + "." + hex.EncodeToString(h.Sum(nil)[:16])
+	var buf [128]byte
+	b := append(buf[:0], e.Source()...)
+	b = append(b, 0)
+	b = append(b, e.ID()...)
+	sum := sha256.Sum256(b)
+	var h [32]byte
+	hex.Encode(h[:], sum[:16])
+	return "d." + source + "." + string(h[:])
 }
 
 // busyPoll is how often a busy mark is asked again.

@@ -2,6 +2,8 @@ package router
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -371,5 +373,18 @@ func TestDedupReadsOldMarks(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if got := ids(rec.got()); got != "/test/new /test/crashed" {
 		t.Errorf("delivered %s, want /test/new /test/crashed", got)
+	}
+}
+
+// TestDedupKeyUnchanged: the key of an event is the one earlier versions
+// used (their marks are read when the claim log opens).
+func TestDedupKeyUnchanged(t *testing.T) {
+	e := newEvent("order-1", "t", nil)
+	h := sha256.New()
+	h.Write([]byte(e.Source()))
+	h.Write([]byte{0})
+	h.Write([]byte(e.ID()))
+	if want := "d.orders." + hex.EncodeToString(h.Sum(nil)[:16]); dedupKey("orders", e) != want {
+		t.Errorf("key %s, want %s (as earlier versions)", dedupKey("orders", e), want)
 	}
 }
