@@ -31,8 +31,10 @@ import (
 //     holder that died is taken over after twice the write timeout.
 //
 // The claims of the Ingest calls made at the same time share one message of
-// the log, and so do their confirmations: a duplicate known to the log costs
-// no write at all.
+// the log, and so do their confirmations; a duplicate known to the log costs
+// no write at all. With the embedded journal the claim is decided in memory
+// and only the confirmation is written, after the append and without
+// waiting (see journal.ClaimLog).
 type deduper struct {
 	marks  *journal.ClaimLog
 	source string
