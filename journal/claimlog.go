@@ -643,6 +643,9 @@ func (c *ClaimLog) apply(seq uint64, stamp time.Time, recs []claimRecord) {
 	at := stamp.UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if seq <= c.applied {
+		return // applied already (a consumer that started again)
+	}
 	for i, rec := range recs {
 		switch rec.op {
 		case opClaim, opAccepted:
