@@ -121,6 +121,8 @@ type ClaimLog struct {
 	queue    []*claimReq
 	inFlight int // messages being stored (at most c.rounds())
 	closed   bool
+	// sent is when the last message was sent (local mode: see linger).
+	sent time.Time
 }
 
 // holder is the claim that holds a key.
@@ -466,9 +468,35 @@ func (c *ClaimLog) enqueue(req *claimReq) {
 		return
 	}
 	c.inFlight++
-	batch := c.takeLocked()
+	batch := c.nextLocked()
 	c.qmu.Unlock()
-	c.send(batch)
+	if batch != nil {
+		c.send(batch)
+	}
+}
+
+// linger is how long, in local mode, records wait for others to share
+// their message: at most one message per linger (nobody waits for them).
+// A crash forgets the records of the last linger at most (see ClaimLog).
+const linger = 5 * time.Millisecond
+
+// nextLocked takes the next batch to send, holding the caller's slot of
+// c.inFlight; in local mode, within linger of the last message, it returns
+// nil and sends the batch when linger has passed.
+func (c *ClaimLog) nextLocked() []*claimReq {
+	now := time.Now()
+	if wait := linger - now.Sub(c.sent); c.local && wait > 0 {
+		time.AfterFunc(wait, func() {
+			c.qmu.Lock()
+			c.sent = time.Now()
+			batch := c.takeLocked()
+			c.qmu.Unlock()
+			c.send(batch)
+		})
+		return nil
+	}
+	c.sent = now
+	return c.takeLocked()
 }
 
 // rounds is how many messages of the log may be stored at once: in local
@@ -558,7 +586,7 @@ func (c *ClaimLog) answered(batch []*claimReq, seq uint64, err error) []*claimRe
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if len(c.queue) > 0 {
-		return c.takeLocked()
+		return c.nextLocked()
 	}
 	c.inFlight--
 	return nil
