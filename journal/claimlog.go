@@ -63,12 +63,12 @@ import (
 // index in memory decides alone, at once, and holds pending claims in
 // memory only: a request that dies with the process was never answered
 // 202, and a copy of its event after the restart is routed. Once the
-// deliveries are appended, one record "accepted (keys, window)" is
-// published and not waited for (coalesced as the others are). A crash
-// before it is stored forgets those keys: a copy of the event sent after
-// the restart is routed again, as it is when a crash loses a confirmation
-// in shared mode. Local mode costs no round trip to the journal and one
-// record per round of ingests. With an external server (shared mode,
+// deliveries are appended, one record "accepted (keys, window)" is queued
+// and not waited for; the records of 5 ms share one message (linger). A
+// crash before it is stored forgets those keys: a copy of the event sent
+// after the restart is routed again, as it is when a crash loses a
+// confirmation in shared mode. Local mode costs no round trip to the
+// journal and one message per 5 ms at most. With an external server (shared mode,
 // which replicas may share) the claim is stored and read back before the
 // append, and confirmed after it.
 //
