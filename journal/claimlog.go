@@ -68,9 +68,9 @@ import (
 // crash before it is stored forgets those keys: a copy of the event sent
 // after the restart is routed again, as it is when a crash loses a
 // confirmation in shared mode. Local mode costs no round trip to the
-// journal and one message per 5 ms at most. With an external server (shared mode,
-// which replicas may share) the claim is stored and read back before the
-// append, and confirmed after it.
+// journal and one message per 5 ms at most. With an external server
+// (shared mode, which replicas may share) the claim is stored and read
+// back before the append, and confirmed after it.
 //
 // Not chosen: appending the deliveries at the same time as the claim in
 // shared mode too, each delivery naming its claim, and having dispatch drop
