@@ -84,7 +84,7 @@ import (
 // run a version with the log: a replica of an earlier version claims in the
 // bucket, which this one does not read again.
 //
-// The index costs about 260 bytes of memory per key in a window (measured
+// The index costs about 200 bytes of memory per key in a window (measured
 // with 200,000 keys), about what the server spent on a key of the bucket
 // (its index of subjects), which the embedded journal keeps in this process
 // too.
