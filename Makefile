@@ -46,6 +46,7 @@ FUZZ_TARGETS := \
 	./router:FuzzTrace \
 	./router:FuzzParseTestRequest
 	./router:FuzzParseReplayRequest
+	./journal:FuzzDecodeClaims
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
 

@@ -561,10 +561,13 @@ func classify(err error) error {
 // Close closes the connection and stops the embedded server.
 func (j *Journal) Close() error {
 	j.marksMu.Lock()
-	marks := j.marks
+	marks, claims := j.marks, j.claims
 	j.marksMu.Unlock()
 	if marks != nil {
 		marks.close()
+	}
+	if claims != nil {
+		claims.close()
 	}
 	j.health.close()
 	if j.trace != nil {

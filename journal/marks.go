@@ -75,6 +75,10 @@ type Mark struct {
 	Since time.Time
 	rev   uint64
 	ttl   time.Duration
+	// Of a ClaimLog: the claim's place in its message, and the holder
+	// it made (local mode).
+	idx uint32
+	id  uint64
 }
 
 // Values of marks.
@@ -444,4 +448,5 @@ func wrongSequence(err error) bool {
 type marksState struct {
 	marksMu sync.Mutex
 	marks   *Marks
+	claims  *ClaimLog
 }

@@ -17,8 +17,8 @@ import (
 
 // deduper drops the events of one source whose (source attribute, id) it
 // accepted within its window (the source's dedup key). The window is the
-// journal's marks (journal.Marks): each event's key is claimed before its
-// deliveries are appended, confirmed after, and released when the append
+// journal's claim log (journal.ClaimLog): each event's key is claimed before
+// its deliveries are appended, confirmed after, and released when the append
 // failed, so that nothing accepted is lost and a producer's retry after a
 // refusal is routed:
 //
@@ -30,33 +30,37 @@ import (
 //     timeout, then refused as unavailable so the producer retries; a
 //     holder that died is taken over after twice the write timeout.
 //
-// The claims and confirmations of one Ingest call are published together
-// and waited for together: two round trips to the journal per call, not per
-// event.
+// The claims of the Ingest calls made at the same time share one message of
+// the log, and so do their confirmations; a duplicate known to the log costs
+// no write at all. With the embedded journal the claim is decided in memory
+// and only the confirmation is written, after the append and without
+// waiting (see journal.ClaimLog).
 type deduper struct {
-	marks  *journal.Marks
+	marks  *journal.ClaimLog
 	source string
 	window time.Duration
 	dupes  prometheus.Counter
 	log    *slog.Logger
 }
 
-// setupMarks gives in a deduper when its source has a dedup window, and
-// makes the journal's marks for a source that claims (sources.ClaimsConfig):
-// a journal that cannot hold them stops the start.
+// setupMarks gives in a deduper when its source has a dedup window (on the
+// journal's claim log), and makes the journal's marks for a source that
+// claims (sources.ClaimsConfig): a journal that cannot hold them stops the
+// start.
 func (r *Router) setupMarks(ctx context.Context, in *ingester, sp SourcePlan) error {
 	window := time.Duration(sp.Plugin.Dedup)
-	cc, claims := sp.Config.(sources.ClaimsConfig)
-	if window <= 0 && (!claims || !cc.UsesClaims()) {
-		return nil
-	}
-	m, err := r.journal.Marks(ctx)
-	if err != nil {
-		return fmt.Errorf("source %q: %w", in.source, err)
-	}
 	if window > 0 {
-		in.dedup = &deduper{marks: m, source: in.source, window: window, dupes: r.metrics.Duplicates.WithLabelValues(in.source),
+		log, err := r.journal.ClaimLog(ctx)
+		if err != nil {
+			return fmt.Errorf("source %q: %w", in.source, err)
+		}
+		in.dedup = &deduper{marks: log, source: in.source, window: window, dupes: r.metrics.Duplicates.WithLabelValues(in.source),
 			log: r.log.With("source", in.source)}
+	}
+	if cc, claims := sp.Config.(sources.ClaimsConfig); claims && cc.UsesClaims() {
+		if _, err := r.journal.Marks(ctx); err != nil {
+			return fmt.Errorf("source %q: %w", in.source, err)
+		}
 	}
 	return nil
 }
@@ -64,11 +68,14 @@ func (r *Router) setupMarks(ctx context.Context, in *ingester, sp SourcePlan) er
 // dedupKey is the mark of an event of source: its CloudEvents source and id,
 // hashed to fit a key.
 func dedupKey(source string, e *event.Event) string {
-	h := sha256.New()
-	h.Write([]byte(e.Source()))
-	h.Write([]byte{0})
-	h.Write([]byte(e.ID()))
-	return "d." + source + "." + hex.EncodeToString(h.Sum(nil)[:16])
+	var buf [128]byte
+	b := append(buf[:0], e.Source()...)
+	b = append(b, 0)
+	b = append(b, e.ID()...)
+	sum := sha256.Sum256(b)
+	var h [32]byte
+	hex.Encode(h[:], sum[:16])
+	return "d." + source + "." + string(h[:])
 }
 
 // busyPoll is how often a busy mark is asked again.
