@@ -44,8 +44,8 @@ FUZZ_TARGETS := \
 	./journal:FuzzDecodeTrace \
 	./journal:FuzzEncodeTrace \
 	./router:FuzzTrace \
-	./router:FuzzParseTestRequest
-	./router:FuzzParseReplayRequest
+	./router:FuzzParseTestRequest \
+	./router:FuzzParseReplayRequest \
 	./journal:FuzzDecodeClaims
 
 .PHONY: help build test unit fuzz lint bench run clean docker services
