@@ -234,6 +234,14 @@ func (r *Router) adminGuard(h http.Handler) http.Handler {
 	creds := newCredentials("junction admin", a.Bearer, nil)
 	var authLog logLimiter
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == consoleSession {
+			ok := creds.check(req.Header.Get("Authorization"))
+			if !ok && req.Header.Get("Authorization") != "" {
+				r.metrics.AdminUnauthorized.Inc()
+			}
+			writeJSON(w, http.StatusOK, sessionJSON{Auth: true, SignedIn: ok})
+			return
+		}
 		if adminOpen(req.URL.Path, a.OpenMetrics) || creds.check(req.Header.Get("Authorization")) {
 			h.ServeHTTP(w, req)
 			return
@@ -249,6 +257,18 @@ func (r *Router) adminGuard(h http.Handler) http.Handler {
 		}
 		apiError(w, http.StatusUnauthorized, msg)
 	})
+}
+
+// consoleSession is where the console asks, without a 401 (which a
+// browser logs as an error), whether the admin API needs a token and
+// whether the one it holds works: GET /console/session answers
+// {"auth": bool, "signedIn": bool}.
+const consoleSession = console.Prefix + "session"
+
+// sessionJSON is the answer of GET /console/session.
+type sessionJSON struct {
+	Auth     bool `json:"auth"`
+	SignedIn bool `json:"signedIn"`
 }
 
 // adminOpen reports whether an admin path is served without a token:

@@ -125,7 +125,9 @@ const maxEventIDLen = 4096
 
 // getEvent serves GET /api/v1/events/{id}?source=S: the trace of the
 // event, {"events": [...]} when several sources used the id, 404 when the
-// event log has no record of it.
+// event log has no record of it, or with ?missing=empty 200 and
+// {"events": []} (the console searches so, since a browser logs every 404
+// as an error).
 func (r *Router) getEvent(w http.ResponseWriter, req *http.Request) {
 	id := req.PathValue("id")
 	if id == "" || len(id) > maxEventIDLen {
@@ -149,6 +151,10 @@ func (r *Router) getEvent(w http.ResponseWriter, req *http.Request) {
 	}
 	switch len(traces) {
 	case 0:
+		if req.URL.Query().Get("missing") == "empty" {
+			writeJSON(w, http.StatusOK, map[string]any{"events": []traceJSON{}})
+			return
+		}
 		msg := "no trace of event " + quoteID(id)
 		if bySource {
 			msg += " from source " + quoteID(source[0])

@@ -124,6 +124,16 @@ function failed(err) {
 
 // ---- sign-in -------------------------------------------------------------
 
+// session asks whether the admin API needs a token and whether token works,
+// without a 401 (which the browser would log as an error).
+async function session(token) {
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = "Bearer " + token;
+  const resp = await fetch("/console/session", { headers });
+  if (!resp.ok) throw new Error(resp.status + ": " + resp.statusText);
+  return resp.json();
+}
+
 function signIn(problem) {
   stopPage();
   document.getElementById("nav").hidden = true;
@@ -132,15 +142,15 @@ function signIn(problem) {
   const input = h("input", { id: "token", type: "password", autocomplete: "current-password", required: true });
   const form = h("form", { class: "signin", onsubmit: async (ev) => {
     ev.preventDefault();
-    state.token = input.value.trim();
+    const token = input.value.trim();
     try {
-      await api("GET", "/api/v1/status");
-      sessionStorage.setItem("junction-token", state.token);
+      const s = await session(token);
+      if (!s.signedIn) { signIn("That token was refused."); return; }
+      state.token = token;
+      sessionStorage.setItem("junction-token", token);
       start();
     } catch (err) {
-      state.token = "";
-      sessionStorage.removeItem("junction-token");
-      signIn(err instanceof Unauthorized ? "That token was refused." : err.message);
+      signIn(err.message);
     }
   } },
   h("h1", {}, "Sign in"),
@@ -302,9 +312,11 @@ async function deadletters(root, params) {
     document.getElementById("dl-detail-title").focus();
     if (!ev.id) { attempts.replaceChildren(h("p", { class: "muted" }, "Unknown event id.")); return; }
     try {
-      const q = ev.source ? "?source=" + encodeURIComponent(ev.source) : "";
-      const tr = await api("GET", "/api/v1/events/" + encodeURIComponent(ev.id) + q);
+      const q = new URLSearchParams({ missing: "empty" });
+      if (ev.source) q.set("source", ev.source);
+      const tr = await api("GET", "/api/v1/events/" + encodeURIComponent(ev.id) + "?" + q);
       const one = tr.events ? tr.events[0] : tr;
+      if (!one) { attempts.replaceChildren(h("p", { class: "muted" }, "The trace has expired.")); return; }
       const mine = (one.routes || []).filter((r) => r.route === d.route)
         .flatMap((r) => (r.deliveries || []).filter((x) => x.sink === d.sink));
       attempts.replaceChildren(...(mine.length ? mine.map(renderDelivery) : [h("p", { class: "muted" }, "No attempts recorded.")]));
@@ -339,11 +351,17 @@ async function trace(root, params) {
   const source = h("input", { id: "trace-source", name: "source", value: params.get("source") || "" });
   const out = h("div", { "aria-live": "polite" });
   async function search() {
-    const q = source.value.trim() ? "?source=" + encodeURIComponent(source.value.trim()) : "";
+    const q = new URLSearchParams({ missing: "empty" });
+    if (source.value.trim()) q.set("source", source.value.trim());
     out.replaceChildren(h("p", { class: "muted" }, "Searching…"));
     try {
-      const tr = await api("GET", "/api/v1/events/" + encodeURIComponent(id.value.trim()) + q);
-      out.replaceChildren(...(tr.events || [tr]).map(renderTrace));
+      const tr = await api("GET", "/api/v1/events/" + encodeURIComponent(id.value.trim()) + "?" + q);
+      const found = tr.events || [tr];
+      if (!found.length) {
+        out.replaceChildren(h("p", { class: "badge bad", role: "alert" }, "No event with that id (or its trace has expired)."));
+        return;
+      }
+      out.replaceChildren(...found.map(renderTrace));
     } catch (err) {
       if (err instanceof Unauthorized) return failed(err);
       out.replaceChildren(h("p", { class: "badge bad", role: "alert" }, err.status === 404 ? "No event with that id (or its trace has expired)." : err.message));
@@ -462,11 +480,11 @@ async function sandbox(root) {
       const res = await api("POST", "/api/v1/routes/test", body);
       const routes = res.routes || [];
       out.replaceChildren(h("h2", {}, "Result"),
-        routes.length ? routes.map((r) => h("div", { class: "card", "data-route": r.route },
+        ...(routes.length ? routes.map((r) => h("div", { class: "card", "data-route": r.route },
           h("h3", {}, "Route " + r.route + " ", r.matched ? badge("matches", "ok") : badge(r.error ? "filter error" : "does not match", r.error ? "bad" : "idle")),
           r.error ? h("pre", {}, r.error) : null,
           (r.deliveries || []).map((d) => h("div", {}, h("p", {}, "Sink ", h("strong", {}, d.sink), " would receive:"), h("pre", {}, pretty(d.event))))))
-          : h("p", { class: "muted" }, "No route takes events from this source."));
+          : [h("p", { class: "muted" }, "No route takes events from this source.")]));
     } catch (err) {
       if (err instanceof Unauthorized) return failed(err);
       out.replaceChildren(h("p", { class: "badge bad", role: "alert" }, err.message));
@@ -499,9 +517,15 @@ async function show() {
 
 async function start() {
   try {
-    await api("GET", "/api/v1/status");
+    const s = await session(state.token);
+    if (!s.signedIn) {
+      const had = state.token !== "";
+      state.token = "";
+      sessionStorage.removeItem("junction-token");
+      signIn(had ? "That token was refused." : "");
+      return;
+    }
   } catch (err) {
-    if (err instanceof Unauthorized) { signIn(""); return; }
     notice(err.message, true);
   }
   document.getElementById("nav").hidden = false;

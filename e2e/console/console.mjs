@@ -82,6 +82,8 @@ try {
   await page.locator('tr[data-sink="good"]:not(.failing)').waitFor();
   check((await page.locator('tr[data-sink="good"]').innerText()).includes("healthy"), "the healthy sink is not shown healthy");
   check((await page.locator('tr[data-sink="bad"]').innerText()).includes("failing"), "the failing sink is not shown failing");
+  // The second sample (2 s later) gives rates.
+  await page.locator('tr[data-sink="good"]', { hasText: "/s" }).waitFor({ timeout: 10000 });
   await shot(page, "overview");
 
   step = "dead letters (by keyboard)";
