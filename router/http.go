@@ -1,6 +1,7 @@
 package router
 
 import (
+	_ "embed"
 	"encoding/json"
 	"net/http"
 
@@ -25,8 +26,41 @@ func (r *Router) ingressHandler() http.Handler {
 // adminHandler serves /healthz, /readyz and /metrics. /readyz answers
 // {"ready": bool, "journal": "ok" or the reason it cannot take writes},
 // with 503 when not ready.
-func (r *Router) adminHandler() http.Handler {
-	mux := http.NewServeMux()
+func (r *Router) adminHandler() http.Handler { return r.adminMux() }
+
+// handlers is where admin routes are registered.
+type handlers interface {
+	HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request))
+	Handle(pattern string, h http.Handler)
+}
+
+// adminMux is the admin API's ServeMux that remembers its patterns, so
+// that a test can check them against the OpenAPI document.
+type adminMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *adminMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, h)
+}
+
+func (m *adminMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+// openAPI is the OpenAPI 3 document of /api/v1, served at
+// /api/v1/openapi.json; TestOpenAPIMatchesHandlers keeps it and the
+// handlers in step.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+// adminMux builds the admin API's handler.
+func (r *Router) adminMux() *adminMux {
+	mux := &adminMux{ServeMux: http.NewServeMux()}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -53,6 +87,10 @@ func (r *Router) adminHandler() http.Handler {
 	mux.HandleFunc("GET /api/v1/events/{id}", r.getEvent)
 	mux.HandleFunc("GET /api/v1/tail", r.serveTail)
 	mux.HandleFunc("POST /api/v1/routes/test", r.testRoutes)
+	mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPI)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.Registry, promhttp.HandlerOpts{}))
 	// Without admin.auth (with it, adminGuard answers first).
 	mux.HandleFunc("GET "+consoleSession, func(w http.ResponseWriter, _ *http.Request) {

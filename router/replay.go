@@ -155,7 +155,7 @@ func (p *replays) stop() {
 }
 
 // routes adds the replay API to the admin mux.
-func (p *replays) routes(mux *http.ServeMux) {
+func (p *replays) routes(mux handlers) {
 	mux.HandleFunc("POST /api/v1/replays", p.create)
 	mux.HandleFunc("GET /api/v1/replays", p.list)
 	mux.HandleFunc("GET /api/v1/replays/{id}", p.get)
