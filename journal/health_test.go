@@ -255,3 +255,17 @@ func TestStoreWriteErrorRecovers(t *testing.T) {
 		t.Error("the entry appended after recovery was never delivered")
 	}
 }
+
+func TestStoreFailureIgnoresConnectionReadiness(t *testing.T) {
+	for e, want := range map[string]bool{
+		"": false,
+		"failed to be ready for connections after 1ms: ":                         false,
+		"failed to be ready for connections after 1ms: startup did not complete": false,
+		"JetStream stream 'JUNCTION' is not current":                             true,
+		"write error: no space left on device":                                   true,
+	} {
+		if got := storeFailure(e); got != want {
+			t.Errorf("storeFailure(%q) = %v, want %v", e, got, want)
+		}
+	}
+}
