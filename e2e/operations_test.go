@@ -179,18 +179,22 @@ func TestExampleOperations(t *testing.T) {
 
 	// Dead letters: the table, newest first, and --json.
 	const plumError = `POST http://` + `\S+/orders: HTTP 400 Bad Request: unknown sku "plum"`
+	// Deliveries run in parallel: either plum may be the newest.
 	out := ops(t, j, "deadletters", "list")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !regexp.MustCompile(`^ID +TIME +ROUTE +SINK +ATTEMPTS +EVENT +ERROR$`).MatchString(lines[0]) ||
-		!regexp.MustCompile(`^\d+ +\S+ +orders +warehouse +1 +order-5 +`+plumError+`$`).MatchString(lines[1]) ||
-		!regexp.MustCompile(`^\d+ +\S+ +orders +warehouse +1 +order-3 +`+plumError+`$`).MatchString(lines[2]) {
-		t.Fatalf("deadletters list: want a header, order-5 and order-3:\n%s", out)
+	row := regexp.MustCompile(`^(\d+) +\S+ +orders +warehouse +1 +(order-[35]) +` + plumError + `$`)
+	if len(lines) != 3 || !regexp.MustCompile(`^ID +TIME +ROUTE +SINK +ATTEMPTS +EVENT +ERROR$`).MatchString(lines[0]) {
+		t.Fatalf("deadletters list: want a header and two rows:\n%s", out)
+	}
+	newest, oldest := row.FindStringSubmatch(lines[1]), row.FindStringSubmatch(lines[2])
+	if newest == nil || oldest == nil || newest[2] == oldest[2] || atoi(newest[1]) <= atoi(oldest[1]) {
+		t.Fatalf("deadletters list: want order-3 and order-5, newest first:\n%s", out)
 	}
 	var page struct {
 		DeadLetters []struct {
-			Route, Sink, Reason, Error string
-			Attempts                   int
-			Event                      struct {
+			ID, Route, Sink, Reason, Error string
+			Attempts                       int
+			Event                          struct {
 				ID   string
 				Data struct{ SKU string }
 			}
@@ -200,11 +204,11 @@ func TestExampleOperations(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &page); err != nil || len(page.DeadLetters) != 2 {
 		t.Fatalf("deadletters list --json: %v\n%s", err, out)
 	}
-	for i, id := range []string{"order-5", "order-3"} {
+	for i, want := range [][]string{newest, oldest} {
 		dl := page.DeadLetters[i]
-		if dl.Event.ID != id || dl.Event.Data.SKU != "plum" || dl.Route != "orders" || dl.Sink != "warehouse" || dl.Reason != "permanent" ||
-			dl.Attempts != 1 || !strings.HasSuffix(dl.Error, `HTTP 400 Bad Request: unknown sku "plum"`) {
-			t.Errorf("deadletters list --json entry %d = %+v; want %s, plum, orders, warehouse, permanent, 1 attempt", i, dl, id)
+		if dl.ID != want[1] || dl.Event.ID != want[2] || dl.Event.Data.SKU != "plum" || dl.Route != "orders" || dl.Sink != "warehouse" ||
+			dl.Reason != "permanent" || dl.Attempts != 1 || !strings.HasSuffix(dl.Error, `HTTP 400 Bad Request: unknown sku "plum"`) {
+			t.Errorf("deadletters list --json entry %d = %+v; want %s %s, plum, orders, warehouse, permanent, 1 attempt", i, dl, want[1], want[2])
 		}
 	}
 
