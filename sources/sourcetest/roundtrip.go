@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/junctionhq/junction/internal/cejson"
 )
 
 // FuzzEvent is the CloudEvents 1.0 event of these attributes (source "/s")
@@ -20,7 +22,9 @@ func FuzzEvent(id, typ, subject, extName, extValue string) (*event.Event, bool) 
 			return nil, false
 		}
 	}
-	if strings.TrimSpace(id) == "" || strings.TrimSpace(typ) == "" {
+	// A subject of white space only is refused by the decoders ("MUST be a
+	// non-empty string"), and sdk-go's SetSubject would drop it.
+	if strings.TrimSpace(id) == "" || strings.TrimSpace(typ) == "" || subject != "" && strings.TrimSpace(subject) == "" {
 		return nil, false
 	}
 	e := event.New()
@@ -35,7 +39,9 @@ func FuzzEvent(id, typ, subject, extName, extValue string) (*event.Event, bool) 
 			return nil, false
 		}
 	}
-	return &e, e.Validate() == nil
+	// Valid as CloudEvents 1.0.2 says, which sdk-go's Validate does not
+	// check in full (control characters, empty subject, ...).
+	return &e, e.Validate() == nil && cejson.Check(&e) == nil
 }
 
 // contextAttributes are the attribute names of CloudEvents 1.0 and 0.3,
