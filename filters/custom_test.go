@@ -50,6 +50,13 @@ func TestCompileWith(t *testing.T) {
 		{`nothing`, nil, []string{"nothing"}},
 		{`$env.body.repo.name`, "octo", []string{"$env"}},
 		{`len(filter(body.small, {# == "x"}))`, 1, []string{"body"}},
+		// The patcher of filters: a method call on nil is nil, a?.b
+		// is plain access, $env[x] a member, let variables stay.
+		{`body.when.Year()`, nil, []string{"body"}},
+		{`date("2024-05-01T10:00:00Z").Year()`, 2024, nil},
+		{`body?.repo?.name`, "octo", []string{"body"}},
+		{`$env["method"]`, "POST", []string{"$env"}},
+		{`let m = method; m + "!"`, "POST!", []string{"m", "method"}},
 	} {
 		p, err := CompileWith(tt.src, requestEnv)
 		if err != nil {
