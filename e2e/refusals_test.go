@@ -61,3 +61,39 @@ func TestRefusalsLogged(t *testing.T) {
 		t.Error("the log holds the request body")
 	}
 }
+
+// TestWebhookRefusalLogged: a webhook request with a bad signature is
+// logged by the router (reason unauthorized, 401, its path), without the
+// secret or the signature sent.
+func TestWebhookRefusalLogged(t *testing.T) {
+	j := start(t, configHead+`sources:
+  - name: gh
+    type: webhook
+    path: /hooks/github
+    verify: {scheme: hmac-sha256, secret: s3cret-value-9c1}
+log: {level: debug}
+sinks:
+  - {name: hook, type: webhook, url: "`+newSink(t, ok).url+`"}
+routes:
+  - {name: r, to: [hook]}
+`)
+	const sig = "sha256=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	status, _ := post(t, j.ingest+"/hooks/github", "application/json", map[string]string{"X-Hub-Signature-256": sig}, `{"zen":"x"}`)
+	if status != http.StatusUnauthorized {
+		t.Fatalf("bad signature: %d, want 401", status)
+	}
+	line := func() string {
+		for _, l := range strings.Split(j.stderr.String(), "\n") {
+			if strings.Contains(l, `msg="ingress request refused" source=gh reason=unauthorized status=401 path=/hooks/github `) {
+				return l
+			}
+		}
+		return ""
+	}
+	plugintest.Eventually(t, 10*time.Second, "the refusal logged", func() bool { return line() != "" })
+	for _, secret := range []string{"s3cret-value-9c1", sig[7:]} {
+		if strings.Contains(j.stderr.String(), secret) {
+			t.Errorf("the log holds %q", secret)
+		}
+	}
+}
