@@ -11,6 +11,9 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+
+	"github.com/junctionhq/junction/config"
 )
 
 // meterName is the name under which Program.Run puts the meter of a
@@ -66,6 +69,44 @@ func CompileWith(src string, env types.Map, opts ...Option) (*Program, error) {
 	}
 	sort.Strings(names)
 	return &Program{p: &program{prog: prog, metered: c.wrapped > 0, budget: o.budget}, names: names}, nil
+}
+
+// CompileExprWith is CompileWith for an expression of the config, whose
+// error is a *config.Error at the expression's position, named by key:
+// expr's message and caret snippet, at the column of the error itself when
+// the expression is a one-line plain or simply quoted YAML scalar.
+func CompileExprWith(key string, e config.Expr, env types.Map, opts ...Option) (*Program, error) {
+	p, err := CompileWith(e.Src, env, opts...)
+	if err != nil {
+		return nil, exprError(e, key, err)
+	}
+	return p, nil
+}
+
+// exprError places a compile error of e at its position in the YAML file,
+// with expr's message and caret snippet.
+func exprError(e config.Expr, key string, err error) error {
+	pos := e.Pos
+	msg := err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message + fe.Snippet
+		if fe.Line == 1 && !strings.Contains(e.Src, "\n") && e.Node != nil {
+			switch e.Node.Style {
+			case 0:
+				pos.Col += fe.Column
+			case yaml.SingleQuotedStyle:
+				if !strings.Contains(e.Src, "'") {
+					pos.Col += fe.Column + 1
+				}
+			case yaml.DoubleQuotedStyle:
+				if !strings.ContainsAny(e.Src, "\"\\") {
+					pos.Col += fe.Column + 1
+				}
+			}
+		}
+	}
+	return &config.Error{Pos: pos, Msg: key + ": " + msg}
 }
 
 // compileCustom compiles src for env, with the coster when metered.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
+	"gopkg.in/yaml.v3"
 
 	"github.com/junctionhq/junction/config"
 )
@@ -145,5 +146,34 @@ func TestBudgetKeepsTypeErrors(t *testing.T) {
 	}
 	if _, err := CompileWith(`method + 1`, requestEnv); !strings.Contains(errText(err), want) {
 		t.Errorf("CompileWith: %v, want %q", err, want)
+	}
+}
+
+// TestCompileExprWithPosition: the error of an expression of the config is
+// at the column of the error itself in a one-line plain or quoted scalar,
+// else at the scalar.
+func TestCompileExprWithPosition(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want string
+	}{
+		{`type: method +`, "config:1:14: attributes.type: unexpected token EOF"}, // at the +
+		{`type: 'method +'`, "config:1:15: attributes.type: unexpected token EOF"},
+		{`type: "method +"`, "config:1:15: attributes.type: unexpected token EOF"},
+		{"type: |\n  method +", "config:1:7: attributes.type: unexpected token EOF"},
+	} {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
+			t.Fatal(err)
+		}
+		var e config.Expr
+		if err := doc.Content[0].Content[1].Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		_, err := CompileExprWith("attributes.type", e, requestEnv)
+		var ce *config.Error
+		if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want %q", tt.yaml, err, tt.want)
+		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/types"
 	"github.com/google/uuid"
-	"gopkg.in/yaml.v3"
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/filters"
@@ -94,40 +93,14 @@ type compiled struct {
 // compileOne compiles one expression through filters (the cost budget,
 // nil-safe member access) and marks the names it reads.
 func compileOne(e config.Expr, key string, u *uses) (*filters.Program, error) {
-	p, err := filters.CompileWith(e.Src, compileEnv)
+	p, err := filters.CompileExprWith(key, e, compileEnv)
 	if err != nil {
-		return nil, exprError(e, key, err)
+		return nil, err
 	}
 	for _, name := range p.Names() {
 		u.mark(name)
 	}
 	return p, nil
-}
-
-// exprError places a compile error at its position in the YAML file, with
-// expr's message and caret snippet.
-func exprError(e config.Expr, key string, err error) error {
-	pos := e.Pos
-	msg := err.Error()
-	var fe *file.Error
-	if errors.As(err, &fe) {
-		msg = fe.Message + fe.Snippet
-		if fe.Line == 1 && !strings.Contains(e.Src, "\n") && e.Node != nil {
-			switch e.Node.Style {
-			case 0:
-				pos.Col += fe.Column
-			case yaml.SingleQuotedStyle:
-				if !strings.Contains(e.Src, "'") {
-					pos.Col += fe.Column + 1
-				}
-			case yaml.DoubleQuotedStyle:
-				if !strings.ContainsAny(e.Src, "\"\\") {
-					pos.Col += fe.Column + 1
-				}
-			}
-		}
-	}
-	return &config.Error{Pos: pos, Msg: key + ": " + msg}
 }
 
 // Core CloudEvents attributes. specversion is always 1.0.
