@@ -232,13 +232,30 @@ func (r *rootRecorder) Visit(node *ast.Node) { r.root = *node }
 // ast.Walk visits children before their parent, so names are rewritten
 // first and restored where the parent shows they are not variables: the
 // callee of a call (a function name) and the uses of a let variable.
+//
+// For a custom environment (CompileWith: names is set), names are recorded
+// and left alone (the environment is a map, an absent name nil), and
+// $env.x is a member access like any other; the rest is the same.
 type patcher struct {
 	made map[*ast.CallNode]string // calls standing for a name
+	// names records the top-level names read, for a custom environment;
+	// nil for an event's.
+	names map[string]bool
+	// meterAt is the first use of meterName in a custom environment's
+	// expression, which may not name it.
+	meterAt ast.Node
 }
 
 func (p *patcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:
+		if p.names != nil {
+			p.names[n.Value] = true
+			if n.Value == meterName && p.meterAt == nil {
+				p.meterAt = n
+			}
+			return
+		}
 		if contextAttrs[n.Value] || n.Value == "$env" {
 			return
 		}
@@ -263,7 +280,7 @@ func (p *patcher) Visit(node *ast.Node) {
 	case *ast.VariableDeclaratorNode:
 		ast.Walk(&n.Expr, restorer{p: p, name: n.Name})
 	case *ast.MemberNode:
-		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == "$env" {
+		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == "$env" && p.names == nil {
 			p.call(node, fnGet, n.Node, n.Property)
 			return
 		}

@@ -11,6 +11,9 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+
+	"github.com/junctionhq/junction/config"
 )
 
 // meterName is the name under which Program.Run puts the meter of a
@@ -19,9 +22,10 @@ const meterName = "$meter"
 
 // Program is an expression compiled by CompileWith for an environment of
 // named values other than an event's (the webhook source's request:
-// headers, body, query...). It has the same cost budget, nil-safe member
-// access and pooled virtual machines as the expressions over events. A
-// Program is safe for concurrent use.
+// headers, body, query...). It has the same patcher (nil-safe member access
+// and method calls), cost budget and pooled virtual machines (cleared before
+// reuse) as the expressions over events. A Program is safe for concurrent
+// use.
 type Program struct {
 	p     *program
 	names []string
@@ -30,7 +34,8 @@ type Program struct {
 // CompileWith compiles src for a custom environment: env gives the type of
 // each top-level name, whose values Run takes from a map. A name that env
 // does not list is nil, as is a missing field or an index out of range
-// (member access is nil-safe, as in CompileFilter). Names in env must not
+// (member access is nil-safe, as in CompileFilter, and a method call on nil
+// is nil: body.when.Year()). Names in env must not
 // start with "$". The error is expr's, with its caret snippet.
 //
 // Each evaluation has a cost budget (DefaultBudget, or WithBudget): an
@@ -48,10 +53,10 @@ func CompileWith(src string, env types.Map, opts ...Option) (*Program, error) {
 	// Compiled once without the coster, whose $cost calls hide the types
 	// of their operands from the checker: a type error (`method + 1`) is
 	// reported at load time, as it would be without a budget.
-	if _, _, err := compileCustom(src, env, false); err != nil {
+	if _, _, _, err := compileCustom(src, env, false); err != nil {
 		return nil, err
 	}
-	prog, p, err := compileCustom(src, env, true)
+	prog, p, c, err := compileCustom(src, env, true)
 	if err != nil {
 		return nil, err
 	}
@@ -63,12 +68,51 @@ func CompileWith(src string, env types.Map, opts ...Option) (*Program, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return &Program{p: &program{prog: prog, metered: p.c.wrapped > 0, budget: o.budget}, names: names}, nil
+	return &Program{p: &program{prog: prog, metered: c.wrapped > 0, budget: o.budget}, names: names}, nil
+}
+
+// CompileExprWith is CompileWith for an expression of the config, whose
+// error is a *config.Error at the expression's position, named by key:
+// expr's message and caret snippet, at the column of the error itself when
+// the expression is a one-line plain or simply quoted YAML scalar.
+func CompileExprWith(key string, e config.Expr, env types.Map, opts ...Option) (*Program, error) {
+	p, err := CompileWith(e.Src, env, opts...)
+	if err != nil {
+		return nil, exprError(e, key, err)
+	}
+	return p, nil
+}
+
+// exprError places a compile error of e at its position in the YAML file,
+// with expr's message and caret snippet.
+func exprError(e config.Expr, key string, err error) error {
+	pos := e.Pos
+	msg := err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message + fe.Snippet
+		if fe.Line == 1 && !strings.Contains(e.Src, "\n") && e.Node != nil {
+			switch e.Node.Style {
+			case 0:
+				pos.Col += fe.Column
+			case yaml.SingleQuotedStyle:
+				if !strings.Contains(e.Src, "'") {
+					pos.Col += fe.Column + 1
+				}
+			case yaml.DoubleQuotedStyle:
+				if !strings.ContainsAny(e.Src, "\"\\") {
+					pos.Col += fe.Column + 1
+				}
+			}
+		}
+	}
+	return &config.Error{Pos: pos, Msg: key + ": " + msg}
 }
 
 // compileCustom compiles src for env, with the coster when metered.
-func compileCustom(src string, env types.Map, metered bool) (*vm.Program, *namePatcher, error) {
-	p := &namePatcher{names: map[string]bool{}, c: &coster{}}
+func compileCustom(src string, env types.Map, metered bool) (*vm.Program, *patcher, *coster, error) {
+	p := &patcher{made: map[*ast.CallNode]string{}, names: map[string]bool{}}
+	c := &coster{}
 	r := &rootRecorder{}
 	opts := []expr.Option{
 		expr.Env(env),
@@ -84,18 +128,18 @@ func compileCustom(src string, env types.Map, metered bool) (*vm.Program, *nameP
 		expr.Patch(p),
 	}
 	if metered {
-		opts = append(opts, expr.Patch(p.c))
+		opts = append(opts, expr.Patch(c))
 	}
 	opts = append(opts, expr.Patch(r))
 	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return nil, nil, located(src, r.root, err.Error())
+		return nil, nil, nil, located(src, r.root, err.Error())
 	}
-	return prog, p, nil
+	return prog, p, c, nil
 }
 
 // Names returns the top-level names the expression reads, sorted; "$env"
@@ -130,30 +174,4 @@ func (p *Program) Run(vars map[string]any) (any, error) {
 		return out, budgetError(err, p.p.budget)
 	}
 	return out, nil
-}
-
-// namePatcher records the top-level names an expression reads and makes
-// member access nil-safe: a.b and a[k] become $member(a, k) (see member).
-// A method call (time.Year()) is left alone.
-type namePatcher struct {
-	names   map[string]bool
-	meterAt ast.Node
-	c       *coster // the coster that runs after it
-}
-
-func (p *namePatcher) Visit(node *ast.Node) {
-	switch n := (*node).(type) {
-	case *ast.IdentifierNode:
-		p.names[n.Value] = true
-		if n.Value == meterName && p.meterAt == nil {
-			p.meterAt = n
-		}
-	case *ast.MemberNode:
-		if n.Method {
-			return
-		}
-		c := &ast.CallNode{Callee: &ast.IdentifierNode{Value: fnMember}, Arguments: []ast.Node{n.Node, n.Property}}
-		c.Callee.SetLocation(n.Location())
-		ast.Patch(node, c)
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
+	"gopkg.in/yaml.v3"
 
 	"github.com/junctionhq/junction/config"
 )
@@ -50,6 +51,13 @@ func TestCompileWith(t *testing.T) {
 		{`nothing`, nil, []string{"nothing"}},
 		{`$env.body.repo.name`, "octo", []string{"$env"}},
 		{`len(filter(body.small, {# == "x"}))`, 1, []string{"body"}},
+		// The patcher of filters: a method call on nil is nil, a?.b
+		// is plain access, $env[x] a member, let variables stay.
+		{`body.when.Year()`, nil, []string{"body"}},
+		{`date("2024-05-01T10:00:00Z").Year()`, 2024, nil},
+		{`body?.repo?.name`, "octo", []string{"body"}},
+		{`$env["method"]`, "POST", []string{"$env"}},
+		{`let m = method; m + "!"`, "POST!", []string{"m", "method"}},
 	} {
 		p, err := CompileWith(tt.src, requestEnv)
 		if err != nil {
@@ -138,5 +146,34 @@ func TestBudgetKeepsTypeErrors(t *testing.T) {
 	}
 	if _, err := CompileWith(`method + 1`, requestEnv); !strings.Contains(errText(err), want) {
 		t.Errorf("CompileWith: %v, want %q", err, want)
+	}
+}
+
+// TestCompileExprWithPosition: the error of an expression of the config is
+// at the column of the error itself in a one-line plain or quoted scalar,
+// else at the scalar.
+func TestCompileExprWithPosition(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want string
+	}{
+		{`type: method +`, "config:1:14: attributes.type: unexpected token EOF"}, // at the +
+		{`type: 'method +'`, "config:1:15: attributes.type: unexpected token EOF"},
+		{`type: "method +"`, "config:1:15: attributes.type: unexpected token EOF"},
+		{"type: |\n  method +", "config:1:7: attributes.type: unexpected token EOF"},
+	} {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
+			t.Fatal(err)
+		}
+		var e config.Expr
+		if err := doc.Content[0].Content[1].Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		_, err := CompileExprWith("attributes.type", e, requestEnv)
+		var ce *config.Error
+		if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want %q", tt.yaml, err, tt.want)
+		}
 	}
 }

@@ -167,6 +167,14 @@ func (t *Transform) Apply(env *Env) (*event.Event, error) {
 	return out, nil
 }
 
+// SetAttribute sets (or removes, for nil) the attribute name of ctx to an
+// expression's result val, converted as transforms convert it: string
+// attributes take strings, numbers (NaN and infinities refused) and bools;
+// time takes a time, an RFC 3339 string or Unix seconds (a number); an
+// extension takes a string, bool, integer or time, other numbers formatted
+// as strings. The webhook source sets its attributes with it.
+func SetAttribute(ctx event.EventContext, name string, val any) error { return setAttr(ctx, name, val) }
+
 // setAttr sets (or removes, for nil) one attribute of ctx.
 func setAttr(ctx event.EventContext, name string, val any) error {
 	switch name {
@@ -186,19 +194,14 @@ func setAttr(ctx event.EventContext, name string, val any) error {
 		}
 		return SetStringAttribute(ctx, name, s)
 	case "time":
-		switch v := val.(type) {
-		case nil:
+		if val == nil {
 			return ctx.SetTime(time.Time{})
-		case time.Time:
-			return ctx.SetTime(v)
-		case string:
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				return fmt.Errorf("%q is not an RFC 3339 time", truncate(v))
-			}
-			return ctx.SetTime(t)
 		}
-		return fmt.Errorf("expected a time or an RFC 3339 string, got %s", kindOf(val))
+		t, err := toTime(val)
+		if err != nil {
+			return err
+		}
+		return ctx.SetTime(t)
 	}
 	if val == nil {
 		return ctx.SetExtension(name, nil)
@@ -230,6 +233,47 @@ func SetStringAttribute(ctx event.EventContext, name, s string) error {
 		return ctx.SetDataSchema(s)
 	}
 	return fmt.Errorf("%s is not a string attribute", name)
+}
+
+// maxUnixSeconds bounds a time given as Unix seconds (about year 33658).
+const maxUnixSeconds = 1e12
+
+// toTime converts a result for the time attribute: a time, an RFC 3339
+// string, or Unix seconds (a finite number, fractions kept to the
+// nanosecond).
+func toTime(val any) (time.Time, error) {
+	switch v := val.(type) {
+	case time.Time:
+		return v, nil
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", truncate(v))
+		}
+		return t, nil
+	case float32:
+		return toTime(float64(v))
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > maxUnixSeconds {
+			return time.Time{}, fmt.Errorf("%v is not a Unix time in seconds", v)
+		}
+		sec, frac := math.Modf(v)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	}
+	rv := reflect.ValueOf(val)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if i := rv.Int(); i >= -maxUnixSeconds && i <= maxUnixSeconds {
+			return time.Unix(i, 0).UTC(), nil
+		}
+		return time.Time{}, fmt.Errorf("%d is not a Unix time in seconds", rv.Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if u := rv.Uint(); u <= maxUnixSeconds {
+			return time.Unix(int64(u), 0).UTC(), nil
+		}
+		return time.Time{}, fmt.Errorf("%d is not a Unix time in seconds", rv.Uint())
+	}
+	return time.Time{}, fmt.Errorf("expected a time, an RFC 3339 string or Unix seconds, got %s", kindOf(val))
 }
 
 // toString formats a result for a string attribute.

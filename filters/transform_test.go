@@ -224,7 +224,11 @@ func TestTransformApplyErrors(t *testing.T) {
 		{name: "map as attribute", yaml: "transform:\n  attributes:\n    subject: data.customer", want: "transform attribute subject: expected a string, number or bool, got a map"},
 		{name: "list as extension", yaml: "transform:\n  attributes:\n    tags: data.customer.tags", want: "transform attribute tags: expected a string, number, bool or time, got a list"},
 		{name: "bad time string", yaml: "transform:\n  attributes:\n    time: data.orderId", want: `transform attribute time: "o-1" is not an RFC 3339 time`},
-		{name: "number as time", yaml: "transform:\n  attributes:\n    time: data.amount", want: "transform attribute time: expected a time or an RFC 3339 string, got float64"},
+		{name: "map as time", yaml: "transform:\n  attributes:\n    time: data.customer", want: "transform attribute time: expected a time, an RFC 3339 string or Unix seconds, got a map"},
+		{name: "NaN as time", yaml: "transform:\n  attributes:\n    time: 0.0 / 0.0", want: "transform attribute time: NaN is not a Unix time in seconds"},
+		{name: "huge Unix time", yaml: "transform:\n  attributes:\n    time: 1e13", want: "transform attribute time: 1e+13 is not a Unix time in seconds"},
+		{name: "NaN as string", yaml: "transform:\n  attributes:\n    subject: 0.0 / 0.0", want: "transform attribute subject: cannot use NaN as a string"},
+		{name: "NaN as extension", yaml: "transform:\n  attributes:\n    ratio: 0.0 / 0.0", want: "transform attribute ratio: cannot use NaN as a string"},
 		{name: "run-time error", yaml: "transform:\n  attributes:\n    subject: data.amount + data.orderId", want: "evaluate transform attribute subject: invalid operation: float64 + string (1:13)"},
 		{name: "bad source", yaml: "transform:\n  attributes:\n    source: '\"%zz\"'", want: `transform attribute source: parse "%zz": invalid URL escape "%zz"`},
 		{name: "data not encodable", yaml: "transform:\n  data: '0.0 / 0.0'", want: "transform data: encode JSON: json: unsupported value: NaN"},
@@ -347,4 +351,28 @@ func TestTransformV03(t *testing.T) {
 	eq(t, "encoding", out.DeprecatedDataContentEncoding(), "")
 	eq(t, "dataschema", out.DataSchema(), "https://example.com/s")
 	eq(t, "input encoding", in.DeprecatedDataContentEncoding(), "base64")
+}
+
+// TestSetAttributeTime: the time attribute takes a time, an RFC 3339 string
+// or Unix seconds (as the webhook source's attributes do: one conversion).
+func TestSetAttributeTime(t *testing.T) {
+	want := time.Date(2023, 11, 14, 22, 13, 20, 500_000_000, time.UTC)
+	for _, v := range []any{want, "2023-11-14T22:13:20.5Z", 1700000000.5} {
+		ctx := &event.EventContextV1{}
+		if err := SetAttribute(ctx, "time", v); err != nil {
+			t.Fatalf("SetAttribute(time, %#v): %v", v, err)
+		}
+		if got := ctx.GetTime(); !got.Equal(want) {
+			t.Errorf("SetAttribute(time, %#v) = %v, want %v", v, got, want)
+		}
+	}
+	ctx := &event.EventContextV1{}
+	for _, v := range []any{1700000000, int64(1700000000), uint32(1700000000)} {
+		if err := SetAttribute(ctx, "time", v); err != nil || !ctx.GetTime().Equal(want.Truncate(time.Second)) {
+			t.Errorf("SetAttribute(time, %#v): %v, %v", v, ctx.GetTime(), err)
+		}
+	}
+	if err := SetAttribute(ctx, "time", nil); err != nil || !ctx.GetTime().IsZero() {
+		t.Errorf("SetAttribute(time, nil): %v, %v; want it removed", ctx.GetTime(), err)
+	}
 }

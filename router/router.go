@@ -60,6 +60,9 @@ type Router struct {
 	table atomic.Pointer[table]
 	// ingress serves the HTTP sources of the plan running: reload swaps it.
 	ingress atomic.Pointer[http.ServeMux]
+	// refusals holds the log limiter of each source and reason of refused
+	// ingress requests (refusals.go).
+	refusals sync.Map
 
 	// mu guards the plan running and its parts, which reload changes.
 	mu        sync.Mutex
@@ -287,7 +290,7 @@ func (r *Router) buildSource(ctx context.Context, plan *Plan, sp SourcePlan) (*s
 	case sources.HTTPSource:
 		s.http = src
 		// The source's auth, rate limit and header bound (auth.go).
-		s.handler = r.guard(&sp, src.Handler(r.Ingester(name)))
+		s.handler = r.guard(&sp, src.Handler(door{r: r, source: name, path: src.Path()}))
 	case sources.Source:
 		s.run = src
 	default:

@@ -67,6 +67,7 @@ func (r *Router) newTable(ctx context.Context, plan *Plan, rts []*sinkRuntime) (
 type door struct {
 	r      *Router
 	source string
+	path   string // the URL path of an HTTP source, for its refusal log
 }
 
 var (

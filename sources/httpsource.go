@@ -235,10 +235,25 @@ func connCause(oe *net.OpError) string {
 	return msg
 }
 
-// Refuse answers status with a one-line plain-text reason and counts the
-// refusal under label. A 503 gets Retry-After: 1.
+// RefusalLogger is implemented by an Ingester that logs the refusals of
+// its HTTP source: the router's logs them at debug level, with the source's
+// path, at most one line per reason every 10 s with a count. Refuse calls
+// it, so that every HTTP source's refusals are logged in one place.
+type RefusalLogger interface {
+	// LogRefusal logs one refusal: the status answered, its reason label
+	// (ReasonMalformed...) and the one-line reason sent to the client
+	// (OneLine). Never the request's body or credentials.
+	LogRefusal(status int, label, detail string)
+}
+
+// Refuse answers status with a one-line plain-text reason, counts the
+// refusal under label and logs it when in is a RefusalLogger. A 503 gets
+// Retry-After: 1.
 func Refuse(w http.ResponseWriter, in Ingester, status int, label, reason string) {
 	in.Rejected(label)
+	if l, ok := in.(RefusalLogger); ok {
+		l.LogRefusal(status, label, OneLine(reason))
+	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

@@ -146,9 +146,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sources.AnswerIngest(w, r, h.in, events, err, h.s.log)
 }
 
-// refuse answers status with reason and counts it under label.
+// refuse answers status with reason and counts it under label; the router
+// logs it (sources.RefusalLogger).
 func (h *handler) refuse(w http.ResponseWriter, status int, label, reason string) {
-	h.s.log.Debug("refused request", "status", status, "reason", label, "detail", reason)
 	sources.Refuse(w, h.in, status, label, reason)
 }
 

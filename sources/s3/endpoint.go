@@ -111,9 +111,8 @@ func (e *Endpoint) ingest(w http.ResponseWriter, r *http.Request, in sources.Ing
 	sources.AnswerIngest(w, r, in, events, err, e.log)
 }
 
-// refuse answers status with reason, counts it under label, and logs it at
-// debug level.
+// refuse answers status with reason and counts it under label; the router
+// logs it (sources.RefusalLogger).
 func (e *Endpoint) refuse(w http.ResponseWriter, r *http.Request, in sources.Ingester, status int, label, reason string) {
-	e.log.Debug("s3: request refused", "status", status, "reason", label, "detail", sources.OneLine(reason), "remote", r.RemoteAddr)
 	sources.Refuse(w, in, status, label, reason)
 }

@@ -4,20 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cetypes "github.com/cloudevents/sdk-go/v2/types"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/types"
 	"github.com/google/uuid"
-	"gopkg.in/yaml.v3"
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/filters"
@@ -97,40 +93,14 @@ type compiled struct {
 // compileOne compiles one expression through filters (the cost budget,
 // nil-safe member access) and marks the names it reads.
 func compileOne(e config.Expr, key string, u *uses) (*filters.Program, error) {
-	p, err := filters.CompileWith(e.Src, compileEnv)
+	p, err := filters.CompileExprWith(key, e, compileEnv)
 	if err != nil {
-		return nil, exprError(e, key, err)
+		return nil, err
 	}
 	for _, name := range p.Names() {
 		u.mark(name)
 	}
 	return p, nil
-}
-
-// exprError places a compile error at its position in the YAML file, with
-// expr's message and caret snippet.
-func exprError(e config.Expr, key string, err error) error {
-	pos := e.Pos
-	msg := err.Error()
-	var fe *file.Error
-	if errors.As(err, &fe) {
-		msg = fe.Message + fe.Snippet
-		if fe.Line == 1 && !strings.Contains(e.Src, "\n") && e.Node != nil {
-			switch e.Node.Style {
-			case 0:
-				pos.Col += fe.Column
-			case yaml.SingleQuotedStyle:
-				if !strings.Contains(e.Src, "'") {
-					pos.Col += fe.Column + 1
-				}
-			case yaml.DoubleQuotedStyle:
-				if !strings.ContainsAny(e.Src, "\"\\") {
-					pos.Col += fe.Column + 1
-				}
-			}
-		}
-	}
-	return &config.Error{Pos: pos, Msg: key + ": " + msg}
 }
 
 // Core CloudEvents attributes. specversion is always 1.0.
@@ -415,7 +385,9 @@ func evalData(p *program, env map[string]any) ([]byte, string, error) {
 }
 
 // setAttr sets attribute name of e to v; nil (or "") leaves it unset, which
-// is an error for id, source and type.
+// is an error for id, source and type. The values are converted as
+// transforms convert them (filters.SetAttribute: the same time, number and
+// NaN rules); a datacontenttype must be a media type.
 func setAttr(e *event.Event, name string, v any) error {
 	ec := e.Context
 	if v == nil {
@@ -426,14 +398,8 @@ func setAttr(e *event.Event, name string, v any) error {
 		return nil
 	}
 	switch name {
-	case "time":
-		t, err := toTime(v)
-		if err != nil {
-			return err
-		}
-		return ec.SetTime(t)
 	case "id", "source", "type", "subject", "datacontenttype", "dataschema":
-		s, err := toString(v)
+		s, err := filters.ToString(v)
 		if err != nil {
 			return err
 		}
@@ -450,15 +416,13 @@ func setAttr(e *event.Event, name string, v any) error {
 			}
 		}
 		return filters.SetStringAttribute(ec, name, s)
+	case "time":
+	default:
+		if s, ok := v.(string); ok && s == "" {
+			return nil
+		}
 	}
-	x, err := extensionValue(v)
-	if err != nil {
-		return err
-	}
-	if s, ok := x.(string); ok && s == "" {
-		return nil
-	}
-	return ec.SetExtension(name, x)
+	return filters.SetAttribute(ec, name, v)
 }
 
 func unset(e *event.Event, name string) {
@@ -475,94 +439,4 @@ func unset(e *event.Event, name string) {
 	default:
 		_ = ec.SetExtension(name, nil)
 	}
-}
-
-// toString converts a scalar expression result to a string.
-func toString(v any) (string, error) {
-	switch v := v.(type) {
-	case string:
-		return v, nil
-	case bool:
-		return strconv.FormatBool(v), nil
-	case int:
-		return strconv.Itoa(v), nil
-	case int64:
-		return strconv.FormatInt(v, 10), nil
-	case float64:
-		return formatFloat(v), nil
-	case time.Time:
-		return v.UTC().Format(time.RFC3339Nano), nil
-	}
-	return "", fmt.Errorf("must be a string, got %s", kind(v))
-}
-
-func formatFloat(f float64) string {
-	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-		return strconv.FormatInt(int64(f), 10)
-	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
-}
-
-// toTime converts a time result: a time, an RFC 3339 string, or Unix
-// seconds.
-func toTime(v any) (time.Time, error) {
-	switch v := v.(type) {
-	case time.Time:
-		return v, nil
-	case string:
-		ts, err := cetypes.ParseTimestamp(v)
-		if err != nil || ts == nil {
-			return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", truncate(v))
-		}
-		return ts.Time, nil
-	case float64:
-		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > 1e12 {
-			return time.Time{}, fmt.Errorf("%v is not a Unix time", v)
-		}
-		sec, frac := math.Modf(v)
-		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
-	case int:
-		return time.Unix(int64(v), 0).UTC(), nil
-	}
-	return time.Time{}, fmt.Errorf("must be an RFC 3339 time or Unix seconds, got %s", kind(v))
-}
-
-// extensionValue converts a result to a CloudEvents extension value:
-// string, boolean, integer (int32), or a timestamp. Other numbers become
-// strings.
-func extensionValue(v any) (any, error) {
-	switch v := v.(type) {
-	case string, bool:
-		return v, nil
-	case int:
-		if v >= math.MinInt32 && v <= math.MaxInt32 {
-			return int32(v), nil
-		}
-		return strconv.Itoa(v), nil
-	case float64:
-		if v == math.Trunc(v) && v >= math.MinInt32 && v <= math.MaxInt32 {
-			return int32(v), nil
-		}
-		return formatFloat(v), nil
-	case time.Time:
-		return cetypes.Timestamp{Time: v}, nil
-	}
-	return nil, fmt.Errorf("must be a string, number, boolean or time, got %s", kind(v))
-}
-
-func kind(v any) string {
-	switch v.(type) {
-	case map[string]any:
-		return "an object"
-	case []any:
-		return "a list"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
 }

@@ -234,8 +234,8 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	sources.AnswerIngest(rw, r, h.in, events, err, w.log)
 }
 
-// reject answers status with reason and counts it under label.
+// reject answers status with reason and counts it under label; the router
+// logs it (sources.RefusalLogger).
 func (h *handler) reject(rw http.ResponseWriter, r *http.Request, status int, label, reason string) {
-	h.w.log.Debug("webhook: request rejected", "status", status, "reason", label, "detail", reason, "remote", r.RemoteAddr)
 	sources.Refuse(rw, h.in, status, label, reason)
 }

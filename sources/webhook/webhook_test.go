@@ -226,13 +226,13 @@ func TestAttributes(t *testing.T) {
 			name:    "object for a string attribute",
 			attrs:   "subject: body.repository",
 			headers: githubHeaders, body: githubPush,
-			reason: "attribute subject: must be a string, got an object",
+			reason: "attribute subject: expected a string, number or bool, got a map",
 		},
 		{
 			name:    "list for an extension",
 			attrs:   "commits: body.commits",
 			headers: githubHeaders, body: githubPush,
-			reason: "attribute commits: must be a string, number, boolean or time, got a list",
+			reason: "attribute commits: expected a string, number, bool or time, got a list",
 		},
 		{
 			name:    "numbers as strings",
@@ -251,6 +251,32 @@ func TestAttributes(t *testing.T) {
 			attrs:   "time: body.pushed_at",
 			headers: githubHeaders, body: githubPush,
 			want: map[string]string{"time": "2023-11-14T22:13:20Z", "datacontenttype": "application/json"},
+		},
+		{
+			// The conversions are those of transforms (filters.SetAttribute):
+			// NaN is refused, not formatted "NaN"; large numbers have no exponent.
+			name:    "NaN for a string attribute",
+			attrs:   "subject: 0.0 / 0.0",
+			headers: githubHeaders, body: githubPush,
+			reason: "attribute subject: cannot use NaN as a string",
+		},
+		{
+			name:    "NaN for an extension",
+			attrs:   "ratio: body.ratio / 0.0 - body.ratio / 0.0",
+			headers: githubHeaders, body: githubPush,
+			reason: "attribute ratio: cannot use NaN as a string",
+		},
+		{
+			name:    "NaN for time",
+			attrs:   "time: 0.0 / 0.0",
+			headers: githubHeaders, body: githubPush,
+			reason: "attribute time: NaN is not a Unix time in seconds",
+		},
+		{
+			name:    "large numbers without exponent",
+			attrs:   "big: 1e21\nsubject: body.size * 1e21",
+			headers: githubHeaders, body: githubPush,
+			want: map[string]string{"big": "1000000000000000000000", "subject": "3000000000000000000000", "datacontenttype": "application/json"},
 		},
 		{
 			name:    "bad time",
