@@ -6,16 +6,6 @@ import (
 	"unicode/utf8"
 )
 
-// CutPrefix returns the attribute name of header (or property) k, lower
-// case, when k starts with prefix, compared without regard to case, and
-// has a name after it.
-func CutPrefix(k, prefix string) (string, bool) {
-	if len(k) <= len(prefix) || !strings.EqualFold(k[:len(prefix)], prefix) {
-		return "", false
-	}
-	return strings.ToLower(k[len(prefix):]), true
-}
-
 // PctEncode percent-encodes s as the CloudEvents HTTP binding requires for
 // header values: space, '"', '%' and every byte outside the printable ASCII
 // range U+0021-U+007E (so each byte of a non-ASCII character's UTF-8

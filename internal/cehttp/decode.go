@@ -83,15 +83,8 @@ func parseBinary(h http.Header, specversion string, body []byte) (*event.Event, 
 	default:
 		return nil, fmt.Errorf("unsupported ce-specversion %q", text.OneLine(specversion, 40))
 	}
-	names := make([]string, 0, len(h))
-	for k := range h {
-		if len(k) > 3 && strings.EqualFold(k[:3], "ce-") {
-			names = append(names, k)
-		}
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		name := strings.ToLower(k[3:])
+	for k, name := range cebinding.SortedHeaders(h, "ce-") {
+		name = strings.ToLower(name)
 		if name == "specversion" || len(h[k]) == 0 {
 			continue
 		}

@@ -329,11 +329,12 @@ func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestE
 	}
 	var seen uint8
 	const seenID, seenSource, seenType = 1, 2, 4
-	for k, vs := range h {
-		if len(k) < 3 || !strings.EqualFold(k[:3], "ce-") {
-			continue
-		}
-		name := k[3:]
+	if _, ok := h["Ce-"]; ok {
+		// A header "ce-" alone names no attribute.
+		return nil, malformed(`invalid attribute name "" (header ce-): use only letters a-z and digits`)
+	}
+	for k, name := range cebinding.Headers(h, "ce-") {
+		vs := h[k]
 		if strings.EqualFold(name, "specversion") {
 			continue
 		}
