@@ -31,13 +31,7 @@ const DataContentType = "datacontenttype"
 // and is left out when neither. Extensions come in map order. The first
 // error stops it.
 func Write(e *event.Event, put func(name, value string) error) error {
-	return WriteTyped(e, put, func(name string, v any) error {
-		s, err := types.Format(v)
-		if err != nil {
-			return fmt.Errorf("format extension %s: %w", name, err)
-		}
-		return put(name, s)
-	})
+	return walk(e, put, nil)
 }
 
 // WriteTyped is Write for transports whose headers hold typed values
@@ -45,14 +39,20 @@ func Write(e *event.Event, put func(name, value string) error) error {
 // and extensions to ext with the value sdk-go holds (string, bool, int32,
 // []byte, types.URI, types.URIRef, types.Timestamp).
 func WriteTyped(e *event.Event, put func(name, value string) error, ext func(name string, v any) error) error {
+	return walk(e, put, ext)
+}
+
+// walk is Write when ext is nil, else WriteTyped.
+func walk(e *event.Event, put func(name, value string) error, ext func(name string, v any) error) error {
 	if e == nil || e.Context == nil {
 		return fmt.Errorf("event has no context")
 	}
 	var err error
+	var exts map[string]any
 	if c, ok := e.Context.(*event.EventContextV1); ok {
-		err = writeV1(c, put)
+		err, exts = writeV1(c, put), c.Extensions // GetExtensions copies the map
 	} else {
-		err = writeGeneric(e.Context, put)
+		err, exts = writeGeneric(e.Context, put), e.Context.GetExtensions()
 	}
 	if err != nil {
 		return err
@@ -62,7 +62,7 @@ func WriteTyped(e *event.Event, put func(name, value string) error, ext func(nam
 			return err
 		}
 	}
-	return eachExtension(e.Context.GetExtensions(), ext)
+	return eachExtension(exts, put, ext)
 }
 
 // writeV1 is the allocation-lean path for CloudEvents 1.0 contexts.
@@ -121,14 +121,25 @@ func writeGeneric(c event.EventContext, put func(name, value string) error) erro
 	return nil
 }
 
-// eachExtension checks the name of each extension in ext and calls put
-// with it and the value. The first error stops it.
-func eachExtension(ext map[string]any, put func(name string, v any) error) error {
-	for name, v := range ext {
+// eachExtension checks the name of each extension in ext and calls typed
+// with it and the value, or put with the value's string form when typed
+// is nil. The first error stops it.
+func eachExtension(exts map[string]any, put func(name, value string) error, typed func(name string, v any) error) error {
+	for name, v := range exts {
 		if !ValidName(name) {
 			return fmt.Errorf("extension name %q is not valid (lower-case letters and digits only)", name)
 		}
-		if err := put(name, v); err != nil {
+		var err error
+		if typed != nil {
+			err = typed(name, v)
+		} else {
+			var s string
+			if s, err = types.Format(v); err != nil {
+				return fmt.Errorf("format extension %s: %w", name, err)
+			}
+			err = put(name, s)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -37,8 +37,13 @@ const (
 // the spec requires (a space or a non-ASCII character in a subject would
 // arrive mangled or be refused by net/http), hence this writer.
 func SetBinaryHeaders(h http.Header, e *event.Event) error {
-	// One backing array for the single-value slices of the headers.
-	vals := make([]string, 0, 8)
+	// One backing array for the single-value slices of the headers: eight
+	// attributes at most, and the extensions.
+	n := 8
+	if c, ok := e.Context.(*event.EventContextV1); ok {
+		n += len(c.Extensions)
+	}
+	vals := make([]string, 0, n)
 	return cebinding.Write(e, func(name, v string) error {
 		k := HeaderContentType
 		if name != cebinding.DataContentType {

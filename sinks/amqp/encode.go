@@ -59,7 +59,7 @@ func binaryHeaders(e *event.Event) (amqp.Table, error) {
 	h := make(amqp.Table, 6+len(e.Extensions()))
 	err := cebinding.WriteTyped(e, func(name, v string) error {
 		if name != cebinding.DataContentType {
-			h[HeaderPrefix+name] = v
+			h[propName(name)] = v
 		}
 		return nil
 	}, func(name string, v any) error {
@@ -74,6 +74,28 @@ func binaryHeaders(e *event.Event) (amqp.Table, error) {
 		return nil, err
 	}
 	return h, nil
+}
+
+// propName is the header of attribute name: cloudEvents:<name>, without
+// an allocation for the context attributes.
+func propName(name string) string {
+	switch name {
+	case "specversion":
+		return HeaderPrefix + "specversion"
+	case "id":
+		return HeaderPrefix + "id"
+	case "source":
+		return HeaderPrefix + "source"
+	case "type":
+		return HeaderPrefix + "type"
+	case "subject":
+		return HeaderPrefix + "subject"
+	case "time":
+		return HeaderPrefix + "time"
+	case "dataschema":
+		return HeaderPrefix + "dataschema"
+	}
+	return HeaderPrefix + name
 }
 
 // headerValue is the AMQP form of an attribute value.

@@ -34,11 +34,33 @@ func encodeBinary(subject string, e *event.Event) (*nats.Msg, error) {
 		if name == cebinding.DataContentType {
 			m.Header[hdrContentType] = []string{v}
 		} else {
-			m.Header[hdrPrefix+name] = []string{v}
+			m.Header[headerKey(name)] = []string{v}
 		}
 		return nil
 	})
 	return m, err
+}
+
+// headerKey is the header of attribute name: ce-<name>, without an
+// allocation for the context attributes.
+func headerKey(name string) string {
+	switch name {
+	case "specversion":
+		return "ce-specversion"
+	case "id":
+		return "ce-id"
+	case "source":
+		return "ce-source"
+	case "type":
+		return "ce-type"
+	case "subject":
+		return "ce-subject"
+	case "time":
+		return "ce-time"
+	case "dataschema":
+		return "ce-dataschema"
+	}
+	return hdrPrefix + name
 }
 
 // checkValue refuses control characters: NATS headers are lines, and the

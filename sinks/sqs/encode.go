@@ -146,7 +146,7 @@ func binaryAttributes(e *event.Event) (map[string]types.MessageAttributeValue, i
 		if name == cebinding.DataContentType {
 			return add(attrContentType, "String", v)
 		}
-		return add(attrPrefix+name, "String", v)
+		return add(attrName(name), "String", v)
 	}, func(name string, v any) error {
 		v, err := cetypes.Validate(v)
 		if err != nil {
@@ -169,4 +169,26 @@ func binaryAttributes(e *event.Event) (map[string]types.MessageAttributeValue, i
 		return nil, 0, fmt.Errorf("binary format: the event has %d attributes and SQS takes at most %d message attributes; use format: structured", len(attrs), maxAttributes)
 	}
 	return attrs, size, nil
+}
+
+// attrName is the message attribute of attribute name: ce-<name>, without
+// an allocation for the context attributes.
+func attrName(name string) string {
+	switch name {
+	case "specversion":
+		return attrPrefix + "specversion"
+	case "id":
+		return attrPrefix + "id"
+	case "source":
+		return attrPrefix + "source"
+	case "type":
+		return attrPrefix + "type"
+	case "subject":
+		return attrPrefix + "subject"
+	case "time":
+		return attrPrefix + "time"
+	case "dataschema":
+		return attrPrefix + "dataschema"
+	}
+	return attrPrefix + name
 }
