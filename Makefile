@@ -34,7 +34,7 @@ FUZZ_TARGETS := \
 	./internal/cejson:FuzzRoundTrip \
 	./internal/cehttp:FuzzParseEvent \
 	./internal/cehttp:FuzzBinaryRoundTrip \
-	./internal/cehttp:FuzzHeaderValue \
+	./internal/cebinding:FuzzHeaderValue \
 	./sinks:FuzzRetryAfter \
 	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter \

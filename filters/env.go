@@ -11,13 +11,14 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/expr-lang/expr/vm/runtime"
+
+	"github.com/junctionhq/junction/internal/cejson"
 )
 
 // Env is the evaluation environment of one event: every CloudEvents context
@@ -262,23 +263,13 @@ func parseData(e *event.Event, ct string, b64 bool) any {
 			b = d
 		}
 	}
-	if ct == "" || isJSONType(ct) {
+	if cejson.IsJSON(ct) {
 		var x any
 		if err := json.Unmarshal(b, &x); err == nil {
 			return x
 		}
 	}
 	return string(b)
-}
-
-// isJSONType reports whether the media type ct (parameters allowed) is JSON.
-func isJSONType(ct string) bool {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	ct = strings.TrimSpace(ct)
-	return strings.EqualFold(ct, "application/json") || strings.EqualFold(ct, "text/json") ||
-		len(ct) >= 5 && strings.EqualFold(ct[len(ct)-5:], "+json")
 }
 
 // formatNumber formats a float the way JSON shows it, without exponent.

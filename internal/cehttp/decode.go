@@ -3,15 +3,14 @@ package cehttp
 import (
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/junctionhq/junction/internal/cebinding"
 	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/internal/text"
 )
@@ -33,20 +32,8 @@ func IsEvent(h http.Header) bool {
 	if len(h.Values(HeaderSpecVersion)) > 0 {
 		return true
 	}
-	mt := mediaType(h.Get(HeaderContentType))
+	mt := cejson.MediaType(h.Get(HeaderContentType))
 	return mt == mediaStructured || mt == mediaBatch
-}
-
-func mediaType(ct string) string {
-	if ct == "" {
-		return ""
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		// Not a media type at all: compare the part before ';'.
-		mt, _, _ = strings.Cut(ct, ";")
-	}
-	return strings.ToLower(strings.TrimSpace(mt))
 }
 
 // ParseEvent reads the CloudEvent of an HTTP message (a request or a
@@ -60,7 +47,7 @@ func ParseEvent(h http.Header, body []byte) (*event.Event, error) {
 	if sv := h.Values(HeaderSpecVersion); len(sv) > 0 {
 		return parseBinary(h, sv[0], body)
 	}
-	switch mediaType(h.Get(HeaderContentType)) {
+	switch cejson.MediaType(h.Get(HeaderContentType)) {
 	case mediaStructured:
 		return ParseStructured(body)
 	case mediaBatch:
@@ -96,19 +83,12 @@ func parseBinary(h http.Header, specversion string, body []byte) (*event.Event, 
 	default:
 		return nil, fmt.Errorf("unsupported ce-specversion %q", text.OneLine(specversion, 40))
 	}
-	names := make([]string, 0, len(h))
-	for k := range h {
-		if len(k) > 3 && strings.EqualFold(k[:3], "ce-") {
-			names = append(names, k)
-		}
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		name := strings.ToLower(k[3:])
+	for k, name := range cebinding.SortedHeaders(h, "ce-") {
+		name = strings.ToLower(name)
 		if name == "specversion" || len(h[k]) == 0 {
 			continue
 		}
-		v, err := HeaderValue(h[k][0])
+		v, err := cebinding.HeaderValue(h[k][0])
 		if err != nil {
 			return nil, fmt.Errorf("header %s: %w", k, err)
 		}
@@ -157,7 +137,7 @@ func setAttribute(e *event.Event, name, v string) error {
 		}
 		e.SetTime(t)
 	default:
-		if !validExtensionName(name) {
+		if !cebinding.ValidName(name) {
 			return fmt.Errorf("invalid attribute name %q (lower-case letters and digits only)", text.OneLine(name, 40))
 		}
 		if err := e.Context.SetExtension(name, v); err != nil {
@@ -204,90 +184,4 @@ func validate(e *event.Event) error {
 		return errors.New(text.OneLine(strings.Join(parts, "; "), 200))
 	}
 	return errors.New(text.OneLine(err.Error(), 200))
-}
-
-// HeaderValue decodes a binary-mode header value as the HTTP binding
-// (3.1.3.2) asks: "any HTTP header value MUST first be unescaped with
-// respect to double-quoted strings, as described in RFC7230, section
-// 3.2.6. A single round of percent-decoding MUST then be performed". A
-// value that starts with '"' must be one whole quoted-string.
-func HeaderValue(v string) (string, error) {
-	u, err := Unquote(v)
-	if err != nil {
-		return "", err
-	}
-	return pctDecode(u)
-}
-
-// Unquote undoes the quoted-string of RFC 7230 section 3.2.6 when v is one
-// (a '"', then characters or backslash escapes, then '"'); any other v is
-// returned as it is. A value that starts with '"' but is not a whole
-// quoted-string is an error.
-func Unquote(v string) (string, error) {
-	if len(v) == 0 || v[0] != '"' {
-		return v, nil
-	}
-	b := make([]byte, 0, len(v))
-	for i := 1; i < len(v); i++ {
-		switch c := v[i]; c {
-		case '\\':
-			if i+1 >= len(v) {
-				return "", errors.New("invalid quoted-string: ends in a backslash")
-			}
-			i++
-			b = append(b, v[i])
-		case '"':
-			if i != len(v)-1 {
-				return "", errors.New("invalid quoted-string: text after the closing quote")
-			}
-			return string(b), nil
-		default:
-			b = append(b, c)
-		}
-	}
-	return "", errors.New("invalid quoted-string: no closing quote")
-}
-
-// pctDecode undoes PctEncode: %XY becomes the byte 0xXY; the result must be
-// UTF-8.
-func pctDecode(s string) (string, error) {
-	i := strings.IndexByte(s, '%')
-	if i < 0 {
-		if !utf8.ValidString(s) {
-			return "", errors.New("not UTF-8")
-		}
-		return s, nil
-	}
-	b := make([]byte, 0, len(s))
-	b = append(b, s[:i]...)
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c != '%' {
-			b = append(b, c)
-			continue
-		}
-		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-			return "", errors.New("invalid percent-encoding")
-		}
-		b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-		i += 2
-	}
-	if !utf8.Valid(b) {
-		return "", errors.New("not UTF-8 once percent-decoded")
-	}
-	return string(b), nil
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
 }

@@ -2,33 +2,11 @@ package cehttp
 
 import (
 	"net/http"
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 )
-
-func TestPctEncode(t *testing.T) {
-	cases := map[string]string{
-		"":                      "",
-		"plain-ASCII_~!#$&'()*": "plain-ASCII_~!#$&'()*",
-		"a b":                   "a%20b",
-		`say "hi"`:              "say%20%22hi%22",
-		"100%":                  "100%25",
-		"%20":                   "%2520",
-		"Euro € 😀":              "Euro%20%E2%82%AC%20%F0%9F%98%80",
-		"tab\tnl\n\x7f":         "tab%09nl%0A%7F",
-	}
-	for in, want := range cases {
-		if got := PctEncode(in); got != want {
-			t.Errorf("PctEncode(%q) = %q, want %q", in, got, want)
-		}
-		if back, err := url.PathUnescape(PctEncode(in)); err != nil || back != in {
-			t.Errorf("decode(PctEncode(%q)) = %q, %v", in, back, err)
-		}
-	}
-}
 
 // BenchmarkBinaryHeaders is the binary-mode encoding of an event with
 // every attribute set and three extensions.

@@ -8,12 +8,13 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/junctionhq/junction/internal/cebinding"
 	"github.com/junctionhq/junction/internal/cejson"
 )
 
 // FuzzBinaryRoundTrip: an event that ParseEvent's own rules accept, written
-// with SetBinaryHeaders, reads back the same with ParseEvent; and pctDecode
-// undoes PctEncode for any UTF-8 string.
+// with SetBinaryHeaders, reads back the same with ParseEvent; and
+// cebinding.PctDecode undoes cebinding.PctEncode for any UTF-8 string.
 func FuzzBinaryRoundTrip(f *testing.F) {
 	f.Add("id 1 ✓", "com.example.t", `order 42 "q" 100%`, "tenant", "acme corp", "application/json", []byte(`{"a":1}`))
 	f.Add("1", "t", "", "x", "", "", []byte(nil))
@@ -27,8 +28,8 @@ func FuzzBinaryRoundTrip(f *testing.F) {
 	f.Add("1", "t", "s", "ext", "v", "json", []byte(`{}`))
 	f.Fuzz(func(t *testing.T, id, typ, subject, extName, extValue, ct string, data []byte) {
 		for _, s := range []string{id, typ, subject, extName, extValue} {
-			if back, err := pctDecode(PctEncode(s)); utf8.ValidString(s) && (err != nil || back != s) {
-				t.Fatalf("pctDecode(PctEncode(%q)) = %q, %v", s, back, err)
+			if back, err := cebinding.PctDecode(cebinding.PctEncode(s)); utf8.ValidString(s) && (err != nil || back != s) {
+				t.Fatalf("PctDecode(PctEncode(%q)) = %q, %v", s, back, err)
 			}
 			if !utf8.ValidString(s) {
 				return // CloudEvents strings are Unicode

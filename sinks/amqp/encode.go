@@ -7,10 +7,10 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/junctionhq/junction/internal/cebinding"
 	"github.com/junctionhq/junction/internal/cejson"
 )
 
@@ -38,7 +38,7 @@ func (s *Sink) message(e *event.Event) (amqp.Publishing, error) {
 		p.Body = b
 		return p, nil
 	}
-	h, err := binaryHeaders(e.Context)
+	h, err := binaryHeaders(e)
 	if err != nil {
 		return p, err
 	}
@@ -49,58 +49,53 @@ func (s *Sink) message(e *event.Event) (amqp.Publishing, error) {
 }
 
 // binaryHeaders maps every attribute but datacontenttype to a
-// cloudEvents:<name> header. Strings, booleans and binary values keep
-// their native AMQP type and integers are longs (64-bit); URIs are
-// strings; timestamps are RFC 3339 strings, since an AMQP 0-9-1 timestamp
-// has only whole seconds (the binding allows the canonical string form).
-func binaryHeaders(c event.EventContext) (amqp.Table, error) {
-	ext := c.GetExtensions()
-	h := make(amqp.Table, 6+len(ext))
-	if v1, ok := c.(*event.EventContextV1); ok {
-		h[HeaderPrefix+"specversion"] = event.CloudEventsVersionV1
-		h[HeaderPrefix+"id"] = v1.ID
-		h[HeaderPrefix+"source"] = v1.Source.String()
-		h[HeaderPrefix+"type"] = v1.Type
-		if v1.Subject != nil {
-			h[HeaderPrefix+"subject"] = *v1.Subject
+// cloudEvents:<name> header, walking e as cebinding.WriteTyped does.
+// Extensions that are strings, booleans and binary values keep their
+// native AMQP type and integers are longs (64-bit); context attributes,
+// URIs included, are strings; timestamps are RFC 3339 strings, since an
+// AMQP 0-9-1 timestamp has only whole seconds (the binding allows the
+// canonical string form).
+func binaryHeaders(e *event.Event) (amqp.Table, error) {
+	h := make(amqp.Table, 6+len(e.Extensions()))
+	err := cebinding.WriteTyped(e, func(name, v string) error {
+		if name != cebinding.DataContentType {
+			h[propName(name)] = v
 		}
-		if v1.Time != nil && !v1.Time.IsZero() {
-			h[HeaderPrefix+"time"] = v1.Time.UTC().Format(time.RFC3339Nano)
-		}
-		if v1.DataSchema != nil {
-			h[HeaderPrefix+"dataschema"] = v1.DataSchema.String()
-		}
-	} else {
-		sv := spec.VS.Version(c.GetSpecVersion())
-		if sv == nil {
-			return nil, fmt.Errorf("unsupported specversion %q", c.GetSpecVersion())
-		}
-		for _, a := range sv.Attributes() {
-			if a.Kind() == spec.DataContentType {
-				continue
-			}
-			v := a.Get(c)
-			if v == nil {
-				continue
-			}
-			hv, err := headerValue(v)
-			if err != nil {
-				return nil, fmt.Errorf("attribute %s: %w", a.Name(), err)
-			}
-			h[HeaderPrefix+a.Name()] = hv
-		}
-	}
-	for name, v := range ext {
-		if !event.IsExtensionNameValid(name) {
-			return nil, fmt.Errorf("extension name %q is not valid (letters and digits only)", name)
-		}
+		return nil
+	}, func(name string, v any) error {
 		hv, err := headerValue(v)
 		if err != nil {
-			return nil, fmt.Errorf("extension %s: %w", name, err)
+			return fmt.Errorf("extension %s: %w", name, err)
 		}
 		h[HeaderPrefix+name] = hv
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return h, nil
+}
+
+// propName is the header of attribute name: cloudEvents:<name>, without
+// an allocation for the context attributes.
+func propName(name string) string {
+	switch name {
+	case "specversion":
+		return HeaderPrefix + "specversion"
+	case "id":
+		return HeaderPrefix + "id"
+	case "source":
+		return HeaderPrefix + "source"
+	case "type":
+		return HeaderPrefix + "type"
+	case "subject":
+		return HeaderPrefix + "subject"
+	case "time":
+		return HeaderPrefix + "time"
+	case "dataschema":
+		return HeaderPrefix + "dataschema"
+	}
+	return HeaderPrefix + name
 }
 
 // headerValue is the AMQP form of an attribute value.

@@ -19,12 +19,10 @@ import (
 	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/internal/text"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -278,28 +276,13 @@ func (s *Sink) payload(e *event.Event) ([]byte, error) {
 	case len(data) == 0:
 		// Lambda hands the function {} for an empty payload.
 		return nil, nil
-	case isJSON(e.DataContentType(), data):
+	case cejson.IsJSON(e.DataContentType()) && json.Valid(data):
+		// JSON data (no datacontenttype counts as JSON) is sent as it is.
 		return data, nil
 	case utf8.Valid(data):
 		return json.Marshal(string(data))
 	}
 	return json.Marshal(base64.StdEncoding.EncodeToString(data))
-}
-
-// isJSON reports whether data is sent as it is: its content type is JSON,
-// or it has none and parses as JSON.
-func isJSON(contentType string, data []byte) bool {
-	if contentType == "" {
-		return json.Valid(data)
-	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return false
-	}
-	if mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json") {
-		return json.Valid(data)
-	}
-	return false
 }
 
 // reply returns the event in a RequestResponse result, if it is one.

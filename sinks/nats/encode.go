@@ -2,12 +2,11 @@ package natssink
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
-	"github.com/junctionhq/junction/internal/cehttp"
+	"github.com/junctionhq/junction/internal/cebinding"
 	"github.com/junctionhq/junction/internal/cejson"
 )
 
@@ -24,87 +23,44 @@ const ContentTypeStructured = "application/cloudevents+json"
 // extension as a ce-<name> header (lower case, the value as is),
 // datacontenttype as content-type (application/json when it is unset and
 // the data is JSON, the type the JSON format implies; see
-// cejson.ContentType), and the data as the payload.
+// cejson.ContentType), and the data as the payload. The walk is
+// cebinding.Write's.
 func encodeBinary(subject string, e *event.Event) (*nats.Msg, error) {
 	m := &nats.Msg{Subject: subject, Header: make(nats.Header, 8), Data: e.Data()}
-	if c, ok := e.Context.(*event.EventContextV1); ok {
-		put := func(name, v string) error {
-			if err := checkValue(name, v); err != nil {
-				return err
-			}
-			m.Header[hdrPrefix+name] = []string{v}
-			return nil
-		}
-		// The required attributes are known to be plain: sdk-go validated
-		// them when the event was read.
-		m.Header["ce-specversion"] = []string{event.CloudEventsVersionV1}
-		if err := put("id", c.ID); err != nil {
-			return nil, err
-		}
-		if err := put("source", c.Source.String()); err != nil {
-			return nil, err
-		}
-		if err := put("type", c.Type); err != nil {
-			return nil, err
-		}
-		if c.Subject != nil {
-			if err := put("subject", *c.Subject); err != nil {
-				return nil, err
-			}
-		}
-		if c.Time != nil && !c.Time.IsZero() {
-			m.Header["ce-time"] = []string{c.Time.Time.UTC().Format(time.RFC3339Nano)}
-		}
-		if c.DataSchema != nil {
-			if err := put("dataschema", c.DataSchema.String()); err != nil {
-				return nil, err
-			}
-		}
-		if c.DataContentType != nil && *c.DataContentType != "" {
-			if err := checkValue("datacontenttype", *c.DataContentType); err != nil {
-				return nil, err
-			}
-			m.Header[hdrContentType] = []string{*c.DataContentType}
-		} else if ct := cejson.ContentType(e); ct != "" {
-			m.Header[hdrContentType] = []string{ct}
-		}
-		return m, putExtensions(m.Header, c.Extensions)
-	}
-	if err := putGeneric(m.Header, e.Context); err != nil {
-		return m, err
-	}
-	if _, ok := m.Header[hdrContentType]; !ok {
-		if ct := cejson.ContentType(e); ct != "" {
-			m.Header[hdrContentType] = []string{ct}
-		}
-	}
-	return m, nil
-}
-
-// putGeneric writes the attributes of any spec version sdk-go knows (0.3).
-func putGeneric(h nats.Header, c event.EventContext) error {
-	return cehttp.EachAttribute(c, func(name, s string, contentType bool) error {
-		if err := checkValue(name, s); err != nil {
+	err := cebinding.Write(e, func(name, v string) error {
+		if err := checkValue(name, v); err != nil {
 			return err
 		}
-		switch {
-		case !contentType:
-			h[hdrPrefix+name] = []string{s}
-		case s != "":
-			h[hdrContentType] = []string{s}
+		if name == cebinding.DataContentType {
+			m.Header[hdrContentType] = []string{v}
+		} else {
+			m.Header[headerKey(name)] = []string{v}
 		}
 		return nil
 	})
+	return m, err
 }
 
-func putExtensions(h nats.Header, ext map[string]any) error {
-	return cehttp.EachExtension(ext, func(name, s string) error {
-		if err := checkValue(name, s); err != nil {
-			return err
-		}
-		h[hdrPrefix+name] = []string{s}
-		return nil
-	})
+// headerKey is the header of attribute name: ce-<name>, without an
+// allocation for the context attributes.
+func headerKey(name string) string {
+	switch name {
+	case "specversion":
+		return "ce-specversion"
+	case "id":
+		return "ce-id"
+	case "source":
+		return "ce-source"
+	case "type":
+		return "ce-type"
+	case "subject":
+		return "ce-subject"
+	case "time":
+		return "ce-time"
+	case "dataschema":
+		return "ce-dataschema"
+	}
+	return hdrPrefix + name
 }
 
 // checkValue refuses control characters: NATS headers are lines, and the

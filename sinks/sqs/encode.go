@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,6 +13,7 @@ import (
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/internal/cebinding"
 	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/internal/text"
 )
@@ -126,7 +126,8 @@ func validSQSText(b []byte) bool {
 }
 
 // binaryAttributes maps e's attributes to message attributes (see the
-// package README) and returns them with their size as SQS counts it.
+// package README), walking e as cebinding.WriteTyped does, and returns
+// them with their size as SQS counts it.
 func binaryAttributes(e *event.Event) (map[string]types.MessageAttributeValue, int, error) {
 	attrs := make(map[string]types.MessageAttributeValue, 8)
 	size := 0
@@ -141,42 +142,15 @@ func binaryAttributes(e *event.Event) (map[string]types.MessageAttributeValue, i
 		size += len(name) + len(dataType) + len(value)
 		return nil
 	}
-	if err := add(attrPrefix+"specversion", "String", e.SpecVersion()); err != nil {
-		return nil, 0, err
-	}
-	if err := add(attrPrefix+"id", "String", e.ID()); err != nil {
-		return nil, 0, err
-	}
-	if err := add(attrPrefix+"source", "String", e.Source()); err != nil {
-		return nil, 0, err
-	}
-	if err := add(attrPrefix+"type", "String", e.Type()); err != nil {
-		return nil, 0, err
-	}
-	if err := add(attrContentType, "String", cejson.ContentType(e)); err != nil {
-		return nil, 0, err
-	}
-	if err := add(attrPrefix+"subject", "String", e.Subject()); err != nil {
-		return nil, 0, err
-	}
-	if t := e.Time(); !t.IsZero() {
-		if err := add(attrPrefix+"time", "String", cetypes.FormatTime(t)); err != nil {
-			return nil, 0, err
+	err := cebinding.WriteTyped(e, func(name, v string) error {
+		if name == cebinding.DataContentType {
+			return add(attrContentType, "String", v)
 		}
-	}
-	if err := add(attrPrefix+"dataschema", "String", e.DataSchema()); err != nil {
-		return nil, 0, err
-	}
-	exts := e.Extensions()
-	names := make([]string, 0, len(exts))
-	for k := range exts {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		v, err := cetypes.Validate(exts[k])
+		return add(attrName(name), "String", v)
+	}, func(name string, v any) error {
+		v, err := cetypes.Validate(v)
 		if err != nil {
-			return nil, 0, fmt.Errorf("binary format: extension %s: %w", k, err)
+			return fmt.Errorf("binary format: extension %s: %w", name, err)
 		}
 		dataType := "String"
 		if _, ok := v.(int32); ok {
@@ -184,14 +158,37 @@ func binaryAttributes(e *event.Event) (map[string]types.MessageAttributeValue, i
 		}
 		str, err := cetypes.Format(v)
 		if err != nil {
-			return nil, 0, fmt.Errorf("binary format: extension %s: %w", k, err)
+			return fmt.Errorf("binary format: extension %s: %w", name, err)
 		}
-		if err := add(attrPrefix+k, dataType, str); err != nil {
-			return nil, 0, err
-		}
+		return add(attrPrefix+name, dataType, str)
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	if len(attrs) > maxAttributes {
 		return nil, 0, fmt.Errorf("binary format: the event has %d attributes and SQS takes at most %d message attributes; use format: structured", len(attrs), maxAttributes)
 	}
 	return attrs, size, nil
+}
+
+// attrName is the message attribute of attribute name: ce-<name>, without
+// an allocation for the context attributes.
+func attrName(name string) string {
+	switch name {
+	case "specversion":
+		return attrPrefix + "specversion"
+	case "id":
+		return attrPrefix + "id"
+	case "source":
+		return attrPrefix + "source"
+	case "type":
+		return attrPrefix + "type"
+	case "subject":
+		return attrPrefix + "subject"
+	case "time":
+		return attrPrefix + "time"
+	case "dataschema":
+		return attrPrefix + "dataschema"
+	}
+	return attrPrefix + name
 }

@@ -1,4 +1,4 @@
-package webhook
+package webhooksink
 
 import (
 	"context"

@@ -1,10 +1,10 @@
-// Package webhook is the "webhook" sink: it delivers each event as one HTTP
+// Package webhooksink is the "webhook" sink: it delivers each event as one HTTP
 // request (POST by default) in the CloudEvents HTTP binding's binary or
 // structured content mode, or with a batch key several events per request
 // in batch mode, and classifies the answer: 2xx is success; 408, 429, 5xx,
 // network errors and timeouts are retried (honouring Retry-After); any
 // other status is permanent.
-package webhook
+package webhooksink
 
 import (
 	"context"

@@ -18,6 +18,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/junctionhq/junction/internal/cebinding"
 	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/internal/s3event"
 	"github.com/junctionhq/junction/internal/text"
@@ -60,7 +61,7 @@ func (s *Source) decode(d *amqp.Delivery) ([]*event.Event, error) {
 		}
 		return events, nil
 	}
-	mt := mediaType(d.ContentType)
+	mt := cejson.MediaType(d.ContentType)
 	switch {
 	case strings.EqualFold(mt, ContentTypeStructured):
 		e, err := parseStructured(d.Body)
@@ -73,7 +74,7 @@ func (s *Source) decode(d *amqp.Delivery) ([]*event.Event, error) {
 	case hasPrefixFold(mt, "application/cloudevents"):
 		return nil, fmt.Errorf("unsupported event format %q: only %s and %s are read", bound(mt, 64), ContentTypeStructured, ContentTypeBatch)
 	}
-	if hasCEHeaders(d.Headers) {
+	if cebinding.HasHeaders(d.Headers, headerPrefixes...) {
 		e, err := parseBinary(d.Headers, d.ContentType, d.Body)
 		if err != nil {
 			return nil, err
@@ -83,34 +84,17 @@ func (s *Source) decode(d *amqp.Delivery) ([]*event.Event, error) {
 	return []*event.Event{s.wrap(d)}, nil
 }
 
-// ceName returns the attribute name of header k when k has the binding's
-// prefix.
-func ceName(k string) (string, bool) {
-	const n = len(HeaderPrefix)
-	if len(k) <= n || !strings.EqualFold(k[:n-1], HeaderPrefix[:n-1]) || (k[n-1] != ':' && k[n-1] != '_') {
-		return "", false
-	}
-	return strings.ToLower(k[n:]), true
-}
-
-func hasCEHeaders(h amqp.Table) bool {
-	for k := range h {
-		if _, ok := ceName(k); ok {
-			return true
-		}
-	}
-	return false
-}
+// headerPrefixes are the prefixes of binary-mode headers: the binding's
+// and the one JMS-style clients use.
+var headerPrefixes = []string{HeaderPrefix, "cloudEvents_"}
 
 // parseBinary builds an event from cloudEvents: headers; ct is the
 // content-type property (datacontenttype) and body the data.
 func parseBinary(h amqp.Table, ct string, body []byte) (*event.Event, error) {
 	attrs := make(map[string]any, len(h))
-	for k, v := range h {
-		name, ok := ceName(k)
-		if !ok {
-			continue
-		}
+	for k, name := range cebinding.Headers(h, headerPrefixes...) {
+		v := h[k]
+		name = strings.ToLower(name)
 		if _, dup := attrs[name]; dup {
 			return nil, fmt.Errorf("attribute %q given twice (headers differ only in case or prefix)", bound(name, 64))
 		}
@@ -402,16 +386,19 @@ func setData(e *event.Event, ct string, body []byte) {
 		return
 	}
 	e.DataEncoded = body
-	if isJSON(mediaType(ct)) {
+	if isJSON(cejson.MediaType(ct)) {
 		e.DataBase64 = !json.Valid(body)
 		return
 	}
 	e.DataBase64 = !utf8.Valid(body)
 }
 
-// isJSON reports the media types whose data the SDK writes as raw JSON.
+// isJSON reports the media types whose data the SDK writes as raw JSON
+// (mt is a cejson.MediaType). cejson.IsJSON is wider (*/*+json), and
+// cejson.Marshal writes such data raw when it is valid JSON; other bodies
+// of those types are kept as text, as they always were here.
 func isJSON(mt string) bool {
-	switch strings.ToLower(mt) {
+	switch mt {
 	case "", event.ApplicationJSON, event.TextJSON:
 		return true
 	}
@@ -444,13 +431,6 @@ func writeField(h hash.Hash, b []byte) {
 	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
 	h.Write(n[:])
 	h.Write(b)
-}
-
-func mediaType(ct string) string {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	return strings.TrimSpace(ct)
 }
 
 func hasPrefixFold(s, prefix string) bool {

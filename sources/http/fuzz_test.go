@@ -68,7 +68,7 @@ func FuzzParseRequest(f *testing.F) {
 			checkReason(t, err.Reason)
 			return
 		}
-		empty := len(events) == 0 && strings.EqualFold(mediaType(contentType), ContentTypeBatch)
+		empty := len(events) == 0 && strings.EqualFold(cejson.MediaType(contentType), ContentTypeBatch)
 		if (len(events) == 0 && !empty) || len(events) > MaxBatchEvents {
 			t.Fatalf("%d events without an error", len(events))
 		}
@@ -86,7 +86,7 @@ func FuzzParseRequest(f *testing.F) {
 				t.Fatalf("event %d: specversion %s in a batch of %s", i, e.SpecVersion(), events[0].SpecVersion())
 			}
 		}
-		checkIntegers(t, mediaType(contentType), body, events)
+		checkIntegers(t, cejson.MediaType(contentType), body, events)
 	})
 }
 

@@ -14,7 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
-	"github.com/junctionhq/junction/internal/cehttp"
+	"github.com/junctionhq/junction/internal/cebinding"
 	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/sources"
 )
@@ -61,7 +61,7 @@ func malformed(format string, args ...any) *RequestError {
 // without a copy), so body must not be changed afterwards.
 func ParseRequest(header http.Header, body []byte) ([]*event.Event, *RequestError) {
 	ct := first(header["Content-Type"])
-	mt := mediaType(ct)
+	mt := cejson.MediaType(ct)
 	switch {
 	case strings.EqualFold(mt, ContentTypeStructured):
 		if err := checkJSON(body); err != nil {
@@ -265,7 +265,7 @@ func describe(raw []byte, sdkErr error) string {
 		}
 	}
 	dct, _ := jsonString(m["datacontenttype"])
-	if d, ok := m["data"]; ok && len(d) > 0 && d[0] != '"' && string(d) != "null" && !isJSONType(mediaType(dct)) {
+	if d, ok := m["data"]; ok && len(d) > 0 && d[0] != '"' && string(d) != "null" && !cejson.IsJSON(cejson.MediaType(dct)) {
 		return fmt.Sprintf(`invalid member "data": must be a JSON string when datacontenttype is %s (not JSON)`, quote(dct))
 	}
 	return sources.EventReason(sdkErr)
@@ -329,18 +329,19 @@ func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestE
 	}
 	var seen uint8
 	const seenID, seenSource, seenType = 1, 2, 4
-	for k, vs := range h {
-		if len(k) < 3 || !strings.EqualFold(k[:3], "ce-") {
-			continue
-		}
-		name := k[3:]
+	if _, ok := h["Ce-"]; ok {
+		// A header "ce-" alone names no attribute.
+		return nil, malformed(`invalid attribute name "" (header ce-): use only letters a-z and digits`)
+	}
+	for k, name := range cebinding.Headers(h, "ce-") {
+		vs := h[k]
 		if strings.EqualFold(name, "specversion") {
 			continue
 		}
 		if len(vs) != 1 {
 			return nil, malformed("header %s given %d times", headerName(k), len(vs))
 		}
-		v, verr := headerValue(vs[0])
+		v, verr := cebinding.LenientHeaderValue(vs[0])
 		if verr != nil {
 			return nil, malformed("invalid attribute %s (header %s): %v", quote(strings.ToLower(name)), headerName(k), verr)
 		}
@@ -420,8 +421,8 @@ func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestE
 		e.DataEncoded = body
 		// The event is journaled in the JSON format: JSON data must be
 		// JSON, and bytes that are not text travel as data_base64.
-		switch mt := mediaType(ct); {
-		case mt != "" && isJSONType(mt):
+		switch mt := cejson.MediaType(ct); {
+		case mt != "" && cejson.IsJSON(mt):
 			if !sources.ValidJSON(body) {
 				return nil, malformed("data is not valid JSON, but content-type is %s", quote(mt))
 			}
@@ -451,58 +452,6 @@ func headerName(k string) string {
 		k = k[:64] + "..."
 	}
 	return strings.ToLower(k)
-}
-
-// headerValue decodes a binary-mode header value (HTTP protocol binding
-// 3.1.3.2): a double-quoted string is unescaped first (RFC 7230 3.2.6,
-// "MUST be supported when receiving events"), then the percent-encoding
-// is decoded. A '%' not followed by two hex digits is kept as it is, for
-// senders that do not encode. It fails when the quoted-string is not
-// whole or the result is not valid UTF-8.
-func headerValue(v string) (string, error) {
-	v, err := cehttp.Unquote(v)
-	if err != nil {
-		return "", err
-	}
-	if strings.IndexByte(v, '%') < 0 {
-		if !utf8.ValidString(v) {
-			return "", errNotUTF8
-		}
-		return v, nil
-	}
-	var b strings.Builder
-	b.Grow(len(v))
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c == '%' && i+2 < len(v) && isHex(v[i+1]) && isHex(v[i+2]) {
-			b.WriteByte(unhex(v[i+1])<<4 | unhex(v[i+2]))
-			i += 2
-			continue
-		}
-		b.WriteByte(c)
-	}
-	s := b.String()
-	if !utf8.ValidString(s) {
-		return "", errNotUTF8
-	}
-	return s, nil
-}
-
-var errNotUTF8 = errors.New("not valid UTF-8")
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
 }
 
 // checkJSON refuses a body that is not valid JSON, saying where.
@@ -633,18 +582,6 @@ func first(vs []string) string {
 	}
 	return vs[0]
 }
-
-// mediaType is the media type of a Content-Type value, without parameters.
-func mediaType(ct string) string {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	return strings.TrimSpace(ct)
-}
-
-// isJSONType reports whether data of media type mt is a JSON value in the
-// JSON event format (no media type means JSON).
-func isJSONType(mt string) bool { return cejson.IsJSON(mt) }
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/junctionhq/junction/internal/cejson"
-	"github.com/junctionhq/junction/internal/text"
-	"mime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -14,6 +11,10 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
+
+	"github.com/junctionhq/junction/internal/cebinding"
+	"github.com/junctionhq/junction/internal/cejson"
+	"github.com/junctionhq/junction/internal/text"
 )
 
 // Media types of the CloudEvents JSON format.
@@ -30,7 +31,10 @@ const (
 const maxReason = 300
 
 // binaryVersions reads the NATS binding's binary mode: ce-<name> headers.
-var binaryVersions = spec.WithPrefix("ce-")
+var binaryVersions = spec.WithPrefix(hdrPrefix)
+
+// hdrPrefix is the prefix of the binary-mode headers.
+const hdrPrefix = "ce-"
 
 // MalformedError is why a message that claims to be a CloudEvent cannot be
 // read. Its text is one bounded line and never holds the payload.
@@ -80,7 +84,7 @@ func decode(h nats.Header, data []byte, w wrap) (*event.Event, error) {
 			binary = true
 		}
 	}
-	mt := mediaType(ct)
+	mt := cejson.MediaType(ct)
 	switch {
 	case strings.EqualFold(mt, ContentTypeStructured):
 		return decodeStructured(data)
@@ -149,8 +153,9 @@ func decodeBinary(h nats.Header, ct string, data []byte) (*event.Event, error) {
 	}
 	ctx := version.NewContext()
 	var seen [3]bool // id, source, type
-	for k, v := range h {
-		if len(v) == 0 || len(k) <= 3 || !strings.EqualFold(k[:3], "ce-") || strings.EqualFold(k, "ce-specversion") {
+	for k := range cebinding.Headers(h, hdrPrefix) {
+		v := h[k]
+		if len(v) == 0 || strings.EqualFold(k, "ce-specversion") {
 			continue
 		}
 		name := strings.ToLower(k)
@@ -229,19 +234,6 @@ func wrapMessage(ct string, data []byte, w wrap) (*event.Event, error) {
 		return nil, malformed("wrap message: %v", err)
 	}
 	return &e, nil
-}
-
-func mediaType(ct string) string {
-	if ct == "" {
-		return ""
-	}
-	if mt, _, err := mime.ParseMediaType(ct); err == nil {
-		return mt
-	}
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	return strings.TrimSpace(ct)
 }
 
 func hasPrefixFold(s, prefix string) bool {

@@ -1,4 +1,4 @@
-package schedule
+package schedulesource
 
 import (
 	_ "embed"

@@ -1,4 +1,4 @@
-package schedule_test
+package schedulesource_test
 
 import (
 	"context"
@@ -94,7 +94,7 @@ func (e *emitted) ticks() []int64 {
 // the test ends.
 func run(t *testing.T, name, yaml string, r *router.Router, out *emitted) {
 	t.Helper()
-	c, errs := plugintest.Decode(t, yaml, "source "+name, schedule.NewConfig)
+	c, errs := plugintest.Decode(t, yaml, "source "+name, schedulesource.NewConfig)
 	if errs != "" {
 		t.Fatal(errs)
 	}

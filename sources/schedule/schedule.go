@@ -1,8 +1,8 @@
-// Package schedule is the schedule source: it emits a configured
+// Package schedulesource is the schedule source: it emits a configured
 // CloudEvent on a cron expression or every fixed period. With several
 // replicas sharing a journal, each tick is emitted by one of them only: the
 // replica that claims the tick in the journal (sources.Claims) emits it.
-package schedule
+package schedulesource
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package webhook
+package webhooksource
 
 import (
 	"encoding/json"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/filters"
+	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/sources"
 )
 
@@ -220,7 +221,7 @@ func parseBody(body []byte, mediaType string) (v any, isJSON bool) {
 	if len(body) == 0 {
 		return "", false
 	}
-	if (isJSONType(mediaType) || looksLikeJSON(body)) && sources.ValidJSON(body) {
+	if (cejson.IsJSON(mediaType) || looksLikeJSON(body)) && sources.ValidJSON(body) {
 		if err := json.Unmarshal(body, &v); err == nil {
 			return v, true
 		}
@@ -239,26 +240,6 @@ func looksLikeJSON(b []byte) bool {
 		return false
 	}
 	return false
-}
-
-// mediaTypeOf returns the lower-case media type of a Content-Type value,
-// without parameters.
-func mediaTypeOf(ct string) string {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	ct = strings.TrimSpace(ct)
-	for i := 0; i < len(ct); i++ {
-		if c := ct[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(ct)
-		}
-	}
-	return ct
-}
-
-// isJSONType reports whether a media type says JSON.
-func isJSONType(mt string) bool {
-	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
 }
 
 // embedsJSON reports whether the CloudEvents SDK writes data of this media
@@ -281,7 +262,7 @@ func (w *Webhook) event(r *http.Request, body []byte) (*event.Event, error) {
 	if ct == "" {
 		ct = defaultContentType
 	}
-	mt := mediaTypeOf(ct)
+	mt := cejson.MediaType(ct)
 
 	ec := &event.EventContextV1{Source: w.source, Type: DefaultEventType}
 	e := &event.Event{Context: ec}
@@ -333,7 +314,7 @@ func (w *Webhook) event(r *http.Request, body []byte) (*event.Event, error) {
 	}
 
 	if e.DataEncoded != nil {
-		if embedsJSON(mediaTypeOf(e.DataContentType())) {
+		if embedsJSON(cejson.MediaType(e.DataContentType())) {
 			if !bodyIsJSON && !sources.ValidJSON(e.DataEncoded) {
 				what := "body"
 				if c.data != nil {

@@ -1,4 +1,4 @@
-package webhook
+package webhooksource
 
 import (
 	"crypto/hmac"

@@ -1,4 +1,4 @@
-// Package webhook is the webhook source type: any HTTP request body becomes
+// Package webhooksource is the webhook source type: any HTTP request body becomes
 // one CloudEvent. It is served on Junction's shared HTTP ingress at its path.
 //
 // The CloudEvent attributes are made from the request by expr-lang
@@ -7,7 +7,7 @@
 // (GitHub style) or by the Standard Webhooks scheme.
 //
 // A request is answered 202 only after the router has journaled the event.
-package webhook
+package webhooksource
 
 import (
 	"context"
