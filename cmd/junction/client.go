@@ -119,7 +119,7 @@ func (c *adminClient) call(ctx context.Context, method, path string, in, out any
 		if json.Unmarshal(raw, &msg) == nil && msg.Error != "" {
 			e.Message = msg.Error
 		} else {
-			e.Message = oneLine(string(raw))
+			e.Message = joinLines(string(raw))
 		}
 		return raw, e
 	}
@@ -142,7 +142,7 @@ func clientError(stderr io.Writer, cmd string, err error) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(stderr, "junction %s: %s\n", cmd, oneLine(err.Error()))
+	fmt.Fprintf(stderr, "junction %s: %s\n", cmd, joinLines(err.Error()))
 	return 1
 }
 

@@ -35,7 +35,7 @@ func healthcheck(args []string, stdout, stderr io.Writer) int {
 	if base == "" {
 		var err error
 		if base, err = adminURL(*cfgPath); err != nil {
-			fmt.Fprintln(stderr, "junction healthcheck:", oneLine(err.Error()))
+			fmt.Fprintln(stderr, "junction healthcheck:", joinLines(err.Error()))
 			return 1
 		}
 	} else if !strings.Contains(base, "://") {
@@ -65,7 +65,7 @@ func healthcheck(args []string, stdout, stderr io.Writer) int {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	line := fmt.Sprintf("%s: %s", target, resp.Status)
-	if b := oneLine(string(body)); b != "" {
+	if b := joinLines(string(body)); b != "" {
 		line += ": " + b
 	}
 	if resp.StatusCode != http.StatusOK {

@@ -235,7 +235,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}()
 	if *watch {
 		if err := watchConfig(ctx, file, log, func() { trigger(changed, "--watch") }); err != nil {
-			fmt.Fprintf(stderr, "junction: cannot start: %s\n", oneLine(err.Error()))
+			fmt.Fprintf(stderr, "junction: cannot start: %s\n", joinLines(err.Error()))
 			return 1
 		}
 	}
@@ -252,7 +252,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		// A start-up failure (journal dir locked or unwritable, journal
 		// server unreachable, a sink that cannot open, a port in use) is
 		// the user's to fix: one plain line, no log record or trace.
-		fmt.Fprintf(stderr, "junction: cannot start: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "junction: cannot start: %s\n", joinLines(err.Error()))
 		return 1
 	}
 	logStartup(start, cfg, plan, r.IngressAddr())
@@ -368,8 +368,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// oneLine joins the lines of a multi-line message with "; ".
-func oneLine(s string) string {
+// joinLines joins the lines of a multi-line message (an error that lists
+// several problems) with "; ", for one line on the terminal.
+func joinLines(s string) string {
 	var parts []string
 	for _, l := range strings.Split(s, "\n") {
 		if l = strings.TrimSpace(l); l != "" {

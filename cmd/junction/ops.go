@@ -277,7 +277,7 @@ func deadlettersList(args []string, stdout, stderr io.Writer) int {
 	rows := make([][]string, 0, len(doc.DeadLetters))
 	for _, d := range doc.DeadLetters {
 		rows = append(rows, []string{d.ID, d.Time.UTC().Format(time.RFC3339), d.Route, d.Sink, strconv.Itoa(d.Attempts),
-			d.Event.ID, oneLine(d.Error)})
+			d.Event.ID, joinLines(d.Error)})
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(stdout, "no dead letters")
