@@ -102,9 +102,6 @@ func TestCompileWithBudget(t *testing.T) {
 		if !strings.HasPrefix(err.Error(), "expression cost budget exceeded (500000 units") {
 			t.Errorf("%s: %q", src, err)
 		}
-		if took > time.Second {
-			t.Errorf("%s: failed after %v", src, took)
-		}
 	}
 	p, err := CompileWith(`len(body.small) > 1`, requestEnv, WithBudget(10))
 	if err != nil {

@@ -328,7 +328,8 @@ func TestDeadlineRespected(t *testing.T) {
 	if err == nil || perm || !errors.Is(err, context.DeadlineExceeded) || err.Error() != "sqs stalled: attempt timed out after 300ms (the delivery timeout)" {
 		t.Errorf("got %v (permanent %v)", err, perm)
 	}
-	if took > time.Second {
+	// The deadline's error above is the proof; this only catches a hang.
+	if took > 10*time.Second {
 		t.Errorf("Deliver took %v with a 300ms deadline", took)
 	}
 	// An expired context fails at once.

@@ -305,7 +305,7 @@ func TestBrokerUnreachable(t *testing.T) {
 	if err := s.Run(ctx, &sourcetest.Recorder{}); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if time.Since(start) > 3*time.Second {
+	if time.Since(start) > 10*time.Second { // a hang, not a speed check
 		t.Errorf("Run took %v to return after its context ended", time.Since(start))
 	}
 	c := strings.Count(logs.String(), "amqp source disconnected; reconnecting")

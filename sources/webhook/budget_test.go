@@ -105,12 +105,9 @@ func TestBudget(t *testing.T) {
 			if rec.Rejections("malformed") != 1 || rec.Count() != 0 {
 				t.Errorf("rejected %v with %d events, want one malformed and no event", rec.Reasons(), rec.Count())
 			}
-			// The request (reading and parsing the body included) ends
-			// well within a second; the expression alone takes
-			// microseconds to milliseconds. Generous for -race.
-			if took > 5*time.Second {
-				t.Errorf("hostile request took %v", took)
-			}
+			// The budget's error is the proof that evaluation stopped (it
+			// would otherwise succeed, after seconds); how long it took is
+			// measured by the benchmarks, not asserted here.
 			t.Logf("hostile request refused in %v", took)
 
 			if resp := send(t, srv, tc.ordinary); resp.status != http.StatusAccepted {
@@ -137,10 +134,7 @@ func TestBudgetEvaluation(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "expression cost budget exceeded") {
 		t.Fatalf("Run = %v after %v, want the budget error", err, took)
 	}
-	// About 500,000 comparisons: 30 ms, a second or two with -race;
-	// 27 s without the budget.
-	if took > 5*time.Second {
-		t.Errorf("evaluation took %v", took)
-	}
+	// About 500,000 comparisons (30 ms; 27 s without the budget, which
+	// would then succeed): the error is the proof, the time only logged.
 	t.Logf("evaluation stopped after %v", took)
 }
