@@ -79,15 +79,33 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freePort returns a loopback address that was free a moment ago and that
+// no other caller in this test binary was given: the kernel may hand the
+// same ephemeral port out again once it is closed, and two parallel tests
+// (a junction and a nats-server's monitor, say) then race for it.
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		portsMu.Lock()
+		taken := portsGiven[addr]
+		portsGiven[addr] = true
+		portsMu.Unlock()
+		if !taken {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[string]bool{}
+)
 
 // junction is a running junction process.
 type junction struct {
