@@ -73,16 +73,17 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-// refuse closes c at once and counts it.
+// refuse counts c and closes it at once (counted first, so that a client
+// that saw the reset also sees the count).
 func (l *limitListener) refuse(c net.Conn) {
+	if l.rejected != nil {
+		l.rejected.Inc()
+	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		// A reset, not a FIN: no TIME_WAIT kept for a refusal.
 		_ = tc.SetLinger(0)
 	}
 	_ = c.Close()
-	if l.rejected != nil {
-		l.rejected.Inc()
-	}
 }
 
 // admitClient counts c against its client's cap; ok is false when the
