@@ -1,6 +1,6 @@
-// Package testcerts makes certificates for tests: a CA, server certificates
-// for 127.0.0.1 and localhost with a chosen serial number, and client
-// certificates, written as PEM files.
+// Package testcerts makes certificates for tests and for `junction bench
+// --tls`: a CA, server certificates for 127.0.0.1 and localhost with a
+// chosen serial number, and client certificates, written as PEM files.
 package testcerts
 
 import (
