@@ -37,6 +37,13 @@ func init() {
 // router is ready, the ingester of source src.
 func benchRouter(b *testing.B, yml string) sources.Ingester {
 	b.Helper()
+	return benchRouterOf(b, yml).Ingester("src")
+}
+
+// benchRouterOf runs the config yml for a benchmark and returns the router
+// once it is ready.
+func benchRouterOf(b *testing.B, yml string) *Router {
+	b.Helper()
 	cfg, err := config.Parse("bench.yaml", []byte(yml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		b.Fatal(err)
@@ -47,7 +54,7 @@ func benchRouter(b *testing.B, yml string) sources.Ingester {
 	}
 	r := runRouter(b, p, Options{})
 	eventually(b, 5*time.Second, "ready", r.Ready)
-	return r.Ingester("src")
+	return r
 }
 
 // BenchmarkIngestDispatch measures one event through the router: routing
@@ -148,98 +155,90 @@ func BenchmarkDeliverySemantics(b *testing.B) {
 	}
 }
 
-// BenchmarkTracing measures one event through the router (10 routes, one
-// matching, journal on disk, a discarding sink) with tracing off, on
-// (every span exported over OTLP/HTTP to a collector on loopback that
-// reads and discards the exports, so that its decoding is not counted), and on
-// with sampleRatio 0 (spans made but not recorded, the trace context still
-// stored and passed on), in one run so that they compare. Each event comes
-// with a traceparent, as from an instrumented producer.
+// benchTenRoutes measures events through a router with 10 routes (one
+// matching, type "bench"), the journal on disk and a discarding sink of
+// concurrency 32, ingested one per call from 8 goroutines per CPU: head is
+// the config's first lines (journal, telemetry: the keys a benchmark
+// compares, "journal:" included), next makes the i-th event. It reports
+// events/s and the process's CPU time per event (cpu-ns/op), which other
+// processes on the machine disturb less than the wall clock, and returns
+// the router.
+func benchTenRoutes(b *testing.B, head string, next func(i int64) *event.Event) *Router {
+	var y strings.Builder
+	fmt.Fprintf(&y, "%s\nsinks:\n  - {name: out, type: test-discard, concurrency: 32}\nroutes:\n", strings.TrimRight(head, "\n"))
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&y, "  - {name: r%d, filter: 'type == \"other.%d\"', to: [out]}\n", i, i)
+	}
+	y.WriteString("  - {name: hit, filter: 'type == \"bench\"', to: [out]}\n")
+	r := benchRouterOf(b, y.String())
+	in := r.Ingester("src")
+	start := discarded.n.Load()
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuTime()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := in.Ingest(context.Background(), []*event.Event{next(seq.Add(1))}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	for discarded.n.Load()-start < int64(b.N) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+	return r
+}
+
+// BenchmarkTracing compares tracing off, on (every span exported over
+// OTLP/HTTP to a collector on loopback that reads and discards the
+// exports, so that its decoding is not counted), and on with sampleRatio 0
+// (spans made but not recorded, the trace context still stored and passed
+// on), in one run (see benchTenRoutes). Each event comes with a
+// traceparent, as from an instrumented producer.
 func BenchmarkTracing(b *testing.B) {
 	for _, mode := range []string{"off", "on", "unsampled"} {
 		b.Run(mode, func(b *testing.B) {
-			var y strings.Builder
+			head := fmt.Sprintf("journal: {dir: %q}\n", b.TempDir())
 			switch mode {
 			case "on":
-				fmt.Fprintf(&y, "telemetry:\n  otlp: {endpoint: %q}\n", otlptest.StartDiscarding(b).URL())
+				head += fmt.Sprintf("telemetry:\n  otlp: {endpoint: %q}\n", otlptest.StartDiscarding(b).URL())
 			case "unsampled":
-				fmt.Fprintf(&y, "telemetry:\n  otlp: {endpoint: %q, sampleRatio: 0}\n", otlptest.StartDiscarding(b).URL())
+				head += fmt.Sprintf("telemetry:\n  otlp: {endpoint: %q, sampleRatio: 0}\n", otlptest.StartDiscarding(b).URL())
 			}
-			fmt.Fprintf(&y, "journal: {dir: %q}\nsinks:\n  - {name: out, type: test-discard, concurrency: 32}\nroutes:\n", b.TempDir())
-			for i := 1; i < 10; i++ {
-				fmt.Fprintf(&y, "  - {name: r%d, filter: 'type == \"other.%d\"', to: [out]}\n", i, i)
-			}
-			y.WriteString("  - {name: hit, filter: 'type == \"bench\"', to: [out]}\n")
-			in := benchRouter(b, y.String())
 			payload := map[string]any{"payload": strings.Repeat("x", 1000)}
-			start := discarded.n.Load()
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.SetParallelism(8)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					e := newEvent("id", "bench", payload)
-					// Unsampled at the producer: "unsampled" decides by
-					// its ratio, "on" records (ratio 1 for new traces).
-					e.SetExtension("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
-					if mode == "on" {
-						e.SetExtension("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-					}
-					if err := in.Ingest(context.Background(), []*event.Event{e}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			for discarded.n.Load()-start < int64(b.N) {
-				time.Sleep(100 * time.Microsecond)
+			// Unsampled at the producer: "unsampled" decides by its
+			// ratio, "on" records (ratio 1 for new traces).
+			tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+			if mode == "on" {
+				tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			benchTenRoutes(b, head, func(int64) *event.Event {
+				e := newEvent("id", "bench", payload)
+				e.SetExtension("traceparent", tp)
+				return e
+			})
 		})
 	}
 }
 
-// BenchmarkArchive measures one event through the router (10 routes, one
-// matching, journal on disk, a discarding sink of concurrency 32) with the
-// archive off and on, in one run so that they compare: with it on, every
-// accepted event is also stored in the archive, in the same append. Besides
-// events/s it reports the process's CPU time per event (cpu-ns/op), which
-// other processes on the machine disturb less than the wall clock.
+// BenchmarkArchive compares the archive off and on (every accepted event
+// also stored in the archive, in the same append), in one run (see
+// benchTenRoutes).
 func BenchmarkArchive(b *testing.B) {
 	for _, archive := range []string{"off", "on"} {
 		b.Run("archive="+archive, func(b *testing.B) {
-			var y strings.Builder
-			fmt.Fprintf(&y, "journal:\n  dir: %q\n", b.TempDir())
+			head := fmt.Sprintf("journal:\n  dir: %q\n", b.TempDir())
 			if archive == "on" {
-				y.WriteString("  archive: {maxAge: 1h}\n")
+				head += "  archive: {maxAge: 1h}\n"
 			}
-			y.WriteString("sinks:\n  - {name: out, type: test-discard, concurrency: 32}\nroutes:\n")
-			for i := 1; i < 10; i++ {
-				fmt.Fprintf(&y, "  - {name: r%d, filter: 'type == \"other.%d\"', to: [out]}\n", i, i)
-			}
-			y.WriteString("  - {name: hit, filter: 'type == \"bench\"', to: [out]}\n")
-			in := benchRouter(b, y.String())
 			data := map[string]any{"n": 1, "payload": strings.Repeat("x", 1000)}
-			start := discarded.n.Load()
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu := cpuTime()
-			b.SetParallelism(8)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := in.Ingest(context.Background(), []*event.Event{newEvent("id", "bench", data)}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			for discarded.n.Load()-start < int64(b.N) {
-				time.Sleep(100 * time.Microsecond)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			benchTenRoutes(b, head, func(int64) *event.Event { return newEvent("id", "bench", data) })
 		})
 	}
 }
