@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBenchCommand runs `junction bench` briefly against Junction and
@@ -75,13 +76,17 @@ func TestLoadTestExample(t *testing.T) {
 	if res.Target != "url" || res.Accepted == 0 || res.Delivered != res.Accepted || res.Lost != 0 {
 		t.Fatalf("target %q: accepted %d delivered %d lost %d", res.Target, res.Accepted, res.Delivered, res.Lost)
 	}
+	// A request the load generator gave up on when its time ran out may
+	// have been journaled (and delivered) all the same: at least once, so
+	// the journal holds at least the accepted events.
 	entries, msgs := j.metric("junction_journal_entries_total"), j.metric("junction_journal_messages_total")
-	if entries != float64(res.Accepted) || msgs < 1 || msgs > entries {
+	if entries < float64(res.Accepted) || msgs < 1 || msgs > entries {
 		t.Errorf("journal: %v entries in %v messages for %d accepted events", entries, msgs, res.Accepted)
 	}
-	if got := j.metric("junction_deliveries_total", `route="bench"`, `outcome="delivered"`); got != float64(res.Accepted) {
-		t.Errorf("delivered on route bench = %v, want %d", got, res.Accepted)
-	}
+	// The sink's 200 comes before the router counts the delivery.
+	waitFor(t, 10*time.Second, "every accepted event counted delivered on route bench", func() bool {
+		return j.metric("junction_deliveries_total", `route="bench"`, `outcome="delivered"`) >= float64(res.Accepted)
+	})
 	if got := j.metric("junction_deliveries_total", `sink="archive"`); got != 0 {
 		t.Errorf("the routes that never match delivered %v events", got)
 	}
