@@ -74,8 +74,9 @@ const (
 	maxReplayBody = 64 << 10
 )
 
-// replayJob is a job's record, as stored and as the admin API shows it.
-type replayJob struct {
+// ReplayJob is a replay job's record, as stored and as the admin API shows
+// it (the CLI decodes the API's answers into it).
+type ReplayJob struct {
 	ID     string    `json:"id"`
 	State  string    `json:"state"`
 	From   time.Time `json:"from"`
@@ -264,7 +265,7 @@ func (p *replays) create(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	now := time.Now().UTC()
-	job := &replayJob{ID: newReplayID(), State: ReplayRunning, From: rq.from.UTC(), To: rq.to.UTC(),
+	job := &ReplayJob{ID: newReplayID(), State: ReplayRunning, From: rq.from.UTC(), To: rq.to.UTC(),
 		Routes: rq.routes, Filter: rq.filter, Replica: p.replica, CreatedAt: now, UpdatedAt: now}
 	if job.Routes == nil {
 		job.Routes = []string{}
@@ -329,8 +330,8 @@ func writeReplayJSON(w http.ResponseWriter, v any) {
 // list serves GET /api/v1/replays: every job, newest first.
 func (p *replays) list(w http.ResponseWriter, req *http.Request) {
 	out := struct {
-		Replays []*replayJob `json:"replays"`
-	}{Replays: []*replayJob{}}
+		Replays []*ReplayJob `json:"replays"`
+	}{Replays: []*ReplayJob{}}
 	if !p.r.journal.Archiving() {
 		writeJSON(w, http.StatusOK, out)
 		return
@@ -348,12 +349,12 @@ func (p *replays) list(w http.ResponseWriter, req *http.Request) {
 		}
 		out.Replays = append(out.Replays, job)
 	}
-	slices.SortFunc(out.Replays, func(a, b *replayJob) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	slices.SortFunc(out.Replays, func(a, b *ReplayJob) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	writeReplayJSON(w, out)
 }
 
 // load reads job id; a running job whose replica is lost is marked failed.
-func (p *replays) load(ctx context.Context, id string) (*replayJob, error) {
+func (p *replays) load(ctx context.Context, id string) (*ReplayJob, error) {
 	s, err := p.r.journal.GetReplayJob(ctx, id)
 	if err != nil {
 		return nil, err
@@ -361,8 +362,8 @@ func (p *replays) load(ctx context.Context, id string) (*replayJob, error) {
 	return p.decode(ctx, s)
 }
 
-func (p *replays) decode(ctx context.Context, s journal.ReplayJob) (*replayJob, error) {
-	job := &replayJob{}
+func (p *replays) decode(ctx context.Context, s journal.ReplayJob) (*ReplayJob, error) {
+	job := &ReplayJob{}
 	if err := json.Unmarshal(s.Data, job); err != nil {
 		return nil, fmt.Errorf("read replay job %s: %w", s.ID, err)
 	}
@@ -380,7 +381,7 @@ func (p *replays) decode(ctx context.Context, s journal.ReplayJob) (*replayJob, 
 }
 
 // save writes job, replacing the revision it was read at.
-func (p *replays) save(ctx context.Context, job *replayJob) error {
+func (p *replays) save(ctx context.Context, job *ReplayJob) error {
 	job.UpdatedAt = time.Now().UTC()
 	data, err := json.Marshal(job)
 	if err != nil {
@@ -395,7 +396,7 @@ func (p *replays) save(ctx context.Context, job *replayJob) error {
 }
 
 // finish sets job's final state: done, or failed with err.
-func (p *replays) finish(job *replayJob, err error) {
+func (p *replays) finish(job *ReplayJob, err error) {
 	now := time.Now().UTC()
 	job.FinishedAt = &now
 	job.State = ReplayDone
@@ -406,7 +407,7 @@ func (p *replays) finish(job *replayJob, err error) {
 }
 
 // run runs job to its end and stores how it ended.
-func (p *replays) run(job *replayJob, match filters.Matcher) {
+func (p *replays) run(job *ReplayJob, match filters.Matcher) {
 	log := p.r.log.With("replay", job.ID)
 	err := p.replay(job, match)
 	if errors.Is(err, journal.ErrJobChanged) {
@@ -431,7 +432,7 @@ func (p *replays) run(job *replayJob, match filters.Matcher) {
 
 // replay reads the job's period from the archive and routes its events
 // again, writing progress as it goes.
-func (p *replays) replay(job *replayJob, match filters.Matcher) error {
+func (p *replays) replay(job *ReplayJob, match filters.Matcher) error {
 	ctx := p.ctx
 	var rd *journal.ArchiveReader
 	err := p.retry(ctx, job, func() (err error) {
@@ -484,7 +485,7 @@ func (p *replays) replay(job *replayJob, match filters.Matcher) error {
 }
 
 // routeBatch routes again the events of one source that pass match.
-func (p *replays) routeBatch(ctx context.Context, job *replayJob, rp *replaying, match filters.Matcher, archived []journal.ArchivedEvent) error {
+func (p *replays) routeBatch(ctx context.Context, job *ReplayJob, rp *replaying, match filters.Matcher, archived []journal.ArchivedEvent) error {
 	events := make([]*event.Event, 0, len(archived))
 	for _, a := range archived {
 		e := &event.Event{}
@@ -554,7 +555,7 @@ func (p *replays) routeBatch(ctx context.Context, job *replayJob, rp *replaying,
 // retry calls read until it succeeds, backing off, for at most
 // replayRetryFor: the archive may be unreadable for a moment (on a cluster,
 // while its stream elects a leader).
-func (p *replays) retry(ctx context.Context, job *replayJob, read func() error) error {
+func (p *replays) retry(ctx context.Context, job *ReplayJob, read func() error) error {
 	wait := 50 * time.Millisecond
 	var failing time.Time
 	for {
@@ -580,7 +581,7 @@ func (p *replays) retry(ctx context.Context, job *replayJob, read func() error) 
 
 // beat writes job's progress when it was last written progressEvery ago,
 // so that other replicas see it and know it is alive.
-func (p *replays) beat(ctx context.Context, job *replayJob) error {
+func (p *replays) beat(ctx context.Context, job *ReplayJob) error {
 	if time.Since(job.savedAt) < progressEvery {
 		return nil
 	}

@@ -62,11 +62,11 @@ func ingestPeriod(t *testing.T, r *Router, first, n int) (from, to time.Time) {
 }
 
 // waitReplay polls a job until it has ended and returns it.
-func waitReplay(t *testing.T, srv *httptest.Server, id string) replayJob {
+func waitReplay(t *testing.T, srv *httptest.Server, id string) ReplayJob {
 	t.Helper()
-	var job replayJob
+	var job ReplayJob
 	eventually(t, 20*time.Second, "replay "+id+" ends", func() bool {
-		job = replayJob{}
+		job = ReplayJob{}
 		if code := call(t, srv, "GET", "/api/v1/replays/"+id, "", &job); code != http.StatusOK {
 			t.Fatalf("get replay %s: %d", id, code)
 		}
@@ -143,7 +143,7 @@ func TestReplayRoutesPeriodAgain(t *testing.T) {
 		t.Errorf("audit received %d after a replay that matched none, want 35", n)
 	}
 
-	var list struct{ Replays []replayJob }
+	var list struct{ Replays []ReplayJob }
 	if code := call(t, srv, "GET", "/api/v1/replays", "", &list); code != http.StatusOK || len(list.Replays) != 2 || list.Replays[0].ID != created.ID {
 		t.Errorf("list: %d %+v; want both jobs, newest first", code, list)
 	}
@@ -193,7 +193,7 @@ func TestReplayArchiveOff(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(out.Error, "journal.archive") {
 		t.Errorf("replay with the archive off: %d %q, want 409 naming journal.archive", code, out.Error)
 	}
-	var list struct{ Replays []replayJob }
+	var list struct{ Replays []ReplayJob }
 	if code := call(t, srv, "GET", "/api/v1/replays", "", &list); code != http.StatusOK || list.Replays == nil {
 		t.Errorf("list with the archive off: %d %+v, want 200 and an empty list", code, list)
 	}
@@ -206,12 +206,12 @@ func TestReplayLostReplicaIsFailed(t *testing.T) {
 	srv := httptest.NewServer(r.adminHandler())
 	defer srv.Close()
 	old := time.Now().Add(-time.Hour).UTC()
-	job := &replayJob{ID: "rp-lost", State: ReplayRunning, From: old, To: old.Add(time.Minute), Routes: []string{}, Replica: "gone/1", CreatedAt: old}
+	job := &ReplayJob{ID: "rp-lost", State: ReplayRunning, From: old, To: old.Add(time.Minute), Routes: []string{}, Replica: "gone/1", CreatedAt: old}
 	data, _ := json.Marshal(job)
 	if _, err := r.journal.PutReplayJob(context.Background(), job.ID, data, 0); err != nil {
 		t.Fatal(err)
 	}
-	var got replayJob
+	var got ReplayJob
 	if code := call(t, srv, "GET", "/api/v1/replays/rp-lost", "", &got); code != http.StatusOK || got.State != ReplayFailed || !strings.Contains(got.Error, "gone/1") {
 		t.Errorf("lost job: %d %+v; want failed naming its replica", code, got)
 	}
@@ -241,7 +241,7 @@ func TestReplayStoppedByShutdownSurvivesRestart(t *testing.T) {
 	if code := call(t, srv, "POST", "/api/v1/replays", body, &created); code != http.StatusAccepted {
 		t.Fatalf("create replay: %d", code)
 	}
-	var job replayJob
+	var job ReplayJob
 	eventually(t, 10*time.Second, "the replay under way", func() bool {
 		call(t, srv, "GET", "/api/v1/replays/"+created.ID, "", &job)
 		return job.State == ReplayRunning && job.Scanned > 0
@@ -257,7 +257,7 @@ func TestReplayStoppedByShutdownSurvivesRestart(t *testing.T) {
 	eventually(t, 5*time.Second, "ready", r.Ready)
 	srv = httptest.NewServer(r.adminHandler())
 	defer srv.Close()
-	job = replayJob{}
+	job = ReplayJob{}
 	if code := call(t, srv, "GET", "/api/v1/replays/"+created.ID, "", &job); code != http.StatusOK || job.State != ReplayFailed ||
 		!strings.Contains(job.Error, "shut down") || job.Routed >= 20 {
 		t.Errorf("replay after a restart: %d %+v; want failed, stopped by the shutdown, not every event routed", code, job)

@@ -9,27 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/junctionhq/junction/router"
 )
 
 // replayJob is a replay job as the admin API shows it.
-type replayJob struct {
-	ID       string    `json:"id"`
-	State    string    `json:"state"`
-	From     time.Time `json:"from"`
-	To       time.Time `json:"to"`
-	Routes   []string  `json:"routes"`
-	Filter   string    `json:"filter"`
-	Scanned  int64     `json:"scanned"`
-	Matched  int64     `json:"matched"`
-	Routed   int64     `json:"routed"`
-	Unrouted int64     `json:"unrouted"`
-	// FilterErrors counts the events the filter failed on.
-	FilterErrors int64  `json:"filterErrors"`
-	Error        string `json:"error"`
-}
+type replayJob = router.ReplayJob
 
-// progress is a job's one-line state.
-func (j *replayJob) progress() string {
+// replayProgress is a job's one-line state.
+func replayProgress(j *replayJob) string {
 	s := fmt.Sprintf("%s  %s  scanned=%d matched=%d routed=%d unrouted=%d", j.ID, j.State, j.Scanned, j.Matched, j.Routed, j.Unrouted)
 	if j.FilterErrors > 0 {
 		s += fmt.Sprintf(" filterErrors=%d", j.FilterErrors)
@@ -150,7 +138,7 @@ func replayWait(c *adminClient, cf *clientFlags, id string, stdout, stderr io.Wr
 		if err != nil {
 			return clientError(stderr, "replay", err)
 		}
-		if line := job.progress(); line != last && !*cf.json {
+		if line := replayProgress(&job); line != last && !*cf.json {
 			fmt.Fprintln(stdout, line)
 			last = line
 		}
