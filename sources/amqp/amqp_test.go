@@ -142,14 +142,20 @@ func TestMalformedDeadLettered(t *testing.T) {
     x-dead-letter-exchange: %s
 `, dlx), logs)
 	stop := run(t, s, in)
-	plugintest.Eventually(t, 10*time.Second, "the queue declared", func() bool {
-		ch, err := a.Conn.Channel()
+	// Wait for the source's consumer, not for the queue to exist: RabbitMQ
+	// stores a quorum queue before it starts the queue's Raft server and
+	// answers the source's queue.declare after, so a publish that follows
+	// a passive declare can reach a queue with no server yet, and a
+	// channel's first publish to a quorum queue that finds none is nacked.
+	// The source consumes only once its declare was answered.
+	plugintest.Eventually(t, 10*time.Second, "the source consuming the declared queue", func() bool {
+		ch, err := a.Conn.Channel() // a failed passive declare closes its channel
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer ch.Close()
-		_, err = ch.QueueDeclarePassive(q, true, false, false, false, nil)
-		return err == nil
+		st, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+		return err == nil && st.Consumers == 1
 	})
 	bad := binaryMsg("bad-1")
 	delete(bad.Headers, "cloudEvents:source")
