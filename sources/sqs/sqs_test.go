@@ -201,14 +201,19 @@ func TestQueueUnreachable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, rec) }()
-	plugintest.Eventually(t, 5*time.Second, "3 retries", func() bool { return strings.Count(logs.String(), "sqs queue unreachable; retrying") >= 3 })
+	// Each line follows a GetQueueAttributes call of two refused attempts
+	// (the SDK retries once) with the SDK's jittered backoff between them,
+	// drawn below 2s, then waits out the source's backoff (at most 200ms
+	// here): three lines can take 6.6s of waiting alone, and more on a busy
+	// machine. The deadline only catches a source that stopped retrying.
+	plugintest.Eventually(t, 30*time.Second, "3 retries", func() bool { return strings.Count(logs.String(), "sqs queue unreachable; retrying") >= 3 })
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Errorf("Run returned %v, want nil", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second): // a hang, not a speed check
 		t.Fatal("Run did not return after its context ended")
 	}
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
