@@ -60,7 +60,7 @@ func BenchmarkJetStreamIngest(b *testing.B) {
 		}
 	}
 	in := &countIngester{}
-	c := jsConfig(stream)
+	c := decoded(b, jsConfig(natstest.URL(), stream))
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()
