@@ -60,9 +60,7 @@ func benchSource(b *testing.B, pollers int) {
 	c := broker(b)
 	q, _ := queue(b, c, "bench", nil)
 	fill(b, c, q, b.N)
-	cfg := NewConfig()
-	cfg.QueueURL, cfg.Endpoint, cfg.Region, cfg.WaitTime = q, endpoint(), "us-east-1", time.Second
-	cfg.Pollers = pollers
+	cfg := decoded(b, sqsConfig(q)+fmt.Sprintf("waitTime: 1s\npollers: %d\n", pollers))
 	logs := &plugintest.LogBuffer{}
 	s, err := New(context.Background(), cfg, sources.Deps{Logger: sourcetest.Logger(logs)})
 	if err != nil {
