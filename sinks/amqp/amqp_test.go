@@ -16,34 +16,38 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
-	"github.com/junctionhq/junction/config"
 	"github.com/junctionhq/junction/internal/amqptest"
 	"github.com/junctionhq/junction/internal/plugintest"
 	"github.com/junctionhq/junction/sinks"
 )
 
-// newSink builds a sink from a config whose routingKey is given as source
-// text.
-func newSink(t testing.TB, c *Config, routingKey string, logs io.Writer) *Sink {
+// newSink decodes src, the sink's own keys, as the loader does and builds
+// the sink; it is closed when the test ends.
+func newSink(t testing.TB, src string, logs io.Writer) *Sink {
 	t.Helper()
-	if routingKey != "" {
-		c.RoutingKey = config.Expr{Src: routingKey}
-	}
-	if c.Format == "" {
-		c.Format = DefaultFormat
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
+	c, errs := check(t, src)
+	if errs != "" {
+		t.Fatal(errs)
 	}
 	if logs == nil {
 		logs = io.Discard
 	}
-	s, err := New(c, sinks.Deps{Name: "rabbit", Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	s, err := c.Build(context.Background(), sinks.Deps{Name: "rabbit", Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return s.(*Sink)
+}
+
+// toQueue is the config of a sink that publishes to queue q of the broker
+// at u through the default exchange.
+func toQueue(u, q string) string { return fmt.Sprintf("url: %s\nroutingKey: '%q'\n", u, q) }
+
+// toExchange is the config of a sink that publishes to exchange x of the
+// broker at u with routingKey, an expression.
+func toExchange(u, x, routingKey string) string {
+	return fmt.Sprintf("url: %s\nexchange: %s\nroutingKey: '%s'\n", u, x, routingKey)
 }
 
 func testEvent(id string) *event.Event {
@@ -73,7 +77,7 @@ func TestDeliverBinary(t *testing.T) {
 	u := amqptest.URL(t)
 	a := amqptest.NewAdmin(t, u)
 	q := a.Queue(amqptest.Unique("bin"), nil)
-	s := newSink(t, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
+	s := newSink(t, toQueue(u, q), nil)
 	e := testEvent("bin-1")
 	e.SetExtension("ref", nil)
 	if err := s.Deliver(ctxTimeout(t, 5*time.Second), e); err != nil {
@@ -113,7 +117,7 @@ func TestDeliverStructured(t *testing.T) {
 	u := amqptest.URL(t)
 	a := amqptest.NewAdmin(t, u)
 	q := a.Queue(amqptest.Unique("str"), nil)
-	s := newSink(t, &Config{URL: u, Format: FormatStructured, Persistent: false, Mandatory: true}, fmt.Sprintf("%q", q), nil)
+	s := newSink(t, toQueue(u, q)+"format: structured\npersistent: false\n", nil)
 	e := testEvent("str-1")
 	e.SetExtension("ref", nil)
 	e.SetExtension("blob", nil) // JSON turns binary values into base64 strings
@@ -147,7 +151,7 @@ func TestRoutingKey(t *testing.T) {
 	if err := a.Ch.QueueBind(q, "orders.#", x, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	s := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `"orders." + type`, nil)
+	s := newSink(t, toExchange(u, x, `"orders." + type`), nil)
 	ctx := ctxTimeout(t, 10*time.Second)
 	if err := s.Deliver(ctx, testEvent("rk-1")); err != nil {
 		t.Fatal(err)
@@ -159,7 +163,7 @@ func TestRoutingKey(t *testing.T) {
 
 	// Unroutable with mandatory: permanent, and the next delivery on the
 	// same channel is not confused by the return.
-	s2 := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `type`, nil)
+	s2 := newSink(t, toExchange(u, x, "type"), nil)
 	err := s2.Deliver(ctx, testEvent("rk-2"))
 	wantErr := fmt.Sprintf(`amqp://127.0.0.1:5672/%s: no queue bound for routing key "com.example.order.created" (312 NO_ROUTE)`, x)
 	if perm, _ := sinks.Classify(err); err == nil || err.Error() != wantErr || !perm {
@@ -175,13 +179,13 @@ func TestRoutingKey(t *testing.T) {
 	}
 
 	// Without mandatory the broker drops it and confirms.
-	s3 := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: false}, `"nowhere"`, nil)
+	s3 := newSink(t, toExchange(u, x, `"nowhere"`)+"mandatory: false\n", nil)
 	if err := s3.Deliver(ctx, testEvent("rk-4")); err != nil {
 		t.Errorf("unroutable without mandatory: %v", err)
 	}
 
 	// An expression that yields nil for this event.
-	s4 := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `tenantless`, nil)
+	s4 := newSink(t, toExchange(u, x, "tenantless"), nil)
 	err = s4.Deliver(ctx, testEvent("rk-5"))
 	if perm, _ := sinks.Classify(err); err == nil || !perm || !strings.Contains(err.Error(), "evaluate routingKey: the expression yielded nil") {
 		t.Errorf("failing expression: %v (permanent %v)", err, perm)
@@ -193,7 +197,7 @@ func TestMissingExchange(t *testing.T) {
 	a := amqptest.NewAdmin(t, u)
 	q := a.Queue(amqptest.Unique("after"), nil)
 	x := amqptest.Unique("missing")
-	s := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `"k"`, nil)
+	s := newSink(t, toExchange(u, x, `"k"`), nil)
 	err := s.Deliver(ctxTimeout(t, 5*time.Second), testEvent("mx-1"))
 	want := fmt.Sprintf(`amqp://127.0.0.1:5672/%s: exchange not found: 404 NOT_FOUND - no exchange '%s' in vhost '/'`, x, x)
 	if perm, _ := sinks.Classify(err); err == nil || err.Error() != want || !perm {
@@ -219,7 +223,7 @@ func TestNackRetryable(t *testing.T) {
 	u := amqptest.URL(t)
 	a := amqptest.NewAdmin(t, u)
 	q := a.Queue(amqptest.Unique("full"), amqp.Table{"x-max-length": int64(1), "x-overflow": "reject-publish"})
-	s := newSink(t, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
+	s := newSink(t, toQueue(u, q), nil)
 	ctx := ctxTimeout(t, 5*time.Second)
 	if err := s.Deliver(ctx, testEvent("n-1")); err != nil {
 		t.Fatal(err)
@@ -247,7 +251,7 @@ func TestConcurrentDeliver(t *testing.T) {
 	}
 	// Every fifth event is unroutable: its return must fail that delivery
 	// and no other.
-	s := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `subject`, nil)
+	s := newSink(t, toExchange(u, x, "subject"), nil)
 	const workers, each = 24, 40
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -312,7 +316,7 @@ func TestBrokerDown(t *testing.T) {
 	q := a.Queue(amqptest.Unique("down"), nil)
 	p := amqptest.NewProxy(t, u)
 	logs := &plugintest.LogBuffer{}
-	s := newSink(t, &Config{URL: p.URL(u), Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), logs)
+	s := newSink(t, toQueue(p.URL(u), q), logs)
 	ctx := ctxTimeout(t, 30*time.Second)
 	if err := s.Deliver(ctx, testEvent("d-1")); err != nil {
 		t.Fatal(err)
@@ -372,7 +376,7 @@ func TestTimeoutAndClose(t *testing.T) {
 	u := amqptest.URL(t)
 	a := amqptest.NewAdmin(t, u)
 	q := a.Queue(amqptest.Unique("to"), nil)
-	s := newSink(t, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
+	s := newSink(t, toQueue(u, q), nil)
 	if err := s.Deliver(ctxTimeout(t, 5*time.Second), testEvent("t-1")); err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +404,7 @@ func BenchmarkDeliver(b *testing.B) {
 	u := amqptest.URL(b)
 	a := amqptest.NewAdmin(b, u)
 	q := a.Queue(amqptest.Unique("bench"), nil)
-	s := newSink(b, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
+	s := newSink(b, toQueue(u, q), nil)
 	e := testEvent("bench")
 	ctx := context.Background()
 	b.SetParallelism(8)

@@ -26,7 +26,7 @@ func TestDeliverBatch(t *testing.T) {
 	if err := a.Ch.QueueBind(q, "orders.#", x, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	s := newSink(t, &Config{URL: u, Exchange: x, Persistent: true, Mandatory: true}, `type`, nil)
+	s := newSink(t, toExchange(u, x, "type"), nil)
 	var events []*event.Event
 	for i := range 20 {
 		e := testEvent(fmt.Sprintf("b-%d", i))
@@ -76,7 +76,7 @@ func TestDeliverBatchNacks(t *testing.T) {
 	u := amqptest.URL(t)
 	a := amqptest.NewAdmin(t, u)
 	q := a.Queue(amqptest.Unique("full"), amqp.Table{"x-max-length": int64(5), "x-overflow": "reject-publish"})
-	s := newSink(t, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil)
+	s := newSink(t, toQueue(u, q), nil)
 	var events []*event.Event
 	for i := range 8 {
 		events = append(events, testEvent(fmt.Sprintf("n-%d", i)))
@@ -100,7 +100,7 @@ func TestBatchingAMQP(t *testing.T) {
 	u := amqptest.URL(t)
 	a := amqptest.NewAdmin(t, u)
 	q := a.Queue(amqptest.Unique("batching"), nil)
-	s := sinks.Batching(newSink(t, &Config{URL: u, Persistent: true, Mandatory: true}, fmt.Sprintf("%q", q), nil),
+	s := sinks.Batching(newSink(t, toQueue(u, q), nil),
 		sinks.BatchOptions{MaxEvents: 40, MaxWait: 5 * time.Second})
 	errc := make(chan error, 40)
 	for i := range 40 {

@@ -1,7 +1,6 @@
 package amqpsink
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -20,7 +19,7 @@ func TestDeliverTraceHeaders(t *testing.T) {
 	for _, format := range []string{FormatBinary, FormatStructured} {
 		structured := format == FormatStructured
 		q := a.Queue(amqptest.Unique("trace"), nil)
-		s := newSink(t, &Config{URL: u, Format: format}, fmt.Sprintf("%q", q), nil)
+		s := newSink(t, toQueue(u, q)+"format: "+format+"\n", nil)
 		e := testEvent("tr-1")
 		e.SetExtension("ref", nil)
 		e.SetExtension("traceparent", own)

@@ -61,7 +61,7 @@ func TestConsumeModes(t *testing.T) {
 	a.Publish(q, amqp.Publishing{MessageId: "plain-1", ContentType: "application/json", Body: []byte(`{"n":1}`)})
 
 	in := &sourcetest.Recorder{}
-	s := build(t, &Config{URL: u, Queue: q, Prefetch: 10, EventType: "com.example.wrapped"}, nil)
+	s := build(t, consume(u, q, 10)+"eventType: com.example.wrapped\n", nil)
 	stop := run(t, s, in)
 	plugintest.Eventually(t, 10*time.Second, "3 events", func() bool { return in.Count() == 3 })
 	got := map[string]*event.Event{}
@@ -105,7 +105,7 @@ func TestIngestFailureRequeues(t *testing.T) {
 		return nil
 	}}
 	logs := &plugintest.LogBuffer{}
-	s := build(t, &Config{URL: u, Queue: q, Prefetch: 64, EventType: DefaultEventType}, logs)
+	s := build(t, consume(u, q, 64), logs)
 	stop := run(t, s, in)
 	plugintest.Eventually(t, 15*time.Second, "every message after the failures", func() bool { return len(in.IDs()) == 5 })
 	stop()
@@ -136,18 +136,26 @@ func TestMalformedDeadLettered(t *testing.T) {
 	t.Cleanup(func() { a.DeleteQueue(q) })
 	in := &sourcetest.Recorder{}
 	logs := &plugintest.LogBuffer{}
-	s := build(t, &Config{URL: u, Queue: q, Prefetch: 8, EventType: DefaultEventType, Declare: &Declare{Arguments: map[string]any{
-		"x-queue-type": "quorum", "x-dead-letter-exchange": dlx,
-	}}}, logs)
+	s := build(t, consume(u, q, 8)+fmt.Sprintf(`declare:
+  arguments:
+    x-queue-type: quorum
+    x-dead-letter-exchange: %s
+`, dlx), logs)
 	stop := run(t, s, in)
-	plugintest.Eventually(t, 10*time.Second, "the queue declared", func() bool {
-		ch, err := a.Conn.Channel()
+	// Wait for the source's consumer, not for the queue to exist: RabbitMQ
+	// stores a quorum queue before it starts the queue's Raft server and
+	// answers the source's queue.declare after, so a publish that follows
+	// a passive declare can reach a queue with no server yet, and a
+	// channel's first publish to a quorum queue that finds none is nacked.
+	// The source consumes only once its declare was answered.
+	plugintest.Eventually(t, 10*time.Second, "the source consuming the declared queue", func() bool {
+		ch, err := a.Conn.Channel() // a failed passive declare closes its channel
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer ch.Close()
-		_, err = ch.QueueDeclarePassive(q, true, false, false, false, nil)
-		return err == nil
+		st, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+		return err == nil && st.Consumers == 1
 	})
 	bad := binaryMsg("bad-1")
 	delete(bad.Headers, "cloudEvents:source")
@@ -191,7 +199,7 @@ func TestTooLargeRejected(t *testing.T) {
 		}
 		return nil
 	}}
-	s := build(t, &Config{URL: u, Queue: q, Prefetch: 64, EventType: DefaultEventType}, nil)
+	s := build(t, consume(u, q, 64), nil)
 	stop := run(t, s, in)
 	plugintest.Eventually(t, 10*time.Second, "the small events and the rejection", func() bool {
 		return in.Count() == 2 && in.Rejections("too_large") == 1
@@ -213,7 +221,7 @@ func TestReconnect(t *testing.T) {
 	p := amqptest.NewProxy(t, u)
 	in := &sourcetest.Recorder{}
 	logs := &plugintest.LogBuffer{}
-	s := build(t, &Config{URL: p.URL(u), Queue: q, Prefetch: 16, EventType: DefaultEventType}, logs)
+	s := build(t, consume(p.URL(u), q, 16), logs)
 	stop := run(t, s, in)
 	const n = 300
 	for i := range n {
@@ -260,8 +268,7 @@ func TestBrokerClosesConnection(t *testing.T) {
 	name := amqptest.Unique("src")
 	in := &sourcetest.Recorder{}
 	logs := &plugintest.LogBuffer{}
-	c := &Config{URL: u, Queue: q, Prefetch: 4, EventType: DefaultEventType}
-	built, err := c.Build(context.Background(), sourcesDeps(name, logs))
+	built, err := decoded(t, consume(u, q, 4)).Build(context.Background(), sourcesDeps(name, logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +305,7 @@ func TestBrokerUnreachable(t *testing.T) {
 	p := amqptest.NewProxy(t, u)
 	p.Stop()
 	logs := &plugintest.LogBuffer{}
-	s := build(t, &Config{URL: p.URL(u), Queue: "q", Prefetch: 1, EventType: DefaultEventType}, logs)
+	s := build(t, consume(p.URL(u), "q", 1), logs)
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -326,7 +333,7 @@ func TestMissingQueueRecovers(t *testing.T) {
 	q := amqptest.Unique("late")
 	in := &sourcetest.Recorder{}
 	logs := &plugintest.LogBuffer{}
-	s := build(t, &Config{URL: u, Queue: q, Prefetch: 4, EventType: DefaultEventType}, logs)
+	s := build(t, consume(u, q, 4), logs)
 	run(t, s, in)
 	plugintest.Eventually(t, 5*time.Second, "a failed attempt", func() bool { return strings.Contains(logs.String(), "NOT_FOUND") })
 	a.Queue(q, nil)
@@ -353,7 +360,7 @@ func BenchmarkSourceToIngest(b *testing.B) {
 	var got atomic.Int64
 	done := make(chan struct{})
 	in := &countIngester{n: &got, want: int64(b.N), done: done}
-	s := build(b, &Config{URL: u, Queue: q, Prefetch: 256, EventType: DefaultEventType}, nil)
+	s := build(b, consume(u, q, 256), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	b.ReportAllocs()

@@ -2,6 +2,7 @@ package amqpsource
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -11,20 +12,34 @@ import (
 	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
-// build makes a source from YAML-like settings.
-func build(t testing.TB, c *Config, logs io.Writer) *Source {
+// decoded decodes src, the source's own keys, as the loader does; the
+// test fails on any config error.
+func decoded(t testing.TB, src string) *Config {
 	t.Helper()
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
+	c, errs := check(t, src)
+	if errs != "" {
+		t.Fatal(errs)
 	}
+	return c
+}
+
+// build decodes src as decoded does and builds the source, named "q".
+func build(t testing.TB, src string, logs io.Writer) *Source {
+	t.Helper()
 	if logs == nil {
 		logs = io.Discard
 	}
-	s, err := c.Build(context.Background(), sourcesDeps("q", logs))
+	s, err := decoded(t, src).Build(context.Background(), sourcesDeps("q", logs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s.(*Source)
+}
+
+// consume is the config of a source that consumes queue q of the broker at
+// u with prefetch.
+func consume(u, q string, prefetch int) string {
+	return fmt.Sprintf("url: %s\nqueue: %s\nprefetch: %d\n", u, q, prefetch)
 }
 
 // run runs s in the background until the test ends and checks that Run

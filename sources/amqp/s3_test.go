@@ -1,6 +1,7 @@
 package amqpsource
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -48,9 +49,7 @@ func TestFormatS3(t *testing.T) {
 	a.Publish(q, amqp.Publishing{MessageId: "ce-1", ContentType: "application/cloudevents+json", Body: []byte(`{"specversion":"1.0","id":"x","source":"/s","type":"t"}`)})
 
 	in := &sourcetest.Recorder{}
-	c := NewConfig()
-	c.URL, c.Queue, c.Format, c.Prefetch = u, q, FormatS3, 1 // one delivery per Ingest call
-	stop := run(t, build(t, c, nil), in)
+	stop := run(t, build(t, consume(u, q, 1)+"format: s3\n", nil), in) // one delivery per Ingest call
 	plugintest.Eventually(t, 10*time.Second, "3 events and 1 rejection", func() bool {
 		return in.Count() == 3 && in.Rejections(ReasonMalformed) == 1
 	})
@@ -93,9 +92,7 @@ func TestFormatS3TestEventsOnly(t *testing.T) {
 	a.Publish(q, minioMsg(s3eventtest.AWSTest))
 	a.Publish(q, minioMsg(s3eventtest.AWSTest))
 	in := &sourcetest.Recorder{}
-	c := NewConfig()
-	c.URL, c.Queue, c.Format = u, q, FormatS3
-	stop := run(t, build(t, c, nil), in)
+	stop := run(t, build(t, fmt.Sprintf("url: %s\nqueue: %s\nformat: s3\n", u, q), nil), in)
 	a.Publish(q, minioMsg(s3eventtest.MinIOPut)) // after the test events
 	plugintest.Eventually(t, 10*time.Second, "the event", func() bool { return in.Count() == 1 })
 	stop()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,11 +16,19 @@ import (
 	"github.com/junctionhq/junction/internal/natstest"
 )
 
-// countIngester counts events and accepts them.
-type countIngester struct{ n atomic.Int64 }
+// countIngester counts events and accepts them; done is closed once want
+// were counted.
+type countIngester struct {
+	n    atomic.Int64
+	want int64
+	once sync.Once
+	done chan struct{}
+}
 
 func (c *countIngester) Ingest(_ context.Context, events []*event.Event) error {
-	c.n.Add(int64(len(events)))
+	if c.n.Add(int64(len(events))) >= c.want {
+		c.once.Do(func() { close(c.done) })
+	}
 	return nil
 }
 func (c *countIngester) Rejected(string) {}
@@ -59,15 +68,17 @@ func BenchmarkJetStreamIngest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	in := &countIngester{}
-	c := jsConfig(stream)
+	in := &countIngester{want: int64(b.N), done: make(chan struct{})}
+	c := decoded(b, jsConfig(natstest.URL(), stream))
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	run(b, c, in)
-	for in.n.Load() < int64(b.N) {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-in.done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("only %d of %d events after 5m", in.n.Load(), b.N)
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()

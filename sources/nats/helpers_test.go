@@ -2,6 +2,7 @@ package natssource
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"testing"
@@ -15,13 +16,21 @@ import (
 	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
-// run builds c and runs it with in until the test ends; Run must return
-// nil.
+// decoded decodes src, the source's own keys, as the loader does; the test
+// fails on any config error.
+func decoded(t testing.TB, src string) *Config {
+	t.Helper()
+	c, errs := check(t, src)
+	if errs != "" {
+		t.Fatal(errs)
+	}
+	return c
+}
+
+// run builds c, a config from decoded, and runs it with in until the test
+// ends; Run must return nil.
 func run(t testing.TB, c *Config, in sources.Ingester) {
 	t.Helper()
-	if err := c.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = sourcetest.Logger(os.Stderr)
@@ -33,13 +42,10 @@ func run(t testing.TB, c *Config, in sources.Ingester) {
 	sourcetest.Run(t, built.(*Source), in, 15*time.Second)
 }
 
-// jsConfig is a JetStream source config on stream.
-func jsConfig(stream string) *Config {
-	c := NewConfig()
-	c.URL = natstest.URL()
-	c.Stream = stream
-	c.Durable = "d_" + natstest.Suffix()
-	return c
+// jsConfig is the config of a JetStream source on stream of the server at
+// url, with a durable of its own.
+func jsConfig(url, stream string) string {
+	return fmt.Sprintf("url: %s\nstream: %s\ndurable: d_%s\n", url, stream, natstest.Suffix())
 }
 
 // publish publishes a message with headers kv (name, value, ...) to the

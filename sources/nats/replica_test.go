@@ -9,16 +9,16 @@ import (
 // replicas sharing a journal.
 func TestReplicaWarning(t *testing.T) {
 	for _, tc := range []struct {
-		c    Config
+		yaml string
 		warn bool
 	}{
-		{Config{Subject: "a.>"}, true},
-		{Config{Subject: "a.>", Queue: "junction"}, false},
-		{Config{Stream: "ORDERS"}, false},
+		{"subject: a.>", true},
+		{"subject: a.>\nqueue: junction", false},
+		{"stream: ORDERS", false},
 	} {
-		w := tc.c.ReplicaWarning()
+		w := decoded(t, tc.yaml).ReplicaWarning()
 		if (w != "") != tc.warn || tc.warn && !strings.Contains(w, "set queue") {
-			t.Errorf("%+v: warning %q, want one: %v", tc.c, w, tc.warn)
+			t.Errorf("%q: warning %q, want one: %v", tc.yaml, w, tc.warn)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package natssource
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -39,10 +40,7 @@ func TestJetStreamFormatS3(t *testing.T) {
 	publish(t, js, prefix+".test", s3eventtest.AWSTest)
 	publish(t, js, prefix+".bad", `{"specversion":"1.0","id":"x","source":"/s","type":"t"}`, "content-type", "application/cloudevents+json")
 	rec := &sourcetest.Recorder{}
-	c := jsConfig(stream)
-	c.Format = FormatS3
-	c.Concurrency = 1
-	c.DeadLetterSubject = dlqPrefix + ".dead"
+	c := decoded(t, jsConfig(natstest.URL(), stream)+"format: s3\nconcurrency: 1\ndeadLetterSubject: "+dlqPrefix+".dead\n")
 	run(t, c, rec)
 	plugintest.Eventually(t, 10*time.Second, "3 events", func() bool { return rec.Count() == 3 })
 	plugintest.Eventually(t, 10*time.Second, "every message settled", func() bool { return consumerSettled(t, js, stream, c.Durable) })
@@ -81,11 +79,7 @@ func TestCoreFormatS3(t *testing.T) {
 	nc, _ := natstest.Connect(t)
 	subject := "core" + natstest.Suffix()
 	rec := &sourcetest.Recorder{}
-	c := NewConfig()
-	c.URL = natstest.URL()
-	c.Subject = subject + ".>"
-	c.Format = FormatS3
-	run(t, c, rec)
+	run(t, decoded(t, fmt.Sprintf("url: %s\nsubject: %s.>\nformat: s3\n", natstest.URL(), subject)), rec)
 	// The subscription is live once a message gets through (test events
 	// are dropped, malformed ones counted).
 	plugintest.Eventually(t, 10*time.Second, "the subscription", func() bool {

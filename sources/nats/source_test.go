@@ -39,8 +39,7 @@ func TestJetStreamModes(t *testing.T) {
 	publish(t, js, prefix+".b", `{"specversion":"1.0","id":"s-1","source":"/shop","type":"order","data":{"amount":2}}`, "content-type", "application/cloudevents+json")
 	publish(t, js, prefix+".c", `plain`)
 	rec := &sourcetest.Recorder{}
-	c := jsConfig(stream)
-	c.EventType = "com.example.raw"
+	c := decoded(t, jsConfig(natstest.URL(), stream)+"eventType: com.example.raw\n")
 	run(t, c, rec)
 	plugintest.Eventually(t, 10*time.Second, "3 events", func() bool { return rec.Count() == 3 })
 	plugintest.Eventually(t, 10*time.Second, "every message acked", func() bool { return consumerSettled(t, js, stream, c.Durable) })
@@ -69,8 +68,7 @@ func TestJetStreamFilterSubject(t *testing.T) {
 	publish(t, js, prefix+".skip", "1")
 	publish(t, js, prefix+".take.x", "2")
 	rec := &sourcetest.Recorder{}
-	c := jsConfig(stream)
-	c.Subject = prefix + ".take.>"
+	c := decoded(t, jsConfig(natstest.URL(), stream)+"subject: "+prefix+".take.>\n")
 	run(t, c, rec)
 	plugintest.Eventually(t, 10*time.Second, "1 event", func() bool { return rec.Count() == 1 })
 	plugintest.Eventually(t, 10*time.Second, "acked", func() bool { return consumerSettled(t, js, stream, c.Durable) })
@@ -94,8 +92,7 @@ func TestJetStreamIngestFails(t *testing.T) {
 		}
 		return nil
 	}
-	c := jsConfig(stream)
-	c.Concurrency = 1
+	c := decoded(t, jsConfig(natstest.URL(), stream)+"concurrency: 1\n")
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "flaky")
 	publish(t, js, prefix+".x", "steady")
@@ -147,9 +144,7 @@ func TestJetStreamMalformed(t *testing.T) {
 func testMalformed(t *testing.T, nc *nats.Conn, js jetstream.JetStream, url string) {
 	stream, prefix := natstest.NewStream(t, js)
 	dlqStream, dlqPrefix := natstest.NewStream(t, js)
-	c := jsConfig(stream)
-	c.URL = url
-	c.DeadLetterSubject = dlqPrefix + ".dead"
+	c := decoded(t, jsConfig(url, stream)+"deadLetterSubject: "+dlqPrefix+".dead\n")
 	advisories, err := nc.SubscribeSync(fmt.Sprintf("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.%s.%s", stream, c.Durable))
 	if err != nil {
 		t.Fatal(err)
@@ -192,8 +187,7 @@ func testMalformed(t *testing.T, nc *nats.Conn, js jetstream.JetStream, url stri
 func TestJetStreamDeadLetterFails(t *testing.T) {
 	_, js := natstest.Connect(t)
 	stream, prefix := natstest.NewStream(t, js)
-	c := jsConfig(stream)
-	c.DeadLetterSubject = "nostream" + natstest.Suffix() + ".dead"
+	c := decoded(t, jsConfig(natstest.URL(), stream)+"deadLetterSubject: nostream"+natstest.Suffix()+".dead\n")
 	rec := &sourcetest.Recorder{}
 	publish(t, js, prefix+".x", "{}", "ce-specversion", "9")
 	run(t, c, rec)
@@ -216,9 +210,7 @@ func TestJetStreamInProgress(t *testing.T) {
 	_, js := natstest.Connect(t)
 	stream, prefix := natstest.NewStream(t, js)
 	rec := &sourcetest.Recorder{Block: func(int) time.Duration { return 2500 * time.Millisecond }}
-	c := jsConfig(stream)
-	c.AckWait = time.Second
-	c.Concurrency = 2
+	c := decoded(t, jsConfig(natstest.URL(), stream)+"ackWait: 1s\nconcurrency: 2\n")
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "slow")
 	plugintest.Eventually(t, 10*time.Second, "the event", func() bool { return rec.Count() == 1 })
@@ -236,7 +228,7 @@ func TestJetStreamTooLarge(t *testing.T) {
 	_, js := natstest.Connect(t)
 	stream, prefix := natstest.NewStream(t, js)
 	rec := &sourcetest.Recorder{Fail: func(int, []*event.Event) error { return fmt.Errorf("append: %w", sources.ErrTooLarge) }}
-	c := jsConfig(stream)
+	c := decoded(t, jsConfig(natstest.URL(), stream))
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "big")
 	plugintest.Eventually(t, 10*time.Second, "rejected", func() bool { _, _, r := rec.Snapshot(); return r["too_large"] == 1 })
@@ -250,8 +242,7 @@ func TestJetStreamDeliverNew(t *testing.T) {
 	stream, prefix := natstest.NewStream(t, js)
 	publish(t, js, prefix+".x", "old")
 	rec := &sourcetest.Recorder{}
-	c := jsConfig(stream)
-	c.DeliverPolicy = DeliverNew
+	c := decoded(t, jsConfig(natstest.URL(), stream)+"deliverPolicy: new\n")
 	run(t, c, rec)
 	plugintest.Eventually(t, 10*time.Second, "the consumer", func() bool {
 		_, err := js.Consumer(context.Background(), stream, c.Durable)
@@ -270,7 +261,7 @@ func TestJetStreamConsumerDeleted(t *testing.T) {
 	_, js := natstest.Connect(t)
 	stream, prefix := natstest.NewStream(t, js)
 	rec := &sourcetest.Recorder{}
-	c := jsConfig(stream)
+	c := decoded(t, jsConfig(natstest.URL(), stream))
 	run(t, c, rec)
 	publish(t, js, prefix+".x", "1")
 	plugintest.Eventually(t, 10*time.Second, "event 1", func() bool { return rec.Count() == 1 })
@@ -309,10 +300,8 @@ func TestBrokerOutage(t *testing.T) {
 	publish(t, js, "out.x", "before")
 	nc.Close()
 	rec := &sourcetest.Recorder{}
-	c := jsConfig("OUT")
-	c.URL = srv.URL()
 	logs := &plugintest.LogBuffer{}
-	built, err := c.Build(context.Background(), sources.Deps{Name: "natstest", Logger: sourcetest.Logger(logs)})
+	built, err := decoded(t, jsConfig(srv.URL(), "OUT")).Build(context.Background(), sources.Deps{Name: "natstest", Logger: sourcetest.Logger(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,9 +327,7 @@ func TestBrokerOutage(t *testing.T) {
 func TestRunWithoutBroker(t *testing.T) {
 	srv := natstest.StartServer(t)
 	srv.Stop()
-	c := jsConfig("S")
-	c.URL = srv.URL()
-	built, err := c.Build(context.Background(), sources.Deps{Name: "x"})
+	built, err := decoded(t, jsConfig(srv.URL(), "S")).Build(context.Background(), sources.Deps{Name: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,11 +342,7 @@ func TestCore(t *testing.T) {
 	nc, _ := natstest.Connect(t)
 	subject := "core" + natstest.Suffix()
 	rec := &sourcetest.Recorder{}
-	c := NewConfig()
-	c.URL = natstest.URL()
-	c.Subject = subject + ".>"
-	c.Queue = "q"
-	run(t, c, rec)
+	run(t, decoded(t, fmt.Sprintf("url: %s\nsubject: %s.>\nqueue: q\n", natstest.URL(), subject)), rec)
 	// The subscription is live once a message gets through.
 	plugintest.Eventually(t, 10*time.Second, "the subscription", func() bool {
 		nc.Publish(subject+".probe", []byte("probe"))
@@ -408,10 +391,7 @@ func TestCoreLost(t *testing.T) {
 		}
 		return errors.New("journal: unavailable")
 	}}
-	c := NewConfig()
-	c.URL = natstest.URL()
-	c.Subject = subject
-	run(t, c, rec)
+	run(t, decoded(t, fmt.Sprintf("url: %s\nsubject: %s\n", natstest.URL(), subject)), rec)
 	plugintest.Eventually(t, 10*time.Second, "the subscription", func() bool {
 		nc.Publish(subject, []byte("probe"))
 		nc.Flush()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,11 +20,19 @@ import (
 	"github.com/junctionhq/junction/sources/sourcetest"
 )
 
-// counter is an Ingester that only counts.
-type counter struct{ n atomic.Int64 }
+// counter is an Ingester that only counts; done is closed once want were
+// counted.
+type counter struct {
+	n    atomic.Int64
+	want int64
+	once sync.Once
+	done chan struct{}
+}
 
 func (c *counter) Ingest(_ context.Context, events []*event.Event) error {
-	c.n.Add(int64(len(events)))
+	if c.n.Add(int64(len(events))) >= c.want {
+		c.once.Do(func() { close(c.done) })
+	}
 	return nil
 }
 func (c *counter) Rejected(string) {}
@@ -60,15 +69,13 @@ func benchSource(b *testing.B, pollers int) {
 	c := broker(b)
 	q, _ := queue(b, c, "bench", nil)
 	fill(b, c, q, b.N)
-	cfg := NewConfig()
-	cfg.QueueURL, cfg.Endpoint, cfg.Region, cfg.WaitTime = q, endpoint(), "us-east-1", time.Second
-	cfg.Pollers = pollers
+	cfg := decoded(b, sqsConfig(q)+fmt.Sprintf("waitTime: 1s\npollers: %d\n", pollers))
 	logs := &plugintest.LogBuffer{}
 	s, err := New(context.Background(), cfg, sources.Deps{Logger: sourcetest.Logger(logs)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := &counter{}
+	in := &counter{want: int64(b.N), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	b.ReportAllocs()
@@ -76,8 +83,10 @@ func benchSource(b *testing.B, pollers int) {
 	start := time.Now()
 	done := make(chan struct{})
 	go func() { s.Run(ctx, in); close(done) }()
-	for in.n.Load() < int64(b.N) {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-in.done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("only %d of %d events after 5m", in.n.Load(), b.N)
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()

@@ -2,6 +2,7 @@ package sqssource
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -48,25 +49,31 @@ func num(v string) types.MessageAttributeValue {
 	return types.MessageAttributeValue{DataType: aws.String("Number"), StringValue: aws.String(v)}
 }
 
-// start builds a source on queue q with the config tweaked by set, runs it
-// and stops it when the test ends.
-func start(t testing.TB, q string, in sources.Ingester, logs *plugintest.LogBuffer, set func(*Config)) *Source {
+// sqsConfig is the config of a source on queue q of the test server, to
+// which tests add more of the source's own keys.
+func sqsConfig(q string) string {
+	return fmt.Sprintf("queueUrl: %s\nendpoint: %s\nregion: us-east-1\n", q, endpoint())
+}
+
+// decoded decodes src, the source's own keys, as the loader does; the test
+// fails on any config error.
+func decoded(t testing.TB, src string) *Config {
 	t.Helper()
-	c := NewConfig()
-	c.QueueURL = q
-	c.Endpoint = endpoint()
-	c.Region = "us-east-1"
-	c.WaitTime = time.Second
-	if set != nil {
-		set(c)
+	c, errs := check(t, src)
+	if errs != "" {
+		t.Fatal(errs)
 	}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
+	return c
+}
+
+// start decodes src as decoded does, builds the source, runs it and stops
+// it when the test ends.
+func start(t testing.TB, src string, in sources.Ingester, logs *plugintest.LogBuffer) *Source {
+	t.Helper()
 	if logs == nil {
 		logs = &plugintest.LogBuffer{}
 	}
-	s, err := New(context.Background(), c, sources.Deps{Name: "orders", Logger: sourcetest.Logger(logs)})
+	s, err := New(context.Background(), decoded(t, src), sources.Deps{Name: "orders", Logger: sourcetest.Logger(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

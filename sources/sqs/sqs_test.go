@@ -26,7 +26,7 @@ func TestConsumeWrapsAndDeletes(t *testing.T) {
 		ids[send(t, c, q, fmt.Sprintf(`{"n":%d}`, i), map[string]types.MessageAttributeValue{"tenant": str("acme"), "n": num(fmt.Sprint(i))})] = true
 	}
 	rec := &sourcetest.Recorder{}
-	start(t, q, rec, nil, func(c *Config) { c.EventType = "com.example.order" })
+	start(t, sqsConfig(q)+"waitTime: 1s\neventType: com.example.order\n", rec, nil)
 	plugintest.Eventually(t, 10*time.Second, "15 events", func() bool { return rec.Count() >= 15 })
 	for _, e := range rec.Events() {
 		if !ids[e.ID()] {
@@ -52,7 +52,7 @@ func TestStructuredAndBinaryMessages(t *testing.T) {
 		"content-type": str("text/plain"), "ce-attempt": num("2"),
 	})
 	rec := &sourcetest.Recorder{}
-	start(t, q, rec, nil, nil)
+	start(t, sqsConfig(q)+"waitTime: 1s\n", rec, nil)
 	plugintest.Eventually(t, 10*time.Second, "2 events", func() bool { return rec.Count() >= 2 })
 	byID := map[string]*event.Event{}
 	for _, e := range rec.Events() {
@@ -79,7 +79,7 @@ func TestIngestFailureComesBack(t *testing.T) {
 		return nil
 	}}
 	logs := &plugintest.LogBuffer{}
-	s := start(t, q, rec, logs, func(c *Config) { c.Pollers = 1; c.VisibilityTimeout = 30 * time.Second })
+	s := start(t, sqsConfig(q)+"waitTime: 1s\npollers: 1\nvisibilityTimeout: 30s\n", rec, logs)
 	_ = s
 	// The visibility timeout is 30s: the messages come back within the nak
 	// backoff (1s, 2s), not after it.
@@ -111,7 +111,7 @@ func TestMalformedGoesToDeadLetterQueue(t *testing.T) {
 	send(t, c, q, "good", nil)
 	rec := &sourcetest.Recorder{}
 	logs := &plugintest.LogBuffer{}
-	start(t, q, rec, logs, func(c *Config) { c.VisibilityTimeout = time.Second; c.Pollers = 1 })
+	start(t, sqsConfig(q)+"waitTime: 1s\nvisibilityTimeout: 1s\npollers: 1\n", rec, logs)
 	plugintest.Eventually(t, 10*time.Second, "the good message", func() bool { return rec.Count() >= 1 })
 	plugintest.Eventually(t, 20*time.Second, "the malformed message in the DLQ", func() bool { return depth(t, c, dlq) == 1 })
 	plugintest.Eventually(t, 5*time.Second, "the queue to be empty", func() bool { return depth(t, c, q) == 0 })
@@ -147,7 +147,7 @@ func TestLongIngestExtendsVisibility(t *testing.T) {
 		}
 		return 0
 	}}
-	start(t, q, rec, nil, func(c *Config) { c.VisibilityTimeout = 2 * time.Second; c.Pollers = 2 })
+	start(t, sqsConfig(q)+"waitTime: 1s\nvisibilityTimeout: 2s\npollers: 2\n", rec, nil)
 	plugintest.Eventually(t, 10*time.Second, "the event", func() bool { return rec.Count() >= 1 })
 	plugintest.Eventually(t, 5*time.Second, "the queue to be empty", func() bool { return depth(t, c, q) == 0 })
 	// Without the extension the message would have reappeared 2s after its
@@ -173,7 +173,7 @@ func TestTooLargeIsolated(t *testing.T) {
 		}
 		return nil
 	}}
-	start(t, q, rec, nil, func(c *Config) { c.Pollers = 1; c.WaitTime = 2 * time.Second })
+	start(t, sqsConfig(q)+"waitTime: 2s\npollers: 1\n", rec, nil)
 	plugintest.Eventually(t, 10*time.Second, "the 4 small events", func() bool { return rec.Count() >= 4 })
 	plugintest.Eventually(t, 5*time.Second, "a too_large rejection", func() bool { return rec.Rejections("too_large") >= 1 })
 	plugintest.Eventually(t, 5*time.Second, "only the large message left", func() bool { return depth(t, c, q) == 1 })
@@ -189,26 +189,29 @@ func TestQueueUnreachable(t *testing.T) {
 	ln.Close() // nothing listens there now
 	rec := &sourcetest.Recorder{}
 	logs := &plugintest.LogBuffer{}
-	c := NewConfig()
-	c.QueueURL = "http://" + addr + "/000000000000/nowhere"
-	c.Endpoint = "http://" + addr
-	c.Region = "us-east-1"
+	c := decoded(t, fmt.Sprintf("queueUrl: http://%s/000000000000/nowhere\nendpoint: http://%s\nregion: us-east-1\n", addr, addr))
 	s, err := New(context.Background(), c, sources.Deps{Logger: sourcetest.Logger(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Not config keys: the source's backoff, shortened for the test.
 	s.poller.RetryMin, s.poller.RetryMax = 50*time.Millisecond, 200*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, rec) }()
-	plugintest.Eventually(t, 5*time.Second, "3 retries", func() bool { return strings.Count(logs.String(), "sqs queue unreachable; retrying") >= 3 })
+	// Each line follows a GetQueueAttributes call of two refused attempts
+	// (the SDK retries once) with the SDK's jittered backoff between them,
+	// drawn below 2s, then waits out the source's backoff (at most 200ms
+	// here): three lines can take 6.6s of waiting alone, and more on a busy
+	// machine. The deadline only catches a source that stopped retrying.
+	plugintest.Eventually(t, 30*time.Second, "3 retries", func() bool { return strings.Count(logs.String(), "sqs queue unreachable; retrying") >= 3 })
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Errorf("Run returned %v, want nil", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second): // a hang, not a speed check
 		t.Fatal("Run did not return after its context ended")
 	}
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
@@ -227,12 +230,11 @@ func TestMissingQueueRetries(t *testing.T) {
 	c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(q)})
 	logs := &plugintest.LogBuffer{}
 	rec := &sourcetest.Recorder{}
-	cfg := NewConfig()
-	cfg.QueueURL, cfg.Endpoint, cfg.Region = q, endpoint(), "us-east-1"
-	s, err := New(context.Background(), cfg, sources.Deps{Logger: sourcetest.Logger(logs)})
+	s, err := New(context.Background(), decoded(t, sqsConfig(q)), sources.Deps{Logger: sourcetest.Logger(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Not config keys: the source's backoff, shortened for the test.
 	s.poller.RetryMin, s.poller.RetryMax = 50*time.Millisecond, 100*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
 	defer cancel()
