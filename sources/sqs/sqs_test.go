@@ -79,8 +79,7 @@ func TestIngestFailureComesBack(t *testing.T) {
 		return nil
 	}}
 	logs := &plugintest.LogBuffer{}
-	s := start(t, sqsConfig(q)+"waitTime: 1s\npollers: 1\nvisibilityTimeout: 30s\n", rec, logs)
-	_ = s
+	start(t, sqsConfig(q)+"waitTime: 1s\npollers: 1\nvisibilityTimeout: 30s\n", rec, logs)
 	// The visibility timeout is 30s: the messages come back within the nak
 	// backoff (1s, 2s), not after it.
 	plugintest.Eventually(t, 15*time.Second, "5 events after two failed ingests", func() bool { return rec.Count() >= 5 })
