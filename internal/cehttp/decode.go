@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/junctionhq/junction/internal/cebinding"
 	"github.com/junctionhq/junction/internal/cejson"
@@ -75,27 +74,31 @@ func ParseStructured(body []byte) (*event.Event, error) {
 	return &e, nil
 }
 
+// parseBinary reads an event in binary mode: its attributes with
+// cebinding.Reader, from ce- headers, percent-decoded.
 func parseBinary(h http.Header, specversion string, body []byte) (*event.Event, error) {
-	var e event.Event
-	switch specversion {
-	case event.CloudEventsVersionV1, event.CloudEventsVersionV03:
-		e = event.New(specversion)
-	default:
-		return nil, fmt.Errorf("unsupported ce-specversion %q", text.OneLine(specversion, 40))
+	r, err := cebinding.NewReader(specversion)
+	if err != nil {
+		return nil, cebinding.At(err, "header ce-specversion")
 	}
 	for k, name := range cebinding.SortedHeaders(h, "ce-") {
-		name = strings.ToLower(name)
-		if name == "specversion" || len(h[k]) == 0 {
+		if len(h[k]) == 0 {
 			continue
 		}
+		where := "header " + strings.ToLower(k)
 		v, err := cebinding.HeaderValue(h[k][0])
 		if err != nil {
-			return nil, fmt.Errorf("header %s: %w", k, err)
+			return nil, &cebinding.AttrError{Name: strings.ToLower(name), Where: where, Err: err}
 		}
-		if err := setAttribute(&e, name, v); err != nil {
-			return nil, fmt.Errorf("header %s: %w", k, err)
+		if err := r.Set(name, v); err != nil {
+			return nil, cebinding.At(err, where)
 		}
 	}
+	ec, err := r.Context("header ce-")
+	if err != nil {
+		return nil, err
+	}
+	e := event.Event{Context: ec}
 	if ct := h.Get(HeaderContentType); ct != "" {
 		e.SetDataContentType(ct)
 	}
@@ -106,45 +109,6 @@ func parseBinary(h http.Header, specversion string, body []byte) (*event.Event, 
 		return nil, err
 	}
 	return &e, nil
-}
-
-// setAttribute sets the attribute name of e from its string form.
-func setAttribute(e *event.Event, name, v string) error {
-	switch name {
-	case "id":
-		e.SetID(v)
-	case "source":
-		e.SetSource(v)
-	case "type":
-		e.SetType(v)
-	case "subject":
-		// sdk-go takes "" for unset.
-		if strings.TrimSpace(v) == "" {
-			return errors.New("subject: if present, MUST be a non-empty string")
-		}
-		e.SetSubject(v)
-	case "dataschema", "schemaurl":
-		if strings.TrimSpace(v) == "" {
-			return fmt.Errorf("%s: if present, MUST be a non-empty URI", name)
-		}
-		e.SetDataSchema(v)
-	case "datacontenttype":
-		return errors.New("in binary mode datacontenttype is the Content-Type header; a ce-datacontenttype header MUST NOT be present")
-	case "time":
-		t, err := types.ParseTime(v)
-		if err != nil {
-			return fmt.Errorf("invalid time %q (RFC 3339 expected)", text.OneLine(v, 60))
-		}
-		e.SetTime(t)
-	default:
-		if !cebinding.ValidName(name) {
-			return fmt.Errorf("invalid attribute name %q (lower-case letters and digits only)", text.OneLine(name, 40))
-		}
-		if err := e.Context.SetExtension(name, v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // validate checks the required attributes in a fixed order, then the rest

@@ -232,13 +232,13 @@ func TestInvalidReplies(t *testing.T) {
 		answer func(http.ResponseWriter, *http.Request, *event.Event)
 		want   string
 	}{
-		{"binary without id", binary(map[string]string{"Ce-Id": ""}, ""), "HTTP 200: invalid reply event: missing required attribute id"},
-		{"binary without id and type", binary(map[string]string{"Ce-Id": "", "Ce-Type": ""}, ""), "HTTP 200: invalid reply event: missing required attribute id, type"},
-		{"binary specversion", binary(map[string]string{"Ce-Specversion": "2.0"}, ""), `HTTP 200: invalid reply event: unsupported ce-specversion "2.0"`},
-		{"binary percent-encoding", binary(map[string]string{"Ce-Subject": "a%zz"}, ""), "HTTP 200: invalid reply event: header Ce-Subject: invalid percent-encoding"},
-		{"binary not UTF-8", binary(map[string]string{"Ce-Subject": "a%ff"}, ""), "HTTP 200: invalid reply event: header Ce-Subject: not UTF-8 once percent-decoded"},
-		{"binary time", binary(map[string]string{"Ce-Time": "yesterday"}, ""), `HTTP 200: invalid reply event: header Ce-Time: invalid time "yesterday" (RFC 3339 expected)`},
-		{"binary extension name", binary(map[string]string{"Ce-Tenant-Id": "x"}, ""), `HTTP 200: invalid reply event: header Ce-Tenant-Id: invalid attribute name "tenant-id" (lower-case letters and digits only)`},
+		{"binary without id", binary(map[string]string{"Ce-Id": ""}, ""), `HTTP 200: invalid reply event: missing required attribute "id" (header ce-id)`},
+		{"binary without id and type", binary(map[string]string{"Ce-Id": "", "Ce-Type": ""}, ""), `HTTP 200: invalid reply event: missing required attribute "id" (header ce-id)`},
+		{"binary specversion", binary(map[string]string{"Ce-Specversion": "2.0"}, ""), `HTTP 200: invalid reply event: invalid attribute "specversion" (header ce-specversion): unsupported value "2.0" (use 1.0 or 0.3)`},
+		{"binary percent-encoding", binary(map[string]string{"Ce-Subject": "a%zz"}, ""), `HTTP 200: invalid reply event: invalid attribute "subject" (header ce-subject): invalid percent-encoding`},
+		{"binary not UTF-8", binary(map[string]string{"Ce-Subject": "a%ff"}, ""), `HTTP 200: invalid reply event: invalid attribute "subject" (header ce-subject): not UTF-8 once percent-decoded`},
+		{"binary time", binary(map[string]string{"Ce-Time": "yesterday"}, ""), `HTTP 200: invalid reply event: invalid attribute "time" (header ce-time): not an RFC 3339 timestamp: "yesterday"`},
+		{"binary extension name", binary(map[string]string{"Ce-Tenant-Id": "x"}, ""), `HTTP 200: invalid reply event: invalid attribute name "tenant-id" (header ce-tenant-id): use only letters a-z and digits`},
 		{"structured bad JSON", structuredReply(`{"specversion":"1.0",`), "HTTP 200: invalid reply event: invalid CloudEvents JSON: "},
 		{"structured without type", structuredReply(`{"specversion":"1.0","id":"r","source":"/fn"}`), "HTTP 200: invalid reply event: missing required attribute type"},
 		{"structured empty", structuredReply(``), "HTTP 200: invalid reply event: empty body with Content-Type application/cloudevents+json"},
