@@ -154,17 +154,34 @@ func NewReader(specversion string) (*Reader, error) {
 // Reader). specversion is NewReader's and is skipped, and so is a nil v
 // (no value: the attribute stays unset). The error is an *AttrError.
 func (r *Reader) Set(name string, v any) error {
-	name = lower(name)
-	if v == nil || name == "specversion" {
+	if v == nil {
 		return nil
 	}
-	if err := r.set(name, v); err != nil {
+	if s, ok := v.(string); ok {
+		return r.SetString(name, s)
+	}
+	return r.set(name, "", v)
+}
+
+// SetString is Set of a string value, for transports whose values are all
+// strings (HTTP, NATS): it costs no allocation for a context attribute.
+func (r *Reader) SetString(name, s string) error {
+	return r.set(name, s, nil)
+}
+
+// set sets name to native, or to s when native is nil.
+func (r *Reader) set(name, s string, native any) error {
+	name = lower(name)
+	if name == "specversion" {
+		return nil
+	}
+	if err := r.setLower(name, s, native); err != nil {
 		return &AttrError{Name: name, Err: err}
 	}
 	return nil
 }
 
-func (r *Reader) set(name string, v any) error {
+func (r *Reader) setLower(name, s string, native any) error {
 	var bit uint8
 	switch {
 	case name == "id":
@@ -184,18 +201,24 @@ func (r *Reader) set(name string, v any) error {
 	case name == "datacontenttype":
 		return ErrContentType
 	default:
-		return r.setExtension(name, v)
+		return r.setExtension(name, s, native)
 	}
 	if r.seen&bit != 0 {
 		return ErrDuplicate
 	}
 	r.seen |= bit
-	if t, ok := v.(time.Time); ok && bit == seenTime {
+	if t, ok := native.(time.Time); ok && bit == seenTime {
 		return r.ec.SetTime(t)
 	}
-	s, err := stringValue(v)
-	if err != nil {
-		return err
+	if native != nil {
+		b, ok := native.([]byte)
+		if !ok {
+			return fmt.Errorf("must be a string, not %s", typeName(native))
+		}
+		s = string(b)
+	}
+	if !utf8.ValidString(s) {
+		return ErrNotUTF8
 	}
 	if strings.TrimSpace(s) == "" && bit != seenTime && bit != seenEncoding {
 		// sdk-go takes "" for unset, or trims it to nothing.
@@ -236,7 +259,9 @@ func (r *Reader) set(name string, v any) error {
 	return r.ec.DeprecatedSetDataContentEncoding(s)
 }
 
-func (r *Reader) setExtension(name string, v any) error {
+// setExtension sets the extension name to native, or to s when native is
+// nil.
+func (r *Reader) setExtension(name, s string, native any) error {
 	switch {
 	case !ValidName(name):
 		return ErrName
@@ -247,12 +272,12 @@ func (r *Reader) setExtension(name string, v any) error {
 		return ErrDuplicate
 	}
 	var val any
-	switch x := v.(type) {
-	case string:
-		if !utf8.ValidString(x) {
+	switch x := native.(type) {
+	case nil:
+		if !utf8.ValidString(s) {
 			return ErrNotUTF8
 		}
-		val = x
+		val = s
 	case bool, []byte, int32:
 		val = x
 	case int, int8, int16, int64, uint, uint8, uint16, uint32, uint64:
@@ -264,7 +289,7 @@ func (r *Reader) setExtension(name string, v any) error {
 	case time.Time:
 		val = types.Timestamp{Time: x}
 	default:
-		return fmt.Errorf("unsupported value type %s (use a string, boolean, integer, binary or timestamp)", typeName(v))
+		return fmt.Errorf("unsupported value type %s (use a string, boolean, integer, binary or timestamp)", typeName(native))
 	}
 	return r.ec.SetExtension(name, val)
 }
@@ -283,23 +308,6 @@ func (r *Reader) Context(at string) (event.EventContext, error) {
 		}
 	}
 	return r.ec, nil
-}
-
-// stringValue is v as the string a context attribute holds.
-func stringValue(v any) (string, error) {
-	var s string
-	switch x := v.(type) {
-	case string:
-		s = x
-	case []byte:
-		s = string(x)
-	default:
-		return "", fmt.Errorf("must be a string, not %s", typeName(v))
-	}
-	if !utf8.ValidString(s) {
-		return "", ErrNotUTF8
-	}
-	return s, nil
 }
 
 // toInt64 converts an integer of any Go type; ok is false for a uint or
@@ -338,9 +346,18 @@ func typeName(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
+// knownNames are the names of the context attributes of 1.0 and 0.3.
+var knownNames = [...]string{"specversion", "id", "source", "type", "subject", "time", "dataschema", "schemaurl", "datacontenttype", "datacontentencoding"}
+
 // lower lower-cases the ASCII letters of s (only those: a name with other
-// letters is refused, and must not become a valid one).
+// letters is refused, and must not become a valid one). A context
+// attribute's name in any case costs no allocation.
 func lower(s string) string {
+	for _, k := range knownNames {
+		if len(s) == len(k) && strings.EqualFold(s, k) {
+			return k
+		}
+	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c >= 'A' && c <= 'Z' {
 			b := []byte(s)

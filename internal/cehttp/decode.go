@@ -90,7 +90,7 @@ func parseBinary(h http.Header, specversion string, body []byte) (*event.Event, 
 		if err != nil {
 			return nil, &cebinding.AttrError{Name: strings.ToLower(name), Where: where, Err: err}
 		}
-		if err := r.Set(name, v); err != nil {
+		if err := r.SetString(name, v); err != nil {
 			return nil, cebinding.At(err, where)
 		}
 	}
