@@ -315,103 +315,37 @@ func unsupportedVersion(sv string) string {
 	return fmt.Sprintf("unsupported specversion %s (use %s or %s)", quote(sv), event.CloudEventsVersionV1, event.CloudEventsVersionV03)
 }
 
-// parseBinary builds an event from ce- headers; ct is the Content-Type (the
-// data's media type) and body the data.
+// parseBinary builds an event from ce- headers with cebinding.Reader; ct
+// is the Content-Type (the data's media type) and body the data.
 func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestError) {
 	svs := h["Ce-Specversion"]
 	if len(svs) != 1 {
 		return nil, malformed("header ce-specversion given %d times", len(svs))
 	}
-	sv := strings.TrimSpace(svs[0])
-	ec := sources.NewEventContext(sv)
-	if ec == nil {
-		return nil, malformed("%s", unsupportedVersion(sv))
+	r, err := cebinding.NewReader(strings.TrimSpace(svs[0]))
+	if err != nil {
+		return nil, malformed("%v", cebinding.At(err, "header ce-specversion"))
 	}
-	var seen uint8
-	const seenID, seenSource, seenType = 1, 2, 4
 	if _, ok := h["Ce-"]; ok {
 		// A header "ce-" alone names no attribute.
-		return nil, malformed(`invalid attribute name "" (header ce-): use only letters a-z and digits`)
+		return nil, malformed("%v", &cebinding.AttrError{Where: "header ce-", Err: cebinding.ErrName})
 	}
-	for k, name := range cebinding.Headers(h, "ce-") {
+	for k, name := range cebinding.SortedHeaders(h, "ce-") {
 		vs := h[k]
-		if strings.EqualFold(name, "specversion") {
-			continue
-		}
 		if len(vs) != 1 {
 			return nil, malformed("header %s given %d times", headerName(k), len(vs))
 		}
-		v, verr := cebinding.LenientHeaderValue(vs[0])
-		if verr != nil {
-			return nil, malformed("invalid attribute %s (header %s): %v", quote(strings.ToLower(name)), headerName(k), verr)
-		}
-		var err error
-		switch {
-		case strings.EqualFold(name, "id"):
-			if strings.TrimSpace(v) == "" {
-				return nil, malformed(`missing required attribute "id": header ce-id is empty`)
-			}
-			seen |= seenID
-			err = ec.SetID(v)
-		case strings.EqualFold(name, "source"):
-			if strings.TrimSpace(v) == "" {
-				return nil, malformed(`missing required attribute "source": header ce-source is empty`)
-			}
-			seen |= seenSource
-			if err = ec.SetSource(v); err != nil {
-				err = errors.New("not a URI-reference")
-			}
-		case strings.EqualFold(name, "type"):
-			if strings.TrimSpace(v) == "" {
-				return nil, malformed(`missing required attribute "type": header ce-type is empty`)
-			}
-			seen |= seenType
-			err = ec.SetType(v)
-		case strings.EqualFold(name, "subject"):
-			// sdk-go takes "" for unset.
-			if strings.TrimSpace(v) == "" {
-				return nil, malformed(`invalid attribute "subject" (header ce-subject): must be a non-empty string`)
-			}
-			err = ec.SetSubject(v)
-		case strings.EqualFold(name, "time"):
-			t, perr := types.ParseTime(strings.TrimSpace(v))
-			if perr != nil {
-				err = errors.New("not an RFC 3339 timestamp")
-			} else {
-				err = ec.SetTime(t)
-			}
-		case strings.EqualFold(name, "datacontenttype"):
-			return nil, malformed("header %s: in binary mode datacontenttype is the Content-Type header", headerName(k))
-		case sv == event.CloudEventsVersionV1 && strings.EqualFold(name, "dataschema"),
-			sv == event.CloudEventsVersionV03 && strings.EqualFold(name, "schemaurl"):
-			if strings.TrimSpace(v) == "" {
-				return nil, malformed("invalid attribute %s (header %s): must be a non-empty URI", quote(strings.ToLower(name)), headerName(k))
-			}
-			if err = ec.SetDataSchema(v); err != nil {
-				err = errors.New("not a URI")
-			}
-		case sv == event.CloudEventsVersionV03 && strings.EqualFold(name, "datacontentencoding"):
-			err = ec.DeprecatedSetDataContentEncoding(v)
-		default:
-			ext := strings.ToLower(name)
-			if !event.IsExtensionNameValid(ext) {
-				return nil, malformed("invalid attribute name %s (header %s): use only letters a-z and digits", quote(ext), headerName(k))
-			}
-			if err = ec.SetExtension(ext, v); err != nil {
-				return nil, malformed("invalid attribute name %s (header %s): reserved for a context attribute", quote(ext), headerName(k))
-			}
-		}
+		v, err := cebinding.LenientHeaderValue(vs[0])
 		if err != nil {
-			return nil, malformed("invalid attribute %s (header %s): %v", quote(strings.ToLower(name)), headerName(k), err)
+			return nil, malformed("%v", &cebinding.AttrError{Name: strings.ToLower(name), Where: "header " + headerName(k), Err: err})
+		}
+		if err := r.SetString(name, v); err != nil {
+			return nil, malformed("%v", cebinding.At(err, "header "+headerName(k)))
 		}
 	}
-	switch {
-	case seen&seenID == 0:
-		return nil, malformed(`missing required attribute "id" (header ce-id)`)
-	case seen&seenSource == 0:
-		return nil, malformed(`missing required attribute "source" (header ce-source)`)
-	case seen&seenType == 0:
-		return nil, malformed(`missing required attribute "type" (header ce-type)`)
+	ec, err := r.Context("header ce-")
+	if err != nil {
+		return nil, malformed("%v", err)
 	}
 	if ct != "" {
 		_ = ec.SetDataContentType(ct)
@@ -432,7 +366,7 @@ func parseBinary(h http.Header, ct string, body []byte) (*event.Event, *RequestE
 			e.DataBase64 = !utf8.Valid(body)
 		}
 	}
-	err := e.Validate()
+	err = e.Validate()
 	if err == nil {
 		err = cejson.Check(e)
 	}
