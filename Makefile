@@ -35,6 +35,7 @@ FUZZ_TARGETS := \
 	./internal/cehttp:FuzzParseEvent \
 	./internal/cehttp:FuzzBinaryRoundTrip \
 	./internal/cebinding:FuzzHeaderValue \
+	./internal/cebinding:FuzzSetAttribute \
 	./sinks:FuzzRetryAfter \
 	./filters:FuzzEnvData \
 	./filters:FuzzCompileFilter \

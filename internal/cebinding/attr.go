@@ -228,10 +228,10 @@ func (r *Reader) setLower(name, s string, native any) error {
 	case seenID:
 		return r.ec.SetID(s)
 	case seenSource:
-		if r.ec.SetSource(s) != nil {
-			return fmt.Errorf("not a URI-reference: %q", text.OneLine(s, maxQuoted))
+		if err := checkRef(s); err != nil {
+			return err
 		}
-		return nil
+		return r.ec.SetSource(s)
 	case seenType:
 		return r.ec.SetType(s)
 	case seenSubject:
@@ -244,11 +244,11 @@ func (r *Reader) setLower(name, s string, native any) error {
 		return r.ec.SetTime(t)
 	case seenSchema:
 		// 1.0 dataschema is a URI (absolute), 0.3 schemaurl a URI-reference.
-		u, err := url.Parse(strings.TrimSpace(s))
-		switch {
-		case r.v03 && err != nil:
-			return fmt.Errorf("not a URI-reference: %q", text.OneLine(s, maxQuoted))
-		case !r.v03 && (err != nil || !u.IsAbs()):
+		if r.v03 {
+			if err := checkRef(strings.TrimSpace(s)); err != nil {
+				return err
+			}
+		} else if u, err := url.Parse(strings.TrimSpace(s)); err != nil || !u.IsAbs() {
 			return fmt.Errorf("not an absolute URI: %q", text.OneLine(s, maxQuoted))
 		}
 		return r.ec.SetDataSchema(s)
@@ -308,6 +308,19 @@ func (r *Reader) Context(at string) (event.EventContext, error) {
 		}
 	}
 	return r.ec, nil
+}
+
+// checkRef checks that s is a URI-reference that sdk-go keeps: it holds
+// the parsed form, and one such as "#" or "?" reads back as "".
+func checkRef(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URI-reference: %q", text.OneLine(s, maxQuoted))
+	}
+	if strings.TrimSpace(u.String()) == "" {
+		return fmt.Errorf("%w (%q is an empty URI-reference)", ErrEmpty, text.OneLine(s, maxQuoted))
+	}
+	return nil
 }
 
 // toInt64 converts an integer of any Go type; ok is false for a uint or

@@ -74,6 +74,8 @@ func TestReader(t *testing.T) {
 			attrs: []attr{{"source", ""}}, err: `invalid attribute "source" (header ce-source): must be non-empty`, is: ErrEmpty},
 		{rule: `source: Type "URI-reference" (RFC 3986 4.1)`,
 			attrs: []attr{{"source", "http://x/%zz"}}, err: `invalid attribute "source" (header ce-source): not a URI-reference: "http://x/%zz"`},
+		{rule: `source: "MUST be a non-empty URI-reference" (one that parses to nothing)`,
+			attrs: []attr{{"source", "#"}}, err: `invalid attribute "source" (header ce-source): must be non-empty ("#" is an empty URI-reference)`, is: ErrEmpty},
 		{rule: `subject: "If present, MUST be a non-empty string"`,
 			attrs: []attr{{"subject", "  "}}, err: `invalid attribute "subject" (header ce-subject): must be non-empty`, is: ErrEmpty},
 		{rule: `dataschema: "If present, MUST be a non-empty URI"`,
@@ -218,7 +220,14 @@ func FuzzSetAttribute(f *testing.F) {
 		case 5:
 			v = float64(n)
 		}
-		for _, a := range []attr{{"id", "1"}, {"source", "/s"}, {"type", "t"}, {name, v}} {
+		// The fuzzed attribute first, then the required ones it is not.
+		attrs := []attr{{name, v}}
+		for _, req := range []attr{{"id", "1"}, {"source", "/s"}, {"type", "t"}} {
+			if !strings.EqualFold(name, req.name) {
+				attrs = append(attrs, req)
+			}
+		}
+		for _, a := range attrs {
 			if err := r.Set(a.name, a.v); err != nil {
 				var ae *AttrError
 				if !errors.As(err, &ae) || ae.Name == "" && name != "" || strings.ContainsAny(err.Error(), "\r\n") {
