@@ -8,15 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"sort"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/junctionhq/junction/internal/cebinding"
 	"github.com/junctionhq/junction/internal/cejson"
@@ -88,52 +85,45 @@ func (s *Source) decode(d *amqp.Delivery) ([]*event.Event, error) {
 // and the one JMS-style clients use.
 var headerPrefixes = []string{HeaderPrefix, "cloudEvents_"}
 
-// parseBinary builds an event from cloudEvents: headers; ct is the
-// content-type property (datacontenttype) and body the data.
+// parseBinary builds an event from cloudEvents: headers with
+// cebinding.Reader; ct is the content-type property (datacontenttype) and
+// body the data. Values may be in their native AMQP type (boolean,
+// integer, timestamp, binary) or their canonical string form.
 func parseBinary(h amqp.Table, ct string, body []byte) (*event.Event, error) {
-	attrs := make(map[string]any, len(h))
-	for k, name := range cebinding.Headers(h, headerPrefixes...) {
-		v := h[k]
-		name = strings.ToLower(name)
-		if _, dup := attrs[name]; dup {
-			return nil, fmt.Errorf("attribute %q given twice (headers differ only in case or prefix)", bound(name, 64))
-		}
-		attrs[name] = v
-	}
-	svv, ok := attrs["specversion"]
-	if !ok {
-		return nil, errors.New(`missing required attribute "specversion" (header cloudEvents:specversion)`)
-	}
-	sv, ok := stringValue(svv)
-	if !ok {
-		return nil, errors.New(`invalid attribute "specversion": must be a string`)
-	}
-	ec := sources.NewEventContext(sv)
-	if ec == nil {
-		return nil, fmt.Errorf("unsupported specversion %q (use 1.0 or 0.3)", bound(sv, 32))
-	}
-	for _, req := range []string{"id", "source", "type"} {
-		v, ok := attrs[req]
-		if !ok {
-			return nil, fmt.Errorf("missing required attribute %q (header cloudEvents:%s)", req, req)
-		}
-		if s, ok := stringValue(v); !ok || strings.TrimSpace(s) == "" {
-			return nil, fmt.Errorf("invalid attribute %q: must be a non-empty string", req)
-		}
-	}
-	names := make([]string, 0, len(attrs))
-	for k := range attrs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		v := attrs[name]
-		if v == nil || name == "specversion" {
+	var svKey string
+	for k, name := range cebinding.SortedHeaders(h, headerPrefixes...) {
+		if !strings.EqualFold(name, "specversion") {
 			continue
 		}
-		if err := setAttr(ec, sv, name, v); err != nil {
-			return nil, fmt.Errorf("invalid attribute %q: %v", bound(name, 64), err)
+		if svKey != "" {
+			return nil, cebinding.At(&cebinding.AttrError{Name: "specversion", Err: cebinding.ErrDuplicate}, "header "+k)
 		}
+		svKey = k
+	}
+	if svKey == "" {
+		return nil, &cebinding.AttrError{Name: "specversion", Where: "header " + HeaderPrefix + "specversion", Err: cebinding.ErrMissing}
+	}
+	var sv string
+	switch v := h[svKey].(type) {
+	case string:
+		sv = v
+	case []byte:
+		sv = string(v)
+	default:
+		return nil, &cebinding.AttrError{Name: "specversion", Where: "header " + svKey, Err: errors.New("must be a string")}
+	}
+	r, err := cebinding.NewReader(sv)
+	if err != nil {
+		return nil, cebinding.At(err, "header "+svKey)
+	}
+	for k, name := range cebinding.SortedHeaders(h, headerPrefixes...) {
+		if err := r.Set(name, h[k]); err != nil {
+			return nil, cebinding.At(err, "header "+k)
+		}
+	}
+	ec, err := r.Context("header " + HeaderPrefix)
+	if err != nil {
+		return nil, err
 	}
 	if ct != "" {
 		if err := cejson.CheckMediaType(ct); err != nil {
@@ -147,134 +137,6 @@ func parseBinary(h amqp.Table, ct string, body []byte) (*event.Event, error) {
 		return nil, errors.New(sdkReason(err))
 	}
 	return e, nil
-}
-
-// setAttr sets one attribute read from a header. Values may be in their
-// native AMQP type or their canonical string form.
-func setAttr(ec event.EventContext, sv, name string, v any) error {
-	str := func() (string, error) {
-		s, ok := stringValue(v)
-		if !ok {
-			return "", fmt.Errorf("must be a string, not %s", typeName(v))
-		}
-		return s, nil
-	}
-	switch {
-	case name == "id":
-		s, _ := str()
-		return ec.SetID(s)
-	case name == "source":
-		s, _ := str()
-		if err := ec.SetSource(s); err != nil {
-			return errors.New("not a URI-reference")
-		}
-		return nil
-	case name == "type":
-		s, _ := str()
-		return ec.SetType(s)
-	case name == "subject":
-		s, err := str()
-		if err != nil {
-			return err
-		}
-		// sdk-go takes "" for unset; the core spec: "MUST be a non-empty
-		// string".
-		if strings.TrimSpace(s) == "" {
-			return errors.New("must be a non-empty string")
-		}
-		return ec.SetSubject(s)
-	case name == "time":
-		switch t := v.(type) {
-		case time.Time:
-			return ec.SetTime(t)
-		}
-		s, err := str()
-		if err != nil {
-			return err
-		}
-		t, err := types.ParseTime(strings.TrimSpace(s))
-		if err != nil {
-			return errors.New("not an RFC 3339 timestamp")
-		}
-		return ec.SetTime(t)
-	case name == "datacontenttype":
-		return errors.New("in binary mode datacontenttype is the content-type property")
-	case sv == event.CloudEventsVersionV1 && name == "dataschema", sv == event.CloudEventsVersionV03 && name == "schemaurl":
-		s, err := str()
-		if err != nil {
-			return err
-		}
-		if strings.TrimSpace(s) == "" {
-			return errors.New("must be a non-empty URI")
-		}
-		if err := ec.SetDataSchema(s); err != nil {
-			return errors.New("not a URI")
-		}
-		return nil
-	case sv == event.CloudEventsVersionV03 && name == "datacontentencoding":
-		s, err := str()
-		if err != nil {
-			return err
-		}
-		return ec.DeprecatedSetDataContentEncoding(s)
-	}
-	if !event.IsExtensionNameValid(name) {
-		return errors.New("invalid name: use only letters a-z and digits")
-	}
-	var ext any
-	switch x := v.(type) {
-	case string, bool, []byte:
-		ext = x
-	case int8, int16, int32, int64, int, uint8, uint16, uint32:
-		ext = x
-	case time.Time:
-		ext = types.Timestamp{Time: x}
-	default:
-		return fmt.Errorf("unsupported value type %s (use a string, boolean, integer, binary or timestamp)", typeName(v))
-	}
-	if err := ec.SetExtension(name, ext); err != nil {
-		if strings.Contains(err.Error(), "out of range") {
-			return errors.New("integer out of range (CloudEvents integers are 32-bit)")
-		}
-		return errors.New("reserved for a context attribute")
-	}
-	return nil
-}
-
-// stringValue reads a header value as a string: a string or valid UTF-8
-// bytes.
-func stringValue(v any) (string, bool) {
-	switch s := v.(type) {
-	case string:
-		return s, utf8.ValidString(s)
-	case []byte:
-		return string(s), utf8.Valid(s)
-	}
-	return "", false
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case string:
-		return "string"
-	case []byte:
-		return "binary"
-	case bool:
-		return "boolean"
-	case int8, int16, int32, int64, int, uint8, uint16, uint32:
-		return "integer"
-	case float32, float64:
-		return "floating point number"
-	case amqp.Decimal:
-		return "decimal"
-	case time.Time:
-		return "timestamp"
-	case amqp.Table:
-		return "table"
-	case []any:
-		return "array"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 // parseStructured reads one event in the JSON format.

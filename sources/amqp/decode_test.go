@@ -54,8 +54,9 @@ func TestDecodeBinary(t *testing.T) {
 }
 
 func TestDecodeBinaryStringForms(t *testing.T) {
-	// The canonical string form of every attribute, and the cloudEvents_
-	// prefix of JMS-style clients.
+	// The canonical string form of every attribute, the cloudEvents_
+	// prefix of JMS-style clients, and names in any case (lower-cased, as
+	// every transport reads them).
 	d := &amqp.Delivery{
 		Headers: amqp.Table{
 			"cloudEvents_specversion": "1.0",
@@ -63,6 +64,7 @@ func TestDecodeBinaryStringForms(t *testing.T) {
 			"cloudEvents_source":      "/shop",
 			"cloudEvents_type":        "t",
 			"cloudEvents_time":        "2024-03-01T12:00:00.123456789Z",
+			"CLOUDEVENTS_Tenant":      "acme",
 		},
 		Body: []byte("plain text"),
 	}
@@ -71,7 +73,7 @@ func TestDecodeBinaryStringForms(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := evs[0]
-	if e.ID() != "b-2" || e.Time().Nanosecond() != 123456789 || string(e.Data()) != "plain text" {
+	if e.ID() != "b-2" || e.Time().Nanosecond() != 123456789 || string(e.Data()) != "plain text" || e.Extensions()["tenant"] != "acme" {
 		t.Errorf("event: %s", e)
 	}
 }
@@ -168,16 +170,18 @@ func TestDecodeMalformed(t *testing.T) {
 	}{
 		{"no specversion", amqp.Delivery{Headers: with("cloudEvents:specversion", nil)}, `missing required attribute "specversion" (header cloudEvents:specversion)`},
 		{"no id", amqp.Delivery{Headers: with("cloudEvents:id", nil)}, `missing required attribute "id" (header cloudEvents:id)`},
-		{"empty source", amqp.Delivery{Headers: with("cloudEvents:source", " ")}, `invalid attribute "source": must be a non-empty string`},
-		{"type not a string", amqp.Delivery{Headers: with("cloudEvents:type", int32(3))}, `invalid attribute "type": must be a non-empty string`},
-		{"version", amqp.Delivery{Headers: with("cloudEvents:specversion", "2.0")}, `unsupported specversion "2.0" (use 1.0 or 0.3)`},
-		{"time", amqp.Delivery{Headers: with("cloudEvents:time", "yesterday")}, `invalid attribute "time": not an RFC 3339 timestamp`},
-		{"subject type", amqp.Delivery{Headers: with("cloudEvents:subject", 1.5)}, `invalid attribute "subject": must be a string, not floating point number`},
-		{"extension type", amqp.Delivery{Headers: with("cloudEvents:tenant", amqp.Table{"a": 1})}, `invalid attribute "tenant": unsupported value type table (use a string, boolean, integer, binary or timestamp)`},
-		{"extension range", amqp.Delivery{Headers: with("cloudEvents:big", int64(1)<<40)}, `invalid attribute "big": integer out of range (CloudEvents integers are 32-bit)`},
-		{"extension name", amqp.Delivery{Headers: with("cloudEvents:my-ext", "x")}, `invalid attribute "my-ext": invalid name: use only letters a-z and digits`},
-		{"datacontenttype header", amqp.Delivery{Headers: with("cloudEvents:datacontenttype", "text/plain")}, `invalid attribute "datacontenttype": in binary mode datacontenttype is the content-type property`},
-		{"duplicate", amqp.Delivery{Headers: with("cloudevents_id", "2")}, `attribute "id" given twice (headers differ only in case or prefix)`},
+		{"empty source", amqp.Delivery{Headers: with("cloudEvents:source", " ")}, `invalid attribute "source" (header cloudEvents:source): must be non-empty`},
+		{"type not a string", amqp.Delivery{Headers: with("cloudEvents:type", int32(3))}, `invalid attribute "type" (header cloudEvents:type): must be a string, not integer`},
+		{"version", amqp.Delivery{Headers: with("cloudEvents:specversion", "2.0")}, `invalid attribute "specversion" (header cloudEvents:specversion): unsupported value "2.0" (use 1.0 or 0.3)`},
+		{"time", amqp.Delivery{Headers: with("cloudEvents:time", "yesterday")}, `invalid attribute "time" (header cloudEvents:time): not an RFC 3339 timestamp: "yesterday"`},
+		{"subject type", amqp.Delivery{Headers: with("cloudEvents:subject", 1.5)}, `invalid attribute "subject" (header cloudEvents:subject): must be a string, not floating point number`},
+		{"extension type", amqp.Delivery{Headers: with("cloudEvents:tenant", amqp.Table{"a": 1})}, `invalid attribute "tenant" (header cloudEvents:tenant): unsupported value type map (use a string, boolean, integer, binary or timestamp)`},
+		{"extension range", amqp.Delivery{Headers: with("cloudEvents:big", int64(1)<<40)}, `invalid attribute "big" (header cloudEvents:big): integer out of range (CloudEvents integers are 32-bit)`},
+		{"extension name", amqp.Delivery{Headers: with("cloudEvents:my-ext", "x")}, `invalid attribute name "my-ext" (header cloudEvents:my-ext): use only letters a-z and digits`},
+		{"datacontenttype header", amqp.Delivery{Headers: with("cloudEvents:datacontenttype", "text/plain")}, `invalid attribute "datacontenttype" (header cloudEvents:datacontenttype): in binary mode the message's content-type is the datacontenttype; it MUST NOT be present as an attribute`},
+		{"duplicate", amqp.Delivery{Headers: with("cloudevents_id", "2")}, `invalid attribute "id" (header cloudevents_id): given twice (names that differ only in case or prefix)`},
+		{"duplicate specversion", amqp.Delivery{Headers: with("cloudEvents_specversion", "1.0")}, `invalid attribute "specversion" (header cloudEvents_specversion): given twice (names that differ only in case or prefix)`},
+		{"specversion type", amqp.Delivery{Headers: with("cloudEvents:specversion", int32(1))}, `invalid attribute "specversion" (header cloudEvents:specversion): must be a string`},
 		{"bad content type", amqp.Delivery{Headers: base(), ContentType: "not a type"}, `invalid attribute "datacontenttype" (content-type property): not a media type (RFC 2046)`},
 		{"structured not JSON", amqp.Delivery{ContentType: "application/cloudevents+json", Body: []byte(`{"id":`)}, `structured mode: the body is not valid JSON`},
 		{"structured array", amqp.Delivery{ContentType: "application/cloudevents+json", Body: []byte(`[1]`)}, `structured mode: the body is not a JSON object`},
