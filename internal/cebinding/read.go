@@ -57,3 +57,21 @@ func cut(k string, prefixes []string) (string, bool) {
 	}
 	return "", false
 }
+
+// SpecVersionKey returns the key of h's specversion header (a prefix then
+// "specversion", compared without regard to case), "" when it has none.
+// Two such keys are an *AttrError (ErrDuplicate) at the second, in key
+// order.
+func SpecVersionKey[V any](h map[string]V, prefixes ...string) (string, error) {
+	key := ""
+	for k, name := range SortedHeaders(h, prefixes...) {
+		if !strings.EqualFold(name, "specversion") {
+			continue
+		}
+		if key != "" {
+			return "", &AttrError{Name: "specversion", Where: "header " + k, Err: ErrDuplicate}
+		}
+		key = k
+	}
+	return key, nil
+}

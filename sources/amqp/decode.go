@@ -90,15 +90,9 @@ var headerPrefixes = []string{HeaderPrefix, "cloudEvents_"}
 // body the data. Values may be in their native AMQP type (boolean,
 // integer, timestamp, binary) or their canonical string form.
 func parseBinary(h amqp.Table, ct string, body []byte) (*event.Event, error) {
-	var svKey string
-	for k, name := range cebinding.SortedHeaders(h, headerPrefixes...) {
-		if !strings.EqualFold(name, "specversion") {
-			continue
-		}
-		if svKey != "" {
-			return nil, cebinding.At(&cebinding.AttrError{Name: "specversion", Err: cebinding.ErrDuplicate}, "header "+k)
-		}
-		svKey = k
+	svKey, err := cebinding.SpecVersionKey(h, headerPrefixes...)
+	if err != nil {
+		return nil, err
 	}
 	if svKey == "" {
 		return nil, &cebinding.AttrError{Name: "specversion", Where: "header " + HeaderPrefix + "specversion", Err: cebinding.ErrMissing}
