@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
@@ -29,9 +27,6 @@ const (
 // maxReason bounds a malformed message's reason (logs, Term reason,
 // dead-letter header).
 const maxReason = 300
-
-// binaryVersions reads the NATS binding's binary mode: ce-<name> headers.
-var binaryVersions = spec.WithPrefix(hdrPrefix)
 
 // hdrPrefix is the prefix of the binary-mode headers.
 const hdrPrefix = "ce-"
@@ -140,52 +135,32 @@ func decodeStructured(data []byte) (*event.Event, error) {
 // or 1e400, is an error, not truncated). See cejson.Unmarshal.
 func unmarshal(e *event.Event, raw []byte) error { return cejson.Unmarshal(e, raw) }
 
+// decodeBinary reads binary mode: the attributes from ce- headers with
+// cebinding.Reader, ct as datacontenttype and data as the data.
 func decodeBinary(h nats.Header, ct string, data []byte) (*event.Event, error) {
+	svKey, err := cebinding.SpecVersionKey(h, hdrPrefix)
+	if err != nil {
+		return nil, malformed("binary mode: %v", err)
+	}
 	var sv string
-	for k, v := range h {
-		if len(v) > 0 && strings.EqualFold(k, "ce-specversion") {
-			sv = v[0]
-		}
+	if vs := h[svKey]; len(vs) > 0 {
+		sv = vs[0]
 	}
-	version := binaryVersions.Version(sv)
-	if version == nil {
-		return nil, malformed("binary mode: unsupported ce-specversion %q (use 1.0 or 0.3)", sv)
+	r, err := cebinding.NewReader(sv)
+	if err != nil {
+		return nil, malformed("binary mode: %v", cebinding.At(err, "header "+svKey))
 	}
-	ctx := version.NewContext()
-	var seen [3]bool // id, source, type
-	for k := range cebinding.Headers(h, hdrPrefix) {
-		v := h[k]
-		if len(v) == 0 || strings.EqualFold(k, "ce-specversion") {
+	for k, name := range cebinding.SortedHeaders(h, hdrPrefix) {
+		if len(h[k]) == 0 {
 			continue
 		}
-		name := strings.ToLower(k)
-		switch name {
-		case "ce-id":
-			seen[0] = true
-		case "ce-source":
-			seen[1] = true
-		case "ce-type":
-			seen[2] = true
-		}
-		if !utf8.ValidString(v[0]) {
-			return nil, malformed("binary mode: header %s is not valid UTF-8", quote(name))
-		}
-		switch name {
-		case "ce-subject", "ce-dataschema", "ce-schemaurl":
-			// sdk-go takes "" for unset; the core spec: "MUST be a
-			// non-empty" string or URI.
-			if strings.TrimSpace(v[0]) == "" {
-				return nil, malformed("binary mode: header %s: if present, MUST not be empty", quote(name))
-			}
-		}
-		if err := version.SetAttribute(ctx, name, v[0]); err != nil {
-			return nil, malformed("binary mode: header %s: %v", quote(name), err)
+		if err := r.SetString(name, h[k][0]); err != nil {
+			return nil, malformed("binary mode: %v", cebinding.At(err, "header "+k))
 		}
 	}
-	for i, name := range []string{"ce-id", "ce-source", "ce-type"} {
-		if !seen[i] {
-			return nil, malformed("binary mode: missing header %s", name)
-		}
+	ctx, err := r.Context("header " + hdrPrefix)
+	if err != nil {
+		return nil, malformed("binary mode: %v", err)
 	}
 	if ct != "" {
 		if err := ctx.SetDataContentType(ct); err != nil {

@@ -161,7 +161,7 @@ func testMalformed(t *testing.T, nc *nats.Conn, js jetstream.JetStream, url stri
 	}
 	dm := lastDeadLetter(t, js, dlqStream, dlqPrefix+".dead")
 	if string(dm.Data) != "payload-secret" || dm.Header.Get("X-Trace") != "abc" || dm.Header.Get("Junction-Reason") != "malformed" ||
-		dm.Header.Get("Junction-Error") != "binary mode: missing header ce-id" || dm.Header.Get("Junction-Original-Subject") != prefix+".x" ||
+		dm.Header.Get("Junction-Error") != `binary mode: missing required attribute "id" (header ce-id)` || dm.Header.Get("Junction-Original-Subject") != prefix+".x" ||
 		dm.Header.Get("Junction-Original-Stream") != stream || dm.Header.Get("Junction-Original-Sequence") != "1" || dm.Header.Get("Junction-Source") != "natstest" {
 		t.Errorf("dead letter: %q %v", dm.Data, dm.Header)
 	}
@@ -173,7 +173,7 @@ func testMalformed(t *testing.T, nc *nats.Conn, js jetstream.JetStream, url stri
 		StreamSeq uint64 `json:"stream_seq"`
 		Reason    string `json:"reason"`
 	}
-	wantReason := "malformed: binary mode: missing header ce-id"
+	wantReason := `malformed: binary mode: missing required attribute "id" (header ce-id)`
 	if !termWithReason(nc.ConnectedServerVersion()) {
 		wantReason = "" // servers before 2.10.4 take no reason
 	}
