@@ -61,15 +61,15 @@ func cut(k string, prefixes []string) (string, bool) {
 // SpecVersionKey returns the key of h's specversion header (a prefix then
 // "specversion", compared without regard to case), "" when it has none.
 // Two such keys are an *AttrError (ErrDuplicate) at the second, in key
-// order.
-func SpecVersionKey[V any](h map[string]V, prefixes ...string) (string, error) {
+// order, placed as noun and key ("header ce-specversion").
+func SpecVersionKey[V any](h map[string]V, noun string, prefixes ...string) (string, error) {
 	key := ""
 	for k, name := range SortedHeaders(h, prefixes...) {
 		if !strings.EqualFold(name, "specversion") {
 			continue
 		}
 		if key != "" {
-			return "", &AttrError{Name: "specversion", Where: "header " + k, Err: ErrDuplicate}
+			return "", &AttrError{Name: "specversion", Where: noun + " " + k, Err: ErrDuplicate}
 		}
 		key = k
 	}

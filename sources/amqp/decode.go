@@ -90,7 +90,7 @@ var headerPrefixes = []string{HeaderPrefix, "cloudEvents_"}
 // body the data. Values may be in their native AMQP type (boolean,
 // integer, timestamp, binary) or their canonical string form.
 func parseBinary(h amqp.Table, ct string, body []byte) (*event.Event, error) {
-	svKey, err := cebinding.SpecVersionKey(h, headerPrefixes...)
+	svKey, err := cebinding.SpecVersionKey(h, "header", headerPrefixes...)
 	if err != nil {
 		return nil, err
 	}

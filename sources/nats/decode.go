@@ -138,7 +138,7 @@ func unmarshal(e *event.Event, raw []byte) error { return cejson.Unmarshal(e, ra
 // decodeBinary reads binary mode: the attributes from ce- headers with
 // cebinding.Reader, ct as datacontenttype and data as the data.
 func decodeBinary(h nats.Header, ct string, data []byte) (*event.Event, error) {
-	svKey, err := cebinding.SpecVersionKey(h, hdrPrefix)
+	svKey, err := cebinding.SpecVersionKey(h, "header", hdrPrefix)
 	if err != nil {
 		return nil, malformed("binary mode: %v", err)
 	}
