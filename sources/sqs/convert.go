@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -13,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cloudevents/sdk-go/v2/event"
-	cetypes "github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/junctionhq/junction/internal/cebinding"
 	"github.com/junctionhq/junction/internal/cejson"
 	"github.com/junctionhq/junction/sources"
 )
@@ -35,7 +34,6 @@ func malformedf(id, format string, args ...any) *malformed {
 // content-type.
 const (
 	attrPrefix      = "ce-"
-	attrSpecversion = "ce-specversion"
 	attrContentType = "content-type"
 )
 
@@ -54,8 +52,12 @@ var reserved = map[string]bool{
 // JSON object with a specversion member, else the message wrapped.
 func (s *Source) toEvent(m *types.Message) (*event.Event, *malformed) {
 	body := aws.ToString(m.Body)
-	if _, ok := m.MessageAttributes[attrSpecversion]; ok {
-		return binaryEvent(m, body)
+	svKey, err := cebinding.SpecVersionKey(m.MessageAttributes, "message attribute", attrPrefix)
+	if err != nil {
+		return nil, malformedf(binaryID(m), "%v", err)
+	}
+	if svKey != "" {
+		return binaryEvent(m, svKey, body)
 	}
 	if claimsStructured(body) {
 		return structuredEvent(body)
@@ -116,78 +118,37 @@ func validate(e *event.Event) error {
 	return cejson.Check(e)
 }
 
-// binaryEvent reads a binary-mode CloudEvent: attributes from ce-* message
-// attributes, datacontenttype from content-type, data from the body.
-func binaryEvent(m *types.Message, body string) (*event.Event, *malformed) {
-	sv, _ := attrString(m.MessageAttributes[attrSpecversion])
-	id, _ := attrString(m.MessageAttributes[attrPrefix+"id"])
-	if sv != event.CloudEventsVersionV1 {
-		return nil, malformedf(id, "unsupported specversion %q in message attribute %s (use %s)", bounded(sv), attrSpecversion, event.CloudEventsVersionV1)
+// binaryEvent reads a binary-mode CloudEvent: attributes from ce-*
+// message attributes (the prefix in any case, as every transport reads
+// it) with cebinding.Reader, datacontenttype from content-type, data from
+// the body. svKey is the specversion's message attribute.
+func binaryEvent(m *types.Message, svKey, body string) (*event.Event, *malformed) {
+	id := binaryID(m)
+	sv, _ := attrString(m.MessageAttributes[svKey])
+	r, err := cebinding.NewReader(sv)
+	if err != nil {
+		return nil, malformedf(id, "%v", cebinding.At(err, "message attribute "+svKey))
 	}
-	ec := &event.EventContextV1{}
-	names := make([]string, 0, len(m.MessageAttributes))
-	for name := range m.MessageAttributes {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		v := m.MessageAttributes[name]
-		if name == attrContentType {
-			ct, ok := attrString(v)
-			if !ok {
-				return nil, malformedf(id, "message attribute %s must be a String", attrContentType)
-			}
-			_ = ec.SetDataContentType(ct)
-			continue
-		}
-		if !strings.HasPrefix(name, attrPrefix) || name == attrSpecversion {
-			continue
-		}
-		attr := name[len(attrPrefix):]
-		val, ok := attrValue(v)
+	for k, name := range cebinding.SortedHeaders(m.MessageAttributes, attrPrefix) {
+		where := "message attribute " + k
+		v, ok := attrValue(m.MessageAttributes[k])
 		if !ok {
-			return nil, malformedf(id, "message attribute %s must be a String or a Number", bounded(name))
+			return nil, malformedf(id, "%v", &cebinding.AttrError{Name: strings.ToLower(name), Where: where, Err: errors.New("must be a String or a Number")})
 		}
-		str := fmt.Sprint(val)
-		var err error
-		switch attr {
-		case "id":
-			err = ec.SetID(str)
-		case "source":
-			err = ec.SetSource(str)
-		case "type":
-			err = ec.SetType(str)
-		case "subject":
-			// sdk-go takes "" for unset.
-			if strings.TrimSpace(str) == "" {
-				err = errors.New("subject must be a non-empty string")
-				break
-			}
-			err = ec.SetSubject(str)
-		case "time":
-			t, perr := cetypes.ParseTime(strings.TrimSpace(str))
-			if perr != nil {
-				err = errors.New("not an RFC 3339 timestamp")
-			} else {
-				err = ec.SetTime(t)
-			}
-		case "dataschema":
-			if strings.TrimSpace(str) == "" {
-				err = errors.New("dataschema must be a non-empty URI")
-				break
-			}
-			err = ec.SetDataSchema(str)
-		case "datacontenttype":
-			return nil, malformedf(id, "message attribute %s: in binary mode datacontenttype is the %s attribute", bounded(name), attrContentType)
-		default:
-			if !event.IsExtensionNameValid(attr) || attr != strings.ToLower(attr) {
-				return nil, malformedf(id, "message attribute %s: %q is not a CloudEvents attribute name (use a-z and 0-9)", bounded(name), bounded(attr))
-			}
-			err = ec.SetExtension(attr, val)
+		if err := r.Set(name, v); err != nil {
+			return nil, malformedf(id, "%v", cebinding.At(err, where))
 		}
-		if err != nil {
-			return nil, malformedf(id, "message attribute %s: %v", bounded(name), err)
+	}
+	ec, err := r.Context("message attribute " + attrPrefix)
+	if err != nil {
+		return nil, malformedf(id, "%v", err)
+	}
+	if v, ok := m.MessageAttributes[attrContentType]; ok {
+		ct, ok := attrString(v)
+		if !ok {
+			return nil, malformedf(id, "message attribute %s must be a String", attrContentType)
 		}
+		_ = ec.SetDataContentType(ct)
 	}
 	e := &event.Event{Context: ec}
 	if body != "" {
@@ -197,6 +158,18 @@ func binaryEvent(m *types.Message, body string) (*event.Event, *malformed) {
 		return nil, malformedf(id, "%s", sdkReason(err))
 	}
 	return e, nil
+}
+
+// binaryID is the event id of a binary-mode message, for a malformed
+// one's reason: its ce-id String attribute, the prefix in any case.
+func binaryID(m *types.Message) string {
+	for k, name := range cebinding.SortedHeaders(m.MessageAttributes, attrPrefix) {
+		if strings.EqualFold(name, "id") {
+			id, _ := attrString(m.MessageAttributes[k])
+			return id
+		}
+	}
+	return ""
 }
 
 // wrap makes a CloudEvent of a plain message: id is the message id, source

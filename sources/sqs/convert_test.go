@@ -147,6 +147,27 @@ func TestBinary(t *testing.T) {
 	}
 }
 
+// TestBinaryAsOtherTransports: binary mode reads 0.3 as well as 1.0 (the
+// sqs sink writes an event's own specversion), and the ce- prefix and
+// attribute names in any case, lower-cased, as every transport does.
+func TestBinaryAsOtherTransports(t *testing.T) {
+	s := testSource(nil)
+	e, bad := s.toEvent(msg("x", map[string]types.MessageAttributeValue{
+		"CE-SPECVERSION": str("0.3"),
+		"Ce-Id":          str("evt-3"),
+		"ce-Source":      str("/orders"),
+		"ce-type":        str("t"),
+		"ce-schemaurl":   str("/schema.json"),
+		"CE-Tenant":      str("acme"),
+	}))
+	if bad != nil {
+		t.Fatalf("malformed: %s", bad.reason)
+	}
+	if e.SpecVersion() != "0.3" || e.ID() != "evt-3" || e.Source() != "/orders" || e.DataSchema() != "/schema.json" || e.Extensions()["tenant"] != "acme" {
+		t.Errorf("event: %s", e)
+	}
+}
+
 func TestMalformed(t *testing.T) {
 	s := testSource(nil)
 	ce := func(extra map[string]types.MessageAttributeValue) map[string]types.MessageAttributeValue {
@@ -166,12 +187,15 @@ func TestMalformed(t *testing.T) {
 		{"structured bad JSON", `{"specversion":"1.0","id":"x",`, nil, "", "body claims to be a CloudEvent but is not valid JSON: unexpected end of JSON input at byte 30"},
 		{"structured missing source", `{"specversion":"1.0","id":"s-1","type":"t"}`, nil, "s-1", `invalid attribute "source": REQUIRED`},
 		{"structured bad specversion", `{"specversion":"9.9","id":"s-2","source":"/s","type":"t"}`, nil, "s-2", `invalid attribute "specversion": unknown value: 9.9`},
-		{"binary bad specversion", "x", map[string]types.MessageAttributeValue{"ce-specversion": str("0.1"), "ce-id": str("b-0")}, "b-0", `unsupported specversion "0.1" in message attribute ce-specversion (use 1.0)`},
-		{"binary missing type", "x", map[string]types.MessageAttributeValue{"ce-specversion": str("1.0"), "ce-id": str("b-1"), "ce-source": str("/s")}, "b-1", `invalid attribute "type": MUST be a non-empty string`},
-		{"binary bad time", "x", ce(map[string]types.MessageAttributeValue{"ce-time": str("yesterday")}), "b-1", "message attribute ce-time: not an RFC 3339 timestamp"},
-		{"binary bad extension name", "x", ce(map[string]types.MessageAttributeValue{"ce-Tenant_ID": str("a")}), "b-1", `message attribute ce-Tenant_ID: "Tenant_ID" is not a CloudEvents attribute name (use a-z and 0-9)`},
-		{"binary datacontenttype", "x", ce(map[string]types.MessageAttributeValue{"ce-datacontenttype": str("text/plain")}), "b-1", "message attribute ce-datacontenttype: in binary mode datacontenttype is the content-type attribute"},
-		{"binary binary value", "x", ce(map[string]types.MessageAttributeValue{"ce-blob": {DataType: aws.String("Binary"), BinaryValue: []byte{1}}}), "b-1", "message attribute ce-blob must be a String or a Number"},
+		{"binary bad specversion", "x", map[string]types.MessageAttributeValue{"ce-specversion": str("0.1"), "ce-id": str("b-0")}, "b-0", `invalid attribute "specversion" (message attribute ce-specversion): unsupported value "0.1" (use 1.0 or 0.3)`},
+		{"binary missing type", "x", map[string]types.MessageAttributeValue{"ce-specversion": str("1.0"), "ce-id": str("b-1"), "ce-source": str("/s")}, "b-1", `missing required attribute "type" (message attribute ce-type)`},
+		{"binary bad time", "x", ce(map[string]types.MessageAttributeValue{"ce-time": str("yesterday")}), "b-1", `invalid attribute "time" (message attribute ce-time): not an RFC 3339 timestamp: "yesterday"`},
+		{"binary bad extension name", "x", ce(map[string]types.MessageAttributeValue{"ce-Tenant_ID": str("a")}), "b-1", `invalid attribute name "tenant_id" (message attribute ce-Tenant_ID): use only letters a-z and digits`},
+		{"binary datacontenttype", "x", ce(map[string]types.MessageAttributeValue{"ce-datacontenttype": str("text/plain")}), "b-1", `invalid attribute "datacontenttype" (message attribute ce-datacontenttype): in binary mode the message's content-type is the datacontenttype; it MUST NOT be present as an attribute`},
+		{"binary attribute given twice", "x", ce(map[string]types.MessageAttributeValue{"CE-ID": str("b-2")}), "b-2", `invalid attribute "id" (message attribute ce-id): given twice (names that differ only in case or prefix)`},
+		{"binary specversion given twice", "x", ce(map[string]types.MessageAttributeValue{"CE-SPECVERSION": str("1.0")}), "b-1", `invalid attribute "specversion" (message attribute ce-specversion): given twice (names that differ only in case or prefix)`},
+		{"binary id not a string", "x", ce(map[string]types.MessageAttributeValue{"ce-id": num("7")}), "", `invalid attribute "id" (message attribute ce-id): must be a string, not integer`},
+		{"binary binary value", "x", ce(map[string]types.MessageAttributeValue{"ce-blob": {DataType: aws.String("Binary"), BinaryValue: []byte{1}}}), "b-1", `invalid attribute "blob" (message attribute ce-blob): must be a String or a Number`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
