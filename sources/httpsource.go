@@ -91,18 +91,6 @@ func EventError(err error, invalid string) string {
 	return invalid + msg
 }
 
-// NewEventContext returns an empty event context of specversion sv (1.0
-// or 0.3), or nil for another version.
-func NewEventContext(sv string) event.EventContext {
-	switch sv {
-	case event.CloudEventsVersionV1:
-		return &event.EventContextV1{}
-	case event.CloudEventsVersionV03:
-		return &event.EventContextV03{}
-	}
-	return nil
-}
-
 // CheckPath checks the path key of an HTTP source's config: a plain URL path
 // starting with "/" that http.ServeMux takes literally (no wildcards). Its
 // errors are config.FieldErrors at "path".

@@ -163,8 +163,9 @@ func (r *Reader) Set(name string, v any) error {
 	return r.set(name, "", v)
 }
 
-// SetString is Set of a string value, for transports whose values are all
-// strings (HTTP, NATS): it costs no allocation for a context attribute.
+// SetString is Set of a string value without putting it in an interface
+// (an allocation for each attribute), for transports whose values are all
+// strings (HTTP, NATS).
 func (r *Reader) SetString(name, s string) error {
 	return r.set(name, s, nil)
 }

@@ -245,3 +245,23 @@ func FuzzSetAttribute(f *testing.F) {
 		}
 	})
 }
+
+// TestSpecVersionKey: the specversion header in any case and prefix; two
+// are refused, at the second in key order.
+func TestSpecVersionKey(t *testing.T) {
+	for _, tc := range []struct {
+		h        map[string]string
+		key, err string
+	}{
+		{h: map[string]string{"ce-id": "1"}},
+		{h: map[string]string{"CE-SpecVersion": "1.0", "ce-id": "1"}, key: "CE-SpecVersion"},
+		{h: map[string]string{"cloudEvents_specversion": "1.0"}, key: "cloudEvents_specversion"},
+		{h: map[string]string{"cloudEvents:specversion": "1.0", "cloudEvents_specversion": "1.0"},
+			err: `invalid attribute "specversion" (header cloudEvents_specversion): given twice (names that differ only in case or prefix)`},
+	} {
+		key, err := SpecVersionKey(tc.h, "header", "ce-", "cloudEvents:", "cloudEvents_")
+		if key != tc.key || (err == nil) != (tc.err == "") || err != nil && err.Error() != tc.err {
+			t.Errorf("SpecVersionKey(%v) = %q, %v; want %q, %s", tc.h, key, err, tc.key, tc.err)
+		}
+	}
+}

@@ -2,10 +2,13 @@
 // bindings, written once for every transport: the walk over an event's
 // context attributes and extensions that a writer puts into headers (HTTP,
 // NATS), application properties (AMQP) or message attributes, the
-// percent-encoding of header values (HTTP, NATS), and the pieces a reader
-// needs (prefix matching, unquoting and percent-decoding). The prefix
+// percent-encoding of header values (HTTP, NATS), and the reading side:
+// prefix matching (Headers, SortedHeaders), unquoting and percent-decoding
+// (HeaderValue), and Reader, which sets each attribute from its name and
+// value with one set of rules and builds the event context. The prefix
 // ("ce-", "cloudEvents:") and the value encoding are the transport's: the
-// callbacks apply them.
+// callbacks apply them, and the transport says where an attribute was
+// (At) in the errors.
 package cebinding
 
 import (
