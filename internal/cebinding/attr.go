@@ -57,10 +57,11 @@ type AttrError struct {
 	// Name is the attribute's name, lower-cased.
 	Name string
 	// Where is the place in the message, such as "header ce-time" or
-	// "message attribute ce-time"; "" until At sets it.
+	// "message attribute ce-time": set by At, or by Context for a missing
+	// attribute.
 	Where string
-	// Err is the reason: one of the Err* values above, or one wrapping
-	// none of them.
+	// Err is the reason: one of the Err* values above, ErrNotUTF8, or
+	// another error saying what is wrong with the value.
 	Err error
 }
 
@@ -112,12 +113,12 @@ const (
 // specification (and 0.3 for events of that version), the same for every
 // transport:
 //
-//   - names are compared without regard to case and lower-cased: the spec
-//     makes every name lower-case letters and digits precisely so that hops
-//     that change the case of metadata names (HTTP, JMS-style clients)
-//     lose nothing; two names that meet once lower-cased are refused
-//     (ErrDuplicate), as is any other name (ErrName) and data
-//     (ErrReserved);
+//   - names are compared without regard to case and lower-cased, on every
+//     transport (HTTP, NATS, AMQP, SQS): the spec makes every name
+//     lower-case letters and digits precisely so that hops that change the
+//     case of metadata names (HTTP, JMS-style clients) lose nothing; two
+//     names that meet once lower-cased are refused (ErrDuplicate), and so
+//     are a name of other characters (ErrName) and data (ErrReserved);
 //   - id, source and type are required and non-empty; subject and
 //     dataschema (schemaurl in 0.3) are non-empty when present; source is a
 //     URI-reference, dataschema an absolute URI, time RFC 3339;
