@@ -263,6 +263,13 @@ func (a *appender) send(round []queued) {
 			round = a.refuse(round, err)
 			continue
 		}
+		var n int64
+		for _, q := range round {
+			if !q.internal {
+				n += int64(len(q.e.Data) + len(q.e.Route) + len(q.e.Sink) + msgOverhead)
+			}
+		}
+		a.j.health.checkBytes(n)
 		if err := a.j.health.refusal(false); err != nil {
 			// Full: the new entries are refused, the internal ones go.
 			kept := round[:0:0]
@@ -301,8 +308,21 @@ func (a *appender) send(round []queued) {
 			}
 			a.messages.Add(1)
 			a.stored.Add(uint64(len(waiters[i])))
+			a.j.health.countSent(msgSize(m))
 		}
 	}
+}
+
+// msgSize is about what m takes in its stream: subject, headers, data and
+// the store's own record.
+func msgSize(m *nats.Msg) int64 {
+	n := len(m.Subject) + len(m.Data) + msgOverhead
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return int64(n)
 }
 
 // abort fails the appends waiting for answers that will not come (the

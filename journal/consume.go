@@ -98,6 +98,7 @@ func (b *batchMsg) resolve(failed bool, delay time.Duration) error {
 
 // Ack removes the entry: it has been handled.
 func (d *Delivery) Ack() error {
+	d.c.j.finished.Add(1)
 	if d.keyed {
 		d.outcome = outcome{set: true}
 		return nil
@@ -166,6 +167,7 @@ func (d *Delivery) again(delay time.Duration, attempts int) error {
 
 // Drop removes the entry without delivery (it cannot ever be delivered).
 func (d *Delivery) Drop(reason string) error {
+	d.c.j.finished.Add(1)
 	if d.keyed {
 		d.outcome = outcome{set: true, drop: reason}
 		return nil

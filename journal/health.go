@@ -112,6 +112,13 @@ type health struct {
 	// the stream was last seen with room; refusedAt, the last refusal.
 	needRoom  int64
 	refusedAt time.Time
+	// fullFinished is the journal's finished count when it was found full
+	// (see checkStream).
+	fullFinished uint64
+	// maxBytes is journal.maxBytes as the stream has it, usedRead what the
+	// deliveries and delay streams held at the monitor's last reading, and
+	// usedSent the bytes sent since (see admitBytes).
+	maxBytes, usedRead, usedSent int64
 	// lastReload is when JetStream was last reloaded.
 	lastReload time.Time
 	// infoFails counts the stream reads that failed in a row (monitor
@@ -128,6 +135,7 @@ type health struct {
 // startHealth starts the health monitor of j.
 func (j *Journal) startHealth() {
 	h := &health{j: j, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	h.maxBytes = j.opts.MaxBytes // until the monitor reads the stream
 	if j.srv != nil && !j.opts.Memory && j.opts.MinFreeSpace > 0 {
 		h.dir, h.reserve = j.opts.Dir, j.opts.MinFreeSpace
 		if free, size, err := statfs(h.dir); err != nil {
@@ -227,6 +235,46 @@ func (h *health) admit(round []queued, internal bool) error {
 	return fmt.Errorf("%w: %s", ErrUnavailable, reason)
 }
 
+// checkBytes makes the journal full when n more bytes of new entries
+// would leave less than fullMargin of journal.maxBytes, counting from the
+// monitor's last reading of the deliveries and delay streams and what was
+// sent since (countSent). Entries leave the deliveries stream for the
+// delay stream as soon as they are retried or delayed, so the deliveries
+// stream's own limit does not bound them: without this count a fast
+// producer could overfill the journal many times between two readings.
+// Removals are not counted, so the estimate errs on the full side until
+// the next reading.
+func (h *health) checkBytes(n int64) {
+	if h == nil || n == 0 {
+		return
+	}
+	h.mu.Lock()
+	maxBytes, used := h.maxBytes, h.usedRead+h.usedSent
+	full := maxBytes > 0 && maxBytes-used-n < fullMargin(maxBytes)
+	if full {
+		h.refusedAt = time.Now()
+	}
+	h.mu.Unlock()
+	if !full {
+		return
+	}
+	reason := fmt.Sprintf("journal full: about %s of journal.maxBytes %s used", sizeText(used), sizeText(maxBytes))
+	if h.setFull(reason) {
+		h.j.log.Warn("journal: full; refusing writes until entries are delivered", "reason", reason)
+	}
+}
+
+// countSent counts n bytes published to the deliveries or delay stream
+// (see checkBytes).
+func (h *health) countSent(n int64) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.usedSent += n
+	h.mu.Unlock()
+}
+
 func (h *health) diskReason(free int64) string {
 	return fmt.Sprintf("disk full: %s free, reserve %s", sizeText(max(free, 0)), sizeText(h.reserve))
 }
@@ -246,7 +294,7 @@ func (h *health) failed(size int, err error) {
 		if mb := h.j.opts.MaxBytes; mb > 0 && strings.Contains(err.Error(), "maximum bytes") {
 			reason += " (journal.maxBytes " + sizeText(mb) + ")"
 		}
-		if h.full.set(reason) {
+		if h.setFull(reason) {
 			h.j.log.Warn("journal: full; refusing writes until entries are delivered", "reason", reason)
 		}
 		return
@@ -497,22 +545,43 @@ func (h *health) checkStream() {
 	}
 	room := maxBytes - used
 	h.mu.Lock()
+	h.maxBytes, h.usedRead, h.usedSent = maxBytes, used, 0
 	need := max(2*fullMargin(maxBytes), h.needRoom)
 	recent := time.Since(h.refusedAt) < fullHold
+	// Retries move entries between the deliveries and the delay stream,
+	// where each takes more room (its own message, the schedule's
+	// headers): with a sink down, room comes and goes without anything
+	// leaving. In the embedded journal, where this process handles every
+	// delivery, room counts only once an entry has left for good since
+	// the journal was found full. (With an external journal the other
+	// replicas' deliveries are not counted here: room alone decides.)
+	draining := j.srv == nil || j.finished.Load() != h.fullFinished
 	h.mu.Unlock()
 	switch {
 	case maxBytes > 0 && room < fullMargin(maxBytes):
 		reason := fmt.Sprintf("journal full: %s of journal.maxBytes %s used", sizeText(used), sizeText(maxBytes))
-		if h.full.set(reason) {
+		if h.setFull(reason) {
 			j.log.Warn("journal: full; refusing writes until entries are delivered", "reason", reason)
 		}
-	case h.full.get() != "" && !recent && (maxBytes <= 0 || room >= need):
+	case h.full.get() != "" && !recent && draining && (maxBytes <= 0 || room >= need):
 		h.mu.Lock()
 		h.needRoom = 0
 		h.mu.Unlock()
 		h.full.clear()
 		j.log.Info("journal: room again; taking writes")
 	}
+}
+
+// setFull sets the full cause to reason and reports whether it was clear;
+// then it notes the finished count (see checkStream).
+func (h *health) setFull(reason string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.full.set(reason) {
+		return false
+	}
+	h.fullFinished = h.j.finished.Load()
+	return true
 }
 
 // fullMargin is the room under which a stream of maxBytes is full.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/junctionhq/junction/internal/plugintest"
 )
 
@@ -144,6 +146,76 @@ func TestMaxBytesHealth(t *testing.T) {
 	if err := j.Append(ctx, []Entry{{Sink: "s", Route: "r", Data: []byte("after")}}); err != nil {
 		t.Fatalf("append after the journal was drained: %v", err)
 	}
+}
+
+// TestFullWhileRetryingStaysFull fills a journal to MaxBytes while its
+// sink fails every attempt: retried entries wait in the delay stream, out
+// of the deliveries stream's own limit, and move back and forth, so room
+// comes and goes with nothing leaving. What both streams hold stays about
+// MaxBytes (it was 25 times that, counted only once a second), and the
+// journal stays full until entries are delivered, then takes writes again.
+func TestFullWhileRetryingStaysFull(t *testing.T) {
+	const maxBytes = 64 << 10
+	j := open(t, t.TempDir(), func(o *Options) { o.MaxBytes = maxBytes })
+	defer j.Close()
+	ctx := context.Background()
+	c, err := j.Consumer(ctx, "s", ConsumeOptions{Concurrency: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up atomic.Bool
+	stop := run(t, c, func(_ context.Context, d *Delivery) {
+		if up.Load() {
+			d.Ack()
+			return
+		}
+		d.Retry(300 * time.Millisecond)
+	})
+	defer stop()
+	// Entries share journal messages, as concurrent ingests do: while a
+	// message's entries are being retried, each is stored twice (in the
+	// message, which is acknowledged once all are, and in the delay
+	// stream), and the room comes back once it is acknowledged.
+	stored := 0
+	batch := make([]Entry, 20)
+	for i := range batch {
+		batch[i] = Entry{Sink: "s", Route: "r", Data: make([]byte, 100)}
+	}
+	for err == nil {
+		if err = j.Append(ctx, batch); err == nil {
+			stored += len(batch)
+		}
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("append to a full journal: %v, want ErrUnavailable", err)
+	}
+	for end := time.Now().Add(4 * healthEvery); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if used := streamBytes(t, j); used > 2*maxBytes {
+			t.Fatalf("the deliveries and delay streams hold %d bytes; want at most about journal.maxBytes (%d)", used, maxBytes)
+		}
+		if h := j.Health(); h == nil {
+			t.Fatalf("healthy again with %d entries stored and none delivered; want full while they are retried", stored)
+		}
+	}
+	up.Store(true)
+	eventually(t, 10*time.Second, "healthy once delivered", func() bool { return j.Health() == nil })
+	if err := j.Append(ctx, []Entry{{Sink: "s", Route: "r", Data: []byte("after")}}); err != nil {
+		t.Fatalf("append after the journal was drained: %v", err)
+	}
+}
+
+// streamBytes is what the deliveries and delay streams of j hold.
+func streamBytes(t *testing.T, j *Journal) int64 {
+	t.Helper()
+	var n int64
+	for _, s := range []jetstream.Stream{j.stream, j.delayStream} {
+		info, err := s.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += int64(info.State.Bytes)
+	}
+	return n
 }
 
 func TestSubjectMatch(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -103,14 +104,18 @@ type Options struct {
 
 // Journal is an open journal.
 type Journal struct {
-	opts   Options
-	srv    *server.Server
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	lanes  lanes
-	lock   *os.File
-	log    *slog.Logger
+	opts Options
+	srv  *server.Server
+	// finished counts the entries that left the journal for good
+	// (acknowledged or dropped; not those stored again to retry): the
+	// health monitor's sign that a full journal is draining.
+	finished atomic.Uint64
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	lanes    lanes
+	lock     *os.File
+	log      *slog.Logger
 	// gsync is set with fsync: always in the embedded journal.
 	gsync *groupSync
 	// dlStream is the dead-letter store (see deadletter.go); dlSync is its
