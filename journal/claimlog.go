@@ -326,7 +326,7 @@ func (c *ClaimLog) claimLocal(keys []string, ttl time.Duration) []Mark {
 		case !ok || h.free(now):
 			c.holders[ik] = holder{id: id, at: now, ttl: int64(ttl), takeover: takeover}
 			c.fifo = append(c.fifo, taken{key: ik, id: id, end: now + int64(ttl)})
-			marks[i].State, marks[i].Since, marks[i].id = MarkClaimed, time.Unix(0, now), id
+			marks[i].State, marks[i].Since, marks[i].id, marks[i].ik = MarkClaimed, time.Unix(0, now), id, ik
 		case h.confirmed:
 			marks[i].State = MarkDone
 		default:
@@ -391,12 +391,12 @@ func (c *ClaimLog) Release(ctx context.Context, marks []Mark) error {
 // settleLocal confirms or releases (op) in local mode the keys that marks
 // hold in the index, and returns them. c.mu is held.
 func (c *ClaimLog) settleLocal(marks []Mark, op byte) []string {
-	var keys []string
+	keys := make([]string, 0, len(marks))
 	for _, mk := range marks {
 		if mk.State != MarkClaimed || mk.id == 0 {
 			continue
 		}
-		ik := c.key(mk.Key)
+		ik := mk.ik
 		h, ok := c.holders[ik]
 		if !ok || h.id != mk.id {
 			continue

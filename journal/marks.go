@@ -76,9 +76,10 @@ type Mark struct {
 	rev   uint64
 	ttl   time.Duration
 	// Of a ClaimLog: the claim's place in its message, and the holder
-	// it made (local mode).
+	// it made and its key in the index (local mode).
 	idx uint32
 	id  uint64
+	ik  ikey
 }
 
 // Values of marks.

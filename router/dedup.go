@@ -111,7 +111,7 @@ func (d *deduper) ingest(ctx context.Context, events []*event.Event, route func(
 		return unavailable(fmt.Errorf("dedup: %w", err))
 	}
 	// Wait for the marks that another request holds.
-	deadline := time.Now().Add(d.marks.TakeoverAfter() / 2)
+	var deadline time.Time
 	for {
 		var busy []int
 		for i, mk := range marks {
@@ -121,6 +121,9 @@ func (d *deduper) ingest(ctx context.Context, events []*event.Event, route func(
 		}
 		if len(busy) == 0 {
 			break
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(d.marks.TakeoverAfter() / 2)
 		}
 		if time.Now().After(deadline) {
 			d.release(ctx, marks)
@@ -149,15 +152,19 @@ func (d *deduper) ingest(ctx context.Context, events []*event.Event, route func(
 			marks[i] = got[n]
 		}
 	}
-	todo := make([]*event.Event, 0, len(uniq))
-	held := make([]journal.Mark, 0, len(uniq))
-	for i, mk := range marks {
-		switch mk.State {
-		case journal.MarkClaimed:
-			todo = append(todo, uniq[i])
-			held = append(held, mk)
-		case journal.MarkDone:
-			dupes++
+	// Most often every event is new: then they all go, without copies.
+	todo, held := uniq, marks
+	if !allClaimed(marks) {
+		todo = make([]*event.Event, 0, len(uniq))
+		held = make([]journal.Mark, 0, len(uniq))
+		for i, mk := range marks {
+			switch mk.State {
+			case journal.MarkClaimed:
+				todo = append(todo, uniq[i])
+				held = append(held, mk)
+			case journal.MarkDone:
+				dupes++
+			}
 		}
 	}
 	if len(todo) > 0 {
@@ -175,6 +182,15 @@ func (d *deduper) ingest(ctx context.Context, events []*event.Event, route func(
 		d.dupes.Add(float64(dupes))
 	}
 	return nil
+}
+
+func allClaimed(marks []journal.Mark) bool {
+	for _, mk := range marks {
+		if mk.State != journal.MarkClaimed {
+			return false
+		}
+	}
+	return true
 }
 
 // release releases the marks held by this call; when that fails, they are
