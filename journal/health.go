@@ -119,6 +119,7 @@ type health struct {
 	// deliveries and delay streams held at the monitor's last reading, and
 	// usedSent the bytes sent since (see admitBytes).
 	maxBytes, usedRead, usedSent int64
+	readAt                       time.Time
 	// lastReload is when JetStream was last reloaded.
 	lastReload time.Time
 	// infoFails counts the stream reads that failed in a row (monitor
@@ -242,8 +243,10 @@ func (h *health) admit(round []queued, internal bool) error {
 // delay stream as soon as they are retried or delayed, so the deliveries
 // stream's own limit does not bound them: without this count a fast
 // producer could overfill the journal many times between two readings.
-// Removals are not counted, so the estimate errs on the full side until
-// the next reading.
+// Removals are not counted, so the estimate errs on the full side: when
+// it says full and the reading is older than freshBytes, the streams are
+// read again first (so that a small maxBytes under a high rate of
+// deliveries that keep up is not taken for full).
 func (h *health) checkBytes(n int64) {
 	if h == nil || n == 0 {
 		return
@@ -251,17 +254,55 @@ func (h *health) checkBytes(n int64) {
 	h.mu.Lock()
 	maxBytes, used := h.maxBytes, h.usedRead+h.usedSent
 	full := maxBytes > 0 && maxBytes-used-n < fullMargin(maxBytes)
-	if full {
-		h.refusedAt = time.Now()
-	}
+	stale := time.Since(h.readAt) > freshBytes
 	h.mu.Unlock()
+	if full && stale {
+		if read, err := h.readBytes(); err == nil {
+			h.mu.Lock()
+			h.usedRead, h.usedSent, h.readAt = read, 0, time.Now()
+			used = read
+			h.mu.Unlock()
+			full = maxBytes-used-n < fullMargin(maxBytes)
+		}
+	}
 	if !full {
 		return
 	}
+	h.mu.Lock()
+	h.refusedAt = time.Now()
+	h.mu.Unlock()
 	reason := fmt.Sprintf("journal full: about %s of journal.maxBytes %s used", sizeText(used), sizeText(maxBytes))
 	if h.setFull(reason) {
 		h.j.log.Warn("journal: full; refusing writes until entries are delivered", "reason", reason)
 	}
+}
+
+// freshBytes is how old a reading of the streams' bytes may be for
+// checkBytes to refuse new entries on it.
+// (At most one reading per freshBytes while the journal is nearly full:
+// an in-process request of about 0.1 ms.)
+const freshBytes = 5 * time.Millisecond
+
+// readBytes reads what the deliveries and delay streams hold.
+func (h *health) readBytes() (int64, error) {
+	if h.j.stream == nil {
+		return 0, errors.New("no stream")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	info, err := h.j.stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	used := int64(info.State.Bytes)
+	if h.j.delayStream != nil {
+		di, err := h.j.delayStream.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		used += int64(di.State.Bytes)
+	}
+	return used, nil
 }
 
 // countSent counts n bytes published to the deliveries or delay stream
@@ -545,7 +586,7 @@ func (h *health) checkStream() {
 	}
 	room := maxBytes - used
 	h.mu.Lock()
-	h.maxBytes, h.usedRead, h.usedSent = maxBytes, used, 0
+	h.maxBytes, h.usedRead, h.usedSent, h.readAt = maxBytes, used, 0, time.Now()
 	need := max(2*fullMargin(maxBytes), h.needRoom)
 	recent := time.Since(h.refusedAt) < fullHold
 	// Retries move entries between the deliveries and the delay stream,
@@ -553,9 +594,12 @@ func (h *health) checkStream() {
 	// headers): with a sink down, room comes and goes without anything
 	// leaving. In the embedded journal, where this process handles every
 	// delivery, room counts only once an entry has left for good since
-	// the journal was found full. (With an external journal the other
-	// replicas' deliveries are not counted here: room alone decides.)
-	draining := j.srv == nil || j.finished.Load() != h.fullFinished
+	// the journal was found full, or when half the journal is free (more
+	// than moves explain; and a journal found full by checkBytes's
+	// estimate may hold nothing left to deliver). With an external
+	// journal the other replicas' deliveries are not counted here: room
+	// alone decides.
+	draining := j.srv == nil || j.finished.Load() != h.fullFinished || room >= maxBytes/2
 	h.mu.Unlock()
 	switch {
 	case maxBytes > 0 && room < fullMargin(maxBytes):
