@@ -204,6 +204,30 @@ func TestFullWhileRetryingStaysFull(t *testing.T) {
 	}
 }
 
+// TestFullEstimateReopens makes the count of bytes sent since the last
+// reading say full while the journal holds nothing (the count ignores
+// removals): new entries are refused, and with nothing left to deliver the
+// journal opens again once the monitor reads it (half of it free), rather
+// than waiting for a delivery that never comes.
+func TestFullEstimateReopens(t *testing.T) {
+	const maxBytes = 1 << 20
+	j := open(t, t.TempDir(), func(o *Options) { o.MaxBytes = maxBytes })
+	defer j.Close()
+	ctx := context.Background()
+	h := j.health
+	h.mu.Lock()
+	h.usedSent, h.readAt = 2*maxBytes, time.Now().Add(time.Hour) // a reading that stays fresh
+	h.mu.Unlock()
+	err := j.Append(ctx, []Entry{{Sink: "s", Route: "r", Data: []byte("x")}})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "journal full") {
+		t.Fatalf("append with the count at twice maxBytes: %v; want journal full", err)
+	}
+	eventually(t, 5*time.Second, "healthy again with nothing stored", func() bool { return j.Health() == nil })
+	if err := j.Append(ctx, []Entry{{Sink: "s", Route: "r", Data: []byte("y")}}); err != nil {
+		t.Fatalf("append once open again: %v", err)
+	}
+}
+
 // streamBytes is what the deliveries and delay streams of j hold.
 func streamBytes(t *testing.T, j *Journal) int64 {
 	t.Helper()
