@@ -359,7 +359,10 @@ func TestDedupReadsOldMarks(t *testing.T) {
 	}
 	j.Close()
 
-	yml := fmt.Sprintf("journal: {dir: %q, writeTimeout: 1s}\n", dir) + strings.SplitN(fmt.Sprintf(dedupConfig, "dd7"), "\n", 3)[2]
+	// The pending mark is taken over 2 x writeTimeout after it was made:
+	// 3 s leaves the router's start under load (it took over 2 s in a CI
+	// run) well inside it.
+	yml := fmt.Sprintf("journal: {dir: %q, writeTimeout: 3s}\n", dir) + strings.SplitN(fmt.Sprintf(dedupConfig, "dd7"), "\n", 3)[2]
 	r := runRouter(t, compile(t, yml), Options{})
 	eventually(t, 5*time.Second, "ready", r.Ready)
 	rec := recorderNamed("dd7")
@@ -368,7 +371,7 @@ func TestDedupReadsOldMarks(t *testing.T) {
 	if err := in.Ingest(context.Background(), []*event.Event{accepting}); !errors.Is(err, sources.ErrUnavailable) {
 		t.Errorf("an event pending in the old bucket: %v, want ErrUnavailable until the takeover", err)
 	}
-	eventually(t, 10*time.Second, "taken over", func() bool { return in.Ingest(context.Background(), []*event.Event{accepting}) == nil })
+	eventually(t, 15*time.Second, "taken over", func() bool { return in.Ingest(context.Background(), []*event.Event{accepting}) == nil })
 	eventually(t, 5*time.Second, "delivered", func() bool { return len(rec.got()) == 2 })
 	time.Sleep(100 * time.Millisecond)
 	if got := ids(rec.got()); got != "/test/new /test/crashed" {
