@@ -266,7 +266,7 @@ func (a *appender) send(round []queued) {
 		var n int64
 		for _, q := range round {
 			if !q.internal {
-				n += int64(len(q.e.Data) + len(q.e.Route) + len(q.e.Sink) + msgOverhead)
+				n += entrySize(q.e)
 			}
 		}
 		a.j.health.checkBytes(n)

@@ -117,7 +117,7 @@ type health struct {
 	fullFinished uint64
 	// maxBytes is journal.maxBytes as the stream has it, usedRead what the
 	// deliveries and delay streams held at the monitor's last reading, and
-	// usedSent the bytes sent since (see admitBytes).
+	// usedSent the bytes sent since (see checkBytes).
 	maxBytes, usedRead, usedSent int64
 	readAt                       time.Time
 	// lastReload is when JetStream was last reloaded.
@@ -211,7 +211,7 @@ func (h *health) admit(round []queued, internal bool) error {
 	}
 	var n int64
 	for _, q := range round {
-		n += int64(len(q.e.Data) + len(q.e.Route) + len(q.e.Sink) + msgOverhead)
+		n += entrySize(q.e)
 	}
 	h.mu.Lock()
 	if time.Since(h.diskAt) > diskFresh {
@@ -248,7 +248,7 @@ func (h *health) admit(round []queued, internal bool) error {
 // read again first (so that a small maxBytes under a high rate of
 // deliveries that keep up is not taken for full).
 func (h *health) checkBytes(n int64) {
-	if h == nil || n == 0 {
+	if h == nil || n == 0 || h.j.opts.MaxBytes <= 0 {
 		return
 	}
 	h.mu.Lock()
@@ -294,21 +294,28 @@ func (h *health) readBytes() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	used := int64(info.State.Bytes)
-	if h.j.delayStream != nil {
-		di, err := h.j.delayStream.Info(ctx)
-		if err != nil {
-			return 0, err
-		}
-		used += int64(di.State.Bytes)
+	delayed, err := h.delayBytes(ctx)
+	return int64(info.State.Bytes) + delayed, err
+}
+
+// delayBytes reads what the delay stream holds (0 without one): what
+// waits there counts toward journal.maxBytes, as it goes back to the
+// deliveries when due.
+func (h *health) delayBytes(ctx context.Context) (int64, error) {
+	if h.j.delayStream == nil {
+		return 0, nil
 	}
-	return used, nil
+	info, err := h.j.delayStream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int64(info.State.Bytes), nil
 }
 
 // countSent counts n bytes published to the deliveries or delay stream
 // (see checkBytes).
 func (h *health) countSent(n int64) {
-	if h == nil {
+	if h == nil || h.j.opts.MaxBytes <= 0 {
 		return
 	}
 	h.mu.Lock()
@@ -577,11 +584,9 @@ func (h *health) checkStream() {
 	}
 	maxBytes := info.Config.MaxBytes
 	used := int64(info.State.Bytes)
-	if maxBytes > 0 && j.delayStream != nil {
-		// What waits in the delay stream counts too: it goes back to
-		// the deliveries when due.
-		if di, err := j.delayStream.Info(ctx); err == nil {
-			used += int64(di.State.Bytes)
+	if maxBytes > 0 {
+		if delayed, err := h.delayBytes(ctx); err == nil {
+			used += delayed
 		}
 	}
 	room := maxBytes - used
@@ -626,6 +631,11 @@ func (h *health) setFull(reason string) bool {
 	}
 	h.fullFinished = h.j.finished.Load()
 	return true
+}
+
+// entrySize is about what e takes in the journal.
+func entrySize(e Entry) int64 {
+	return int64(len(e.Data) + len(e.Route) + len(e.Sink) + msgOverhead)
 }
 
 // fullMargin is the room under which a stream of maxBytes is full.
